@@ -1,0 +1,285 @@
+//! Error types. Each names its cause; none carries a payload the caller already owns.
+
+use core::fmt;
+
+/// A ring header failed validation (at open) or a ring configuration was refused (at create).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The memory is smaller than a header.
+    TooSmall {
+        /// Bytes available.
+        size: u64,
+    },
+    /// The creator has not finished initialising the ring (its ready word is not set).
+    NotReady,
+    /// The magic is not `RINGBELL`: this is not a ringbell region.
+    BadMagic {
+        /// The value found.
+        found: u64,
+    },
+    /// The region was written by a build using another layout version.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
+    /// The region was written by a machine of the other byte order.
+    WrongEndianness,
+    /// The header-size field is not this build's header size.
+    BadHeaderSize {
+        /// The value found.
+        found: u32,
+    },
+    /// The region holds another kind of ring.
+    WrongKind {
+        /// The kind found.
+        found: u32,
+        /// The kind expected.
+        expected: u32,
+    },
+    /// The flags word has bits this build does not understand.
+    UnsupportedFlags {
+        /// The flags found.
+        flags: u32,
+    },
+    /// The capacity is not a power of two within `MIN_CAPACITY..=MAX_CAPACITY`.
+    BadCapacity {
+        /// The capacity found or requested.
+        capacity: u64,
+    },
+    /// The stored mask is not `capacity - 1`.
+    BadMask {
+        /// The mask found.
+        mask: u64,
+        /// The capacity found.
+        capacity: u64,
+    },
+    /// The memory's size is not header plus capacity.
+    SizeMismatch {
+        /// Bytes available.
+        size: u64,
+        /// Bytes the header implies.
+        expected: u64,
+    },
+    /// The frame cap exceeds half the capacity (less a record header).
+    BadFrameCap {
+        /// The frame cap found or requested.
+        frame_cap: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// A starting position that is not a multiple of 8.
+    BadStartPosition {
+        /// The position requested.
+        position: u64,
+    },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::TooSmall { size } => write!(f, "region of {size} bytes is smaller than a header"),
+            Self::NotReady => f.write_str("region is not ready (its creator has not finished)"),
+            Self::BadMagic { found } => write!(f, "not a ringbell region (magic {found:#018x})"),
+            Self::UnsupportedVersion { found } => write!(
+                f,
+                "unsupported layout version {found} (this build reads {})",
+                crate::layout::LAYOUT_VERSION
+            ),
+            Self::WrongEndianness => f.write_str("region was written with the other byte order"),
+            Self::BadHeaderSize { found } => write!(f, "unexpected header size {found}"),
+            Self::WrongKind { found, expected } => {
+                write!(f, "region holds ring kind {found}, expected {expected}")
+            }
+            Self::UnsupportedFlags { flags } => write!(f, "unsupported header flags {flags:#x}"),
+            Self::BadCapacity { capacity } => write!(
+                f,
+                "capacity {capacity} is not a power of two between {} and {}",
+                crate::layout::MIN_CAPACITY,
+                crate::layout::MAX_CAPACITY
+            ),
+            Self::BadMask { mask, capacity } => {
+                write!(f, "mask {mask:#x} does not match capacity {capacity}")
+            }
+            Self::SizeMismatch { size, expected } => {
+                write!(f, "region is {size} bytes, its header implies {expected}")
+            }
+            Self::BadFrameCap { frame_cap, max } => {
+                write!(f, "frame cap {frame_cap} exceeds the maximum {max}")
+            }
+            Self::BadStartPosition { position } => {
+                write!(f, "start position {position} is not a multiple of 8")
+            }
+        }
+    }
+}
+
+impl core::error::Error for HeaderError {}
+
+/// Shared state of a live ring that no correct peer could have written.
+///
+/// Seeing one means the peer is buggy or hostile, or the memory was overwritten. The ring is
+/// not repaired: every later call on the same side reports corruption again or returns what
+/// it can prove valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// The write position moved backwards, past the read position plus capacity, or off
+    /// the 8-byte grid.
+    WritePosition {
+        /// The value read.
+        found: u64,
+    },
+    /// The read position moved backwards, past the write position, or off the 8-byte grid.
+    ReadPosition {
+        /// The value read.
+        found: u64,
+    },
+    /// A record header that is not committed, runs past the end of the data area or the
+    /// published data, or exceeds the frame cap.
+    Record {
+        /// Position of the header.
+        position: u64,
+        /// The length word read.
+        word: u32,
+    },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::WritePosition { found } => write!(f, "corrupt write position {found}"),
+            Self::ReadPosition { found } => write!(f, "corrupt read position {found}"),
+            Self::Record { position, word } => {
+                write!(f, "corrupt record header {word:#010x} at position {position}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Corruption {}
+
+/// Attaching a producer or consumer to a ring failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// The header is invalid.
+    Header(HeaderError),
+    /// Another handle holds the role (in this process or another).
+    RoleTaken {
+        /// The owner id in the role word.
+        owner: u64,
+    },
+    /// The role's previous holder closed it; a ring role is never reused after a clean close.
+    RoleClosed,
+    /// The ring's positions are inconsistent.
+    Corrupt(Corruption),
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Header(e) => write!(f, "invalid ring header: {e}"),
+            Self::RoleTaken { owner } => write!(f, "role already held by owner {owner:#x}"),
+            Self::RoleClosed => f.write_str("role was closed by its previous holder"),
+            Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
+        }
+    }
+}
+
+impl core::error::Error for AttachError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Header(e) => Some(e),
+            Self::Corrupt(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+impl From<HeaderError> for AttachError {
+    fn from(e: HeaderError) -> Self {
+        Self::Header(e)
+    }
+}
+
+/// Sending a frame failed; nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The frame exceeds the ring's frame cap. Refused at once, whatever the ring holds:
+    /// waiting would never help.
+    TooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The ring's frame cap.
+        max: usize,
+    },
+    /// Not enough free space right now; retry after the consumer releases some.
+    Full,
+    /// The consumer closed its end: nothing sent now could ever be read.
+    Closed,
+    /// The consumer's position is inconsistent.
+    Corrupt(Corruption),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the frame cap of {max}")
+            }
+            Self::Full => f.write_str("ring is full"),
+            Self::Closed => f.write_str("the consumer closed the ring"),
+            Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
+        }
+    }
+}
+
+impl core::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Corrupt(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Receiving a frame failed; nothing was consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// No frame is available right now.
+    Empty,
+    /// The producer closed its end and every frame it sent has been received.
+    Closed,
+    /// The caller's buffer is shorter than the next frame; the frame stays in the ring.
+    BufferTooSmall {
+        /// The next frame's length.
+        needed: usize,
+    },
+    /// The producer wrote something no correct producer writes.
+    Corrupt(Corruption),
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("ring is empty"),
+            Self::Closed => f.write_str("the producer closed the ring and it is drained"),
+            Self::BufferTooSmall { needed } => {
+                write!(f, "buffer too small: the next frame is {needed} bytes")
+            }
+            Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
+        }
+    }
+}
+
+impl core::error::Error for RecvError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Corrupt(c) => Some(c),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The shared-memory access layer: the only code that touches a raw pointer into a region.
+//!
+//! A [`Mem`] is a view of `len` bytes that other threads and processes may read and write
+//! at any time. It offers exactly two kinds of access:
+//!
+//! * **atomic words** — 32- and 64-bit loads, stores, swaps, compare-exchanges and
+//!   fetch-adds at a byte offset. Every header word, position, role word, doorbell word and
+//!   record header is reached this way, so a concurrent write by a peer is never a data race
+//!   in the Rust memory model.
+//! * **byte copies** in and out, for payload. A payload byte is never used to decide
+//!   anything: it is copied out once and handed to the user. The protocol guarantees that a
+//!   well-behaved peer never touches bytes while we copy them (the positions, published with
+//!   Release and read with Acquire, hand each byte range from one side to the other). A
+//!   hostile peer that writes while we copy can only change which bytes we copy.
+//!
+//! No Rust reference (`&[u8]`, `&Header`) is ever created over the mapping: words are reached
+//! through raw pointers turned into `&AtomicU32`/`&AtomicU64`, which permit concurrent
+//! mutation.
+//!
+//! # Bounds
+//!
+//! Every access checks its offset against the view's length and the word's alignment. The
+//! offsets come from positions that were validated against the ring's geometry first, so a
+//! failing check means a bug in this crate, never bad input: it panics rather than touch
+//! memory outside the mapping. The fuzz targets exercise this claim.
+//!
+//! # Loom
+//!
+//! Under `--cfg loom` the same API is backed by loom atomics and `loom::cell::UnsafeCell`
+//! chunks instead of raw memory (see `mem/loom.rs`); callers do not change.
+
+#[cfg(not(loom))]
+mod raw;
+#[cfg(not(loom))]
+pub use raw::Mem;
+
+#[cfg(loom)]
+mod loom;
+#[cfg(loom)]
+pub use self::loom::Mem;
+
+/// Memory that can hold a ring: anything that can hand out a [`Mem`] view which stays
+/// valid for as long as `self` (or a clone of it) lives.
+///
+/// Implemented by [`Region`](crate::region::Region) (a mapped memfd) and
+/// [`HeapRegion`](crate::region::HeapRegion) (in-process) under `std`, and by
+/// [`RawRegion`] for `no_std` users who bring their own mapping.
+///
+/// # Safety
+///
+/// The [`Mem`] returned by [`mem`](Self::mem) must stay valid for reads and writes, at the
+/// same address and length, for as long as `self` is alive. Every call must return a view of
+/// the same memory.
+pub unsafe trait SharedMemory {
+    /// The view of the memory.
+    fn mem(&self) -> Mem;
+}
+
+/// A `no_std` [`SharedMemory`] over memory the caller maps and keeps alive.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::mem::RawRegion;
+/// use ringbell::spsc::{self, Consumer, Producer, RingConfig};
+/// use ringbell::OwnerId;
+///
+/// // A static, 8-byte aligned buffer standing in for a shared mapping.
+/// #[repr(C, align(128))]
+/// struct Buf([u8; 1024 + 256]);
+/// let buf: &'static mut Buf = Box::leak(Box::new(Buf([0; 1024 + 256])));
+///
+/// // SAFETY: the buffer is leaked, so it lives forever, and nothing else touches it.
+/// let region = unsafe { RawRegion::new(buf.0.as_mut_ptr(), buf.0.len()) }.unwrap();
+/// spsc::init(&region, &RingConfig::new(256)).unwrap();
+/// let mut tx = Producer::attach(region, OwnerId::new(1).unwrap()).unwrap();
+/// let mut rx = Consumer::attach(region, OwnerId::new(2).unwrap()).unwrap();
+/// tx.try_send(7, b"hi").unwrap();
+/// let mut out = [0u8; 8];
+/// assert_eq!(rx.try_recv_into(&mut out).unwrap(), (7, 2));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct RawRegion {
+    mem: Mem,
+}
+
+impl RawRegion {
+    /// Wraps `len` bytes at `ptr`. Returns `None` if `ptr` is not 8-byte aligned.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads and writes of `len` bytes for as long as this value or
+    /// any copy of it, or any ring handle attached over it, is alive. Other threads and
+    /// processes may access the memory concurrently, but only through this crate (or code
+    /// following the same protocol); no Rust reference to the bytes may exist.
+    pub unsafe fn new(ptr: *mut u8, len: usize) -> Option<Self> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Mem::from_raw_parts(ptr, len) }.map(|mem| Self { mem })
+    }
+}
+
+// SAFETY: `RawRegion::new`'s contract makes the caller keep the memory valid.
+unsafe impl SharedMemory for RawRegion {
+    fn mem(&self) -> Mem {
+        self.mem
+    }
+}
+
+// SAFETY: a reference lives no longer than the value, which keeps its memory valid.
+unsafe impl<T: SharedMemory + ?Sized> SharedMemory for &T {
+    fn mem(&self) -> Mem {
+        (**self).mem()
+    }
+}

@@ -1,0 +1,929 @@
+//! A single-producer single-consumer ring of variable-length frames in shared memory.
+//!
+//! # What it guarantees
+//!
+//! * **Lock-free and wait-free.** [`Producer::try_send`], [`Producer::reserve`],
+//!   [`Consumer::try_recv_into`] and [`Consumer::try_read`] finish in a bounded number of
+//!   steps whatever the peer does; they never block and never make a system call.
+//! * **Order.** Frames arrive in the order they were committed, each exactly once.
+//! * **No silent drop.** A frame above the [frame cap](Producer::max_frame) is refused at
+//!   once with [`SendError::TooLarge`]; a full ring returns [`SendError::Full`]; a consumer
+//!   that closed its end returns [`SendError::Closed`].
+//! * **Untrusted peer.** Every word read from shared memory is read once, validated, and
+//!   used from the local copy. A peer that writes garbage produces
+//!   [`Corrupt`](crate::Corruption) errors — never a panic, an out-of-bounds access or an
+//!   endless loop. The default read path copies the payload out.
+//!
+//! It does not block: sleeping and waking (doorbells) are layered on top.
+//!
+//! # The protocol
+//!
+//! Two `u64` positions count bytes since the ring was created and only grow (wrapping):
+//! `write` (the producer's, on its own cache line) and `read` (the consumer's). A byte
+//! position `p` lives at data offset `p & mask`. The bytes in `read..write` hold published
+//! records; the rest is free. Each side keeps a private copy of its own position (it is the
+//! only writer) and a cached copy of the other's, which it refreshes only when the cache says
+//! full or empty.
+//!
+//! * The producer writes a record — payload bytes, then its header words, and a padding
+//!   record first if it must wrap — into free space, then stores `write` with **Release**.
+//! * The consumer loads `write` with **Acquire**, so every byte of every record before it is
+//!   visible; it reads a record, then stores `read` with **Release** to free it.
+//! * The producer loads `read` with **Acquire** before reusing space, so the consumer's
+//!   reads of that space happened before the producer's new writes.
+//!
+//! No byte range is ever accessed by both sides at once: ownership passes with each
+//! Release/Acquire pair. A record up to half the capacity (header included) always fits once
+//! the ring is empty, because the padding in front of it is shorter than the record.
+//!
+//! # Validation
+//!
+//! A position read from the peer is accepted only if it stays on the 8-byte grid, did not move
+//! backwards, and keeps `write - read <= capacity` (all in wrapping arithmetic, so values near
+//! `u64::MAX` are fine). A record header is accepted only if it is committed, within the frame
+//! cap, inside the data area and inside the published bytes; padding only if it reaches the
+//! end of the data area exactly and does not start at offset 0.
+//!
+//! # Zero copy
+//!
+//! [`Grant`] (producer side) and [`ReadGuard`] (consumer side) expose the record in place
+//! through copying methods that are sound whatever the peer does. Their `as_mut_slice` and
+//! `as_slice` methods hand out Rust slices into shared memory; they are `unsafe fn`s for
+//! trusted peers only, because a peer writing those bytes at the same time is a data race.
+//!
+//! # Examples
+//!
+//! ```
+//! use ringbell::spsc;
+//!
+//! let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+//! tx.try_send(1, b"hello").unwrap();
+//! let mut grant = tx.reserve(5).unwrap();
+//! grant.copy_from_slice(b"world");
+//! grant.commit(2);
+//!
+//! let mut buf = [0u8; 64];
+//! assert_eq!(rx.try_recv_into(&mut buf).unwrap(), (1, 5));
+//! assert_eq!(&buf[..5], b"hello");
+//! let frame = rx.try_recv().unwrap();
+//! assert_eq!((frame.tag, &frame.data[..]), (2, &b"world"[..]));
+//! assert!(!rx.has_data());
+//! ```
+
+use core::fmt;
+
+use crate::error::{AttachError, Corruption, HeaderError, RecvError, SendError};
+use crate::frame::{self, Decoded};
+use crate::layout::{
+    self, CONSUMER_OWNER_OFF, Geometry, HEADER_SIZE, PRODUCER_OWNER_OFF, READ_POS_OFF,
+    RingKind, WRITE_POS_OFF,
+};
+use crate::mem::{Mem, SharedMemory};
+use crate::role::{self, OwnerId};
+use crate::sync::Ordering;
+
+/// How to create an SPSC ring.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::spsc::RingConfig;
+///
+/// let cfg = RingConfig::new(1 << 16).frame_cap(1024);
+/// assert_eq!(cfg.region_size().unwrap(), 1024 + (1 << 16));
+/// assert!(RingConfig::new(1000).region_size().is_err()); // not a power of two
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    capacity: usize,
+    frame_cap: Option<usize>,
+    start_position: u64,
+}
+
+impl RingConfig {
+    /// A ring whose data area holds `capacity` bytes: a power of two from
+    /// [`MIN_CAPACITY`](layout::MIN_CAPACITY) to [`MAX_CAPACITY`](layout::MAX_CAPACITY).
+    /// The frame cap defaults to the largest allowed, `capacity / 2 - 8`.
+    pub const fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            frame_cap: None,
+            start_position: 0,
+        }
+    }
+
+    /// Caps frames at `max` payload bytes (at most `capacity / 2 - 8`).
+    pub const fn frame_cap(mut self, max: usize) -> Self {
+        self.frame_cap = Some(max);
+        self
+    }
+
+    /// Starts both positions at `position` (a multiple of 8) instead of 0. Positions are
+    /// wrapping `u64` counters; starting near `u64::MAX` exercises their wrap in tests.
+    pub const fn start_position(mut self, position: u64) -> Self {
+        self.start_position = position;
+        self
+    }
+
+    /// The data-area capacity requested.
+    pub const fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Checks the configuration and returns the ring's geometry.
+    ///
+    /// # Errors
+    ///
+    /// [`HeaderError::BadCapacity`], [`HeaderError::BadFrameCap`] or
+    /// [`HeaderError::BadStartPosition`].
+    pub fn geometry(&self) -> Result<Geometry, HeaderError> {
+        if self.start_position % frame::ALIGN as u64 != 0 {
+            return Err(HeaderError::BadStartPosition {
+                position: self.start_position,
+            });
+        }
+        layout::geometry(RingKind::Spsc, self.capacity, self.frame_cap)
+    }
+
+    /// Bytes of shared memory the ring needs: header plus capacity.
+    ///
+    /// # Errors
+    ///
+    /// As [`geometry`](Self::geometry).
+    pub fn region_size(&self) -> Result<usize, HeaderError> {
+        self.geometry().map(|g| g.region_size())
+    }
+}
+
+/// Writes a fresh SPSC ring header into `shm`, making it ready to attach.
+///
+/// Call it once, on memory nobody uses yet: re-initialising a live ring loses its frames.
+/// Under `std`, [`Region::create_spsc`](crate::region::Region::create_spsc) and
+/// [`HeapRegion::new_spsc`](crate::region::HeapRegion::new_spsc) call it for you.
+///
+/// # Errors
+///
+/// The configuration's errors (see [`RingConfig::geometry`]), or
+/// [`HeaderError::SizeMismatch`] if `shm` is smaller than
+/// [`RingConfig::region_size`].
+pub fn init<S: SharedMemory + ?Sized>(shm: &S, cfg: &RingConfig) -> Result<Geometry, HeaderError> {
+    let geo = cfg.geometry()?;
+    layout::init(&shm.mem(), &geo, cfg.start_position)?;
+    Ok(geo)
+}
+
+/// Validates a position pair read at attach time.
+fn check_positions(write: u64, read: u64, capacity: usize) -> Result<(), Corruption> {
+    if write % frame::ALIGN as u64 != 0 {
+        return Err(Corruption::WritePosition { found: write });
+    }
+    if read % frame::ALIGN as u64 != 0 || write.wrapping_sub(read) > capacity as u64 {
+        return Err(Corruption::ReadPosition { found: read });
+    }
+    Ok(())
+}
+
+/// The writing end of an SPSC ring.
+///
+/// Dropping it closes the producer role for good: the consumer drains what was sent, then
+/// sees [`RecvError::Closed`].
+pub struct Producer<S: SharedMemory> {
+    mem: Mem,
+    /// Data-area capacity, from the geometry validated at attach; never re-read.
+    capacity: usize,
+    /// `capacity - 1`.
+    mask: u64,
+    /// Largest payload accepted.
+    frame_cap: usize,
+    /// Our position: one past the last byte we published. Only we write `WRITE_POS`.
+    write: u64,
+    /// Last validated value of the consumer's `READ_POS`; `write - cached_read <= capacity`.
+    cached_read: u64,
+    owner: OwnerId,
+    /// Keeps the memory behind `mem` alive.
+    shm: S,
+}
+
+impl<S: SharedMemory> Producer<S> {
+    /// Claims the producer role of the ring in `shm` for `owner`.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::Header`] if the header is invalid, [`AttachError::RoleTaken`] if another
+    /// handle holds the role, [`AttachError::RoleClosed`] if a previous producer closed it,
+    /// [`AttachError::Corrupt`] if the positions are inconsistent.
+    pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
+        let mem = shm.mem();
+        let geo = layout::validate(&mem, RingKind::Spsc)?;
+        role::claim(&mem, PRODUCER_OWNER_OFF, owner)?;
+        // Acquire on both: pairs with the Release stores of a previous holder of either role.
+        let write = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+        if let Err(c) = check_positions(write, read, geo.capacity) {
+            role::unclaim(&mem, PRODUCER_OWNER_OFF, owner);
+            return Err(AttachError::Corrupt(c));
+        }
+        Ok(Self {
+            mem,
+            capacity: geo.capacity,
+            mask: geo.mask(),
+            frame_cap: geo.frame_cap,
+            write,
+            cached_read: read,
+            owner,
+            shm,
+        })
+    }
+
+    /// The largest payload [`try_send`](Self::try_send) and [`reserve`](Self::reserve)
+    /// accept, in bytes.
+    #[inline]
+    pub fn max_frame(&self) -> usize {
+        self.frame_cap
+    }
+
+    /// The ring's data-area capacity in bytes.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The memory this producer writes into.
+    pub fn shared_memory(&self) -> &S {
+        &self.shm
+    }
+
+    /// Whether the consumer has closed its end. Once true it stays true.
+    pub fn is_consumer_closed(&self) -> bool {
+        role::is_closed(&self.mem, CONSUMER_OWNER_OFF)
+    }
+
+    /// Re-reads the consumer's position. Possibly full → refresh → really full.
+    #[cold]
+    fn refresh_read(&mut self) -> Result<(), Corruption> {
+        // Acquire: pairs with the Release store in `Consumer::release`; the consumer's reads of
+        // the space it freed happen before we write into it.
+        let read = self.mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+        // Valid iff on the grid and between the cached value and our write position.
+        let moved = read.wrapping_sub(self.cached_read);
+        if read % frame::ALIGN as u64 != 0 || moved > self.write.wrapping_sub(self.cached_read) {
+            return Err(Corruption::ReadPosition { found: read });
+        }
+        self.cached_read = read;
+        Ok(())
+    }
+
+    /// Reserves room for a frame of exactly `len` payload bytes and returns a [`Grant`] to
+    /// fill it in place. Nothing is visible to the consumer until [`Grant::commit`];
+    /// dropping the grant aborts.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] at once if `len > max_frame()`; [`SendError::Closed`] if the
+    /// consumer closed; [`SendError::Full`] if the free space is too small right now;
+    /// [`SendError::Corrupt`] if the consumer's position is inconsistent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::spsc;
+    /// use ringbell::SendError;
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(64).unwrap();
+    /// assert_eq!(tx.max_frame(), 24);
+    /// assert_eq!(tx.reserve(25).unwrap_err(), SendError::TooLarge { len: 25, max: 24 });
+    ///
+    /// let mut grant = tx.reserve(3).unwrap();
+    /// grant.write_at(0, b"abc");
+    /// grant.commit(9);
+    /// assert_eq!(rx.try_recv().unwrap().data, b"abc");
+    ///
+    /// drop(tx.reserve(3).unwrap()); // aborted: nothing is sent
+    /// assert!(!rx.has_data());
+    /// ```
+    #[inline]
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, S>, SendError> {
+        if len > self.frame_cap {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.frame_cap,
+            });
+        }
+        if self.is_consumer_closed() {
+            return Err(SendError::Closed);
+        }
+        let size = frame::record_size(len);
+        let off = (self.write & self.mask) as usize;
+        let to_end = self.capacity - off;
+        let pad = if size > to_end { to_end } else { 0 };
+        let need = (pad + size) as u64;
+        if need > self.capacity as u64 - self.write.wrapping_sub(self.cached_read) {
+            self.refresh_read().map_err(SendError::Corrupt)?;
+            if need > self.capacity as u64 - self.write.wrapping_sub(self.cached_read) {
+                return Err(SendError::Full);
+            }
+        }
+        let record = if pad > 0 { 0 } else { off };
+        Ok(Grant {
+            producer: self,
+            record,
+            len,
+            pad,
+        })
+    }
+
+    /// Sends one frame: `tag` travels untouched beside the payload `data`.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Self::reserve); on error nothing was written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::{spsc, SendError};
+    ///
+    /// let (mut tx, _rx) = spsc::channel(64).unwrap();
+    /// tx.try_send(1, &[0; 24]).unwrap(); // 32 bytes with its header
+    /// tx.try_send(2, &[0; 24]).unwrap();
+    /// assert_eq!(tx.try_send(3, &[]), Err(SendError::Full));
+    /// assert!(matches!(tx.try_send(4, &[0; 25]), Err(SendError::TooLarge { .. })));
+    /// ```
+    #[inline]
+    pub fn try_send(&mut self, tag: u32, data: &[u8]) -> Result<(), SendError> {
+        let mut grant = self.reserve(data.len())?;
+        grant.copy_from_slice(data);
+        grant.commit(tag);
+        Ok(())
+    }
+
+    /// Writes the headers of a filled grant and publishes it.
+    #[inline]
+    fn publish(&mut self, record: usize, pad: usize, len: usize, tag: u32) {
+        let mem = &self.mem;
+        if pad > 0 {
+            let at = HEADER_SIZE + (self.write & self.mask) as usize;
+            mem.store_u32(at, frame::padding_word(pad), Ordering::Relaxed);
+        }
+        let at = HEADER_SIZE + record;
+        mem.store_u32(at + 4, tag, Ordering::Relaxed);
+        mem.store_u32(at, frame::record_word(len), Ordering::Relaxed);
+        self.write = self
+            .write
+            .wrapping_add((pad + frame::record_size(len)) as u64);
+        // Release: pairs with the Acquire loads of WRITE_POS in `Consumer::refresh_write` and
+        // `Consumer::has_data`; the payload and headers above are visible before the position.
+        mem.store_u64(WRITE_POS_OFF, self.write, Ordering::Release);
+    }
+}
+
+impl<S: SharedMemory> Drop for Producer<S> {
+    fn drop(&mut self) {
+        role::close(&self.mem, PRODUCER_OWNER_OFF, self.owner);
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for Producer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity)
+            .field("frame_cap", &self.frame_cap)
+            .field("write", &self.write)
+            .field("cached_read", &self.cached_read)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+/// Room for one frame, reserved by [`Producer::reserve`]. Fill it, then
+/// [`commit`](Self::commit); dropping it aborts and sends nothing.
+#[must_use = "a grant sends nothing until it is committed; dropping it aborts"]
+pub struct Grant<'a, S: SharedMemory> {
+    producer: &'a mut Producer<S>,
+    /// Data-area offset of the record header.
+    record: usize,
+    /// Payload bytes reserved.
+    len: usize,
+    /// Bytes of padding to write before the record (0 if it does not wrap).
+    pad: usize,
+}
+
+impl<S: SharedMemory> Grant<'_, S> {
+    /// Payload bytes reserved.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the grant is for a zero-length frame.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn payload_off(&self) -> usize {
+        HEADER_SIZE + self.record + frame::RECORD_HEADER
+    }
+
+    /// Copies `src` into the grant at byte `offset`.
+    ///
+    /// # Panics
+    ///
+    /// If `offset + src.len()` exceeds [`len`](Self::len) — a bug in the caller, like an
+    /// out-of-range slice index.
+    #[inline]
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) {
+        assert!(
+            offset <= self.len && src.len() <= self.len - offset,
+            "write of {} bytes at {offset} past a grant of {}",
+            src.len(),
+            self.len
+        );
+        self.producer.mem.copy_in(self.payload_off() + offset, src);
+    }
+
+    /// Copies `src`, which must be exactly [`len`](Self::len) bytes, into the grant.
+    ///
+    /// # Panics
+    ///
+    /// If `src.len() != self.len()`.
+    #[inline]
+    pub fn copy_from_slice(&mut self, src: &[u8]) {
+        assert_eq!(src.len(), self.len, "source length differs from the grant");
+        self.producer.mem.copy_in(self.payload_off(), src);
+    }
+
+    /// The reserved payload bytes as a slice, for writing in place.
+    ///
+    /// # Safety
+    ///
+    /// For trusted peers only: nothing else may read or write these bytes while the slice
+    /// lives. A correct consumer never does (the bytes are not published yet); a buggy or
+    /// hostile process that maps the same memory could, and that would be a data race.
+    /// The bytes' initial contents are whatever the ring last held there.
+    #[inline]
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        let ptr = self.producer.mem.bytes_ptr(self.payload_off(), self.len);
+        // SAFETY: `ptr` points at `len` bytes inside the mapping, which outlives `self`
+        // (the producer borrows its keep-alive); the caller promises exclusive access, and the
+        // `&mut self` borrow stops a second slice from this grant.
+        unsafe { core::slice::from_raw_parts_mut(ptr, self.len) }
+    }
+
+    /// Publishes the frame with all [`len`](Self::len) bytes and `tag`.
+    #[inline]
+    pub fn commit(self, tag: u32) {
+        let len = self.len;
+        self.commit_len(tag, len);
+    }
+
+    /// Publishes the frame with only its first `used` bytes (clamped to
+    /// [`len`](Self::len)) and `tag`.
+    #[inline]
+    pub fn commit_len(self, tag: u32, used: usize) {
+        let used = used.min(self.len);
+        // A grant has no `Drop`: aborting needs no work, as nothing was published.
+        self.producer.publish(self.record, self.pad, used, tag);
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for Grant<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant")
+            .field("record", &self.record)
+            .field("len", &self.len)
+            .field("pad", &self.pad)
+            .finish()
+    }
+}
+
+/// Where the next record is, once validated.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    /// Data-area offset of the header.
+    off: usize,
+    len: usize,
+    tag: u32,
+}
+
+/// The reading end of an SPSC ring.
+///
+/// Dropping it closes the consumer role for good: the producer's later sends fail with
+/// [`SendError::Closed`].
+pub struct Consumer<S: SharedMemory> {
+    mem: Mem,
+    /// Data-area capacity, from the geometry validated at attach; never re-read.
+    capacity: usize,
+    /// `capacity - 1`.
+    mask: u64,
+    /// Largest payload a valid record carries.
+    frame_cap: usize,
+    /// Our position: one past the last byte we released. Only we write `READ_POS`.
+    read: u64,
+    /// Last validated value of the producer's `WRITE_POS`; `cached_write - read <= capacity`.
+    cached_write: u64,
+    owner: OwnerId,
+    /// Keeps the memory behind `mem` alive.
+    shm: S,
+}
+
+impl<S: SharedMemory> Consumer<S> {
+    /// Claims the consumer role of the ring in `shm` for `owner`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::attach`].
+    pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
+        let mem = shm.mem();
+        let geo = layout::validate(&mem, RingKind::Spsc)?;
+        role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
+        // Acquire on both: pairs with the Release stores of the producer and of a previous
+        // consumer.
+        let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+        let write = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        if let Err(c) = check_positions(write, read, geo.capacity) {
+            role::unclaim(&mem, CONSUMER_OWNER_OFF, owner);
+            return Err(AttachError::Corrupt(c));
+        }
+        Ok(Self {
+            mem,
+            capacity: geo.capacity,
+            mask: geo.mask(),
+            frame_cap: geo.frame_cap,
+            read,
+            cached_write: write,
+            owner,
+            shm,
+        })
+    }
+
+    /// The ring's frame cap: no valid frame is longer.
+    #[inline]
+    pub fn max_frame(&self) -> usize {
+        self.frame_cap
+    }
+
+    /// The ring's data-area capacity in bytes.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The memory this consumer reads from.
+    pub fn shared_memory(&self) -> &S {
+        &self.shm
+    }
+
+    /// Whether the producer has closed its end. Frames it sent before closing can still be
+    /// received. Once true it stays true.
+    pub fn is_producer_closed(&self) -> bool {
+        role::is_closed(&self.mem, PRODUCER_OWNER_OFF)
+    }
+
+    /// Whether a frame can be received now. A pure peek: it changes nothing at all — no
+    /// shared word, no cached position, no statistic.
+    ///
+    /// `true` stays true until this consumer receives (only it can take frames away), so the
+    /// next [`try_read`](Self::try_read) succeeds — or reports corruption, which also counts as
+    /// something to look at. `false` may go stale at any moment as the producer sends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::spsc;
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(256).unwrap();
+    /// assert!(!rx.has_data()); // may stop being true at any moment
+    /// tx.try_send(0, b"x").unwrap();
+    /// assert!(rx.has_data()); // stays true until we receive
+    /// assert!(rx.try_recv().is_ok());
+    /// ```
+    pub fn has_data(&self) -> bool {
+        // Acquire: pairs with the Release in `Producer::publish`, so the header below is the
+        // one published.
+        let write = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let avail = write.wrapping_sub(self.read);
+        if avail == 0 {
+            return false;
+        }
+        if avail > self.capacity as u64 {
+            return true; // corrupt: the next receive reports it
+        }
+        let off = (self.read & self.mask) as usize;
+        let word = self.mem.load_u32(HEADER_SIZE + off, Ordering::Relaxed);
+        match frame::decode(word) {
+            Decoded::Padding { size } if off != 0 && size == self.capacity - off => {
+                avail > size as u64
+            }
+            _ => true,
+        }
+    }
+
+    /// Re-reads the producer's position. Possibly empty → refresh → really empty.
+    fn refresh_write(&mut self) -> Result<(), Corruption> {
+        // Acquire: pairs with the Release in `Producer::publish`; every record before the new
+        // position is fully written and visible.
+        let write = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let avail = write.wrapping_sub(self.read);
+        if write % frame::ALIGN as u64 != 0
+            || avail > self.capacity as u64
+            || avail < self.cached_write.wrapping_sub(self.read)
+        {
+            return Err(Corruption::WritePosition { found: write });
+        }
+        self.cached_write = write;
+        Ok(())
+    }
+
+    /// Frees `size` bytes at our position.
+    #[inline]
+    fn release(&mut self, size: usize) {
+        self.read = self.read.wrapping_add(size as u64);
+        // Release: pairs with the Acquire in `Producer::refresh_read`; our reads of the freed
+        // bytes happen before the producer overwrites them.
+        self.mem
+            .store_u64(READ_POS_OFF, self.read, Ordering::Release);
+    }
+
+    /// Finds and validates the next record, skipping (and freeing) one padding record.
+    #[inline]
+    fn next_record(&mut self) -> Result<Rec, RecvError> {
+        // At most two rounds: a padding record never starts at offset 0, and after one we
+        // are at offset 0, so the second round finds a record or gives up.
+        for _ in 0..2 {
+            let mut avail = self.cached_write.wrapping_sub(self.read);
+            if avail == 0 {
+                self.refresh_write().map_err(RecvError::Corrupt)?;
+                avail = self.cached_write.wrapping_sub(self.read);
+                if avail == 0 {
+                    return Err(self.empty_or_closed());
+                }
+            }
+            let off = (self.read & self.mask) as usize;
+            let word = self.mem.load_u32(HEADER_SIZE + off, Ordering::Relaxed);
+            let corrupt = RecvError::Corrupt(Corruption::Record {
+                position: self.read,
+                word,
+            });
+            match frame::decode(word) {
+                Decoded::Padding { size } => {
+                    if off == 0 || size != self.capacity - off || size as u64 > avail {
+                        return Err(corrupt);
+                    }
+                    self.release(size);
+                }
+                Decoded::Record { len } => {
+                    if len > self.frame_cap {
+                        return Err(corrupt);
+                    }
+                    let size = frame::record_size(len);
+                    if size > self.capacity - off || size as u64 > avail {
+                        return Err(corrupt);
+                    }
+                    let tag = self.mem.load_u32(HEADER_SIZE + off + 4, Ordering::Relaxed);
+                    return Ok(Rec { off, len, tag });
+                }
+                Decoded::Invalid => return Err(corrupt),
+            }
+        }
+        Err(RecvError::Corrupt(Corruption::Record {
+            position: self.read,
+            word: 0,
+        }))
+    }
+
+    /// The ring is empty: says whether it will stay so because the producer closed.
+    #[cold]
+    fn empty_or_closed(&mut self) -> RecvError {
+        if !self.is_producer_closed() {
+            return RecvError::Empty;
+        }
+        // The close was published after the producer's last position (Release/Acquire in
+        // `role`), so one more refresh sees everything it sent.
+        match self.refresh_write() {
+            Err(c) => RecvError::Corrupt(c),
+            Ok(()) if self.cached_write == self.read => RecvError::Closed,
+            Ok(()) => RecvError::Empty, // more arrived: the caller's next call receives it
+        }
+    }
+
+    /// Borrows the next frame in place. The frame is freed when the guard drops.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] if there is none; [`RecvError::Closed`] if there is none and the
+    /// producer closed; [`RecvError::Corrupt`] if the producer wrote something invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::{spsc, RecvError};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(256).unwrap();
+    /// tx.try_send(5, b"in place").unwrap();
+    /// {
+    ///     let frame = rx.try_read().unwrap();
+    ///     assert_eq!((frame.tag(), frame.len()), (5, 8));
+    ///     let mut head = [0u8; 2];
+    ///     frame.read_at(0, &mut head);
+    ///     assert_eq!(&head, b"in");
+    /// } // freed here
+    /// assert_eq!(rx.try_read().unwrap_err(), RecvError::Empty);
+    /// ```
+    #[inline]
+    pub fn try_read(&mut self) -> Result<ReadGuard<'_, S>, RecvError> {
+        let rec = self.next_record()?;
+        Ok(ReadGuard {
+            consumer: self,
+            rec,
+        })
+    }
+
+    /// Copies the next frame into `buf` and frees it; returns its tag and length.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](Self::try_read), and [`RecvError::BufferTooSmall`] — leaving the frame
+    /// in the ring — if `buf` is shorter than the frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::{spsc, RecvError};
+    ///
+    /// let (mut tx, mut rx) = spsc::channel(256).unwrap();
+    /// tx.try_send(3, b"four").unwrap();
+    /// let mut small = [0u8; 2];
+    /// assert_eq!(rx.try_recv_into(&mut small), Err(RecvError::BufferTooSmall { needed: 4 }));
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(rx.try_recv_into(&mut buf), Ok((3, 4)));
+    /// ```
+    #[inline]
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<(u32, usize), RecvError> {
+        let rec = self.next_record()?;
+        let dst = buf
+            .get_mut(..rec.len)
+            .ok_or(RecvError::BufferTooSmall { needed: rec.len })?;
+        self.mem
+            .copy_out(HEADER_SIZE + rec.off + frame::RECORD_HEADER, dst);
+        self.release(frame::record_size(rec.len));
+        Ok((rec.tag, rec.len))
+    }
+
+    /// Receives the next frame into a new [`Frame`](crate::Frame).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_read`](Self::try_read).
+    #[cfg(feature = "std")]
+    pub fn try_recv(&mut self) -> Result<crate::Frame, RecvError> {
+        let guard = self.try_read()?;
+        Ok(crate::Frame {
+            tag: guard.tag(),
+            data: guard.to_vec(),
+        })
+    }
+}
+
+impl<S: SharedMemory> Drop for Consumer<S> {
+    fn drop(&mut self) {
+        role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for Consumer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity)
+            .field("frame_cap", &self.frame_cap)
+            .field("read", &self.read)
+            .field("cached_write", &self.cached_write)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+/// A received frame, still in the ring; freed when dropped.
+#[must_use = "dropping a read guard frees the frame unread"]
+pub struct ReadGuard<'a, S: SharedMemory> {
+    consumer: &'a mut Consumer<S>,
+    rec: Rec,
+}
+
+impl<S: SharedMemory> ReadGuard<'_, S> {
+    /// The frame's tag.
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        self.rec.tag
+    }
+
+    /// The frame's payload length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.rec.len
+    }
+
+    /// Whether the payload is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.rec.len == 0
+    }
+
+    #[inline]
+    fn payload_off(&self) -> usize {
+        HEADER_SIZE + self.rec.off + frame::RECORD_HEADER
+    }
+
+    /// Copies payload bytes starting at `offset` into `dst`.
+    ///
+    /// # Panics
+    ///
+    /// If `offset + dst.len()` exceeds [`len`](Self::len) — a bug in the caller.
+    #[inline]
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) {
+        assert!(
+            offset <= self.rec.len && dst.len() <= self.rec.len - offset,
+            "read of {} bytes at {offset} past a frame of {}",
+            dst.len(),
+            self.rec.len
+        );
+        self.consumer.mem.copy_out(self.payload_off() + offset, dst);
+    }
+
+    /// Copies the payload into a new `Vec`.
+    #[cfg(feature = "std")]
+    pub fn to_vec(&self) -> std::vec::Vec<u8> {
+        let mut v = std::vec![0u8; self.rec.len];
+        self.consumer.mem.copy_out(self.payload_off(), &mut v);
+        v
+    }
+
+    /// The payload as a slice into shared memory, without copying.
+    ///
+    /// # Safety
+    ///
+    /// For trusted peers only: nothing may write these bytes while the slice lives. A correct
+    /// producer never does (they stay ours until the guard drops); a buggy or hostile process
+    /// mapping the same memory could, and that would be a data race.
+    #[inline]
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        let ptr = self.consumer.mem.bytes_ptr(self.payload_off(), self.rec.len);
+        // SAFETY: `ptr` points at `len` bytes inside the mapping, which outlives the guard;
+        // the caller promises nobody writes them while the slice lives.
+        unsafe { core::slice::from_raw_parts(ptr, self.rec.len) }
+    }
+}
+
+impl<S: SharedMemory> Drop for ReadGuard<'_, S> {
+    fn drop(&mut self) {
+        self.consumer.release(frame::record_size(self.rec.len));
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for ReadGuard<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadGuard")
+            .field("tag", &self.rec.tag)
+            .field("len", &self.rec.len)
+            .finish()
+    }
+}
+
+/// Creates an in-process SPSC ring of `capacity` bytes on the heap and attaches both ends.
+///
+/// # Errors
+///
+/// As [`RingConfig::geometry`].
+///
+/// # Examples
+///
+/// ```
+/// let (mut tx, mut rx) = ringbell::spsc::channel(1024).unwrap();
+/// std::thread::spawn(move || tx.try_send(0, b"ping").unwrap()).join().unwrap();
+/// assert_eq!(rx.try_recv().unwrap().data, b"ping");
+/// ```
+#[cfg(feature = "std")]
+pub fn channel(
+    capacity: usize,
+) -> Result<
+    (
+        Producer<crate::region::HeapRegion>,
+        Consumer<crate::region::HeapRegion>,
+    ),
+    HeaderError,
+> {
+    let region = crate::region::HeapRegion::new_spsc(&RingConfig::new(capacity))?;
+    let tx = Producer::attach(region.clone(), OwnerId::unique()).map_err(attach_to_header)?;
+    let rx = Consumer::attach(region, OwnerId::unique()).map_err(attach_to_header)?;
+    Ok((tx, rx))
+}
+
+/// A fresh ring cannot fail to attach except through its header.
+#[cfg(feature = "std")]
+fn attach_to_header(e: AttachError) -> HeaderError {
+    match e {
+        AttachError::Header(h) => h,
+        _ => HeaderError::NotReady,
+    }
+}
