@@ -151,7 +151,10 @@ impl fmt::Display for Corruption {
             Self::WritePosition { found } => write!(f, "corrupt write position {found}"),
             Self::ReadPosition { found } => write!(f, "corrupt read position {found}"),
             Self::Record { position, word } => {
-                write!(f, "corrupt record header {word:#010x} at position {position}")
+                write!(
+                    f,
+                    "corrupt record header {word:#010x} at position {position}"
+                )
             }
         }
     }

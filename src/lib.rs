@@ -48,7 +48,7 @@ mod error;
 pub mod frame;
 pub mod layout;
 pub mod mem;
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub mod region;
 mod role;
 pub mod spsc;

@@ -37,7 +37,7 @@ pub use raw::Mem;
 #[cfg(loom)]
 mod loom;
 #[cfg(loom)]
-pub use self::loom::Mem;
+pub use self::loom::{LoomRegion, Mem};
 
 /// Memory that can hold a ring: anything that can hand out a [`Mem`] view which stays
 /// valid for as long as `self` (or a clone of it) lives.
@@ -57,6 +57,7 @@ pub unsafe trait SharedMemory {
 }
 
 /// A `no_std` [`SharedMemory`] over memory the caller maps and keeps alive.
+#[cfg(not(loom))]
 ///
 /// # Examples
 ///
@@ -79,11 +80,13 @@ pub unsafe trait SharedMemory {
 /// let mut out = [0u8; 8];
 /// assert_eq!(rx.try_recv_into(&mut out).unwrap(), (7, 2));
 /// ```
+#[cfg(not(loom))]
 #[derive(Clone, Copy, Debug)]
 pub struct RawRegion {
     mem: Mem,
 }
 
+#[cfg(not(loom))]
 impl RawRegion {
     /// Wraps `len` bytes at `ptr`. Returns `None` if `ptr` is not 8-byte aligned.
     ///
@@ -100,6 +103,7 @@ impl RawRegion {
 }
 
 // SAFETY: `RawRegion::new`'s contract makes the caller keep the memory valid.
+#[cfg(not(loom))]
 unsafe impl SharedMemory for RawRegion {
     fn mem(&self) -> Mem {
         self.mem

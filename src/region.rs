@@ -271,11 +271,9 @@ impl Region {
     /// As [`create_spsc`](Self::create_spsc).
     pub fn create_spsc_with(cfg: &RingConfig, opts: &RegionOptions) -> Result<Self, RegionError> {
         let size = cfg.region_size()?;
-        let fd = rustix::fs::memfd_create(
-            "ringbell",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(io_err("memfd_create"))?;
+        let fd =
+            rustix::fs::memfd_create("ringbell", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+                .map_err(io_err("memfd_create"))?;
         rustix::fs::ftruncate(&fd, size as u64).map_err(io_err("ftruncate"))?;
         rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).map_err(io_err("fcntl(F_ADD_SEALS)"))?;
         let region = Self {

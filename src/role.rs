@@ -86,7 +86,13 @@ impl fmt::Debug for OwnerId {
 pub(crate) fn claim(mem: &Mem, off: usize, owner: OwnerId) -> Result<(), AttachError> {
     // AcqRel: the Acquire half pairs with the Release in `close` of an earlier holder; the
     // Release half is harmless and keeps the claim ordered before our first access.
-    match mem.cas_u64(off, ROLE_FREE, owner.get(), Ordering::AcqRel, Ordering::Acquire) {
+    match mem.cas_u64(
+        off,
+        ROLE_FREE,
+        owner.get(),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         Ok(_) => Ok(()),
         Err(ROLE_CLOSED) => Err(AttachError::RoleClosed),
         Err(other) => Err(AttachError::RoleTaken { owner: other }),
@@ -95,14 +101,26 @@ pub(crate) fn claim(mem: &Mem, off: usize, owner: OwnerId) -> Result<(), AttachE
 
 /// Gives a claimed role back without closing it (an attach that failed half way).
 pub(crate) fn unclaim(mem: &Mem, off: usize, owner: OwnerId) {
-    let _ = mem.cas_u64(off, owner.get(), ROLE_FREE, Ordering::Release, Ordering::Relaxed);
+    let _ = mem.cas_u64(
+        off,
+        owner.get(),
+        ROLE_FREE,
+        Ordering::Release,
+        Ordering::Relaxed,
+    );
 }
 
 /// Marks the role held by `owner` closed for good.
 pub(crate) fn close(mem: &Mem, off: usize, owner: OwnerId) {
     // Release: pairs with the Acquire in `is_closed`; everything this side published before
     // closing is visible to a peer that sees the role closed.
-    let _ = mem.cas_u64(off, owner.get(), ROLE_CLOSED, Ordering::Release, Ordering::Relaxed);
+    let _ = mem.cas_u64(
+        off,
+        owner.get(),
+        ROLE_CLOSED,
+        Ordering::Release,
+        Ordering::Relaxed,
+    );
 }
 
 /// Whether the role word at `off` says its holder closed it.

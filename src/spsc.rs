@@ -75,8 +75,8 @@ use core::fmt;
 use crate::error::{AttachError, Corruption, HeaderError, RecvError, SendError};
 use crate::frame::{self, Decoded};
 use crate::layout::{
-    self, CONSUMER_OWNER_OFF, Geometry, HEADER_SIZE, PRODUCER_OWNER_OFF, READ_POS_OFF,
-    RingKind, WRITE_POS_OFF,
+    self, CONSUMER_OWNER_OFF, Geometry, HEADER_SIZE, PRODUCER_OWNER_OFF, READ_POS_OFF, RingKind,
+    WRITE_POS_OFF,
 };
 use crate::mem::{Mem, SharedMemory};
 use crate::role::{self, OwnerId};
@@ -463,6 +463,7 @@ impl<S: SharedMemory> Grant<'_, S> {
     /// hostile process that maps the same memory could, and that would be a data race.
     /// The bytes' initial contents are whatever the ring last held there.
     #[inline]
+    #[cfg(not(loom))]
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         let ptr = self.producer.mem.bytes_ptr(self.payload_off(), self.len);
         // SAFETY: `ptr` points at `len` bytes inside the mapping, which outlives `self`
@@ -867,8 +868,12 @@ impl<S: SharedMemory> ReadGuard<'_, S> {
     /// producer never does (they stay ours until the guard drops); a buggy or hostile process
     /// mapping the same memory could, and that would be a data race.
     #[inline]
+    #[cfg(not(loom))]
     pub unsafe fn as_slice(&self) -> &[u8] {
-        let ptr = self.consumer.mem.bytes_ptr(self.payload_off(), self.rec.len);
+        let ptr = self
+            .consumer
+            .mem
+            .bytes_ptr(self.payload_off(), self.rec.len);
         // SAFETY: `ptr` points at `len` bytes inside the mapping, which outlives the guard;
         // the caller promises nobody writes them while the slice lives.
         unsafe { core::slice::from_raw_parts(ptr, self.rec.len) }
@@ -903,7 +908,7 @@ impl<S: SharedMemory> fmt::Debug for ReadGuard<'_, S> {
 /// std::thread::spawn(move || tx.try_send(0, b"ping").unwrap()).join().unwrap();
 /// assert_eq!(rx.try_recv().unwrap().data, b"ping");
 /// ```
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub fn channel(
     capacity: usize,
 ) -> Result<
@@ -920,7 +925,7 @@ pub fn channel(
 }
 
 /// A fresh ring cannot fail to attach except through its header.
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 fn attach_to_header(e: AttachError) -> HeaderError {
     match e {
         AttachError::Header(h) => h,

@@ -1,0 +1,220 @@
+//! The loom backend: the same API as the raw backend, over loom atomics and cells, so the
+//! models in `loom-tests/` run the crate's real protocol code.
+//!
+//! Memory is a run of 8-byte slots. Each slot has a loom `AtomicU64` (for 64-bit words), two
+//! loom `AtomicU32`s (for 32-bit words at offsets 0 and 4) and a `loom::cell::UnsafeCell` for
+//! payload bytes. The protocol accesses each location at one width at a time (positions are
+//! `u64`, header and record words `u32`, payload bytes through copies), so giving each access
+//! kind its own object loses nothing — and it lets loom see a payload copy that races with a
+//! write as the data race it is.
+
+extern crate std;
+
+use core::ptr::NonNull;
+use std::boxed::Box;
+use std::sync::Arc;
+use std::vec::Vec;
+
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::SharedMemory;
+
+struct Slot {
+    w64: AtomicU64,
+    w32: [AtomicU32; 2],
+    bytes: UnsafeCell<[u8; 8]>,
+}
+
+struct Slots {
+    slots: Box<[Slot]>,
+    len: usize,
+}
+
+/// A view of loom-modelled memory; see the raw backend for the contract.
+#[derive(Clone, Copy, Debug)]
+pub struct Mem {
+    slots: NonNull<Slots>,
+    len: usize,
+}
+
+// SAFETY: loom objects are themselves Send + Sync; `Mem` only reaches them by shared reference.
+unsafe impl Send for Mem {}
+// SAFETY: as above.
+unsafe impl Sync for Mem {}
+
+impl core::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Slots({})", self.len)
+    }
+}
+
+impl Mem {
+    fn slots(&self) -> &Slots {
+        // SAFETY: `LoomRegion` keeps the slots alive while any view is used (the
+        // `SharedMemory` contract).
+        unsafe { self.slots.as_ref() }
+    }
+
+    fn check(&self, off: usize, size: usize, align: usize) {
+        let in_bounds = off <= self.len && size <= self.len - off;
+        assert!(
+            in_bounds && off % align == 0,
+            "ringbell: shared-memory access out of bounds (a bug in ringbell): \
+             offset {off}, size {size}, view {}",
+            self.len
+        );
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        self.check(off, 4, 4);
+        &self.slots().slots[off / 8].w32[(off % 8) / 4]
+    }
+
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        self.check(off, 8, 8);
+        &self.slots().slots[off / 8].w64
+    }
+
+    /// Length of the view in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Atomic load of the `u32` at `off`.
+    pub fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+        self.u32_at(off).load(order)
+    }
+
+    /// Atomic store of the `u32` at `off`.
+    pub fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+        self.u32_at(off).store(val, order)
+    }
+
+    /// Atomic swap of the `u32` at `off`.
+    pub fn swap_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.u32_at(off).swap(val, order)
+    }
+
+    /// Atomic wrapping add to the `u32` at `off`.
+    pub fn fetch_add_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.u32_at(off).fetch_add(val, order)
+    }
+
+    /// Atomic compare-exchange of the `u32` at `off`.
+    pub fn cas_u32(
+        &self,
+        off: usize,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        self.u32_at(off)
+            .compare_exchange(current, new, success, failure)
+    }
+
+    /// Atomic load of the `u64` at `off`.
+    pub fn load_u64(&self, off: usize, order: Ordering) -> u64 {
+        self.u64_at(off).load(order)
+    }
+
+    /// Atomic store of the `u64` at `off`.
+    pub fn store_u64(&self, off: usize, val: u64, order: Ordering) {
+        self.u64_at(off).store(val, order)
+    }
+
+    /// Atomic compare-exchange of the `u64` at `off`.
+    pub fn cas_u64(
+        &self,
+        off: usize,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        self.u64_at(off)
+            .compare_exchange(current, new, success, failure)
+    }
+
+    /// Copies `src` into the view at `off`, slot by slot through loom cells.
+    pub fn copy_in(&self, off: usize, src: &[u8]) {
+        self.check(off, src.len(), 1);
+        let mut done = 0;
+        while done < src.len() {
+            let at = off + done;
+            let (slot, start) = (at / 8, at % 8);
+            let n = (8 - start).min(src.len() - done);
+            self.slots().slots[slot].bytes.with_mut(|p| {
+                // SAFETY: loom checks that no other thread accesses this cell concurrently;
+                // `p` points at the slot's 8 bytes and `start + n <= 8`.
+                let cell = unsafe { &mut *p };
+                cell[start..start + n].copy_from_slice(&src[done..done + n]);
+            });
+            done += n;
+        }
+    }
+
+    /// Copies bytes from the view at `off` into `dst`, slot by slot through loom cells.
+    pub fn copy_out(&self, off: usize, dst: &mut [u8]) {
+        self.check(off, dst.len(), 1);
+        let mut done = 0;
+        while done < dst.len() {
+            let at = off + done;
+            let (slot, start) = (at / 8, at % 8);
+            let n = (8 - start).min(dst.len() - done);
+            self.slots().slots[slot].bytes.with(|p| {
+                // SAFETY: loom checks that no other thread writes this cell concurrently.
+                let cell = unsafe { &*p };
+                dst[done..done + n].copy_from_slice(&cell[start..start + n]);
+            });
+            done += n;
+        }
+    }
+}
+
+/// A loom-modelled region, zeroed; the `HeapRegion` of loom models. Cheap to clone.
+#[derive(Clone)]
+pub struct LoomRegion {
+    slots: Arc<Slots>,
+}
+
+impl LoomRegion {
+    /// A zeroed region of `len` bytes (rounded up to a multiple of 8).
+    pub fn zeroed(len: usize) -> Self {
+        let slots: Vec<Slot> = (0..len.div_ceil(8))
+            .map(|_| Slot {
+                w64: AtomicU64::new(0),
+                w32: [AtomicU32::new(0), AtomicU32::new(0)],
+                bytes: UnsafeCell::new([0; 8]),
+            })
+            .collect();
+        Self {
+            slots: Arc::new(Slots {
+                slots: slots.into_boxed_slice(),
+                len,
+            }),
+        }
+    }
+}
+
+// SAFETY: the `Arc` keeps the slots alive as long as any clone.
+unsafe impl SharedMemory for LoomRegion {
+    fn mem(&self) -> Mem {
+        Mem {
+            slots: NonNull::from(&*self.slots),
+            len: self.slots.len,
+        }
+    }
+}
+
+impl core::fmt::Debug for LoomRegion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "LoomRegion({})", self.slots.len)
+    }
+}

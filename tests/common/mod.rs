@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests: a seeded generator, child processes that
+//! inherit a region's fd, and a reader of this process's own page residency.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+
+/// xorshift64*: small, seedable, good enough to pick sizes and bytes.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform-ish in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// FNV-1a over `data`, seeded with `tag`.
+pub fn checksum(tag: u32, data: &[u8]) -> u32 {
+    let mut h: u32 = 0x811C_9DC5 ^ tag;
+    for &b in data {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Environment variable naming the child role a test binary was re-executed for.
+pub const CHILD_ROLE: &str = "RINGBELL_TEST_CHILD";
+/// Environment variable carrying the inherited fd number.
+pub const CHILD_FD: &str = "RINGBELL_TEST_FD";
+
+/// Re-executes this test binary to run only `test_name`, with `role` in the environment and
+/// `fd` inherited (its close-on-exec flag cleared in the child only).
+pub fn spawn_child(test_name: &str, role: &str, fd: BorrowedFd<'_>) -> Child {
+    let raw = fd.as_raw_fd();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, role)
+        .env(CHILD_FD, raw.to_string());
+    // SAFETY: the closure runs in the forked child before exec and only makes one
+    // async-signal-safe system call (fcntl F_SETFD) on an fd the parent keeps open until
+    // `spawn` returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = BorrowedFd::borrow_raw(raw);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn child test process")
+}
+
+/// In a re-executed child: the role asked for, if this process is one.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// In a re-executed child: takes ownership of the inherited fd.
+pub fn child_fd() -> OwnedFd {
+    let raw: RawFd = std::env::var(CHILD_FD).unwrap().parse().unwrap();
+    // SAFETY: the parent passed this fd to us by inheritance and nothing else in this process
+    // owns it.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// Resident kilobytes of this process's mapping that starts at `addr`, from
+/// `/proc/self/smaps`.
+pub fn mapping_rss_kib(addr: *const u8) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let want = addr as usize;
+    let mut in_mapping = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((start, _end)) = first.split_once('-') {
+            if let Ok(start) = usize::from_str_radix(start, 16) {
+                in_mapping = start == want;
+                continue;
+            }
+        }
+        if in_mapping {
+            if let Some(rest) = line.strip_prefix("Rss:") {
+                return rest.trim().trim_end_matches("kB").trim().parse().unwrap();
+            }
+        }
+    }
+    panic!("no mapping at {addr:p} in /proc/self/smaps");
+}

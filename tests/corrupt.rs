@@ -1,0 +1,288 @@
+//! A peer that writes garbage: every invalid header field and every inconsistent position or
+//! record gives its own typed error — never a panic, a stray access or a hang.
+
+mod common;
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use ringbell::frame::{COMMITTED, PADDING};
+use ringbell::layout::*;
+use ringbell::mem::{Mem, SharedMemory};
+use ringbell::region::HeapRegion;
+use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::{AttachError, Corruption, HeaderError, OwnerId, RecvError, SendError};
+
+fn fresh(cap: usize) -> HeapRegion {
+    HeapRegion::new_spsc(&RingConfig::new(cap)).unwrap()
+}
+
+fn attach_err(region: &HeapRegion) -> AttachError {
+    let id = OwnerId::new(77).unwrap();
+    let p = Producer::attach(region.clone(), id).map(drop).unwrap_err();
+    let c = Consumer::attach(region.clone(), id).map(drop).unwrap_err();
+    assert_eq!(p, c, "producer and consumer disagree");
+    p
+}
+
+fn header_err(f: impl FnOnce(&Mem)) -> HeaderError {
+    let region = fresh(256);
+    f(&region.mem());
+    match attach_err(&region) {
+        AttachError::Header(h) => h,
+        other => panic!("expected a header error, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_bad_header_field_has_its_error() {
+    use HeaderError::*;
+    assert_eq!(header_err(|m| m.store_u32(READY_OFF, 0, Relaxed)), NotReady);
+    assert_eq!(
+        header_err(|m| m.store_u64(MAGIC_OFF, 1, Relaxed)),
+        BadMagic { found: 1 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u64(MAGIC_OFF, MAGIC.swap_bytes(), Relaxed)),
+        WrongEndianness
+    );
+    assert_eq!(
+        header_err(|m| m.store_u32(VERSION_OFF, 2, Relaxed)),
+        UnsupportedVersion { found: 2 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u32(ENDIAN_OFF, ENDIAN_MARKER.swap_bytes(), Relaxed)),
+        WrongEndianness
+    );
+    assert_eq!(
+        header_err(|m| m.store_u32(HEADER_SIZE_OFF, 512, Relaxed)),
+        BadHeaderSize { found: 512 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u32(KIND_OFF, 9, Relaxed)),
+        WrongKind {
+            found: 9,
+            expected: 1
+        }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u32(FLAGS_OFF, 4, Relaxed)),
+        UnsupportedFlags { flags: 4 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u64(CAPACITY_OFF, 300, Relaxed)),
+        BadCapacity { capacity: 300 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u64(CAPACITY_OFF, 0, Relaxed)),
+        BadCapacity { capacity: 0 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u64(CAPACITY_OFF, 1 << 40, Relaxed)),
+        BadCapacity { capacity: 1 << 40 }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u64(MASK_OFF, 0xff00, Relaxed)),
+        BadMask {
+            mask: 0xff00,
+            capacity: 256
+        }
+    );
+    // A capacity (and matching mask) larger than the memory: the header lies about the size.
+    assert_eq!(
+        header_err(|m| {
+            m.store_u64(CAPACITY_OFF, 512, Relaxed);
+            m.store_u64(MASK_OFF, 511, Relaxed);
+        }),
+        SizeMismatch {
+            size: 1024 + 256,
+            expected: 1024 + 512
+        }
+    );
+    assert_eq!(
+        header_err(|m| m.store_u32(FRAME_CAP_OFF, 121, Relaxed)),
+        BadFrameCap {
+            frame_cap: 121,
+            max: 120
+        }
+    );
+}
+
+#[test]
+fn memory_smaller_than_a_header_is_refused() {
+    let region = HeapRegion::zeroed(100);
+    assert_eq!(
+        attach_err(&region),
+        AttachError::Header(HeaderError::TooSmall { size: 100 })
+    );
+    let region = HeapRegion::zeroed(HEADER_SIZE + 64);
+    assert_eq!(
+        attach_err(&region),
+        AttachError::Header(HeaderError::BadMagic { found: 0 })
+    );
+}
+
+#[test]
+fn inconsistent_positions_at_attach_are_refused() {
+    let region = fresh(256);
+    region.mem().store_u64(WRITE_POS_OFF, 264, Relaxed); // 264 bytes ahead of read 0
+    assert!(matches!(attach_err(&region), AttachError::Corrupt(_)));
+    // The failed attach gave the roles back.
+    region.mem().store_u64(WRITE_POS_OFF, 0, Relaxed);
+    region.producer().unwrap();
+    region.consumer().unwrap();
+    let region = fresh(256);
+    region.mem().store_u64(WRITE_POS_OFF, 3, Relaxed);
+    assert_eq!(
+        attach_err(&region),
+        AttachError::Corrupt(Corruption::WritePosition { found: 3 })
+    );
+}
+
+fn pair(cap: usize) -> (Mem, Producer<HeapRegion>, Consumer<HeapRegion>) {
+    let region = fresh(cap);
+    let tx = region.producer().unwrap();
+    let rx = region.consumer().unwrap();
+    (region.mem(), tx, rx)
+}
+
+#[test]
+fn write_position_ahead_by_more_than_capacity() {
+    for bad in [264u64, u64::MAX - 7, 1 << 63, 5] {
+        let (mem, _tx, mut rx) = pair(256);
+        mem.store_u64(WRITE_POS_OFF, bad, Relaxed);
+        assert_eq!(
+            rx.try_recv().unwrap_err(),
+            RecvError::Corrupt(Corruption::WritePosition { found: bad })
+        );
+        assert!(rx.has_data(), "has_data hides corruption");
+        // Still an error on the next call, not a hang or a panic.
+        assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt(_))));
+    }
+}
+
+#[test]
+fn write_position_moving_backwards() {
+    let (mem, mut tx, mut rx) = pair(256);
+    tx.try_send(1, &[0; 40]).unwrap();
+    tx.try_send(2, &[0; 40]).unwrap();
+    rx.try_recv().unwrap(); // cached write is 96, read 48
+    mem.store_u64(WRITE_POS_OFF, 48, Relaxed);
+    // The consumer still trusts its cache for the record it saw published...
+    rx.try_recv().unwrap();
+    // ...and refuses the position that went backwards (96 -> 48 while read is 96).
+    assert!(matches!(
+        rx.try_recv(),
+        Err(RecvError::Corrupt(Corruption::WritePosition { .. }))
+    ));
+}
+
+#[test]
+fn read_position_garbage_is_refused_by_the_producer() {
+    for bad in [8u64, 1 << 40, 3] {
+        let (mem, mut tx, _rx) = pair(64);
+        tx.try_send(0, &[0; 8]).unwrap(); // write 16
+        tx.try_send(0, &[0; 8]).unwrap(); // write 32
+        tx.try_send(0, &[0; 8]).unwrap(); // write 48
+        mem.store_u64(READ_POS_OFF, bad.wrapping_add(48), Relaxed); // past the write position
+        assert!(
+            matches!(
+                tx.try_send(0, &[0; 24]),
+                Err(SendError::Corrupt(Corruption::ReadPosition { .. }))
+            ),
+            "read position {bad} + 48 accepted"
+        );
+    }
+}
+
+fn corrupt_record(word: u32, cap: usize, len_published: u64) -> RecvError {
+    let (mem, _tx, mut rx) = pair(cap);
+    mem.store_u32(HEADER_SIZE, word, Relaxed);
+    mem.store_u64(WRITE_POS_OFF, len_published, Relaxed);
+    let err = rx.try_recv().unwrap_err();
+    assert!(rx.has_data());
+    err
+}
+
+#[test]
+fn invalid_record_headers() {
+    let corrupt = |word| RecvError::Corrupt(Corruption::Record { position: 0, word });
+    // Not committed (all zero, or length only).
+    assert_eq!(corrupt_record(0, 256, 16), corrupt(0));
+    assert_eq!(corrupt_record(8, 256, 16), corrupt(8));
+    // Longer than the frame cap (120 for 256).
+    assert_eq!(
+        corrupt_record(COMMITTED | 121, 256, 256),
+        corrupt(COMMITTED | 121)
+    );
+    assert_eq!(
+        corrupt_record(COMMITTED | 0x3fff_ffff, 256, 256),
+        corrupt(COMMITTED | 0x3fff_ffff)
+    );
+    // Longer than what was published.
+    assert_eq!(
+        corrupt_record(COMMITTED | 16, 256, 16),
+        corrupt(COMMITTED | 16)
+    );
+    // Padding at offset 0 (a correct producer never pads there).
+    assert_eq!(
+        corrupt_record(PADDING | COMMITTED | 248, 256, 256),
+        corrupt(PADDING | COMMITTED | 248)
+    );
+}
+
+#[test]
+fn padding_that_does_not_reach_the_end() {
+    let (mem, mut tx, mut rx) = pair(64);
+    tx.try_send(0, &[0; 24]).unwrap();
+    rx.try_recv().unwrap(); // read 32
+    let word = PADDING | COMMITTED | 8; // covers 16 bytes, but 32 remain to the end
+    mem.store_u32(HEADER_SIZE + 32, word, Relaxed);
+    mem.store_u64(WRITE_POS_OFF, 64 + 16, Relaxed);
+    assert_eq!(
+        rx.try_recv().unwrap_err(),
+        RecvError::Corrupt(Corruption::Record { position: 32, word })
+    );
+}
+
+/// A hostile producer that keeps publishing padding never traps the consumer in a loop.
+#[test]
+fn endless_padding_is_bounded() {
+    let (mem, mut tx, mut rx) = pair(64);
+    tx.try_send(0, &[0; 24]).unwrap();
+    rx.try_recv().unwrap(); // read 32
+    // Padding from 32 to 64, then padding again at 0.
+    mem.store_u32(HEADER_SIZE + 32, PADDING | COMMITTED | 24, Relaxed);
+    mem.store_u32(HEADER_SIZE, PADDING | COMMITTED | 56, Relaxed);
+    mem.store_u64(WRITE_POS_OFF, 96, Relaxed);
+    assert!(matches!(rx.try_recv(), Err(RecvError::Corrupt(_))));
+}
+
+/// Garbage in every shared word, over and over: every call returns, none panics.
+#[test]
+fn random_garbage_never_panics() {
+    let mut rng = common::Rng::new(1);
+    for _ in 0..if cfg!(miri) { 20 } else { 2000 } {
+        let (mem, mut tx, mut rx) = pair(64);
+        for _ in 0..20 {
+            let off = match rng.below(4) {
+                0 => WRITE_POS_OFF,
+                1 => READ_POS_OFF,
+                _ => HEADER_SIZE + 8 * rng.below(8) as usize,
+            };
+            let v = match rng.below(3) {
+                0 => rng.next_u64(),
+                1 => rng.below(200),
+                _ => (COMMITTED as u64 | rng.below(64)) | (rng.below(2) << 31),
+            };
+            if off >= HEADER_SIZE {
+                mem.store_u32(off, v as u32, Relaxed);
+            } else {
+                mem.store_u64(off, v, Relaxed);
+            }
+            let _ = tx.try_send(1, &[7; 8]);
+            let _ = rx.has_data();
+            let mut buf = [0u8; 64];
+            let _ = rx.try_recv_into(&mut buf);
+        }
+    }
+}
