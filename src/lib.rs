@@ -57,6 +57,11 @@ mod sync;
 pub use error::{AttachError, Corruption, HeaderError, RecvError, SendError};
 pub use role::OwnerId;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// A frame received into owned memory.
 #[cfg(feature = "std")]
 #[derive(Clone, Debug, PartialEq, Eq)]
