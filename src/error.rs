@@ -222,6 +222,8 @@ pub enum SendError {
     Full,
     /// The consumer closed its end: nothing sent now could ever be read.
     Closed,
+    /// A blocking send's deadline passed before there was room; nothing was written.
+    Timeout,
     /// The consumer's position is inconsistent.
     Corrupt(Corruption),
 }
@@ -234,6 +236,7 @@ impl fmt::Display for SendError {
             }
             Self::Full => f.write_str("ring is full"),
             Self::Closed => f.write_str("the consumer closed the ring"),
+            Self::Timeout => f.write_str("timed out waiting for room in the ring"),
             Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }
@@ -248,7 +251,8 @@ impl core::error::Error for SendError {
     }
 }
 
-/// Receiving a frame failed; nothing was consumed.
+/// Receiving a frame failed; no frame was consumed (a padding record in front of the next
+/// frame may have been skipped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RecvError {
@@ -256,6 +260,8 @@ pub enum RecvError {
     Empty,
     /// The producer closed its end and every frame it sent has been received.
     Closed,
+    /// A blocking receive's deadline passed before a frame arrived.
+    Timeout,
     /// The caller's buffer is shorter than the next frame; the frame stays in the ring.
     BufferTooSmall {
         /// The next frame's length.
@@ -270,6 +276,7 @@ impl fmt::Display for RecvError {
         match self {
             Self::Empty => f.write_str("ring is empty"),
             Self::Closed => f.write_str("the producer closed the ring and it is drained"),
+            Self::Timeout => f.write_str("timed out waiting for a frame"),
             Self::BufferTooSmall { needed } => {
                 write!(f, "buffer too small: the next frame is {needed} bytes")
             }

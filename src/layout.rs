@@ -204,7 +204,7 @@ impl Geometry {
     /// capacity, header included, so that it always fits once the ring is empty.
     #[inline]
     pub const fn max_frame_cap(capacity: usize) -> usize {
-        capacity / 2 - frame::RECORD_HEADER
+        (capacity / 2).saturating_sub(frame::RECORD_HEADER)
     }
 }
 
@@ -234,11 +234,12 @@ pub(crate) fn geometry(
     })
 }
 
-/// Writes a fresh header into `mem`, positions at `start`, the ready word last.
+/// Writes a fresh header into `mem` (exactly `geo.region_size()` bytes), positions at
+/// `start`, the ready word last.
 ///
 /// The caller guarantees nobody uses the ring yet (the region was just created).
 pub(crate) fn init(mem: &Mem, geo: &Geometry, start: u64) -> Result<(), HeaderError> {
-    if mem.len() < geo.region_size() {
+    if mem.len() != geo.region_size() {
         return Err(HeaderError::SizeMismatch {
             size: mem.len() as u64,
             expected: geo.region_size() as u64,
@@ -275,8 +276,8 @@ pub(crate) fn init(mem: &Mem, geo: &Geometry, start: u64) -> Result<(), HeaderEr
 ///
 /// # Errors
 ///
-/// One distinct [`HeaderError`] per failed check, in this order: too small for a header, not
-/// ready, magic (or a byte-swapped magic, reported as wrong endianness), version, endianness,
+/// One distinct [`HeaderError`] per failed check, in this order: too small for a header, magic
+/// (a byte-swapped magic is reported as wrong endianness), not ready, version, endianness,
 /// header size, kind, flags, capacity, mask, region size, frame cap.
 pub fn validate(mem: &Mem, kind: RingKind) -> Result<Geometry, HeaderError> {
     if mem.len() < HEADER_SIZE {

@@ -6,6 +6,8 @@
 //! | module | what it gives | `no_std` |
 //! |---|---|---|
 //! | [`spsc`] | a single-producer single-consumer ring: [`spsc::Producer`], [`spsc::Consumer`] | yes |
+//! | [`doorbell`] | sleeping and waking without lost wake-ups: [`doorbell::WaitOptions`], [`doorbell::WaitStats`] | yes |
+//! | [`futex`] | futex wait/wake on a shared word, the monotonic clock | yes |
 //! | [`region`] | sealed memfd regions and in-process heap regions | `std` |
 //! | [`mem`] | the shared-memory access layer every ring goes through | yes |
 //! | [`layout`] | the shared header: offsets, identity checks | yes |
@@ -44,10 +46,13 @@ compile_error!("ringbell needs 64-bit atomics (its positions are u64 counters)")
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 compile_error!("ringbell supports Linux only for now (futexes and memfds)");
 
+pub mod doorbell;
 mod error;
 pub mod frame;
+pub mod futex;
 pub mod layout;
 pub mod mem;
+mod mutant;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod region;
 mod role;

@@ -225,10 +225,12 @@ impl Mapping {
                 mm::Advice::LinuxPopulateWrite,
             )
         };
-        if advised.is_err() {
-            // Kernels before 5.14: read one word per page, which maps shmem pages too.
+        if advised == Err(rustix::io::Errno::INVAL) {
+            // Kernels before 5.14 lack MADV_POPULATE_WRITE: read one word per page, which maps
+            // shmem pages too. Any other error (EFAULT: a page could not be backed) means
+            // touching the memory could fault, so we leave it to be faulted on demand.
             let mem = self.mem();
-            for off in (0..self.len).step_by(4096) {
+            for off in (0..self.len.saturating_sub(3)).step_by(4096) {
                 let _ = mem.load_u32(off, core::sync::atomic::Ordering::Relaxed);
             }
         }
@@ -389,6 +391,15 @@ fn check_fd(fd: &OwnedFd) -> Result<usize, RegionError> {
     if size < HEADER_SIZE as u64 {
         return Err(RegionError::Header(HeaderError::TooSmall { size }));
     }
+    // Refuse, before mapping, any size no valid ring has: header plus a power-of-two capacity
+    // in range. The header is checked against the exact size again after mapping.
+    let capacity = size - HEADER_SIZE as u64;
+    if !capacity.is_power_of_two()
+        || capacity < layout::MIN_CAPACITY as u64
+        || capacity > layout::MAX_CAPACITY as u64
+    {
+        return Err(RegionError::Header(HeaderError::BadCapacity { capacity }));
+    }
     usize::try_from(size)
         .ok()
         .filter(|s| *s <= isize::MAX as usize)
@@ -439,16 +450,22 @@ impl HeapRegion {
     ///
     /// # Panics
     ///
-    /// If `len` is 0, or the allocation fails.
+    /// If `len` is 0 or larger than `isize::MAX - 127`; aborts if the allocation fails.
     pub fn zeroed(len: usize) -> Self {
-        let layout = Layout::from_size_align(len, 128).expect("region size overflows");
-        assert!(len > 0, "a heap region needs at least one byte");
-        // SAFETY: `layout` has a non-zero size (asserted).
+        Self::try_zeroed(len).expect("heap region size must be between 1 and isize::MAX - 127")
+    }
+
+    fn try_zeroed(len: usize) -> Option<Self> {
+        let layout = Layout::from_size_align(len, 128).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: `layout` has a non-zero size (checked).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        Self {
+        Some(Self {
             buf: Arc::new(HeapBuf { ptr, layout }),
-        }
+        })
     }
 
     /// A heap region holding a fresh SPSC ring.
@@ -457,7 +474,10 @@ impl HeapRegion {
     ///
     /// As [`RingConfig::geometry`].
     pub fn new_spsc(cfg: &RingConfig) -> Result<Self, HeaderError> {
-        let region = Self::zeroed(cfg.region_size()?);
+        let size = cfg.region_size()?;
+        let region = Self::try_zeroed(size).ok_or(HeaderError::BadCapacity {
+            capacity: cfg.capacity() as u64,
+        })?;
         spsc::init(&region, cfg)?;
         Ok(region)
     }

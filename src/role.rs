@@ -63,11 +63,16 @@ impl OwnerId {
     pub fn unique() -> Self {
         use core::sync::atomic::AtomicU32;
         static NEXT: AtomicU32 = AtomicU32::new(1);
-        let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed) as u64;
+        // The counter skips 0 when it wraps, so the id is never 0; it is never `u64::MAX`
+        // either, as a pid is below 2^22.
+        let n = loop {
+            let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            if n != 0 {
+                break n as u64;
+            }
+        };
         let pid = rustix::process::getpid().as_raw_nonzero().get() as u32 as u64;
-        // High half is never 0 (the counter starts at 1; if it ever wrapped, `| 1` keeps the id
-        // non-zero) and never all ones together with the low half (a pid is below 2^22).
-        Self::new(((n | 1) << 32) | pid).unwrap_or(Self(NonZeroU64::MIN))
+        Self::new((n << 32) | pid).unwrap_or(Self(NonZeroU64::MIN))
     }
 
     /// The process id part of an id made by [`OwnerId::unique`].
@@ -128,4 +133,16 @@ pub(crate) fn close(mem: &Mem, off: usize, owner: OwnerId) {
 pub(crate) fn is_closed(mem: &Mem, off: usize) -> bool {
     // Acquire: pairs with the Release in `close`.
     mem.load_u64(off, Ordering::Acquire) == ROLE_CLOSED
+}
+
+/// This process's id, to notice a handle inherited across `fork` (0 under loom).
+pub(crate) fn current_pid() -> u32 {
+    #[cfg(not(loom))]
+    {
+        rustix::process::getpid().as_raw_nonzero().get() as u32
+    }
+    #[cfg(loom)]
+    {
+        0
+    }
 }

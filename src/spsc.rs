@@ -14,7 +14,14 @@
 //!   [`Corrupt`](crate::Corruption) errors — never a panic, an out-of-bounds access or an
 //!   endless loop. The default read path copies the payload out.
 //!
-//! It does not block: sleeping and waking (doorbells) are layered on top.
+//! The `try_` calls never block. The blocking calls — [`Producer::send`],
+//! [`Producer::send_timeout`], [`Consumer::recv_into`], [`Consumer::recv_into_timeout`],
+//! [`Consumer::recv`], [`Consumer::recv_timeout`], [`Consumer::wait_until`] — spin briefly,
+//! then sleep on the ring's [doorbells](crate::doorbell): the producer rings the *data* bell
+//! after each publish and the consumer rings the *space* bell after each release, which costs
+//! a fence and a load, and a system call only when the other side announced a sleep. A
+//! blocking call returns when it can proceed, when its deadline passes (`Timeout`), or when
+//! the peer closed its end (`Closed`).
 //!
 //! # The protocol
 //!
@@ -71,14 +78,18 @@
 //! ```
 
 use core::fmt;
+use core::time::Duration;
 
+use crate::doorbell::{Doorbell, Spinner, WaitOptions, WaitStats};
 use crate::error::{AttachError, Corruption, HeaderError, RecvError, SendError};
 use crate::frame::{self, Decoded};
+use crate::futex::Instant;
 use crate::layout::{
-    self, CONSUMER_OWNER_OFF, Geometry, HEADER_SIZE, PRODUCER_OWNER_OFF, READ_POS_OFF, RingKind,
-    WRITE_POS_OFF,
+    self, CONSUMER_OWNER_OFF, DATA_BELL_OFF, Geometry, HEADER_SIZE, PRODUCER_OWNER_OFF,
+    READ_POS_OFF, RingKind, SPACE_BELL_OFF, WRITE_POS_OFF,
 };
 use crate::mem::{Mem, SharedMemory};
+use crate::mutant::{self, Mutant};
 use crate::role::{self, OwnerId};
 use crate::sync::Ordering;
 
@@ -200,6 +211,15 @@ pub struct Producer<S: SharedMemory> {
     /// Last validated value of the consumer's `READ_POS`; `write - cached_read <= capacity`.
     cached_read: u64,
     owner: OwnerId,
+    /// The process that attached; a copy inherited across `fork` does not close the role.
+    pid: u32,
+    /// Rung after each publish.
+    data_bell: Doorbell,
+    /// Waited on while the ring is full.
+    space_bell: Doorbell,
+    opts: WaitOptions,
+    spinner: Spinner,
+    stats: WaitStats,
     /// Keeps the memory behind `mem` alive.
     shm: S,
 }
@@ -223,6 +243,7 @@ impl<S: SharedMemory> Producer<S> {
             role::unclaim(&mem, PRODUCER_OWNER_OFF, owner);
             return Err(AttachError::Corrupt(c));
         }
+        let opts = WaitOptions::default();
         Ok(Self {
             mem,
             capacity: geo.capacity,
@@ -231,6 +252,12 @@ impl<S: SharedMemory> Producer<S> {
             write,
             cached_read: read,
             owner,
+            pid: role::current_pid(),
+            data_bell: Doorbell::at(mem, DATA_BELL_OFF),
+            space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            opts,
+            spinner: Spinner::new(&opts),
+            stats: WaitStats::default(),
             shm,
         })
     }
@@ -312,24 +339,33 @@ impl<S: SharedMemory> Producer<S> {
         if self.is_consumer_closed() {
             return Err(SendError::Closed);
         }
-        let size = frame::record_size(len);
-        let off = (self.write & self.mask) as usize;
-        let to_end = self.capacity - off;
-        let pad = if size > to_end { to_end } else { 0 };
-        let need = (pad + size) as u64;
+        let (pad, need) = self.space_for(len);
         if need > self.capacity as u64 - self.write.wrapping_sub(self.cached_read) {
             self.refresh_read().map_err(SendError::Corrupt)?;
             if need > self.capacity as u64 - self.write.wrapping_sub(self.cached_read) {
                 return Err(SendError::Full);
             }
         }
-        let record = if pad > 0 { 0 } else { off };
+        let record = if pad > 0 {
+            0
+        } else {
+            (self.write & self.mask) as usize
+        };
         Ok(Grant {
             producer: self,
             record,
             len,
             pad,
         })
+    }
+
+    /// Padding and total bytes a record of `len` payload bytes needs at our position.
+    #[inline]
+    fn space_for(&self, len: usize) -> (usize, u64) {
+        let size = frame::record_size(len);
+        let to_end = self.capacity - (self.write & self.mask) as usize;
+        let pad = if size > to_end { to_end } else { 0 };
+        (pad, (pad + size) as u64)
     }
 
     /// Sends one frame: `tag` travels untouched beside the payload `data`.
@@ -357,6 +393,108 @@ impl<S: SharedMemory> Producer<S> {
         Ok(())
     }
 
+    /// Sends one frame, waiting as long as it takes for room.
+    ///
+    /// Spins briefly, then sleeps on the ring's space doorbell in bounded slices, re-checking
+    /// the consumer's closed flag after each.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] at once; [`SendError::Closed`] if the consumer closes;
+    /// [`SendError::Corrupt`]. Never `Full`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = ringbell::spsc::channel(64).unwrap();
+    /// let consumer = std::thread::spawn(move || {
+    ///     (0..100).map(|_| rx.recv().unwrap().tag).sum::<u32>()
+    /// });
+    /// for i in 0..100 {
+    ///     tx.send(i, &[0; 24]).unwrap(); // blocks while the tiny ring is full
+    /// }
+    /// assert_eq!(consumer.join().unwrap(), (0..100).sum());
+    /// ```
+    pub fn send(&mut self, tag: u32, data: &[u8]) -> Result<(), SendError> {
+        self.send_deadline(tag, data, None)
+    }
+
+    /// Sends one frame, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), and [`SendError::Timeout`] — with nothing written — if there
+    /// was no room in time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::SendError;
+    /// use std::time::Duration;
+    ///
+    /// let (mut tx, _rx) = ringbell::spsc::channel(64).unwrap();
+    /// tx.send_timeout(0, &[0; 24], Duration::from_millis(10)).unwrap();
+    /// tx.send_timeout(0, &[0; 24], Duration::from_millis(10)).unwrap();
+    /// let full = tx.send_timeout(0, &[0; 24], Duration::from_millis(10));
+    /// assert_eq!(full, Err(SendError::Timeout));
+    /// ```
+    pub fn send_timeout(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_deadline(tag, data, Some(Instant::now().after(timeout)))
+    }
+
+    fn send_deadline(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        loop {
+            match self.try_send(tag, data) {
+                Err(SendError::Full) => {}
+                done => return done,
+            }
+            self.wait_for_space(data.len(), deadline)?;
+        }
+    }
+
+    /// Waits until a record of `len` bytes fits (or the consumer closed, or its position
+    /// looks corrupt: the next `try_send` reports those).
+    fn wait_for_space(&mut self, len: usize, deadline: Option<Instant>) -> Result<(), SendError> {
+        let (_, need) = self.space_for(len);
+        let (mem, write, capacity) = (self.mem, self.write, self.capacity as u64);
+        let room = || {
+            // Acquire: pairs with the Release in `Consumer::release`.
+            let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+            let used = write.wrapping_sub(read);
+            used > capacity || capacity - used >= need || role::is_closed(&mem, CONSUMER_OWNER_OFF)
+        };
+        self.space_bell
+            .wait_until(
+                room,
+                deadline,
+                &self.opts,
+                &mut self.spinner,
+                &mut self.stats,
+            )
+            .map_err(|_| SendError::Timeout)
+    }
+
+    /// How blocking calls wait (spin budget, sleep slice).
+    pub fn set_wait_options(&mut self, opts: WaitOptions) {
+        self.opts = opts;
+        self.spinner = Spinner::new(&opts);
+    }
+
+    /// This side's wake and sleep counters.
+    pub fn stats(&self) -> WaitStats {
+        self.stats
+    }
+
     /// Writes the headers of a filled grant and publishes it.
     #[inline]
     fn publish(&mut self, record: usize, pad: usize, len: usize, tag: u32) {
@@ -373,13 +511,25 @@ impl<S: SharedMemory> Producer<S> {
             .wrapping_add((pad + frame::record_size(len)) as u64);
         // Release: pairs with the Acquire loads of WRITE_POS in `Consumer::refresh_write` and
         // `Consumer::has_data`; the payload and headers above are visible before the position.
-        mem.store_u64(WRITE_POS_OFF, self.write, Ordering::Release);
+        let publish = if mutant::active(Mutant::RelaxedPublish) {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
+        mem.store_u64(WRITE_POS_OFF, self.write, publish);
+        self.data_bell.ring(&mut self.stats);
     }
 }
 
 impl<S: SharedMemory> Drop for Producer<S> {
     fn drop(&mut self) {
-        role::close(&self.mem, PRODUCER_OWNER_OFF, self.owner);
+        // A copy inherited across `fork` is not the holder: closing would end the parent's
+        // stream behind its back.
+        if role::current_pid() == self.pid {
+            role::close(&self.mem, PRODUCER_OWNER_OFF, self.owner);
+            // Wake a consumer asleep on an empty ring so it sees the close at once.
+            self.data_bell.ring(&mut self.stats);
+        }
     }
 }
 
@@ -525,6 +675,15 @@ pub struct Consumer<S: SharedMemory> {
     /// Last validated value of the producer's `WRITE_POS`; `cached_write - read <= capacity`.
     cached_write: u64,
     owner: OwnerId,
+    /// The process that attached; a copy inherited across `fork` does not close the role.
+    pid: u32,
+    /// Waited on while the ring is empty.
+    data_bell: Doorbell,
+    /// Rung after each release.
+    space_bell: Doorbell,
+    opts: WaitOptions,
+    spinner: Spinner,
+    stats: WaitStats,
     /// Keeps the memory behind `mem` alive.
     shm: S,
 }
@@ -547,6 +706,7 @@ impl<S: SharedMemory> Consumer<S> {
             role::unclaim(&mem, CONSUMER_OWNER_OFF, owner);
             return Err(AttachError::Corrupt(c));
         }
+        let opts = WaitOptions::default();
         Ok(Self {
             mem,
             capacity: geo.capacity,
@@ -555,6 +715,12 @@ impl<S: SharedMemory> Consumer<S> {
             read,
             cached_write: write,
             owner,
+            pid: role::current_pid(),
+            data_bell: Doorbell::at(mem, DATA_BELL_OFF),
+            space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            opts,
+            spinner: Spinner::new(&opts),
+            stats: WaitStats::default(),
             shm,
         })
     }
@@ -645,6 +811,7 @@ impl<S: SharedMemory> Consumer<S> {
         // bytes happen before the producer overwrites them.
         self.mem
             .store_u64(READ_POS_OFF, self.read, Ordering::Release);
+        self.space_bell.ring(&mut self.stats);
     }
 
     /// Finds and validates the next record, skipping (and freeing) one padding record.
@@ -772,6 +939,168 @@ impl<S: SharedMemory> Consumer<S> {
         Ok((rec.tag, rec.len))
     }
 
+    /// Receives the next frame into `buf`, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Closed`] once the producer closed and every frame was received;
+    /// [`RecvError::BufferTooSmall`] (the frame stays); [`RecvError::Corrupt`]. Never `Empty`.
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<(u32, usize), RecvError> {
+        self.recv_into_deadline(buf, None)
+    }
+
+    /// Receives the next frame into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into`](Self::recv_into), and [`RecvError::Timeout`] if nothing arrived in time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::RecvError;
+    /// use std::time::Duration;
+    ///
+    /// let (_tx, mut rx) = ringbell::spsc::channel(256).unwrap();
+    /// let mut buf = [0u8; 16];
+    /// let got = rx.recv_into_timeout(&mut buf, Duration::from_millis(5));
+    /// assert_eq!(got, Err(RecvError::Timeout));
+    /// ```
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<(u32, usize), RecvError> {
+        self.recv_into_deadline(buf, Some(Instant::now().after(timeout)))
+    }
+
+    fn recv_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<(u32, usize), RecvError> {
+        loop {
+            match self.try_recv_into(buf) {
+                Err(RecvError::Empty) => self.wait_for_data(deadline)?,
+                done => return done,
+            }
+        }
+    }
+
+    /// Waits until a frame may be there (or the producer closed).
+    fn wait_for_data(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
+        let this = &*self;
+        let ready = || this.has_data() || this.is_producer_closed();
+        let (mut spinner, mut stats) = (self.spinner, self.stats);
+        let r = self
+            .data_bell
+            .wait_until(ready, deadline, &self.opts, &mut spinner, &mut stats);
+        (self.spinner, self.stats) = (spinner, stats);
+        r.map_err(|_| RecvError::Timeout)
+    }
+
+    /// Waits until `ready(self)` holds, or `timeout` passes (`None`: no deadline).
+    ///
+    /// For a consumer that also waits for something else — work finished by another thread,
+    /// say: that thread publishes its result and calls [`Notifier::notify`], and `ready`
+    /// checks both the ring and the result. The check runs in the doorbell's latched window,
+    /// so a notify is never slept through.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`] if `ready` is still false at the deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let (_tx, mut rx) = ringbell::spsc::channel(256).unwrap();
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let notifier = rx.notifier();
+    /// let worker = {
+    ///     let done = done.clone();
+    ///     std::thread::spawn(move || {
+    ///         done.store(true, Ordering::Release);
+    ///         notifier.notify();
+    ///     })
+    /// };
+    /// rx.wait_until(|rx| rx.has_data() || done.load(Ordering::Acquire), None).unwrap();
+    /// assert!(done.load(Ordering::Acquire));
+    /// worker.join().unwrap();
+    /// ```
+    pub fn wait_until(
+        &mut self,
+        mut ready: impl FnMut(&Self) -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), RecvError> {
+        let deadline = timeout.map(|t| Instant::now().after(t));
+        let this = &*self;
+        let (mut spinner, mut stats) = (self.spinner, self.stats);
+        let r = self.data_bell.wait_until(
+            || ready(this),
+            deadline,
+            &self.opts,
+            &mut spinner,
+            &mut stats,
+        );
+        (self.spinner, self.stats) = (spinner, stats);
+        r.map_err(|_| RecvError::Timeout)
+    }
+
+    /// A handle other threads use to wake this consumer (see [`wait_until`](Self::wait_until)).
+    pub fn notifier(&self) -> Notifier<S>
+    where
+        S: Clone,
+    {
+        Notifier {
+            bell: self.data_bell,
+            _shm: self.shm.clone(),
+        }
+    }
+
+    /// How blocking calls wait (spin budget, sleep slice).
+    pub fn set_wait_options(&mut self, opts: WaitOptions) {
+        self.opts = opts;
+        self.spinner = Spinner::new(&opts);
+    }
+
+    /// This side's wake and sleep counters.
+    pub fn stats(&self) -> WaitStats {
+        self.stats
+    }
+
+    /// Receives the next frame, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into`](Self::recv_into), without `BufferTooSmall`.
+    #[cfg(feature = "std")]
+    pub fn recv(&mut self) -> Result<crate::Frame, RecvError> {
+        self.recv_deadline(None)
+    }
+
+    /// Receives the next frame, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into_timeout`](Self::recv_into_timeout), without `BufferTooSmall`.
+    #[cfg(feature = "std")]
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<crate::Frame, RecvError> {
+        self.recv_deadline(Some(Instant::now().after(timeout)))
+    }
+
+    #[cfg(feature = "std")]
+    fn recv_deadline(&mut self, deadline: Option<Instant>) -> Result<crate::Frame, RecvError> {
+        loop {
+            match self.try_recv() {
+                Err(RecvError::Empty) => self.wait_for_data(deadline)?,
+                done => return done,
+            }
+        }
+    }
+
     /// Receives the next frame into a new [`Frame`](crate::Frame).
     ///
     /// # Errors
@@ -789,7 +1118,12 @@ impl<S: SharedMemory> Consumer<S> {
 
 impl<S: SharedMemory> Drop for Consumer<S> {
     fn drop(&mut self) {
-        role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
+        // See `Producer::drop` on `fork`.
+        if role::current_pid() == self.pid {
+            role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
+            // Wake a producer asleep on a full ring so it sees the close at once.
+            self.space_bell.ring(&mut self.stats);
+        }
     }
 }
 
@@ -892,6 +1226,29 @@ impl<S: SharedMemory> fmt::Debug for ReadGuard<'_, S> {
             .field("tag", &self.rec.tag)
             .field("len", &self.rec.len)
             .finish()
+    }
+}
+
+/// Wakes a [`Consumer`] blocked in [`Consumer::wait_until`] (or a blocking receive) from
+/// another thread or process. Cheap to clone; no system call unless the consumer sleeps.
+#[derive(Clone)]
+pub struct Notifier<S: SharedMemory> {
+    bell: Doorbell,
+    /// Keeps the memory behind `bell` alive.
+    _shm: S,
+}
+
+impl<S: SharedMemory> Notifier<S> {
+    /// Rings the consumer's doorbell. Publish what the consumer's condition reads first.
+    pub fn notify(&self) {
+        let mut stats = WaitStats::default();
+        self.bell.ring(&mut stats);
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for Notifier<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier").finish_non_exhaustive()
     }
 }
 

@@ -92,23 +92,37 @@ fn a_memfd_smaller_than_a_header_is_refused_before_mapping() {
     }
 }
 
+/// The fd's size is checked twice: before mapping, it must be a header plus a power-of-two
+/// capacity; after, it must match the capacity the header states.
 #[test]
 fn a_memfd_whose_size_differs_from_its_header_is_refused() {
     let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
     let mut bytes = vec![0u8; region.len()];
     region.mem().copy_out(0, &mut bytes);
-    for size in [region.len() as u64 - 8, region.len() as u64 + 4096] {
+    let copy_with_size = |size: u64| {
         let fd =
             rustix::fs::memfd_create("t", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
         rustix::fs::ftruncate(&fd, size).unwrap();
         rustix::io::pwrite(&fd, &bytes[..bytes.len().min(size as usize)], 0).unwrap();
         rustix::fs::fcntl_add_seals(&fd, SEALS).unwrap();
-        let err = Region::open_spsc(fd).unwrap_err();
+        Region::open_spsc(fd).unwrap_err()
+    };
+    // Not header + power of two: refused before mapping.
+    for size in [region.len() as u64 - 8, region.len() as u64 + 1, 4097] {
+        let err = copy_with_size(size);
         assert!(
-            matches!(err, RegionError::Header(HeaderError::SizeMismatch { size: s, .. }) if s == size),
-            "{err}"
+            matches!(err, RegionError::Header(HeaderError::BadCapacity { capacity })
+                if capacity == size - HEADER_SIZE as u64),
+            "{size}: {err}"
         );
     }
+    // A plausible size that is not the one the header states: refused after mapping.
+    let size = (HEADER_SIZE + 8192) as u64;
+    let err = copy_with_size(size);
+    assert!(
+        matches!(err, RegionError::Header(HeaderError::SizeMismatch { size: s, .. }) if s == size),
+        "{err}"
+    );
 }
 
 #[test]

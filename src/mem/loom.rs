@@ -17,6 +17,7 @@ use std::vec::Vec;
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use loom::sync::{Condvar, Mutex};
 
 use super::SharedMemory;
 
@@ -29,6 +30,8 @@ struct Slot {
 struct Slots {
     slots: Box<[Slot]>,
     len: usize,
+    /// The futex model: one mutex + condvar per 128-byte line (doorbells own whole lines).
+    futexes: Box<[(Mutex<()>, Condvar)]>,
 }
 
 /// A view of loom-modelled memory; see the raw backend for the contract.
@@ -74,6 +77,12 @@ impl Mem {
     fn u64_at(&self, off: usize) -> &AtomicU64 {
         self.check(off, 8, 8);
         &self.slots().slots[off / 8].w64
+    }
+
+    /// The futex model's mutex and condvar for the word at `off`.
+    pub(crate) fn futex_model(&self, off: usize) -> &(Mutex<()>, Condvar) {
+        self.check(off, 4, 4);
+        &self.slots().futexes[off / 128]
     }
 
     /// Length of the view in bytes.
@@ -194,10 +203,14 @@ impl LoomRegion {
                 bytes: UnsafeCell::new([0; 8]),
             })
             .collect();
+        let futexes: Vec<(Mutex<()>, Condvar)> = (0..len.div_ceil(128))
+            .map(|_| (Mutex::new(()), Condvar::new()))
+            .collect();
         Self {
             slots: Arc::new(Slots {
                 slots: slots.into_boxed_slice(),
                 len,
+                futexes: futexes.into_boxed_slice(),
             }),
         }
     }

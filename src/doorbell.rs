@@ -1,0 +1,360 @@
+//! Doorbells: sleep until a condition holds, without ever losing a wake-up, and without a
+//! system call while nobody sleeps.
+//!
+//! A doorbell is two 32-bit words at the start of its own 128-byte line in shared memory:
+//!
+//! ```text
+//! +0  sequence   the futex word; bumped (fetch_add, Release) by a ringer that wakes
+//! +4  waiters    the waiter mark; set to 1 by a waiter before it sleeps, swapped to 0 by the
+//!                ringer that wakes it
+//! ```
+//!
+//! # The protocol
+//!
+//! **Waiter** (`wait_until(ready, deadline)`): spin a little while `ready()` is false (see
+//! *Spinning*); then loop:
+//!
+//! 1. `seq = sequence.load(Acquire)`
+//! 2. `waiters.store(1)`
+//! 3. `fence(SeqCst)`
+//! 4. if `ready()`, return
+//! 5. futex-wait on `sequence` while it still equals `seq`, for at most one *slice*
+//! 6. if the deadline passed, return a timeout; else go to 1
+//!
+//! **Ringer** (after publishing whatever makes `ready()` true — a frame, freed space, a
+//! completion posted by `notify()`):
+//!
+//! 1. `fence(SeqCst)`
+//! 2. if `waiters.load() != 0` and `waiters.swap(0) != 0`:
+//!    `sequence.fetch_add(1, Release)`, then futex-wake **all** waiters.
+//!
+//! # Why no wake-up is lost
+//!
+//! The waiter stores the mark then reads the condition; the ringer stores the condition then
+//! reads the mark. That is the store-buffering shape, and Release/Acquire alone does not stop
+//! both reads from missing both stores. The two `SeqCst` fences do: they are totally ordered,
+//! so either the waiter's fence comes first — then the ringer's mark read sees the mark and it
+//! wakes — or the ringer's fence comes first — then the waiter's re-check (step 4) sees the
+//! published condition and it does not sleep.
+//!
+//! When the ringer wakes, the sleep cannot slip past the wake either: the waiter sleeps only
+//! while `sequence` still equals the value it read *before* setting the mark (step 1 is
+//! Acquire, the bump is Release, so the waiter cannot have read the bump that answers its own
+//! mark), and the ringer bumps `sequence` before calling wake. The kernel compares and sleeps
+//! atomically with respect to wake: either the waiter sees the bumped value and returns at
+//! once (`EAGAIN`), or it is asleep when the wake comes.
+//!
+//! Waking all (not one) keeps several waiters on one doorbell correct: a ringer that clears
+//! the mark speaks for every waiter that set it. A waiter woken for a condition that is not
+//! its own just loops and sets the mark again.
+//!
+//! # Cost
+//!
+//! While nobody sleeps the ringer pays one fence and one load — no system call. A sleeping
+//! waiter costs its ringer one swap, one `fetch_add` and one `FUTEX_WAKE`; the mark is set at
+//! most once per sleep announced, so **wake system calls ≤ sleeps announced** (counted in
+//! [`WaitStats`]). A waiter killed while asleep leaves its mark set; the next ringer clears it
+//! with one wasted wake and later messages pay nothing — the mark heals itself.
+//!
+//! # Bounded sleeps
+//!
+//! Every futex wait lasts at most one slice ([`WaitOptions::slice`], default 50 ms), so a
+//! 32-bit sequence that wrapped to the exact value a waiter holds, or a peer that died, can
+//! never turn into an endless sleep: the waiter re-checks at least once a slice (the caller's
+//! `ready()` includes the peer's closed flag). On `EINTR`, `EAGAIN`, a timeout or a spurious
+//! return the waiter recomputes the remaining time and loops.
+//!
+//! # Spinning
+//!
+//! Before announcing a sleep the waiter spins, re-checking `ready()`, for up to
+//! [`WaitOptions::spin_budget`] iterations. The budget adapts: a wait that ended while
+//! spinning doubles the next budget (up to the configured one); a wait that had to sleep
+//! halves it. When more threads of this process are spinning than it has CPUs, a waiter
+//! skips spinning and sleeps at once, so spinners never starve the thread they wait for.
+//! Spin budget 0 never spins: every wait that is not satisfied at once sleeps.
+
+use core::time::Duration;
+
+use crate::futex::{self, Instant};
+use crate::mem::Mem;
+use crate::mutant::{self, Mutant};
+use crate::sync::{Ordering, fence, spin_loop};
+
+/// Offset of the sequence (futex) word within a doorbell line.
+pub const SEQ: usize = 0;
+/// Offset of the waiter mark within a doorbell line.
+pub const WAITERS: usize = 4;
+/// Bytes a doorbell occupies (a whole line, so nothing else shares it).
+pub const DOORBELL_SIZE: usize = 128;
+
+/// Default sleep slice: the longest a single futex wait lasts.
+pub const DEFAULT_SLICE: Duration = Duration::from_millis(50);
+/// Default spin budget, in spin iterations (roughly 20–60 µs on current x86), chosen so a
+/// peer that answers within a few microseconds is caught spinning while a quiet peer costs
+/// little CPU before the waiter sleeps.
+pub const DEFAULT_SPIN_BUDGET: u32 = 2_000;
+
+/// How a blocking call waits.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::WaitOptions;
+/// use std::time::Duration;
+///
+/// let always_sleep = WaitOptions::new().spin_budget(0);
+/// let fine_slices = WaitOptions::new().slice(Duration::from_millis(5));
+/// assert_eq!(always_sleep.get_spin_budget(), 0);
+/// assert_eq!(fine_slices.get_slice(), Duration::from_millis(5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitOptions {
+    spin_budget: u32,
+    slice: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        Self {
+            spin_budget: DEFAULT_SPIN_BUDGET,
+            slice: DEFAULT_SLICE,
+        }
+    }
+}
+
+impl WaitOptions {
+    /// The defaults: [`DEFAULT_SPIN_BUDGET`] and [`DEFAULT_SLICE`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Spin at most `iterations` times before sleeping (0: never spin).
+    pub fn spin_budget(mut self, iterations: u32) -> Self {
+        self.spin_budget = iterations;
+        self
+    }
+
+    /// Sleep at most `slice` per futex wait (clamped to at least 1 ms).
+    pub fn slice(mut self, slice: Duration) -> Self {
+        self.slice = slice.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The configured spin budget.
+    pub fn get_spin_budget(&self) -> u32 {
+        self.spin_budget
+    }
+
+    /// The configured slice.
+    pub fn get_slice(&self) -> Duration {
+        self.slice
+    }
+}
+
+/// Counters of one side's waiting and waking, kept locally (no shared write).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitStats {
+    /// `FUTEX_WAKE` system calls this side made as a ringer.
+    pub wakes: u64,
+    /// Sleeps this side announced as a waiter (times it set the waiter mark).
+    pub sleeps: u64,
+    /// `FUTEX_WAIT` system calls this side made.
+    pub futex_waits: u64,
+    /// Spin iterations this side made while waiting.
+    pub spins: u64,
+}
+
+/// Per-waiter adaptive spin state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Spinner {
+    /// The current adaptive budget, at most the configured one.
+    #[cfg_attr(loom, allow(dead_code))]
+    budget: u32,
+}
+
+impl Spinner {
+    pub(crate) fn new(opts: &WaitOptions) -> Self {
+        Self {
+            budget: opts.spin_budget,
+        }
+    }
+}
+
+/// A waiter, or the caller's deadline, ran out of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut;
+
+/// Threads of this process spinning in `wait_until` right now.
+#[cfg(not(loom))]
+static SPINNERS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// CPUs this process may run on (cached; 0 until first asked).
+#[cfg(not(loom))]
+fn cpus() -> u32 {
+    use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    static CPUS: AtomicU32 = AtomicU32::new(0);
+    match CPUS.load(Relaxed) {
+        0 => {
+            let n = rustix::thread::sched_getaffinity(None)
+                .map(|set| set.count())
+                .unwrap_or(1)
+                .max(1);
+            CPUS.store(n, Relaxed);
+            n
+        }
+        n => n,
+    }
+}
+
+/// A doorbell at `off` in `mem`. Copyable: it is two words' address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Doorbell {
+    mem: Mem,
+    off: usize,
+}
+
+impl Doorbell {
+    /// The doorbell whose line starts at `off`.
+    pub(crate) fn at(mem: Mem, off: usize) -> Self {
+        debug_assert_eq!(off % DOORBELL_SIZE, 0);
+        Self { mem, off }
+    }
+
+    /// Rings after the caller published something a waiter may be waiting for. No system
+    /// call unless a waiter announced a sleep.
+    #[inline]
+    pub(crate) fn ring(&self, stats: &mut WaitStats) {
+        if !mutant::active(Mutant::RingerFence) {
+            // SeqCst: pairs with the waiter's fence (module docs): either the waiter's
+            // re-check sees what we published, or we see its mark below.
+            fence(Ordering::SeqCst);
+        }
+        if self.mem.load_u32(self.off + WAITERS, Ordering::Relaxed) != 0 {
+            self.wake(stats);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake(&self, stats: &mut WaitStats) {
+        // One ringer clears the mark and wakes for everyone who set it.
+        if self.mem.swap_u32(self.off + WAITERS, 0, Ordering::Relaxed) == 0 {
+            return;
+        }
+        let seq = self.off + SEQ;
+        if mutant::active(Mutant::BumpLoadStore) {
+            let v = self.mem.load_u32(seq, Ordering::Relaxed);
+            crate::sync::spin_loop();
+            self.mem
+                .store_u32(seq, v.wrapping_add(1), Ordering::Release);
+        } else {
+            // Release: pairs with the waiter's Acquire load of the sequence; a waiter that
+            // reads this value has seen everything before the bump.
+            self.mem.fetch_add_u32(seq, 1, Ordering::Release);
+        }
+        futex::wake_all(&self.mem, seq);
+        stats.wakes += 1;
+    }
+
+    /// Waits until `ready()` returns true or `deadline` passes.
+    ///
+    /// `ready` must be cheap and free of side effects that matter if repeated; it is called
+    /// while spinning, after announcing a sleep, and after each wake.
+    pub(crate) fn wait_until(
+        &self,
+        mut ready: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+        opts: &WaitOptions,
+        spinner: &mut Spinner,
+        stats: &mut WaitStats,
+    ) -> Result<(), TimedOut> {
+        if ready() {
+            return Ok(());
+        }
+        if self.spin(&mut ready, opts, spinner, stats) {
+            return Ok(());
+        }
+        let seq_off = self.off + SEQ;
+        loop {
+            // Acquire: pairs with the ringer's Release bump (module docs).
+            let seq = self.mem.load_u32(seq_off, Ordering::Acquire);
+            self.mem.store_u32(self.off + WAITERS, 1, Ordering::Relaxed);
+            stats.sleeps += 1;
+            if !mutant::active(Mutant::WaiterFence) {
+                // SeqCst: pairs with the ringer's fence (module docs).
+                fence(Ordering::SeqCst);
+            }
+            if !mutant::active(Mutant::SkipRecheck) && ready() {
+                return Ok(());
+            }
+            let slice = match deadline {
+                None => opts.slice,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(TimedOut);
+                    }
+                    d.since(now).min(opts.slice)
+                }
+            };
+            stats.futex_waits += 1;
+            futex::wait(&self.mem, seq_off, seq, slice);
+            if ready() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The spin phase; true if `ready()` came true while spinning.
+    #[cfg(not(loom))]
+    fn spin(
+        &self,
+        ready: &mut impl FnMut() -> bool,
+        opts: &WaitOptions,
+        spinner: &mut Spinner,
+        stats: &mut WaitStats,
+    ) -> bool {
+        use core::sync::atomic::Ordering::Relaxed;
+        let budget = spinner.budget.min(opts.spin_budget);
+        if budget == 0 {
+            return false;
+        }
+        // More spinners than CPUs: spinning would only steal the CPU of whoever we wait for.
+        if SPINNERS.fetch_add(1, Relaxed) >= cpus() {
+            SPINNERS.fetch_sub(1, Relaxed);
+            return false;
+        }
+        let mut done = false;
+        let mut i = 0;
+        while i < budget {
+            spin_loop();
+            i += 1;
+            if ready() {
+                done = true;
+                break;
+            }
+        }
+        SPINNERS.fetch_sub(1, Relaxed);
+        stats.spins += i as u64;
+        let floor = (opts.spin_budget / 64).max(1);
+        spinner.budget = if done {
+            budget.saturating_mul(2).clamp(floor, opts.spin_budget)
+        } else {
+            (budget / 2).max(floor)
+        };
+        done
+    }
+
+    /// Under loom the spin phase is skipped: the models explore the sleeping protocol.
+    #[cfg(loom)]
+    fn spin(
+        &self,
+        _ready: &mut impl FnMut() -> bool,
+        _opts: &WaitOptions,
+        _spinner: &mut Spinner,
+        _stats: &mut WaitStats,
+    ) -> bool {
+        let _ = spin_loop;
+        false
+    }
+}
