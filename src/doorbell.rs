@@ -15,7 +15,7 @@
 //! *Spinning*); then loop:
 //!
 //! 1. `seq = sequence.load(Acquire)`
-//! 2. `waiters.store(1)`
+//! 2. `waiters.store(1, Release)`
 //! 3. `fence(SeqCst)`
 //! 4. if `ready()`, return
 //! 5. futex-wait on `sequence` while it still equals `seq`, for at most one *slice*
@@ -25,7 +25,7 @@
 //! completion posted by `notify()`):
 //!
 //! 1. `fence(SeqCst)`
-//! 2. if `waiters.load() != 0` and `waiters.swap(0) != 0`:
+//! 2. if `waiters.load() != 0` and `waiters.swap(0, AcqRel) != 0`:
 //!    `sequence.fetch_add(1, Release)`, then futex-wake **all** waiters.
 //!
 //! # Why no wake-up is lost
@@ -38,11 +38,19 @@
 //! published condition and it does not sleep.
 //!
 //! When the ringer wakes, the sleep cannot slip past the wake either: the waiter sleeps only
-//! while `sequence` still equals the value it read *before* setting the mark (step 1 is
-//! Acquire, the bump is Release, so the waiter cannot have read the bump that answers its own
-//! mark), and the ringer bumps `sequence` before calling wake. The kernel compares and sleeps
-//! atomically with respect to wake: either the waiter sees the bumped value and returns at
-//! once (`EAGAIN`), or it is asleep when the wake comes.
+//! while `sequence` still equals the value it read *before* setting the mark, and the ringer
+//! bumps `sequence` after taking the mark and before calling wake. The waiter's read
+//! happens-before the bump (read → Release mark store → AcqRel swap → bump), so the bump
+//! moves the word past the value the waiter holds. The kernel compares and sleeps atomically
+//! with respect to wake: either the waiter sees the bumped value and returns at once
+//! (`EAGAIN`), or it is asleep when the wake comes.
+//!
+//! The bump is one `fetch_add`. A load-then-store would also change the word in every
+//! schedule without time: the swap hands each mark to one ringer, and the waiter cannot start
+//! a new round until that ringer's bump lands. Only a ringer stalled between its load and its
+//! store for longer than a whole sleep slice, while the waiter times out and starts new
+//! rounds, could store a stale value — a late wake, bounded by one slice, never a hang. The
+//! loom models, which have no time, cannot express that schedule; the `fetch_add` removes it.
 //!
 //! Waking all (not one) keeps several waiters on one doorbell correct: a ringer that clears
 //! the mark speaks for every waiter that set it. A waiter woken for a condition that is not
@@ -76,7 +84,7 @@
 use core::time::Duration;
 
 use crate::futex::{self, Instant};
-use crate::mem::Mem;
+use crate::mem::{Mem, SharedMemory};
 use crate::mutant::{self, Mutant};
 use crate::sync::{Ordering, fence, spin_loop};
 
@@ -237,17 +245,14 @@ impl Doorbell {
     #[cold]
     #[inline(never)]
     fn wake(&self, stats: &mut WaitStats) {
-        // One ringer clears the mark and wakes for everyone who set it.
-        if self.mem.swap_u32(self.off + WAITERS, 0, Ordering::Relaxed) == 0 {
+        // One ringer clears the mark and wakes for everyone who set it. Acquire: pairs with
+        // the waiter's Release store of the mark, so the sequence value the waiter read before
+        // marking happens-before our bump, which therefore changes it.
+        if self.mem.swap_u32(self.off + WAITERS, 0, Ordering::AcqRel) == 0 {
             return;
         }
         let seq = self.off + SEQ;
-        if mutant::active(Mutant::BumpLoadStore) {
-            let v = self.mem.load_u32(seq, Ordering::Relaxed);
-            crate::sync::spin_loop();
-            self.mem
-                .store_u32(seq, v.wrapping_add(1), Ordering::Release);
-        } else {
+        if !mutant::active(Mutant::SkipBump) {
             // Release: pairs with the waiter's Acquire load of the sequence; a waiter that
             // reads this value has seen everything before the bump.
             self.mem.fetch_add_u32(seq, 1, Ordering::Release);
@@ -278,7 +283,8 @@ impl Doorbell {
         loop {
             // Acquire: pairs with the ringer's Release bump (module docs).
             let seq = self.mem.load_u32(seq_off, Ordering::Acquire);
-            self.mem.store_u32(self.off + WAITERS, 1, Ordering::Relaxed);
+            // Release: pairs with the ringer's AcqRel swap (see `wake`).
+            self.mem.store_u32(self.off + WAITERS, 1, Ordering::Release);
             stats.sleeps += 1;
             if !mutant::active(Mutant::WaiterFence) {
                 // SeqCst: pairs with the ringer's fence (module docs).
@@ -356,5 +362,106 @@ impl Doorbell {
     ) -> bool {
         let _ = spin_loop;
         false
+    }
+}
+
+/// A doorbell in shared memory, as a handle of its own: for conditions outside the rings —
+/// a server's doorbell shared by many clients, a worker's completion queue.
+///
+/// The doorbell occupies the 128-byte line at `offset` of `shm`; all handles on the same line
+/// (in any thread or process) ring and wait on the same doorbell.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::Bell;
+/// use ringbell::region::HeapRegion;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+///
+/// let region = HeapRegion::zeroed(128);
+/// let mut waiter = Bell::new(region.clone(), 0).unwrap();
+/// let mut ringer = Bell::new(region, 0).unwrap();
+/// let count = Arc::new(AtomicU32::new(0));
+/// let c = count.clone();
+/// let t = std::thread::spawn(move || {
+///     c.store(1, Ordering::Release); // publish first,
+///     ringer.ring();                 // then ring
+/// });
+/// waiter.wait_until(|| count.load(Ordering::Acquire) == 1, None).unwrap();
+/// t.join().unwrap();
+/// ```
+pub struct Bell<S: SharedMemory> {
+    bell: Doorbell,
+    opts: WaitOptions,
+    spinner: Spinner,
+    stats: WaitStats,
+    /// Keeps the memory behind `bell` alive.
+    _shm: S,
+}
+
+impl<S: SharedMemory> Bell<S> {
+    /// The doorbell on the line at `offset`; `None` unless `offset` is a multiple of 128 and
+    /// the line lies inside `shm`.
+    pub fn new(shm: S, offset: usize) -> Option<Self> {
+        let mem = shm.mem();
+        if offset % DOORBELL_SIZE != 0 || mem.len() < offset.checked_add(DOORBELL_SIZE)? {
+            return None;
+        }
+        let opts = WaitOptions::default();
+        Some(Self {
+            bell: Doorbell::at(mem, offset),
+            opts,
+            spinner: Spinner::new(&opts),
+            stats: WaitStats::default(),
+            _shm: shm,
+        })
+    }
+
+    /// Rings: wakes every waiter that announced a sleep. Publish what they wait for first.
+    /// No system call unless someone sleeps.
+    pub fn ring(&mut self) {
+        self.bell.ring(&mut self.stats);
+    }
+
+    /// Waits until `ready()` is true or `timeout` passes (`None`: no deadline; the wait still
+    /// sleeps in bounded slices and re-checks `ready()` after each).
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`] if `ready()` is still false at the deadline.
+    pub fn wait_until(
+        &mut self,
+        ready: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), TimedOut> {
+        let deadline = timeout.map(|t| Instant::now().after(t));
+        self.bell.wait_until(
+            ready,
+            deadline,
+            &self.opts,
+            &mut self.spinner,
+            &mut self.stats,
+        )
+    }
+
+    /// How waits spin and sleep.
+    pub fn set_wait_options(&mut self, opts: WaitOptions) {
+        self.opts = opts;
+        self.spinner = Spinner::new(&opts);
+    }
+
+    /// This handle's counters.
+    pub fn stats(&self) -> WaitStats {
+        self.stats
+    }
+}
+
+impl<S: SharedMemory> core::fmt::Debug for Bell<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Bell")
+            .field("opts", &self.opts)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }

@@ -52,18 +52,25 @@ pub const CHILD_FD: &str = "RINGBELL_TEST_FD";
 /// Re-executes this test binary to run only `test_name`, with `role` in the environment and
 /// `fd` inherited (its close-on-exec flag cleared in the child only).
 pub fn spawn_child(test_name: &str, role: &str, fd: BorrowedFd<'_>) -> Child {
-    let raw = fd.as_raw_fd();
+    spawn_child_with_fds(test_name, role, &[fd])
+}
+
+/// As [`spawn_child`], with several inherited fds (in order, see [`child_fds`]).
+pub fn spawn_child_with_fds(test_name: &str, role: &str, fds: &[BorrowedFd<'_>]) -> Child {
+    let raws: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let list = raws.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ROLE, role)
-        .env(CHILD_FD, raw.to_string());
-    // SAFETY: the closure runs in the forked child before exec and only makes one
-    // async-signal-safe system call (fcntl F_SETFD) on an fd the parent keeps open until
-    // `spawn` returns.
+        .env(CHILD_FD, list);
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-
+    // safe system calls (fcntl F_SETFD) on fds the parent keeps open until `spawn` returns.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = BorrowedFd::borrow_raw(raw);
-            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            for &raw in &raws {
+                let fd = BorrowedFd::borrow_raw(raw);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            }
             Ok(())
         });
     }
@@ -77,10 +84,21 @@ pub fn child_role() -> Option<String> {
 
 /// In a re-executed child: takes ownership of the inherited fd.
 pub fn child_fd() -> OwnedFd {
-    let raw: RawFd = std::env::var(CHILD_FD).unwrap().parse().unwrap();
-    // SAFETY: the parent passed this fd to us by inheritance and nothing else in this process
-    // owns it.
-    unsafe { OwnedFd::from_raw_fd(raw) }
+    child_fds().remove(0)
+}
+
+/// In a re-executed child: takes ownership of every inherited fd, in order.
+pub fn child_fds() -> Vec<OwnedFd> {
+    std::env::var(CHILD_FD)
+        .unwrap()
+        .split(',')
+        .map(|s| {
+            let raw: RawFd = s.parse().unwrap();
+            // SAFETY: the parent passed this fd to us by inheritance and nothing else in this
+            // process owns it.
+            unsafe { OwnedFd::from_raw_fd(raw) }
+        })
+        .collect()
 }
 
 /// Resident kilobytes of this process's mapping that starts at `addr`, from

@@ -1,0 +1,150 @@
+//! Blocking calls: deadlines, closes, the wake counters, and a cross-process ping-pong in
+//! which every message sleeps.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ringbell::doorbell::WaitOptions;
+use ringbell::region::Region;
+use ringbell::spsc::{self, RingConfig};
+use ringbell::{RecvError, SendError};
+
+#[test]
+fn deadlines_are_honoured() {
+    let (mut tx, mut rx) = spsc::channel(64).unwrap();
+    let t = Instant::now();
+    assert_eq!(rx.recv_timeout(Duration::from_millis(30)).unwrap_err(), RecvError::Timeout);
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    tx.send(0, &[0; 24]).unwrap();
+    tx.send(0, &[0; 24]).unwrap();
+    let t = Instant::now();
+    assert_eq!(tx.send_timeout(1, &[0; 24], Duration::from_millis(30)), Err(SendError::Timeout));
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    // A frame above the cap is refused at once, even by a blocking send.
+    let t = Instant::now();
+    assert!(matches!(tx.send(1, &[0; 25]), Err(SendError::TooLarge { .. })));
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn a_close_wakes_a_blocked_peer() {
+    let (tx, mut rx) = spsc::channel(64).unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        drop(tx);
+    });
+    let start = Instant::now();
+    assert_eq!(rx.recv().unwrap_err(), RecvError::Closed);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    t.join().unwrap();
+
+    let (mut tx, rx) = spsc::channel(64).unwrap();
+    tx.send(0, &[0; 24]).unwrap();
+    tx.send(0, &[0; 24]).unwrap();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rx);
+    });
+    assert_eq!(tx.send(0, &[0; 24]), Err(SendError::Closed));
+    t.join().unwrap();
+}
+
+/// Streams frames to a consumer that sleeps whenever the ring runs dry: the producer makes
+/// at most one wake system call per sleep the consumer announced, and the other way round.
+#[test]
+fn wake_calls_never_exceed_announced_sleeps() {
+    let frames: u32 = if cfg!(miri) { 2_000 } else { 1_000_000 };
+    for spin in [0, ringbell::doorbell::DEFAULT_SPIN_BUDGET] {
+        let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+        let opts = WaitOptions::new().spin_budget(spin);
+        tx.set_wait_options(opts);
+        rx.set_wait_options(opts);
+        let producer = std::thread::spawn(move || {
+            for i in 0..frames {
+                tx.send(i, &i.to_le_bytes()).unwrap();
+            }
+            tx.stats()
+        });
+        let mut buf = [0u8; 8];
+        for i in 0..frames {
+            let (tag, len) = rx.recv_into(&mut buf).unwrap();
+            assert_eq!((tag, &buf[..len]), (i, &i.to_le_bytes()[..]));
+        }
+        let tx_stats = producer.join().unwrap();
+        let rx_stats = rx.stats();
+        println!("spin {spin}: producer {tx_stats:?}\n        consumer {rx_stats:?}");
+        assert!(
+            tx_stats.wakes <= rx_stats.sleeps,
+            "producer woke {} times for {} announced sleeps",
+            tx_stats.wakes,
+            rx_stats.sleeps
+        );
+        assert!(
+            rx_stats.wakes <= tx_stats.sleeps,
+            "consumer woke {} times for {} announced sleeps",
+            rx_stats.wakes,
+            tx_stats.sleeps
+        );
+        // Far fewer system calls than frames: no system call per message while awake.
+        assert!(tx_stats.wakes < frames as u64 / 2, "{tx_stats:?}");
+    }
+}
+
+const PINGS: u32 = 100_000;
+
+/// Two processes ping-pong 100,000 frames with spin budget 0, so every wait sleeps on the
+/// futex: nothing is lost and nothing hangs.
+#[test]
+#[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
+fn cross_process_ping_pong_where_every_message_sleeps() {
+    let cfg = RingConfig::new(4096);
+    let ping = Region::create_spsc(&cfg).unwrap();
+    let back = Region::create_spsc(&cfg).unwrap();
+    let mut tx = ping.producer().unwrap();
+    let mut rx = back.consumer().unwrap();
+    let sleepy = WaitOptions::new().spin_budget(0);
+    tx.set_wait_options(sleepy);
+    rx.set_wait_options(sleepy);
+    let mut child = common::spawn_child_with_fds(
+        "ping_pong_child",
+        "ping-pong",
+        &[ping.fd(), back.fd()],
+    );
+    let mut buf = [0u8; 64];
+    for i in 0..PINGS {
+        tx.send_timeout(i, &[i as u8; 64], Duration::from_secs(10)).unwrap();
+        let (tag, len) = rx.recv_into_timeout(&mut buf, Duration::from_secs(10)).unwrap();
+        assert_eq!((tag, len), (i, 64));
+        assert_eq!(buf, [i as u8; 64]);
+    }
+    drop(tx);
+    assert!(child.wait().unwrap().success());
+    let stats = rx.stats();
+    println!("parent consumer: {stats:?}");
+    assert!(stats.sleeps >= PINGS as u64 / 2, "the waits did not sleep: {stats:?}");
+}
+
+#[test]
+fn ping_pong_child() {
+    if common::child_role().as_deref() != Some("ping-pong") {
+        return;
+    }
+    let fds = common::child_fds();
+    let mut fds = fds.into_iter();
+    let ping = Region::open_spsc(fds.next().unwrap()).unwrap();
+    let back = Region::open_spsc(fds.next().unwrap()).unwrap();
+    let mut rx = ping.consumer().unwrap();
+    let mut tx = back.producer().unwrap();
+    let sleepy = WaitOptions::new().spin_budget(0);
+    tx.set_wait_options(sleepy);
+    rx.set_wait_options(sleepy);
+    let mut buf = [0u8; 64];
+    loop {
+        match rx.recv_into_timeout(&mut buf, Duration::from_secs(10)) {
+            Ok((tag, len)) => tx.send_timeout(tag, &buf[..len], Duration::from_secs(10)).unwrap(),
+            Err(RecvError::Closed) => return,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
