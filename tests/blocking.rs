@@ -14,16 +14,25 @@ use ringbell::{RecvError, SendError};
 fn deadlines_are_honoured() {
     let (mut tx, mut rx) = spsc::channel(64).unwrap();
     let t = Instant::now();
-    assert_eq!(rx.recv_timeout(Duration::from_millis(30)).unwrap_err(), RecvError::Timeout);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(30)).unwrap_err(),
+        RecvError::Timeout
+    );
     assert!(t.elapsed() >= Duration::from_millis(30));
     tx.send(0, &[0; 24]).unwrap();
     tx.send(0, &[0; 24]).unwrap();
     let t = Instant::now();
-    assert_eq!(tx.send_timeout(1, &[0; 24], Duration::from_millis(30)), Err(SendError::Timeout));
+    assert_eq!(
+        tx.send_timeout(1, &[0; 24], Duration::from_millis(30)),
+        Err(SendError::Timeout)
+    );
     assert!(t.elapsed() >= Duration::from_millis(30));
     // A frame above the cap is refused at once, even by a blocking send.
     let t = Instant::now();
-    assert!(matches!(tx.send(1, &[0; 25]), Err(SendError::TooLarge { .. })));
+    assert!(matches!(
+        tx.send(1, &[0; 25]),
+        Err(SendError::TooLarge { .. })
+    ));
     assert!(t.elapsed() < Duration::from_secs(1));
 }
 
@@ -106,15 +115,15 @@ fn cross_process_ping_pong_where_every_message_sleeps() {
     let sleepy = WaitOptions::new().spin_budget(0);
     tx.set_wait_options(sleepy);
     rx.set_wait_options(sleepy);
-    let mut child = common::spawn_child_with_fds(
-        "ping_pong_child",
-        "ping-pong",
-        &[ping.fd(), back.fd()],
-    );
+    let mut child =
+        common::spawn_child_with_fds("ping_pong_child", "ping-pong", &[ping.fd(), back.fd()]);
     let mut buf = [0u8; 64];
     for i in 0..PINGS {
-        tx.send_timeout(i, &[i as u8; 64], Duration::from_secs(10)).unwrap();
-        let (tag, len) = rx.recv_into_timeout(&mut buf, Duration::from_secs(10)).unwrap();
+        tx.send_timeout(i, &[i as u8; 64], Duration::from_secs(10))
+            .unwrap();
+        let (tag, len) = rx
+            .recv_into_timeout(&mut buf, Duration::from_secs(10))
+            .unwrap();
         assert_eq!((tag, len), (i, 64));
         assert_eq!(buf, [i as u8; 64]);
     }
@@ -122,7 +131,10 @@ fn cross_process_ping_pong_where_every_message_sleeps() {
     assert!(child.wait().unwrap().success());
     let stats = rx.stats();
     println!("parent consumer: {stats:?}");
-    assert!(stats.sleeps >= PINGS as u64 / 2, "the waits did not sleep: {stats:?}");
+    assert!(
+        stats.sleeps >= PINGS as u64 / 2,
+        "the waits did not sleep: {stats:?}"
+    );
 }
 
 #[test]
@@ -142,7 +154,9 @@ fn ping_pong_child() {
     let mut buf = [0u8; 64];
     loop {
         match rx.recv_into_timeout(&mut buf, Duration::from_secs(10)) {
-            Ok((tag, len)) => tx.send_timeout(tag, &buf[..len], Duration::from_secs(10)).unwrap(),
+            Ok((tag, len)) => tx
+                .send_timeout(tag, &buf[..len], Duration::from_secs(10))
+                .unwrap(),
             Err(RecvError::Closed) => return,
             Err(e) => panic!("{e}"),
         }

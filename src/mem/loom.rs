@@ -34,6 +34,12 @@ struct Slots {
     futexes: Box<[(Mutex<()>, Condvar)]>,
 }
 
+// SAFETY: the cells are only reached through loom's `with`/`with_mut`, which check every
+// access for races; the atomics and mutexes are loom's own, which are Send + Sync.
+unsafe impl Send for Slots {}
+// SAFETY: as above.
+unsafe impl Sync for Slots {}
+
 /// A view of loom-modelled memory; see the raw backend for the contract.
 #[derive(Clone, Copy, Debug)]
 pub struct Mem {

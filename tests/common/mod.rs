@@ -58,7 +58,11 @@ pub fn spawn_child(test_name: &str, role: &str, fd: BorrowedFd<'_>) -> Child {
 /// As [`spawn_child`], with several inherited fds (in order, see [`child_fds`]).
 pub fn spawn_child_with_fds(test_name: &str, role: &str, fds: &[BorrowedFd<'_>]) -> Child {
     let raws: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let list = raws.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(",");
+    let list = raws
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ROLE, role)
