@@ -7,9 +7,9 @@
 //! * one-way streaming of 64-byte and 4 KiB frames (frames/s and MB/s), and
 //! * 64-byte request/response round trips (p50, p99, p99.9).
 //!
-//! Both sides spin (with a yield) while waiting; neither ever sleeps for long, and every wait
-//! has a deadline and watches the other process, so a dead peer ends the demo with an error
-//! rather than a hang.
+//! Both sides use the blocking calls with default settings: a short adaptive spin, then a
+//! sleep on the ring's futex doorbell. Every call has a deadline and sees a peer's close, so a
+//! failure ends the demo with an error rather than a hang.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use ringbell::region::Region;
 use ringbell::spsc::{Consumer, Producer, RingConfig};
-use ringbell::{RecvError, SendError};
 
 const TAG_STREAM: u32 = 1;
 const TAG_PING: u32 = 2;
@@ -41,50 +40,14 @@ fn main() -> Result<(), Error> {
     parent()
 }
 
-/// Waits for `op` to stop saying "not yet", spinning then yielding, up to the deadline.
-fn wait<T>(what: &str, mut op: impl FnMut() -> Option<T>) -> Result<T, Error> {
-    let start = Instant::now();
-    let mut spins = 0u32;
-    loop {
-        if let Some(v) = op() {
-            return Ok(v);
-        }
-        spins += 1;
-        if spins < 10_000 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-            if start.elapsed() > DEADLINE {
-                return Err(format!("timed out waiting to {what}").into());
-            }
-        }
-    }
-}
-
+/// A blocking send with the default wait settings: spin briefly, then sleep on the doorbell.
 fn send(tx: &mut Producer<Region>, tag: u32, data: &[u8]) -> Result<(), Error> {
-    let mut failure = None;
-    wait("send", || match tx.try_send(tag, data) {
-        Ok(()) => Some(()),
-        Err(SendError::Full) => None,
-        Err(e) => {
-            failure = Some(e);
-            Some(())
-        }
-    })?;
-    failure.map_or(Ok(()), |e| Err(e.into()))
+    Ok(tx.send_timeout(tag, data, DEADLINE)?)
 }
 
+/// A blocking receive with the default wait settings.
 fn recv(rx: &mut Consumer<Region>, buf: &mut [u8]) -> Result<(u32, usize), Error> {
-    let mut failure = None;
-    let got = wait("receive", || match rx.try_recv_into(buf) {
-        Ok(v) => Some(v),
-        Err(RecvError::Empty) => None,
-        Err(e) => {
-            failure = Some(e);
-            Some((0, 0))
-        }
-    })?;
-    failure.map_or(Ok(got), |e| Err(e.into()))
+    Ok(rx.recv_into_timeout(buf, DEADLINE)?)
 }
 
 fn child(req: OwnedFd, resp: OwnedFd) -> Result<(), Error> {
@@ -199,6 +162,15 @@ fn run(tx: &mut Producer<Region>, rx: &mut Consumer<Region>) -> Result<(), Error
         percentile(&rtts, 0.50),
         percentile(&rtts, 0.99),
         percentile(&rtts, 0.999)
+    );
+    let (t, r) = (tx.stats(), rx.stats());
+    println!(
+        "parent's waits: {} sleeps announced, {} futex waits, {} spins; \
+         wake system calls made: {}",
+        t.sleeps + r.sleeps,
+        t.futex_waits + r.futex_waits,
+        t.spins + r.spins,
+        t.wakes + r.wakes
     );
     Ok(())
 }
