@@ -26,31 +26,35 @@ echo "--- loom models pass in $((SECONDS - t0)) s"
 
 # Each model runs in its own process: a loom deadlock panics inside loom's scheduler and can
 # abort the whole test binary.
+# Each model runs in its own process: a loom deadlock panics inside loom's scheduler and can
+# abort the whole test binary. Every model runs against every mutant, so the report says
+# which models catch which bug.
+run_model() { # mutant binary test log
+    bash -c 'RINGBELL_MUTANT=$1 "$2" --exact "$3" --test-threads=1 >"$4" 2>&1' _ "$@" 2>/dev/null
+}
 missed=()
 for m in "${MUTANTS[@]}"; do
     t0=$SECONDS
-    caught=""
+    caught=()
     for bin in "${BINS[@]}"; do
         mapfile -t TESTS < <("$bin" --list --format terse 2>/dev/null | sed -n 's/: test$//p')
         for t in "${TESTS[@]}"; do
             log=$(mktemp)
-            if ! (RINGBELL_MUTANT=$m "$bin" --exact "$t" --test-threads=1 >"$log" 2>&1) 2>/dev/null
-            then
+            if ! run_model "$m" "$bin" "$t" "$log"; then
                 if grep -qE "deadlock|panicked|Causality|FAILED" "$log"; then
                     why=$(grep -m1 -oE "deadlock|Causality violation" "$log" ||
-                        grep -m1 -oE "assertion.*|panicked at .*" "$log" | head -c 120)
-                    caught="$t ($why)"
+                        grep -m1 -oE "assertion[^,]*|panicked at [^:]*" "$log" | head -c 80)
+                    caught+=("$t ($why)")
                 else
                     echo "ERROR   $m: $t failed without a test failure:"
                     tail -5 "$log"
                 fi
             fi
             rm -f "$log"
-            [[ -n $caught ]] && break 2
         done
     done
-    if [[ -n $caught ]]; then
-        echo "caught  $m in $((SECONDS - t0)) s by $caught"
+    if ((${#caught[@]})); then
+        echo "caught  $m in $((SECONDS - t0)) s by ${#caught[@]} model(s): $(IFS=';'; echo "${caught[*]}")"
     else
         echo "MISSED  $m: every loom model passed with it"
         missed+=("$m")

@@ -83,7 +83,9 @@
 
 use core::time::Duration;
 
+use crate::error::{AttachError, HeaderError};
 use crate::futex::{self, Instant};
+use crate::layout::{self, HEADER_SIZE, RingKind};
 use crate::mem::{Mem, SharedMemory};
 use crate::mutant::{self, Mutant};
 use crate::sync::{Ordering, fence, spin_loop};
@@ -363,6 +365,36 @@ impl Doorbell {
         let _ = spin_loop;
         false
     }
+}
+
+/// Data-area size of a bell region: one doorbell line.
+pub const BELL_CAPACITY: usize = 128;
+
+/// Bytes a bell region needs.
+pub const BELL_REGION_SIZE: usize = HEADER_SIZE + BELL_CAPACITY;
+
+fn bell_geometry() -> layout::Geometry {
+    // A valid configuration by construction (128 is a power of two within range).
+    match layout::geometry(RingKind::Bell, BELL_CAPACITY, Some(0)) {
+        Ok(g) => g,
+        Err(_) => unreachable!("the bell geometry is valid"),
+    }
+}
+
+/// Writes a fresh bell region header into `shm` (exactly [`BELL_REGION_SIZE`] bytes).
+///
+/// # Errors
+///
+/// [`HeaderError::SizeMismatch`] if `shm` is not [`BELL_REGION_SIZE`] bytes.
+pub fn init_bell<S: SharedMemory + ?Sized>(shm: &S) -> Result<(), HeaderError> {
+    layout::init(&shm.mem(), &bell_geometry(), 0)
+}
+
+/// The doorbell of a validated bell region.
+pub(crate) fn bell_of<S: SharedMemory + ?Sized>(shm: &S) -> Result<Doorbell, AttachError> {
+    let mem = shm.mem();
+    layout::validate(&mem, RingKind::Bell)?;
+    Ok(Doorbell::at(mem, HEADER_SIZE))
 }
 
 /// A doorbell in shared memory, as a handle of its own: for conditions outside the rings —

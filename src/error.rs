@@ -177,6 +177,15 @@ pub enum AttachError {
     RoleClosed,
     /// The ring's positions are inconsistent.
     Corrupt(Corruption),
+    /// The ring belongs to a fan-in (its header says its producer rings a shared doorbell):
+    /// attach it with `Producer::attach_shared_bell` or `FanIn::add`. Or the other way round:
+    /// a plain ring was given where a fan-in ring was expected.
+    WrongBell,
+    /// A configured limit (such as a fan-in's ring count) is reached.
+    Limit {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl fmt::Display for AttachError {
@@ -186,6 +195,10 @@ impl fmt::Display for AttachError {
             Self::RoleTaken { owner } => write!(f, "role already held by owner {owner:#x}"),
             Self::RoleClosed => f.write_str("role was closed by its previous holder"),
             Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
+            Self::WrongBell => {
+                f.write_str("the ring's doorbell arrangement (shared or its own) does not match")
+            }
+            Self::Limit { max } => write!(f, "limit of {max} reached"),
         }
     }
 }

@@ -54,18 +54,27 @@ pub const ROLE_FREE: u64 = 0;
 /// Role word value for a role whose holder closed it cleanly; it can never be claimed again.
 pub const ROLE_CLOSED: u64 = u64::MAX;
 
-/// What a ring region holds.
+/// Header flag: the ring's producer rings a doorbell shared with other rings (a fan-in's)
+/// instead of the ring's own data doorbell.
+pub const FLAG_SHARED_BELL: u32 = 1;
+/// Every flag this version understands.
+pub const KNOWN_FLAGS: u32 = FLAG_SHARED_BELL;
+
+/// What a region holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum RingKind {
     /// One producer, one consumer.
     Spsc = 1,
+    /// A doorbell shared by several rings (a fan-in's): the data area is one doorbell line.
+    Bell = 3,
 }
 
 impl RingKind {
     fn from_u32(v: u32) -> Option<Self> {
         match v {
             1 => Some(Self::Spsc),
+            3 => Some(Self::Bell),
             _ => None,
         }
     }
@@ -92,7 +101,7 @@ pub(crate) struct RingHeader {
     kind: u32,
     /// Largest payload in bytes a producer may send; `<= capacity / 2 - 8`.
     frame_cap: u32,
-    /// Feature flags; none are defined in version 1, so it must be 0.
+    /// Feature flags: [`FLAG_SHARED_BELL`] or 0; any other bit is refused.
     flags: u32,
     /// [`READY`] once every other field is written; stored last with Release, loaded first
     /// with Acquire by openers.
@@ -185,6 +194,8 @@ pub struct Geometry {
     pub frame_cap: usize,
     /// The kind of ring.
     pub kind: RingKind,
+    /// Header flags ([`FLAG_SHARED_BELL`]).
+    pub flags: u32,
 }
 
 impl Geometry {
@@ -231,6 +242,7 @@ pub(crate) fn geometry(
         capacity,
         frame_cap,
         kind,
+        flags: 0,
     })
 }
 
@@ -258,7 +270,7 @@ pub(crate) fn init(mem: &Mem, geo: &Geometry, start: u64) -> Result<(), HeaderEr
     mem.store_u32(ENDIAN_OFF, ENDIAN_MARKER, r);
     mem.store_u32(KIND_OFF, geo.kind as u32, r);
     mem.store_u32(FRAME_CAP_OFF, geo.frame_cap as u32, r);
-    mem.store_u32(FLAGS_OFF, 0, r);
+    mem.store_u32(FLAGS_OFF, geo.flags, r);
     mem.store_u64(PRODUCER_OWNER_OFF, ROLE_FREE, r);
     mem.store_u64(CONSUMER_OWNER_OFF, ROLE_FREE, r);
     mem.store_u64(WRITE_POS_OFF, start, r);
@@ -320,7 +332,7 @@ pub fn validate(mem: &Mem, kind: RingKind) -> Result<Geometry, HeaderError> {
         }
     }
     let flags = mem.load_u32(FLAGS_OFF, r);
-    if flags != 0 {
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(HeaderError::UnsupportedFlags { flags });
     }
     let capacity = mem.load_u64(CAPACITY_OFF, r);
@@ -355,5 +367,6 @@ pub fn validate(mem: &Mem, kind: RingKind) -> Result<Geometry, HeaderError> {
         capacity,
         frame_cap: frame_cap as usize,
         kind,
+        flags,
     })
 }

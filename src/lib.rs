@@ -6,6 +6,7 @@
 //! | module | what it gives | `no_std` |
 //! |---|---|---|
 //! | [`spsc`] | a single-producer single-consumer ring: [`spsc::Producer`], [`spsc::Consumer`] | yes |
+//! | [`fanin`] | one consumer over many SPSC rings sharing one doorbell: [`fanin::FanIn`] | yes, with `alloc` |
 //! | [`doorbell`] | sleeping and waking without lost wake-ups: [`doorbell::WaitOptions`], [`doorbell::WaitStats`] | yes |
 //! | [`futex`] | futex wait/wake on a shared word, the monotonic clock | yes |
 //! | [`region`] | sealed memfd regions and in-process heap regions | `std` |
@@ -48,6 +49,8 @@ compile_error!("ringbell supports Linux only for now (futexes and memfds)");
 
 pub mod doorbell;
 mod error;
+#[cfg(feature = "alloc")]
+pub mod fanin;
 pub mod frame;
 pub mod futex;
 pub mod layout;

@@ -272,17 +272,43 @@ impl Region {
     ///
     /// As [`create_spsc`](Self::create_spsc).
     pub fn create_spsc_with(cfg: &RingConfig, opts: &RegionOptions) -> Result<Self, RegionError> {
-        let size = cfg.region_size()?;
+        let region = Self::create_sized(cfg.region_size()?, opts)?;
+        spsc::init(&region, cfg)?;
+        Ok(region)
+    }
+
+    /// Creates a memfd holding a fresh bell region: the shared doorbell of a
+    /// [fan-in](crate::fanin).
+    ///
+    /// # Errors
+    ///
+    /// [`RegionError::Io`] if a system call fails.
+    pub fn create_bell() -> Result<Self, RegionError> {
+        let size = crate::doorbell::BELL_REGION_SIZE;
+        let region = Self::create_sized(size, &RegionOptions::default())?;
+        crate::doorbell::init_bell(&region)?;
+        Ok(region)
+    }
+
+    /// Opens a bell region from an fd received from its creator.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_spsc`](Self::open_spsc).
+    pub fn open_bell(fd: OwnedFd) -> Result<Self, RegionError> {
+        Self::open_kind(fd, RingKind::Bell, &RegionOptions::default())
+    }
+
+    /// A sealed, mapped, zero-filled memfd of `size` bytes; not yet initialised.
+    fn create_sized(size: usize, opts: &RegionOptions) -> Result<Self, RegionError> {
         let fd =
             rustix::fs::memfd_create("ringbell", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
                 .map_err(io_err("memfd_create"))?;
         rustix::fs::ftruncate(&fd, size as u64).map_err(io_err("ftruncate"))?;
         rustix::fs::fcntl_add_seals(&fd, REQUIRED_SEALS).map_err(io_err("fcntl(F_ADD_SEALS)"))?;
-        let region = Self {
+        Ok(Self {
             map: Arc::new(Mapping::new(fd, size, opts)?),
-        };
-        spsc::init(&region, cfg)?;
-        Ok(region)
+        })
     }
 
     /// Opens an SPSC ring region from an fd received from its creator, with default
@@ -304,9 +330,13 @@ impl Region {
     ///
     /// As [`open_spsc`](Self::open_spsc).
     pub fn open_spsc_with(fd: OwnedFd, opts: &RegionOptions) -> Result<Self, RegionError> {
+        Self::open_kind(fd, RingKind::Spsc, opts)
+    }
+
+    fn open_kind(fd: OwnedFd, kind: RingKind, opts: &RegionOptions) -> Result<Self, RegionError> {
         let size = check_fd(&fd)?;
         let map = Mapping::new(fd, size, opts)?;
-        layout::validate(&map.mem(), RingKind::Spsc)?;
+        layout::validate(&map.mem(), kind)?;
         Ok(Self { map: Arc::new(map) })
     }
 
@@ -479,6 +509,17 @@ impl HeapRegion {
             capacity: cfg.capacity() as u64,
         })?;
         spsc::init(&region, cfg)?;
+        Ok(region)
+    }
+
+    /// A heap region holding a fresh bell region (a fan-in's shared doorbell).
+    ///
+    /// # Errors
+    ///
+    /// Never in practice; the signature matches the other constructors.
+    pub fn new_bell() -> Result<Self, HeaderError> {
+        let region = Self::zeroed(crate::doorbell::BELL_REGION_SIZE);
+        crate::doorbell::init_bell(&region)?;
         Ok(region)
     }
 

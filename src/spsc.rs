@@ -109,6 +109,7 @@ pub struct RingConfig {
     capacity: usize,
     frame_cap: Option<usize>,
     start_position: u64,
+    shared_bell: bool,
 }
 
 impl RingConfig {
@@ -120,7 +121,15 @@ impl RingConfig {
             capacity,
             frame_cap: None,
             start_position: 0,
+            shared_bell: false,
         }
+    }
+
+    /// Makes the ring part of a fan-in: its producer rings the fan-in's shared doorbell
+    /// ([`Producer::attach_shared_bell`]) and its consumer is a [`FanIn`](crate::fanin::FanIn).
+    pub const fn shared_bell(mut self) -> Self {
+        self.shared_bell = true;
+        self
     }
 
     /// Caps frames at `max` payload bytes (at most `capacity / 2 - 8`).
@@ -153,7 +162,11 @@ impl RingConfig {
                 position: self.start_position,
             });
         }
-        layout::geometry(RingKind::Spsc, self.capacity, self.frame_cap)
+        let mut geo = layout::geometry(RingKind::Spsc, self.capacity, self.frame_cap)?;
+        if self.shared_bell {
+            geo.flags = layout::FLAG_SHARED_BELL;
+        }
+        Ok(geo)
     }
 
     /// Bytes of shared memory the ring needs: header plus capacity.
@@ -220,6 +233,8 @@ pub struct Producer<S: SharedMemory> {
     opts: WaitOptions,
     spinner: Spinner,
     stats: WaitStats,
+    /// Keeps a fan-in's shared doorbell alive.
+    _bell_shm: Option<S>,
     /// Keeps the memory behind `mem` alive.
     shm: S,
 }
@@ -233,8 +248,32 @@ impl<S: SharedMemory> Producer<S> {
     /// handle holds the role, [`AttachError::RoleClosed`] if a previous producer closed it,
     /// [`AttachError::Corrupt`] if the positions are inconsistent.
     pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
+        Self::attach_inner(shm, None, owner)
+    }
+
+    /// Claims the producer role of a fan-in ring in `ring` (created with
+    /// [`RingConfig::shared_bell`]); publishes ring the doorbell in the bell region `bell`
+    /// (see [`crate::fanin`]) instead of the ring's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`attach`](Self::attach); [`AttachError::WrongBell`] if the ring is not a fan-in
+    /// ring; [`AttachError::Header`] if `bell` is not a valid bell region.
+    pub fn attach_shared_bell(ring: S, bell: S, owner: OwnerId) -> Result<Self, AttachError> {
+        Self::attach_inner(ring, Some(bell), owner)
+    }
+
+    fn attach_inner(shm: S, bell: Option<S>, owner: OwnerId) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = layout::validate(&mem, RingKind::Spsc)?;
+        let shared = geo.flags & layout::FLAG_SHARED_BELL != 0;
+        if shared != bell.is_some() {
+            return Err(AttachError::WrongBell);
+        }
+        let data_bell = match &bell {
+            Some(b) => crate::doorbell::bell_of(b)?,
+            None => Doorbell::at(mem, DATA_BELL_OFF),
+        };
         role::claim(&mem, PRODUCER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of a previous holder of either role.
         let write = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
@@ -253,11 +292,12 @@ impl<S: SharedMemory> Producer<S> {
             cached_read: read,
             owner,
             pid: role::current_pid(),
-            data_bell: Doorbell::at(mem, DATA_BELL_OFF),
+            data_bell,
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
             opts,
             spinner: Spinner::new(&opts),
             stats: WaitStats::default(),
+            _bell_shm: bell,
             shm,
         })
     }
@@ -695,8 +735,16 @@ impl<S: SharedMemory> Consumer<S> {
     ///
     /// As [`Producer::attach`].
     pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
+        Self::attach_inner(shm, owner, false)
+    }
+
+    /// Attaches the consumer end of a fan-in ring (for [`FanIn`](crate::fanin::FanIn)).
+    pub(crate) fn attach_inner(shm: S, owner: OwnerId, fanin: bool) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = layout::validate(&mem, RingKind::Spsc)?;
+        if (geo.flags & layout::FLAG_SHARED_BELL != 0) != fanin {
+            return Err(AttachError::WrongBell);
+        }
         role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of the producer and of a previous
         // consumer.
@@ -1239,6 +1287,11 @@ pub struct Notifier<S: SharedMemory> {
 }
 
 impl<S: SharedMemory> Notifier<S> {
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(crate) fn new(bell: Doorbell, shm: S) -> Self {
+        Self { bell, _shm: shm }
+    }
+
     /// Rings the consumer's doorbell. Publish what the consumer's condition reads first.
     pub fn notify(&self) {
         let mut stats = WaitStats::default();
