@@ -68,6 +68,11 @@ pub enum HeaderError {
         /// The largest allowed.
         max: u64,
     },
+    /// An MPSC registry size outside `1..=MAX_REGISTRY_SLOTS`, or a registry on another kind.
+    BadRegistry {
+        /// The slot count found or requested.
+        slots: u64,
+    },
     /// A starting position that is not a multiple of 8.
     BadStartPosition {
         /// The position requested.
@@ -107,6 +112,7 @@ impl fmt::Display for HeaderError {
             Self::BadFrameCap { frame_cap, max } => {
                 write!(f, "frame cap {frame_cap} exceeds the maximum {max}")
             }
+            Self::BadRegistry { slots } => write!(f, "invalid producer registry of {slots} slots"),
             Self::BadStartPosition { position } => {
                 write!(f, "start position {position} is not a multiple of 8")
             }
@@ -237,6 +243,9 @@ pub enum SendError {
     Closed,
     /// A blocking send's deadline passed before there was room; nothing was written.
     Timeout,
+    /// MPSC: the consumer took this producer for dead and skipped its record; the frame was
+    /// not delivered.
+    Skipped,
     /// The consumer's position is inconsistent.
     Corrupt(Corruption),
 }
@@ -250,6 +259,9 @@ impl fmt::Display for SendError {
             Self::Full => f.write_str("ring is full"),
             Self::Closed => f.write_str("the consumer closed the ring"),
             Self::Timeout => f.write_str("timed out waiting for room in the ring"),
+            Self::Skipped => {
+                f.write_str("the consumer skipped this frame, taking its producer for dead")
+            }
             Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }

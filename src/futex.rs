@@ -46,6 +46,11 @@ impl Instant {
         Self(self.0.saturating_add(ns))
     }
 
+    /// Whole milliseconds since the clock's origin (the same in every process).
+    pub fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
     /// Time from `earlier` to `self`, zero if `earlier` is later.
     pub fn since(self, earlier: Self) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))

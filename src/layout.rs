@@ -66,6 +66,8 @@ pub const KNOWN_FLAGS: u32 = FLAG_SHARED_BELL;
 pub enum RingKind {
     /// One producer, one consumer.
     Spsc = 1,
+    /// Many cooperating producers, one consumer, one shared ring.
+    Mpsc = 2,
     /// A doorbell shared by several rings (a fan-in's): the data area is one doorbell line.
     Bell = 3,
 }
@@ -74,6 +76,7 @@ impl RingKind {
     fn from_u32(v: u32) -> Option<Self> {
         match v {
             1 => Some(Self::Spsc),
+            2 => Some(Self::Mpsc),
             3 => Some(Self::Bell),
             _ => None,
         }
@@ -106,7 +109,8 @@ pub(crate) struct RingHeader {
     /// [`READY`] once every other field is written; stored last with Release, loaded first
     /// with Acquire by openers.
     ready: u32,
-    _pad0: u32,
+    /// MPSC only: slots in the producer registry, which follows the data area. 0 otherwise.
+    registry_slots: u32,
     /// Owner id of the producer role: [`ROLE_FREE`], an owner id, or [`ROLE_CLOSED`].
     /// Claimed by compare-and-swap from `ROLE_FREE`.
     producer_owner: u64,
@@ -125,7 +129,13 @@ pub(crate) struct RingHeader {
     data_bell: [u8; 128],
     /// Doorbell the producer sleeps on while the ring is full.
     space_bell: [u8; 128],
-    _reserved: [u8; 384],
+    /// MPSC only: the pending large claim (see `mpsc`): slot + 1 in the low half, record
+    /// size in the high half; 0 if none.
+    reservation: u64,
+    /// MPSC only: monotonic milliseconds at which the reservation was last renewed.
+    reservation_stamp: u64,
+    _pad4: [u8; 112],
+    _reserved: [u8; 256],
 }
 
 /// Offset of the magic.
@@ -160,6 +170,16 @@ pub const READ_POS_OFF: usize = 256;
 pub const DATA_BELL_OFF: usize = 384;
 /// Offset of the space doorbell.
 pub const SPACE_BELL_OFF: usize = 512;
+/// Offset of the MPSC registry size.
+pub const REGISTRY_SLOTS_OFF: usize = 52;
+/// Offset of the MPSC reservation word.
+pub const RESERVATION_OFF: usize = 640;
+/// Offset of the MPSC reservation stamp.
+pub const RESERVATION_STAMP_OFF: usize = 648;
+/// Bytes of one MPSC registry slot.
+pub const REGISTRY_SLOT_SIZE: usize = 32;
+/// Most MPSC registry slots.
+pub const MAX_REGISTRY_SLOTS: usize = 1 << 16;
 
 const_assert_eq!(core::mem::size_of::<RingHeader>(), HEADER_SIZE);
 const_assert_eq!(offset_of!(RingHeader, magic), MAGIC_OFF);
@@ -178,6 +198,12 @@ const_assert_eq!(offset_of!(RingHeader, write_pos), WRITE_POS_OFF);
 const_assert_eq!(offset_of!(RingHeader, read_pos), READ_POS_OFF);
 const_assert_eq!(offset_of!(RingHeader, data_bell), DATA_BELL_OFF);
 const_assert_eq!(offset_of!(RingHeader, space_bell), SPACE_BELL_OFF);
+const_assert_eq!(offset_of!(RingHeader, registry_slots), REGISTRY_SLOTS_OFF);
+const_assert_eq!(offset_of!(RingHeader, reservation), RESERVATION_OFF);
+const_assert_eq!(
+    offset_of!(RingHeader, reservation_stamp),
+    RESERVATION_STAMP_OFF
+);
 // Producer-written, consumer-written and doorbell words never share a 128-byte line.
 const_assert_eq!(WRITE_POS_OFF % 128, 0);
 const_assert_eq!(READ_POS_OFF - WRITE_POS_OFF, 128);
@@ -196,6 +222,8 @@ pub struct Geometry {
     pub kind: RingKind,
     /// Header flags ([`FLAG_SHARED_BELL`]).
     pub flags: u32,
+    /// MPSC producer registry slots (0 for other kinds).
+    pub slots: usize,
 }
 
 impl Geometry {
@@ -208,6 +236,12 @@ impl Geometry {
     /// Total bytes of a region holding this ring.
     #[inline]
     pub fn region_size(&self) -> usize {
+        HEADER_SIZE + self.capacity + self.slots * REGISTRY_SLOT_SIZE
+    }
+
+    /// Offset of the MPSC producer registry (just past the data area).
+    #[inline]
+    pub fn registry_off(&self) -> usize {
         HEADER_SIZE + self.capacity
     }
 
@@ -243,6 +277,7 @@ pub(crate) fn geometry(
         frame_cap,
         kind,
         flags: 0,
+        slots: 0,
     })
 }
 
@@ -271,6 +306,9 @@ pub(crate) fn init(mem: &Mem, geo: &Geometry, start: u64) -> Result<(), HeaderEr
     mem.store_u32(KIND_OFF, geo.kind as u32, r);
     mem.store_u32(FRAME_CAP_OFF, geo.frame_cap as u32, r);
     mem.store_u32(FLAGS_OFF, geo.flags, r);
+    mem.store_u32(REGISTRY_SLOTS_OFF, geo.slots as u32, r);
+    mem.store_u64(RESERVATION_OFF, 0, r);
+    mem.store_u64(RESERVATION_STAMP_OFF, 0, r);
     mem.store_u64(PRODUCER_OWNER_OFF, ROLE_FREE, r);
     mem.store_u64(CONSUMER_OWNER_OFF, ROLE_FREE, r);
     mem.store_u64(WRITE_POS_OFF, start, r);
@@ -346,7 +384,15 @@ pub fn validate(mem: &Mem, kind: RingKind) -> Result<Geometry, HeaderError> {
     if mask != capacity - 1 {
         return Err(HeaderError::BadMask { mask, capacity });
     }
-    let expected = HEADER_SIZE as u64 + capacity;
+    let slots = mem.load_u32(REGISTRY_SLOTS_OFF, r) as u64;
+    let slots_ok = match kind {
+        RingKind::Mpsc => (1..=MAX_REGISTRY_SLOTS as u64).contains(&slots),
+        _ => slots == 0,
+    };
+    if !slots_ok {
+        return Err(HeaderError::BadRegistry { slots });
+    }
+    let expected = HEADER_SIZE as u64 + capacity + slots * REGISTRY_SLOT_SIZE as u64;
     if mem.len() as u64 != expected {
         return Err(HeaderError::SizeMismatch {
             size: mem.len() as u64,
@@ -368,5 +414,6 @@ pub fn validate(mem: &Mem, kind: RingKind) -> Result<Geometry, HeaderError> {
         frame_cap: frame_cap as usize,
         kind,
         flags,
+        slots: slots as usize,
     })
 }

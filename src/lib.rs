@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`spsc`] | a single-producer single-consumer ring: [`spsc::Producer`], [`spsc::Consumer`] | yes |
 //! | [`fanin`] | one consumer over many SPSC rings sharing one doorbell: [`fanin::FanIn`] | yes, with `alloc` |
+//! | [`mpsc`] | one shared ring for cooperating producers: [`mpsc::Producer`], [`mpsc::Consumer`] | yes |
 //! | [`doorbell`] | sleeping and waking without lost wake-ups: [`doorbell::WaitOptions`], [`doorbell::WaitStats`] | yes |
 //! | [`futex`] | futex wait/wake on a shared word, the monotonic clock | yes |
 //! | [`region`] | sealed memfd regions and in-process heap regions | `std` |
@@ -55,7 +56,10 @@ pub mod frame;
 pub mod futex;
 pub mod layout;
 pub mod mem;
+pub mod mpsc;
 mod mutant;
+#[cfg(all(feature = "std", not(loom)))]
+pub mod peer;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod region;
 mod role;

@@ -290,6 +290,26 @@ impl Region {
         Ok(region)
     }
 
+    /// Creates a memfd holding a fresh MPSC ring.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_spsc`](Self::create_spsc).
+    pub fn create_mpsc(cfg: &crate::mpsc::MpscConfig) -> Result<Self, RegionError> {
+        let region = Self::create_sized(cfg.region_size()?, &RegionOptions::default())?;
+        crate::mpsc::init(&region, cfg)?;
+        Ok(region)
+    }
+
+    /// Opens an MPSC ring region from an fd received from its creator.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_spsc`](Self::open_spsc).
+    pub fn open_mpsc(fd: OwnedFd) -> Result<Self, RegionError> {
+        Self::open_kind(fd, RingKind::Mpsc, &RegionOptions::default())
+    }
+
     /// Opens a bell region from an fd received from its creator.
     ///
     /// # Errors
@@ -334,7 +354,7 @@ impl Region {
     }
 
     fn open_kind(fd: OwnedFd, kind: RingKind, opts: &RegionOptions) -> Result<Self, RegionError> {
-        let size = check_fd(&fd)?;
+        let size = check_fd(&fd, kind)?;
         let map = Mapping::new(fd, size, opts)?;
         layout::validate(&map.mem(), kind)?;
         Ok(Self { map: Arc::new(map) })
@@ -402,7 +422,7 @@ impl fmt::Debug for Region {
 }
 
 /// Checks `fd` is a memfd with the required seals and returns its size.
-fn check_fd(fd: &OwnedFd) -> Result<usize, RegionError> {
+fn check_fd(fd: &OwnedFd, kind: RingKind) -> Result<usize, RegionError> {
     let seals = match rustix::fs::fcntl_get_seals(fd) {
         Ok(s) => s,
         Err(rustix::io::Errno::INVAL) => return Err(RegionError::NotMemfd),
@@ -423,10 +443,20 @@ fn check_fd(fd: &OwnedFd) -> Result<usize, RegionError> {
     }
     // Refuse, before mapping, any size no valid ring has: header plus a power-of-two capacity
     // in range. The header is checked against the exact size again after mapping.
+    // (An MPSC region adds its producer registry after the data area.)
+    let registry_max = match kind {
+        RingKind::Mpsc => (layout::MAX_REGISTRY_SLOTS * layout::REGISTRY_SLOT_SIZE) as u64,
+        _ => 0,
+    };
     let capacity = size - HEADER_SIZE as u64;
-    if !capacity.is_power_of_two()
+    let plausible = if registry_max == 0 {
+        capacity.is_power_of_two()
+    } else {
+        capacity > layout::MIN_CAPACITY as u64
+    };
+    if !plausible
         || capacity < layout::MIN_CAPACITY as u64
-        || capacity > layout::MAX_CAPACITY as u64
+        || capacity > layout::MAX_CAPACITY as u64 + registry_max
     {
         return Err(RegionError::Header(HeaderError::BadCapacity { capacity }));
     }

@@ -253,7 +253,7 @@ fn four_processes_into_one_fanin() {
     }
     let max = (64 << 10) / 2 - 8;
     let mut rngs: Vec<Rng> = (0..PROCS).map(|k| Rng::new(k as u64)).collect();
-    let mut next = vec![0u32; PROCS];
+    let mut next = [0u32; PROCS];
     let mut buf = vec![0u8; max];
     let mut closed = 0;
     let deadline = Instant::now() + Duration::from_secs(120);

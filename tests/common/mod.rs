@@ -57,6 +57,13 @@ pub fn spawn_child(test_name: &str, role: &str, fd: BorrowedFd<'_>) -> Child {
 
 /// As [`spawn_child`], with several inherited fds (in order, see [`child_fds`]).
 pub fn spawn_child_with_fds(test_name: &str, role: &str, fds: &[BorrowedFd<'_>]) -> Child {
+    child_command(test_name, role, fds)
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// The command [`spawn_child_with_fds`] runs, to adjust before spawning.
+pub fn child_command(test_name: &str, role: &str, fds: &[BorrowedFd<'_>]) -> Command {
     let raws: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let list = raws
         .iter()
@@ -78,7 +85,7 @@ pub fn spawn_child_with_fds(test_name: &str, role: &str, fds: &[BorrowedFd<'_>])
             Ok(())
         });
     }
-    cmd.spawn().expect("spawn child test process")
+    cmd
 }
 
 /// In a re-executed child: the role asked for, if this process is one.

@@ -1,0 +1,1241 @@
+//! A shared ring for cooperating producers: many producers, one consumer, one global order.
+//!
+//! # Trust
+//!
+//! Producers share one writable ring, so **they must trust each other**: any producer can
+//! overwrite another's records. The ring protects the consumer from producers that *crash*
+//! (a producer killed between claiming space and committing it never blocks the ring for
+//! good), not from producers that *lie*. For mutually distrustful producers use a
+//! [fan-in](crate::fanin), which gives each its own ring. The consumer still validates every
+//! header it reads, so even a lying producer cannot make it panic, read out of bounds or loop
+//! forever — it can only corrupt the stream.
+//!
+//! # Layout
+//!
+//! The region is a ring header (kind `Mpsc`), the data area, then a *producer registry* of
+//! `slots` entries of 32 bytes: `owner: u64` (0 when free) and `state: u32` with an
+//! `IN_CLAIM` bit, and `rec_pos: u64`, the position of the record the producer is filling.
+//! The header's write position is the shared **claim** position; its read position is the
+//! consumer's **released** position.
+//!
+//! Record headers are the 8-byte headers of [`frame`](crate::frame), with one more state.
+//! Their length word is:
+//!
+//! * `0` — claimed, not described yet (the consumer zeroes every header word it releases, so
+//!   a freshly claimed header is never mistaken for stale bytes of the previous lap);
+//! * `CLAIMED | len` — described, being filled;
+//! * `COMMITTED | len` — complete;
+//! * `PADDING | COMMITTED | len` — skip `len + 8` bytes (wrap padding, an aborted grant, or a
+//!   record the consumer skipped because its producer died).
+//!
+//! # The protocol
+//!
+//! **Producer** (`reserve` → fill → `commit`):
+//!
+//! 1. mark its registry slot `IN_CLAIM` (before the claim, so anyone who sees the claim sees
+//!    the mark: the claim's CAS is Release);
+//! 2. claim `pad + size` bytes with a CAS on the claim position, refusing any claim whose end
+//!    would pass `released + capacity` (released is loaded with Acquire: the consumer zeroed
+//!    that space before releasing it);
+//! 3. record `rec_pos` in its slot, write the padding header if it wraps, then store
+//!    `CLAIMED | len` in the record header (Release);
+//! 4. fill the payload; write the tag; CAS the length word `CLAIMED | len` → `COMMITTED | len`
+//!    (Release). If the CAS fails, the consumer declared the producer dead and skipped the
+//!    record: the producer learns it ([`SendError::Skipped`]) instead of writing into space
+//!    that may already be reused.
+//! 5. clear `IN_CLAIM`.
+//!
+//! Dropping a grant aborts it by the same CAS, `CLAIMED | len` → padding.
+//!
+//! **Consumer**: at its released position `r`, with the claim position `w` loaded (Acquire):
+//! a committed record is read and released; padding is released; a header that is `0` or
+//! `CLAIMED` means the record is still being written — the consumer waits. When the same
+//! position has been stuck longer than the *stall timeout*, the consumer asks its
+//! [`Liveness`] source:
+//!
+//! * a `CLAIMED` header whose owner is known (a registry slot `IN_CLAIM` with `rec_pos == r`)
+//!   is skipped if that owner is dead: CAS `CLAIMED | len` → padding, which the owner's late
+//!   commit (if it was not dead after all) would lose against;
+//! * a `0` header (the owner died between its claim and its first write, or the wrap padding
+//!   before its record was never written) is skipped only if **every** producer marked
+//!   `IN_CLAIM` is dead. Then no live producer holds undescribed space below the claim
+//!   position, so the gap runs from `r` to the first non-zero header word at or after `r`,
+//!   or to `w`, or to the end of the data area, whichever comes first; the consumer CASes a
+//!   padding header over it.
+//!
+//! Every skip is counted ([`Consumer::skipped`]) — nothing disappears silently — and the dead
+//! owner's registry slot is freed.
+//!
+//! **Large frames.** A producer waiting for room for a frame larger than a quarter of the
+//! ring posts a *reservation* (its slot and size, with a time stamp it renews while waiting);
+//! other producers then claim only if the room left after their claim still fits the
+//! reserved frame, so a steady stream of small frames cannot starve a large one. A
+//! reservation not renewed for a second is ignored (its producer died or gave up).
+//!
+//! **Waking.** Producers ring the data doorbell after each commit; the consumer rings the
+//! space doorbell after each release. As for SPSC, no system call is made while nobody
+//! sleeps.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::doorbell::{Doorbell, Spinner, WaitOptions, WaitStats};
+use crate::error::{AttachError, Corruption, HeaderError, RecvError, SendError};
+use crate::frame::{self, COMMITTED, LEN_MASK, PADDING};
+use crate::futex::Instant;
+use crate::layout::{
+    self, CONSUMER_OWNER_OFF, DATA_BELL_OFF, Geometry, HEADER_SIZE, READ_POS_OFF,
+    REGISTRY_SLOT_SIZE, RESERVATION_OFF, RESERVATION_STAMP_OFF, RingKind, SPACE_BELL_OFF,
+    WRITE_POS_OFF,
+};
+use crate::mem::{Mem, SharedMemory};
+use crate::role::{self, OwnerId};
+use crate::sync::Ordering;
+
+/// Length-word flag: described but not committed.
+pub const CLAIMED: u32 = 1 << 29;
+/// Payload bits of an MPSC length word (below `CLAIMED`).
+const MPSC_LEN_MASK: u32 = CLAIMED - 1;
+/// Registry state bit: the producer is between marking and finishing a claim.
+const IN_CLAIM: u32 = 1;
+/// Registry slot field offsets.
+const SLOT_OWNER: usize = 0;
+const SLOT_STATE: usize = 8;
+const SLOT_REC_POS: usize = 16;
+/// Default number of registry slots.
+pub const DEFAULT_SLOTS: usize = 64;
+/// Default stall timeout: how long a record may stay uncommitted before the consumer asks
+/// whether its producer is dead.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
+/// A reservation not renewed for this long is ignored.
+const RESERVATION_TTL_MS: u64 = 1000;
+
+/// Tells the consumer whether a producer is dead, from a race-free source.
+///
+/// "Dead" must be certain: a producer reported dead whose record is then skipped loses that
+/// frame (it learns so from its commit). Report `false` whenever unsure. Under `std`,
+/// [`PidfdLiveness`](crate::peer::PidfdLiveness) answers from pidfds taken while the
+/// producers were known alive.
+pub trait Liveness {
+    /// Whether `owner` is known dead.
+    fn is_dead(&self, owner: OwnerId) -> bool;
+}
+
+/// A liveness source that never reports anyone dead: stuck records are never skipped.
+/// Right for producers that are threads of the consumer's own process (a thread that panics
+/// mid-claim aborts its grant while unwinding).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NeverDead;
+
+impl Liveness for NeverDead {
+    fn is_dead(&self, _owner: OwnerId) -> bool {
+        false
+    }
+}
+
+impl<L: Liveness + ?Sized> Liveness for &L {
+    fn is_dead(&self, owner: OwnerId) -> bool {
+        (**self).is_dead(owner)
+    }
+}
+
+/// How to create an MPSC ring.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::mpsc::MpscConfig;
+///
+/// let cfg = MpscConfig::new(1 << 16).frame_cap(4096).slots(128);
+/// assert!(cfg.region_size().unwrap() > (1 << 16));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MpscConfig {
+    capacity: usize,
+    frame_cap: Option<usize>,
+    slots: usize,
+    start_position: u64,
+}
+
+impl MpscConfig {
+    /// A ring of `capacity` bytes (a power of two), frame cap `capacity / 8` (as Agrona's),
+    /// [`DEFAULT_SLOTS`] producer slots.
+    pub const fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            frame_cap: None,
+            slots: DEFAULT_SLOTS,
+            start_position: 0,
+        }
+    }
+
+    /// Caps frames at `max` payload bytes (at most `capacity / 2 - 8`).
+    pub const fn frame_cap(mut self, max: usize) -> Self {
+        self.frame_cap = Some(max);
+        self
+    }
+
+    /// Room for `n` producers at once (1 to 65,536).
+    pub const fn slots(mut self, n: usize) -> Self {
+        self.slots = n;
+        self
+    }
+
+    /// Starts the positions at `position` (a multiple of 8); for tests of counter wrap.
+    pub const fn start_position(mut self, position: u64) -> Self {
+        self.start_position = position;
+        self
+    }
+
+    /// Checks the configuration and returns the ring's geometry.
+    ///
+    /// # Errors
+    ///
+    /// [`HeaderError::BadCapacity`], [`HeaderError::BadFrameCap`],
+    /// [`HeaderError::BadRegistry`] or [`HeaderError::BadStartPosition`].
+    pub fn geometry(&self) -> Result<Geometry, HeaderError> {
+        if self.start_position % frame::ALIGN as u64 != 0 {
+            return Err(HeaderError::BadStartPosition {
+                position: self.start_position,
+            });
+        }
+        if !(1..=layout::MAX_REGISTRY_SLOTS).contains(&self.slots) {
+            return Err(HeaderError::BadRegistry {
+                slots: self.slots as u64,
+            });
+        }
+        let cap = self
+            .frame_cap
+            .unwrap_or((self.capacity / 8).saturating_sub(frame::RECORD_HEADER));
+        let mut geo = layout::geometry(RingKind::Mpsc, self.capacity, Some(cap))?;
+        geo.slots = self.slots;
+        Ok(geo)
+    }
+
+    /// Bytes of shared memory the ring needs.
+    ///
+    /// # Errors
+    ///
+    /// As [`geometry`](Self::geometry).
+    pub fn region_size(&self) -> Result<usize, HeaderError> {
+        self.geometry().map(|g| g.region_size())
+    }
+}
+
+/// Writes a fresh MPSC ring into `shm` (exactly [`MpscConfig::region_size`] bytes).
+///
+/// # Errors
+///
+/// As [`MpscConfig::geometry`], and [`HeaderError::SizeMismatch`].
+pub fn init<S: SharedMemory + ?Sized>(shm: &S, cfg: &MpscConfig) -> Result<Geometry, HeaderError> {
+    let geo = cfg.geometry()?;
+    let mem = shm.mem();
+    layout::init(&mem, &geo, cfg.start_position)?;
+    // Registry slots start free (the memory may not be zero, e.g. a reused heap buffer).
+    for i in 0..geo.slots {
+        let at = geo.registry_off() + i * REGISTRY_SLOT_SIZE;
+        mem.store_u64(at + SLOT_OWNER, 0, Ordering::Relaxed);
+        mem.store_u32(at + SLOT_STATE, 0, Ordering::Relaxed);
+        mem.store_u64(at + SLOT_REC_POS, 0, Ordering::Relaxed);
+    }
+    // Every possible record header starts zero ("claimed, not described").
+    for off in (0..geo.capacity).step_by(frame::ALIGN) {
+        mem.store_u32(HEADER_SIZE + off, 0, Ordering::Relaxed);
+    }
+    // Release: the initialisation above is visible before anyone sees the ring ready again.
+    mem.store_u32(layout::READY_OFF, layout::READY, Ordering::Release);
+    Ok(geo)
+}
+
+/// Milliseconds on the system-wide monotonic clock (comparable across processes).
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+/// A producer of an MPSC ring. Many may be attached at once, in any processes.
+pub struct Producer<S: SharedMemory> {
+    mem: Mem,
+    capacity: usize,
+    mask: u64,
+    frame_cap: usize,
+    /// Offset of our registry slot.
+    slot_off: usize,
+    /// Our slot index.
+    slot: usize,
+    owner: OwnerId,
+    pid: u32,
+    /// Last validated released position (only grows).
+    cached_released: u64,
+    data_bell: Doorbell,
+    space_bell: Doorbell,
+    opts: WaitOptions,
+    spinner: Spinner,
+    stats: WaitStats,
+    shm: S,
+}
+
+impl<S: SharedMemory> Producer<S> {
+    /// Registers a producer of the MPSC ring in `shm` in a free registry slot.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::Header`]; [`AttachError::Limit`] if every slot is taken.
+    pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
+        let mem = shm.mem();
+        let geo = layout::validate(&mem, RingKind::Mpsc)?;
+        let mut slot = None;
+        for i in 0..geo.slots {
+            let at = geo.registry_off() + i * REGISTRY_SLOT_SIZE;
+            if mem
+                .cas_u64(
+                    at + SLOT_OWNER,
+                    0,
+                    owner.get(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                mem.store_u32(at + SLOT_STATE, 0, Ordering::Relaxed);
+                slot = Some(i);
+                break;
+            }
+        }
+        let slot = slot.ok_or(AttachError::Limit { max: geo.slots })?;
+        let released = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+        let opts = WaitOptions::default();
+        Ok(Self {
+            mem,
+            capacity: geo.capacity,
+            mask: geo.mask(),
+            frame_cap: geo.frame_cap,
+            slot_off: geo.registry_off() + slot * REGISTRY_SLOT_SIZE,
+            slot,
+            owner,
+            pid: role::current_pid(),
+            cached_released: released,
+            data_bell: Doorbell::at(mem, DATA_BELL_OFF),
+            space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            opts,
+            spinner: Spinner::new(&opts),
+            stats: WaitStats::default(),
+            shm,
+        })
+    }
+
+    /// The largest payload accepted.
+    pub fn max_frame(&self) -> usize {
+        self.frame_cap
+    }
+
+    /// This producer's registry slot.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// The memory this producer writes into.
+    pub fn shared_memory(&self) -> &S {
+        &self.shm
+    }
+
+    /// Whether the consumer closed its end.
+    pub fn is_consumer_closed(&self) -> bool {
+        role::is_closed(&self.mem, CONSUMER_OWNER_OFF)
+    }
+
+    /// The reservation of another producer to respect, as a record size, if live.
+    fn foreign_reservation(&self) -> u64 {
+        let r = self.mem.load_u64(RESERVATION_OFF, Ordering::Acquire);
+        if r == 0 || (r & 0xffff_ffff) as usize == self.slot + 1 {
+            return 0;
+        }
+        let stamp = self.mem.load_u64(RESERVATION_STAMP_OFF, Ordering::Relaxed);
+        if now_ms().saturating_sub(stamp) > RESERVATION_TTL_MS {
+            return 0;
+        }
+        (r >> 32).min(self.capacity as u64)
+    }
+
+    /// Tries to claim room for `len` payload bytes; returns (claim start, padding).
+    fn claim(&mut self, len: usize, respect: bool) -> Result<(u64, usize), SendError> {
+        let size = frame::record_size(len) as u64;
+        let cap = self.capacity as u64;
+        let reserve = if respect {
+            self.foreign_reservation()
+        } else {
+            0
+        };
+        // 1. Mark the slot before claiming (the claim CAS below is Release).
+        self.mem
+            .store_u32(self.slot_off + SLOT_STATE, IN_CLAIM, Ordering::Relaxed);
+        let mut claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
+        let mut retries = 0u32;
+        loop {
+            let to_end = cap - (claim & self.mask);
+            let pad = if size > to_end { to_end } else { 0 };
+            let need = pad + size;
+            let used = claim.wrapping_sub(self.cached_released);
+            if used > cap || need + reserve > cap - used {
+                // Possibly full: refresh the released position.
+                // Acquire: pairs with the consumer's Release in `Consumer::release`; the
+                // consumer zeroed the space it released before.
+                let released = self.mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+                let used = claim.wrapping_sub(released);
+                if released % 8 != 0 || used > cap {
+                    // Our claim snapshot may be older than the release: look again, a bounded
+                    // number of times (a consumer writing garbage must not trap us).
+                    retries += 1;
+                    if retries > 64 {
+                        self.unmark();
+                        return Err(SendError::Corrupt(Corruption::ReadPosition {
+                            found: released,
+                        }));
+                    }
+                    claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
+                    continue;
+                }
+                self.cached_released = released;
+                if need + reserve > cap - used {
+                    self.unmark();
+                    return Err(SendError::Full);
+                }
+            }
+            // 2. Claim. Release: the IN_CLAIM mark is visible to whoever sees this claim.
+            match self.mem.cas_u64(
+                WRITE_POS_OFF,
+                claim,
+                claim.wrapping_add(need),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok((claim, pad as usize)),
+                Err(now) => {
+                    claim = now;
+                    crate::sync::spin_loop();
+                }
+            }
+        }
+    }
+
+    fn unmark(&self) {
+        // Release: everything this claim wrote happens before a consumer sees the slot idle.
+        self.mem
+            .store_u32(self.slot_off + SLOT_STATE, 0, Ordering::Release);
+    }
+
+    fn reserve_inner(&mut self, len: usize, respect: bool) -> Result<Grant<'_, S>, SendError> {
+        if len > self.frame_cap {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.frame_cap,
+            });
+        }
+        if self.is_consumer_closed() {
+            return Err(SendError::Closed);
+        }
+        let (claim, pad) = self.claim(len, respect)?;
+        let rec_pos = claim.wrapping_add(pad as u64);
+        // 3. Say which record is ours, write the padding, describe the record.
+        self.mem
+            .store_u64(self.slot_off + SLOT_REC_POS, rec_pos, Ordering::Relaxed);
+        if pad > 0 {
+            let at = HEADER_SIZE + (claim & self.mask) as usize;
+            // Release: pairs with the consumer's Acquire load of the header.
+            self.mem
+                .store_u32(at, frame::padding_word(pad), Ordering::Release);
+        }
+        let record = HEADER_SIZE + (rec_pos & self.mask) as usize;
+        self.mem
+            .store_u32(record, CLAIMED | len as u32, Ordering::Release);
+        Ok(Grant {
+            producer: self,
+            record,
+            len,
+            done: false,
+        })
+    }
+
+    /// Test hook: claims room for `len` bytes and stops there, as if the process died right
+    /// after its claim succeeded (the header stays 0, the slot stays `IN_CLAIM`).
+    #[doc(hidden)]
+    pub fn claim_and_stop_for_tests(&mut self, len: usize) -> Result<(), SendError> {
+        self.claim(len, false).map(drop)
+    }
+
+    /// Claims room for a frame of `len` payload bytes. Dropping the grant aborts it (the
+    /// room becomes padding the consumer skips).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] at once; [`SendError::Closed`]; [`SendError::Full`].
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, S>, SendError> {
+        self.reserve_inner(len, true)
+    }
+
+    /// Sends one frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`reserve`](Self::reserve), and [`SendError::Skipped`] if the consumer skipped the
+    /// record because it took this producer for dead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::mpsc;
+    ///
+    /// let (mut rx, region) = mpsc::channel(4096).unwrap();
+    /// let mut a = mpsc::Producer::attach(region.clone(), ringbell::OwnerId::unique()).unwrap();
+    /// let mut b = mpsc::Producer::attach(region, ringbell::OwnerId::unique()).unwrap();
+    /// a.try_send(1, b"from a").unwrap();
+    /// b.try_send(2, b"from b").unwrap();
+    /// assert_eq!(rx.try_recv().unwrap().tag, 1);
+    /// assert_eq!(rx.try_recv().unwrap().tag, 2);
+    /// ```
+    pub fn try_send(&mut self, tag: u32, data: &[u8]) -> Result<(), SendError> {
+        let mut g = self.reserve(data.len())?;
+        g.copy_from_slice(data);
+        g.commit(tag)
+    }
+
+    /// Sends one frame, waiting as long as it takes for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send), never `Full`.
+    pub fn send(&mut self, tag: u32, data: &[u8]) -> Result<(), SendError> {
+        self.send_deadline(tag, data, None)
+    }
+
+    /// Sends one frame, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), and [`SendError::Timeout`].
+    pub fn send_timeout(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_deadline(tag, data, Some(Instant::now().after(timeout)))
+    }
+
+    fn send_deadline(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let size = frame::record_size(data.len()) as u64;
+        let large = size > self.capacity as u64 / 4;
+        let mut reserved = false;
+        let result = loop {
+            match self.reserve_inner(data.len(), !reserved) {
+                Ok(mut g) => {
+                    g.copy_from_slice(data);
+                    break g.commit(tag);
+                }
+                Err(SendError::Full) => {}
+                Err(e) => break Err(e),
+            }
+            if large {
+                reserved |= self.post_reservation(size);
+            }
+            if let Err(e) = self.wait_for_space(size * 2, deadline) {
+                break Err(e);
+            }
+        };
+        if reserved {
+            let mine = (size << 32) | (self.slot as u64 + 1);
+            let _ = self.mem.cas_u64(
+                RESERVATION_OFF,
+                mine,
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        result
+    }
+
+    /// Posts (or renews) a reservation for a record of `size` bytes; true if it is ours.
+    fn post_reservation(&mut self, size: u64) -> bool {
+        let mine = (size << 32) | (self.slot as u64 + 1);
+        let cur = self.mem.load_u64(RESERVATION_OFF, Ordering::Acquire);
+        let stale = now_ms()
+            .saturating_sub(self.mem.load_u64(RESERVATION_STAMP_OFF, Ordering::Relaxed))
+            > RESERVATION_TTL_MS;
+        let ours = cur == mine
+            || ((cur == 0 || stale)
+                && self
+                    .mem
+                    .cas_u64(
+                        RESERVATION_OFF,
+                        cur,
+                        mine,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok());
+        if ours {
+            self.mem
+                .store_u64(RESERVATION_STAMP_OFF, now_ms(), Ordering::Relaxed);
+        }
+        ours
+    }
+
+    /// Waits until about `need` bytes are free (a hint: the caller retries its claim).
+    fn wait_for_space(&mut self, need: u64, deadline: Option<Instant>) -> Result<(), SendError> {
+        let (mem, cap) = (self.mem, self.capacity as u64);
+        let claim = mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
+        let need = need.min(cap);
+        let room = || {
+            let released = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+            let used = claim.wrapping_sub(released);
+            used > cap
+                || cap - used >= need
+                || mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed) != claim
+                || role::is_closed(&mem, CONSUMER_OWNER_OFF)
+        };
+        self.space_bell
+            .wait_until(
+                room,
+                deadline,
+                &self.opts,
+                &mut self.spinner,
+                &mut self.stats,
+            )
+            .map_err(|_| SendError::Timeout)
+    }
+
+    /// How blocking calls wait.
+    pub fn set_wait_options(&mut self, opts: WaitOptions) {
+        self.opts = opts;
+        self.spinner = Spinner::new(&opts);
+    }
+
+    /// This producer's wake and sleep counters.
+    pub fn stats(&self) -> WaitStats {
+        self.stats
+    }
+}
+
+impl<S: SharedMemory> Drop for Producer<S> {
+    fn drop(&mut self) {
+        if role::current_pid() == self.pid {
+            // Free the slot for another producer.
+            self.mem
+                .store_u32(self.slot_off + SLOT_STATE, 0, Ordering::Relaxed);
+            let _ = self.mem.cas_u64(
+                self.slot_off + SLOT_OWNER,
+                self.owner.get(),
+                0,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for Producer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::Producer")
+            .field("slot", &self.slot)
+            .field("owner", &self.owner)
+            .field("frame_cap", &self.frame_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Room for one frame in an MPSC ring. Commit it, or drop it to abort.
+#[must_use = "a grant sends nothing until it is committed; dropping it aborts"]
+pub struct Grant<'a, S: SharedMemory> {
+    producer: &'a mut Producer<S>,
+    /// Offset (in the mapping) of the record header.
+    record: usize,
+    len: usize,
+    done: bool,
+}
+
+impl<S: SharedMemory> Grant<'_, S> {
+    /// Payload bytes reserved.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the grant is for a zero-length frame.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `src` into the grant at `offset`.
+    ///
+    /// # Panics
+    ///
+    /// If `offset + src.len()` exceeds [`len`](Self::len).
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) {
+        assert!(
+            offset <= self.len && src.len() <= self.len - offset,
+            "write past the grant"
+        );
+        self.producer
+            .mem
+            .copy_in(self.record + frame::RECORD_HEADER + offset, src);
+    }
+
+    /// Copies `src`, exactly [`len`](Self::len) bytes, into the grant.
+    ///
+    /// # Panics
+    ///
+    /// If `src.len() != self.len()`.
+    pub fn copy_from_slice(&mut self, src: &[u8]) {
+        assert_eq!(src.len(), self.len, "source length differs from the grant");
+        self.producer
+            .mem
+            .copy_in(self.record + frame::RECORD_HEADER, src);
+    }
+
+    /// Publishes the frame with `tag`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Skipped`] if the consumer skipped this record, having found this producer
+    /// dead: the frame was not delivered.
+    pub fn commit(mut self, tag: u32) -> Result<(), SendError> {
+        self.done = true;
+        let p = &mut *self.producer;
+        p.mem.store_u32(self.record + 4, tag, Ordering::Relaxed);
+        let claimed = CLAIMED | self.len as u32;
+        // Release: pairs with the consumer's Acquire load of the header; payload and tag are
+        // visible before the record is seen committed.
+        let r = p.mem.cas_u32(
+            self.record,
+            claimed,
+            COMMITTED | self.len as u32,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        p.unmark();
+        p.data_bell.ring(&mut p.stats);
+        r.map(drop).map_err(|_| SendError::Skipped)
+    }
+}
+
+impl<S: SharedMemory> Drop for Grant<'_, S> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Abort: the claimed room becomes padding the consumer skips.
+        let p = &mut *self.producer;
+        let size = frame::record_size(self.len);
+        let _ = p.mem.cas_u32(
+            self.record,
+            CLAIMED | self.len as u32,
+            frame::padding_word(size),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        p.unmark();
+        p.data_bell.ring(&mut p.stats);
+    }
+}
+
+impl<S: SharedMemory> fmt::Debug for Grant<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::Grant")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// What the consumer found at its position.
+enum Head {
+    /// A committed record: payload offset (in the mapping), length, tag, record size.
+    Record {
+        off: usize,
+        len: usize,
+        tag: u32,
+        size: usize,
+    },
+    /// Nothing published.
+    Empty,
+    /// A record claimed but not committed yet.
+    Pending,
+}
+
+/// The consumer of an MPSC ring.
+pub struct Consumer<S: SharedMemory, L: Liveness = NeverDead> {
+    mem: Mem,
+    geo: Geometry,
+    mask: u64,
+    /// Our released position; only we write `READ_POS`.
+    read: u64,
+    owner: OwnerId,
+    pid: u32,
+    liveness: L,
+    stall_timeout: Duration,
+    /// The position we are stuck at, and since when.
+    stalled: Option<(u64, Instant)>,
+    skipped: u64,
+    data_bell: Doorbell,
+    space_bell: Doorbell,
+    opts: WaitOptions,
+    spinner: Spinner,
+    stats: WaitStats,
+    shm: S,
+}
+
+impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
+    /// Claims the consumer role of the MPSC ring in `shm`; stuck records are skipped when
+    /// `liveness` says their producer is dead.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::Header`], [`AttachError::RoleTaken`], [`AttachError::RoleClosed`],
+    /// [`AttachError::Corrupt`].
+    pub fn attach(shm: S, owner: OwnerId, liveness: L) -> Result<Self, AttachError> {
+        let mem = shm.mem();
+        let geo = layout::validate(&mem, RingKind::Mpsc)?;
+        role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
+        let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+        let claim = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        if read % 8 != 0 || claim.wrapping_sub(read) > geo.capacity as u64 {
+            role::unclaim(&mem, CONSUMER_OWNER_OFF, owner);
+            return Err(AttachError::Corrupt(Corruption::ReadPosition {
+                found: read,
+            }));
+        }
+        let opts = WaitOptions::default();
+        Ok(Self {
+            mem,
+            geo,
+            mask: geo.mask(),
+            read,
+            owner,
+            pid: role::current_pid(),
+            liveness,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            stalled: None,
+            skipped: 0,
+            data_bell: Doorbell::at(mem, DATA_BELL_OFF),
+            space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            opts,
+            spinner: Spinner::new(&opts),
+            stats: WaitStats::default(),
+            shm,
+        })
+    }
+
+    /// How long a record may stay uncommitted before the consumer asks whether its producer
+    /// is dead (default [`DEFAULT_STALL_TIMEOUT`]).
+    pub fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.stall_timeout = timeout;
+    }
+
+    /// Records skipped because their producer died (each one a frame that was not delivered).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The ring's frame cap.
+    pub fn max_frame(&self) -> usize {
+        self.geo.frame_cap
+    }
+
+    /// The memory this consumer reads.
+    pub fn shared_memory(&self) -> &S {
+        &self.shm
+    }
+
+    /// Looks at the header at our position; consumes nothing.
+    fn head(&self) -> Result<Head, Corruption> {
+        // Acquire: pairs with the producers' Release claim CAS.
+        let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let avail = claim.wrapping_sub(self.read);
+        if avail == 0 {
+            return Ok(Head::Empty);
+        }
+        let cap = self.geo.capacity;
+        if avail > cap as u64 || claim % 8 != 0 {
+            return Err(Corruption::WritePosition { found: claim });
+        }
+        let off = (self.read & self.mask) as usize;
+        let at = HEADER_SIZE + off;
+        // Acquire: pairs with the Release commit CAS / padding store of the producer.
+        let word = self.mem.load_u32(at, Ordering::Acquire);
+        let corrupt = Corruption::Record {
+            position: self.read,
+            word,
+        };
+        if word & COMMITTED == 0 {
+            // 0 or CLAIMED: being written.
+            if word != 0 && (word & !MPSC_LEN_MASK != CLAIMED) {
+                return Err(corrupt);
+            }
+            return Ok(Head::Pending);
+        }
+        let len = (word & LEN_MASK) as usize;
+        if word & PADDING != 0 {
+            let size = len + frame::RECORD_HEADER;
+            if size > cap - off || size as u64 > avail {
+                return Err(corrupt);
+            }
+            return Ok(Head::Record {
+                off: at,
+                len: usize::MAX,
+                tag: 0,
+                size,
+            });
+        }
+        if len > self.geo.frame_cap {
+            return Err(corrupt);
+        }
+        let size = frame::record_size(len);
+        if size > cap - off || size as u64 > avail {
+            return Err(corrupt);
+        }
+        let tag = self.mem.load_u32(at + 4, Ordering::Relaxed);
+        Ok(Head::Record {
+            off: at + frame::RECORD_HEADER,
+            len,
+            tag,
+            size,
+        })
+    }
+
+    /// Whether a frame can be received now: a pure peek, changing nothing.
+    ///
+    /// Padding ahead is looked through; a record still being written counts as no data.
+    /// `true` stays true until this consumer receives (a committed record cannot go away);
+    /// corruption also counts as `true`, so that the next receive reports it.
+    pub fn has_data(&self) -> bool {
+        // Acquire: pairs with the producers' Release claim CAS.
+        let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let cap = self.geo.capacity;
+        let mut pos = self.read;
+        // Bounded: every round moves `pos` forward by at least 8 bytes towards `claim`.
+        loop {
+            let avail = claim.wrapping_sub(pos);
+            if avail == 0 {
+                return false;
+            }
+            if avail > cap as u64 {
+                return true;
+            }
+            let off = (pos & self.mask) as usize;
+            // Acquire: pairs with the producers' Release header writes.
+            let word = self.mem.load_u32(HEADER_SIZE + off, Ordering::Acquire);
+            if word & COMMITTED == 0 {
+                return word != 0 && word & !MPSC_LEN_MASK != CLAIMED; // pending, or corrupt
+            }
+            if word & PADDING == 0 {
+                return true;
+            }
+            let size = (word & LEN_MASK) as usize + frame::RECORD_HEADER;
+            if size > cap - off || size as u64 > avail {
+                return true;
+            }
+            pos = pos.wrapping_add(size as u64);
+        }
+    }
+
+    /// Zeroes every possible header word of `size` bytes at our position, then releases them.
+    fn release(&mut self, size: usize) {
+        let start = (self.read & self.mask) as usize;
+        for off in (start..start + size).step_by(frame::ALIGN) {
+            self.mem.store_u32(HEADER_SIZE + off, 0, Ordering::Relaxed);
+        }
+        self.read = self.read.wrapping_add(size as u64);
+        self.stalled = None;
+        // Release: the zeroing and our reads happen before a producer reuses the space.
+        self.mem
+            .store_u64(READ_POS_OFF, self.read, Ordering::Release);
+        self.space_bell.ring(&mut self.stats);
+    }
+
+    /// Finds the next committed frame, releasing padding, or says why there is none.
+    fn next(&mut self) -> Result<(usize, usize, u32, usize), RecvError> {
+        // Bounded: each round either returns or releases at least 8 bytes of padding, and
+        // there are at most `capacity / 8` such bytes published.
+        for _ in 0..=self.geo.capacity / 8 {
+            match self.head().map_err(RecvError::Corrupt)? {
+                Head::Record {
+                    off,
+                    len,
+                    tag,
+                    size,
+                } => {
+                    if len == usize::MAX {
+                        self.release(size);
+                        continue;
+                    }
+                    return Ok((off, len, tag, size));
+                }
+                Head::Empty => return Err(RecvError::Empty),
+                Head::Pending => {
+                    if self.try_skip() {
+                        continue;
+                    }
+                    return Err(RecvError::Empty);
+                }
+            }
+        }
+        Err(RecvError::Empty)
+    }
+
+    /// The record at our position is not committed: after the stall timeout, skip it if its
+    /// producer is dead. True if something was skipped.
+    fn try_skip(&mut self) -> bool {
+        let now = Instant::now();
+        match self.stalled {
+            Some((pos, since)) if pos == self.read => {
+                if now.since(since) < self.stall_timeout {
+                    return false;
+                }
+            }
+            _ => {
+                self.stalled = Some((self.read, now));
+                return false;
+            }
+        }
+        let at = HEADER_SIZE + (self.read & self.mask) as usize;
+        let word = self.mem.load_u32(at, Ordering::Acquire);
+        let skipped = if word & CLAIMED != 0 {
+            self.skip_known(at, word)
+        } else if word == 0 {
+            self.skip_unknown(at)
+        } else {
+            false
+        };
+        if skipped {
+            self.skipped += 1;
+        } else {
+            // Check again after another timeout.
+            self.stalled = Some((self.read, now));
+        }
+        skipped
+    }
+
+    /// Registry slot offsets, in order.
+    fn slots(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.geo.slots).map(|i| self.geo.registry_off() + i * REGISTRY_SLOT_SIZE)
+    }
+
+    /// Frees the slot at `slot` if `owner` still holds it.
+    fn free_slot(&self, slot: usize, owner: u64) {
+        self.mem.store_u32(slot + SLOT_STATE, 0, Ordering::Relaxed);
+        let _ = self.mem.cas_u64(
+            slot + SLOT_OWNER,
+            owner,
+            0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Skips a described record whose owner is known and dead.
+    fn skip_known(&mut self, at: usize, word: u32) -> bool {
+        let len = (word & MPSC_LEN_MASK) as usize;
+        let size = frame::record_size(len.min(self.geo.frame_cap));
+        let read = self.read;
+        let owner = self.slots().find(|&s| {
+            self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM != 0
+                && self.mem.load_u64(s + SLOT_REC_POS, Ordering::Relaxed) == read
+        });
+        let Some(slot) = owner else {
+            return self.skip_unknown(at);
+        };
+        let id = self.mem.load_u64(slot + SLOT_OWNER, Ordering::Acquire);
+        let Some(id) = OwnerId::new(id) else {
+            return false;
+        };
+        if !self.liveness.is_dead(id) {
+            return false;
+        }
+        // The owner is dead: take the record. Its late commit (if any) fails on this CAS.
+        let ok = self
+            .mem
+            .cas_u32(
+                at,
+                word,
+                frame::padding_word(size),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if ok {
+            self.free_slot(slot, id.get());
+        }
+        ok
+    }
+
+    /// Skips an undescribed gap when every producer marked in-claim is dead.
+    fn skip_unknown(&mut self, at: usize) -> bool {
+        for s in self.slots() {
+            if self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM == 0 {
+                continue;
+            }
+            let id = self.mem.load_u64(s + SLOT_OWNER, Ordering::Acquire);
+            match OwnerId::new(id) {
+                Some(o) if self.liveness.is_dead(o) => {}
+                _ => return false, // a live (or unknown) producer may still describe it
+            }
+        }
+        // Every in-claim producer is dead: the gap runs to the first described header, the
+        // claim position, or the end of the data area.
+        let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let off = (self.read & self.mask) as usize;
+        let limit = (self.geo.capacity - off).min(claim.wrapping_sub(self.read) as usize);
+        let mut gap = frame::RECORD_HEADER;
+        while gap < limit {
+            if self.mem.load_u32(at + gap, Ordering::Acquire) != 0 {
+                break;
+            }
+            gap += frame::ALIGN;
+        }
+        let gap = gap.min(limit.max(frame::RECORD_HEADER));
+        let ok = self
+            .mem
+            .cas_u32(
+                at,
+                0,
+                frame::padding_word(gap),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if ok {
+            for s in self.slots() {
+                if self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM != 0 {
+                    let id = self.mem.load_u64(s + SLOT_OWNER, Ordering::Acquire);
+                    self.free_slot(s, id);
+                }
+            }
+        }
+        ok
+    }
+
+    /// Copies the next frame into `buf` and releases it; returns its tag and length.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Empty`] (also while the next record is still being written);
+    /// [`RecvError::BufferTooSmall`] (the frame stays); [`RecvError::Corrupt`].
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<(u32, usize), RecvError> {
+        let (off, len, tag, size) = self.next()?;
+        let dst = buf
+            .get_mut(..len)
+            .ok_or(RecvError::BufferTooSmall { needed: len })?;
+        self.mem.copy_out(off, dst);
+        self.release(size);
+        Ok((tag, len))
+    }
+
+    /// Receives the next frame into a new [`Frame`](crate::Frame).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv_into`](Self::try_recv_into), without `BufferTooSmall`.
+    #[cfg(feature = "std")]
+    pub fn try_recv(&mut self) -> Result<crate::Frame, RecvError> {
+        let (off, len, tag, size) = self.next()?;
+        let mut data = std::vec![0u8; len];
+        self.mem.copy_out(off, &mut data);
+        self.release(size);
+        Ok(crate::Frame { tag, data })
+    }
+
+    /// Whether the next receive has something to do: a frame, or a stall to examine.
+    fn ready(&self) -> bool {
+        self.has_data()
+            || matches!(self.stalled, Some((pos, since))
+                if pos == self.read && Instant::now().since(since) >= self.stall_timeout)
+    }
+
+    /// Receives the next frame into `buf`, waiting at most `timeout` (`None`: no deadline;
+    /// sleeps are still bounded slices, so stalls are re-examined).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv_into`](Self::try_recv_into) without `Empty`, and [`RecvError::Timeout`].
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<(u32, usize), RecvError> {
+        let deadline = timeout.map(|t| Instant::now().after(t));
+        loop {
+            match self.try_recv_into(buf) {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            let this = &*self;
+            let (mut spinner, mut stats) = (self.spinner, self.stats);
+            let r = self.data_bell.wait_until(
+                || this.ready(),
+                deadline,
+                &self.opts,
+                &mut spinner,
+                &mut stats,
+            );
+            (self.spinner, self.stats) = (spinner, stats);
+            r.map_err(|_| RecvError::Timeout)?;
+        }
+    }
+
+    /// How blocking calls wait.
+    pub fn set_wait_options(&mut self, opts: WaitOptions) {
+        self.opts = opts;
+        self.spinner = Spinner::new(&opts);
+    }
+
+    /// This consumer's wake and sleep counters.
+    pub fn stats(&self) -> WaitStats {
+        self.stats
+    }
+}
+
+impl<S: SharedMemory, L: Liveness> Drop for Consumer<S, L> {
+    fn drop(&mut self) {
+        if role::current_pid() == self.pid {
+            role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
+            self.space_bell.ring(&mut self.stats);
+        }
+    }
+}
+
+impl<S: SharedMemory, L: Liveness> fmt::Debug for Consumer<S, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("mpsc::Consumer")
+            .field("read", &self.read)
+            .field("skipped", &self.skipped)
+            .field("stalled", &self.stalled.map(|(p, _)| p))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates an in-process MPSC ring of `capacity` bytes on the heap; returns its consumer
+/// (which never skips: producers are threads) and the region to attach producers to.
+///
+/// # Errors
+///
+/// As [`MpscConfig::geometry`].
+#[cfg(all(feature = "std", not(loom)))]
+pub fn channel(
+    capacity: usize,
+) -> Result<
+    (
+        Consumer<crate::region::HeapRegion>,
+        crate::region::HeapRegion,
+    ),
+    HeaderError,
+> {
+    let cfg = MpscConfig::new(capacity);
+    let region = crate::region::HeapRegion::zeroed(cfg.region_size()?);
+    init(&region, &cfg)?;
+    let rx = Consumer::attach(region.clone(), OwnerId::unique(), NeverDead)
+        .map_err(|_| HeaderError::NotReady)?;
+    Ok((rx, region))
+}
