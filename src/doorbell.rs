@@ -14,12 +14,12 @@
 //! **Waiter** (`wait_until(ready, deadline)`): spin a little while `ready()` is false (see
 //! *Spinning*); then loop:
 //!
-//! 1. `seq = sequence.load(Acquire)`
-//! 2. `waiters.store(1, Release)`
-//! 3. `fence(SeqCst)`
-//! 4. if `ready()`, return
-//! 5. futex-wait on `sequence` while it still equals `seq`, for at most one *slice*
-//! 6. if the deadline passed, return a timeout; else go to 1
+//! 1. if the deadline passed, return a timeout
+//! 2. `seq = sequence.load(Acquire)`
+//! 3. `waiters.swap(1, Release)` (an RMW: see *Why an RMW* below)
+//! 4. `fence(SeqCst)`
+//! 5. if `ready()`, return
+//! 6. futex-wait on `sequence` while it still equals `seq`, for at most one *slice*; go to 1
 //!
 //! **Ringer** (after publishing whatever makes `ready()` true — a frame, freed space, a
 //! completion posted by `notify()`):
@@ -38,19 +38,27 @@
 //! published condition and it does not sleep.
 //!
 //! When the ringer wakes, the sleep cannot slip past the wake either: the waiter sleeps only
-//! while `sequence` still equals the value it read *before* setting the mark, and the ringer
-//! bumps `sequence` after taking the mark and before calling wake. The waiter's read
-//! happens-before the bump (read → Release mark store → AcqRel swap → bump), so the bump
-//! moves the word past the value the waiter holds. The kernel compares and sleeps atomically
-//! with respect to wake: either the waiter sees the bumped value and returns at once
-//! (`EAGAIN`), or it is asleep when the wake comes.
+//! while `sequence` still equals the value `seq` it read *before* setting the mark, and the
+//! ringer bumps `sequence` after taking a mark and before calling wake. The bump is a
+//! `fetch_add`, so it always moves the word past every value it held before — including
+//! `seq`, which the waiter read (Acquire) before its mark, and so before the bump that answers
+//! it: were the waiter's read to see that bump (Release), the bump would happen-before the
+//! mark it follows in the ringer, which coherence forbids. The kernel compares and sleeps
+//! atomically with respect to wake: either the waiter sees the moved word and returns at
+//! once (`EAGAIN`), or it is asleep when the wake comes.
 //!
-//! The bump is one `fetch_add`. A load-then-store would also change the word in every
-//! schedule without time: the swap hands each mark to one ringer, and the waiter cannot start
-//! a new round until that ringer's bump lands. Only a ringer stalled between its load and its
-//! store for longer than a whole sleep slice, while the waiter times out and starts new
-//! rounds, could store a stale value — a late wake, bounded by one slice, never a hang. The
-//! loom models, which have no time, cannot express that schedule; the `fetch_add` removes it.
+//! The bump must be one `fetch_add`. A load-then-store can store a value a waiter already
+//! holds: with two waiters and three ringers, a ringer preempted between its load and its
+//! store can put the word back to the value the first waiter re-read after another ringer's
+//! bump, and that waiter then sleeps through the ring that answered its mark (the
+//! `bump_load_store` mutant, caught by the `two_waiters_three_rings` model). In production
+//! the slice bounds such a sleep; it is still a lost wake-up.
+//!
+//! **Why an RMW for the mark.** A plain store would do in C++. The swap costs nothing on the
+//! hot path (only a waiter about to sleep pays it), it puts every mark into the release
+//! sequence the ringer's swap reads from, and it keeps loom 0.7 out of a defect where a plain
+//! store racing a swap lets a later load return a value the store overwrote (loom issues
+//! 254/389), which would show as deadlocks no execution can have.
 //!
 //! Waking all (not one) keeps several waiters on one doorbell correct: a ringer that clears
 //! the mark speaks for every waiter that set it. A waiter woken for a condition that is not
@@ -67,19 +75,23 @@
 //! # Bounded sleeps
 //!
 //! Every futex wait lasts at most one slice ([`WaitOptions::slice`], default 50 ms), so a
-//! 32-bit sequence that wrapped to the exact value a waiter holds, or a peer that died, can
-//! never turn into an endless sleep: the waiter re-checks at least once a slice (the caller's
-//! `ready()` includes the peer's closed flag). On `EINTR`, `EAGAIN`, a timeout or a spurious
-//! return the waiter recomputes the remaining time and loops.
+//! 32-bit sequence that wrapped to the exact value a waiter holds can never turn into an
+//! endless sleep: the waiter re-checks at least once a slice (the callers' `ready()` includes
+//! the peer's closed flag, so a clean close is seen at once; a peer killed without closing is
+//! not detected here — callers bound such waits with their deadlines). On `EINTR`, `EAGAIN`,
+//! a timeout or a spurious return the waiter recomputes the remaining time and loops; on any
+//! other futex error it sleeps briefly instead, so it never spins hot.
 //!
 //! # Spinning
 //!
 //! Before announcing a sleep the waiter spins, re-checking `ready()`, for up to
 //! [`WaitOptions::spin_budget`] iterations. The budget adapts: a wait that ended while
 //! spinning doubles the next budget (up to the configured one); a wait that had to sleep
-//! halves it. When more threads of this process are spinning than it has CPUs, a waiter
-//! skips spinning and sleeps at once, so spinners never starve the thread they wait for.
-//! Spin budget 0 never spins: every wait that is not satisfied at once sleeps.
+//! halves it, down to a floor of 1/64 of the configured budget; every 16th wait tries the
+//! full budget again, so a peer that got fast again is noticed. When this process already has
+//! as many spinning threads as CPUs but one, a waiter skips spinning and sleeps at once, so
+//! spinners never starve the thread they wait for. Spin budget 0 never spins: every wait that
+//! is not satisfied at once sleeps.
 
 use core::time::Duration;
 
@@ -180,12 +192,16 @@ pub(crate) struct Spinner {
     /// The current adaptive budget, at most the configured one.
     #[cfg_attr(loom, allow(dead_code))]
     budget: u32,
+    /// Waits so far, to try the full budget every 16th.
+    #[cfg_attr(loom, allow(dead_code))]
+    waits: u32,
 }
 
 impl Spinner {
     pub(crate) fn new(opts: &WaitOptions) -> Self {
         Self {
             budget: opts.spin_budget,
+            waits: 0,
         }
     }
 }
@@ -247,14 +263,17 @@ impl Doorbell {
     #[cold]
     #[inline(never)]
     fn wake(&self, stats: &mut WaitStats) {
-        // One ringer clears the mark and wakes for everyone who set it. Acquire: pairs with
-        // the waiter's Release store of the mark, so the sequence value the waiter read before
-        // marking happens-before our bump, which therefore changes it.
+        // One ringer clears the mark and wakes for everyone who set it. AcqRel: the Acquire
+        // half pairs with the waiters' Release swaps of the mark.
         if self.mem.swap_u32(self.off + WAITERS, 0, Ordering::AcqRel) == 0 {
             return;
         }
         let seq = self.off + SEQ;
-        if !mutant::active(Mutant::SkipBump) {
+        if mutant::active(Mutant::BumpLoadStore) {
+            let v = self.mem.load_u32(seq, Ordering::Relaxed);
+            self.mem
+                .store_u32(seq, v.wrapping_add(1), Ordering::Release);
+        } else if !mutant::active(Mutant::SkipBump) {
             // Release: pairs with the waiter's Acquire load of the sequence; a waiter that
             // reads this value has seen everything before the bump.
             self.mem.fetch_add_u32(seq, 1, Ordering::Release);
@@ -283,18 +302,6 @@ impl Doorbell {
         }
         let seq_off = self.off + SEQ;
         loop {
-            // Acquire: pairs with the ringer's Release bump (module docs).
-            let seq = self.mem.load_u32(seq_off, Ordering::Acquire);
-            // Release: pairs with the ringer's AcqRel swap (see `wake`).
-            self.mem.store_u32(self.off + WAITERS, 1, Ordering::Release);
-            stats.sleeps += 1;
-            if !mutant::active(Mutant::WaiterFence) {
-                // SeqCst: pairs with the ringer's fence (module docs).
-                fence(Ordering::SeqCst);
-            }
-            if !mutant::active(Mutant::SkipRecheck) && ready() {
-                return Ok(());
-            }
             let slice = match deadline {
                 None => opts.slice,
                 Some(d) => {
@@ -305,6 +312,19 @@ impl Doorbell {
                     d.since(now).min(opts.slice)
                 }
             };
+            // Acquire: the bump that answers our mark cannot be read here (module docs).
+            let seq = self.mem.load_u32(seq_off, Ordering::Acquire);
+            // Release (an RMW, see the module docs): joins the release sequence the ringer's
+            // swap reads.
+            self.mem.swap_u32(self.off + WAITERS, 1, Ordering::Release);
+            stats.sleeps += 1;
+            if !mutant::active(Mutant::WaiterFence) {
+                // SeqCst: pairs with the ringer's fence (module docs).
+                fence(Ordering::SeqCst);
+            }
+            if !mutant::active(Mutant::SkipRecheck) && ready() {
+                return Ok(());
+            }
             stats.futex_waits += 1;
             futex::wait(&self.mem, seq_off, seq, slice);
             if ready() {
@@ -323,13 +343,27 @@ impl Doorbell {
         stats: &mut WaitStats,
     ) -> bool {
         use core::sync::atomic::Ordering::Relaxed;
-        let budget = spinner.budget.min(opts.spin_budget);
+        /// Leaves the spinner count when dropped, even if `ready()` panics.
+        struct Spinning;
+        impl Drop for Spinning {
+            fn drop(&mut self) {
+                SPINNERS.fetch_sub(1, Relaxed);
+            }
+        }
+        spinner.waits = spinner.waits.wrapping_add(1);
+        let budget = if spinner.waits % 16 == 0 {
+            opts.spin_budget // probe: maybe the peer is fast again
+        } else {
+            spinner.budget.min(opts.spin_budget)
+        };
         if budget == 0 {
             return false;
         }
-        // More spinners than CPUs: spinning would only steal the CPU of whoever we wait for.
-        if SPINNERS.fetch_add(1, Relaxed) >= cpus() {
-            SPINNERS.fetch_sub(1, Relaxed);
+        // As many spinners as CPUs but one: spinning would only steal the CPU of whoever we
+        // wait for.
+        let spinning = SPINNERS.fetch_add(1, Relaxed);
+        let _guard = Spinning;
+        if spinning >= cpus().saturating_sub(1).max(1) {
             return false;
         }
         let mut done = false;
@@ -342,7 +376,6 @@ impl Doorbell {
                 break;
             }
         }
-        SPINNERS.fetch_sub(1, Relaxed);
         stats.spins += i as u64;
         let floor = (opts.spin_budget / 64).max(1);
         spinner.budget = if done {

@@ -13,8 +13,8 @@
 //! Under `--cfg loom` the futex is a model on loom's `Mutex` + `Condvar`: the compare happens
 //! under the mutex and `wake_all` takes the same mutex, so compare-and-sleep is atomic with
 //! respect to wake exactly as in the kernel. Timeouts are not modelled (a lost wake-up must
-//! show as loom's deadlock); [`set_spurious`] makes every wait return at once instead, to
-//! model spurious wake-ups.
+//! show as loom's deadlock); `LoomRegion::set_spurious_wakeups` makes every wait on that
+//! region return at once instead, to model spurious wake-ups.
 //!
 //! Man pages: futex(2), futex(7), clock_gettime(2).
 
@@ -85,30 +85,10 @@ pub(crate) fn wake_all(mem: &Mem, off: usize) {
     let _ = futex::wake(mem.futex_word(off), futex::Flags::empty(), i32::MAX as u32);
 }
 
-#[cfg(loom)]
-mod model {
-    extern crate std;
-    use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
-
-    static SPURIOUS: AtomicBool = AtomicBool::new(false);
-
-    /// Makes every modelled wait return at once (a spurious wake-up) when `on`.
-    pub fn set_spurious(on: bool) {
-        SPURIOUS.store(on, StdOrdering::SeqCst);
-    }
-
-    pub(super) fn spurious() -> bool {
-        SPURIOUS.load(StdOrdering::SeqCst)
-    }
-}
-
-#[cfg(loom)]
-pub use model::set_spurious;
-
 /// Loom model of `FUTEX_WAIT`: compare under the word's mutex, then sleep on its condvar.
 #[cfg(loom)]
 pub(crate) fn wait(mem: &Mem, off: usize, expected: u32, _timeout: Duration) {
-    if model::spurious() {
+    if mem.spurious_wakeups() {
         loom::thread::yield_now();
         return;
     }

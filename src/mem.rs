@@ -52,8 +52,84 @@ pub use self::loom::{LoomRegion, Mem};
 /// same address and length, for as long as `self` is alive. Every call must return a view of
 /// the same memory.
 pub unsafe trait SharedMemory {
-    /// The view of the memory.
+    /// The raw view of the memory, for the crate's rings. Its accessors are crate-private: a
+    /// `Mem` carries no lifetime, so handing it out with public accessors would let safe code
+    /// use it after the memory is gone. Use [`view`](Self::view) to look at the memory.
     fn mem(&self) -> Mem;
+
+    /// A borrowed view of the memory with public atomic and copy accessors — for tests,
+    /// diagnostics, and playing a misbehaving peer. It cannot outlive `self`.
+    fn view(&self) -> View<'_> {
+        View {
+            mem: self.mem(),
+            _borrow: core::marker::PhantomData,
+        }
+    }
+}
+
+/// A view of shared memory borrowed from a [`SharedMemory`]: word-sized atomic access and byte
+/// copies at byte offsets. Every access is bounds-checked (and panics out of bounds).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::mem::SharedMemory;
+/// use ringbell::region::HeapRegion;
+/// use std::sync::atomic::Ordering;
+///
+/// let region = HeapRegion::zeroed(64);
+/// let view = region.view();
+/// view.store_u32(8, 7, Ordering::Relaxed);
+/// assert_eq!(view.load_u32(8, Ordering::Relaxed), 7);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    mem: Mem,
+    _borrow: core::marker::PhantomData<&'a ()>,
+}
+
+use crate::sync::Ordering;
+
+impl View<'_> {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.mem.len()
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.mem.is_empty()
+    }
+
+    /// Atomic load of the `u32` at `off` (4-byte aligned).
+    pub fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+        self.mem.load_u32(off, order)
+    }
+
+    /// Atomic store of the `u32` at `off`.
+    pub fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+        self.mem.store_u32(off, val, order)
+    }
+
+    /// Atomic load of the `u64` at `off` (8-byte aligned).
+    pub fn load_u64(&self, off: usize, order: Ordering) -> u64 {
+        self.mem.load_u64(off, order)
+    }
+
+    /// Atomic store of the `u64` at `off`.
+    pub fn store_u64(&self, off: usize, val: u64, order: Ordering) {
+        self.mem.store_u64(off, val, order)
+    }
+
+    /// Copies `src` into the memory at `off`.
+    pub fn copy_in(&self, off: usize, src: &[u8]) {
+        self.mem.copy_in(off, src)
+    }
+
+    /// Copies bytes at `off` into `dst`.
+    pub fn copy_out(&self, off: usize, dst: &mut [u8]) {
+        self.mem.copy_out(off, dst)
+    }
 }
 
 /// A `no_std` [`SharedMemory`] over memory the caller maps and keeps alive.

@@ -89,6 +89,7 @@ use crate::layout::{
     WRITE_POS_OFF,
 };
 use crate::mem::{Mem, SharedMemory};
+use crate::mutant::{self, Mutant};
 use crate::role::{self, OwnerId};
 use crate::sync::Ordering;
 
@@ -207,6 +208,14 @@ impl MpscConfig {
         let cap = self
             .frame_cap
             .unwrap_or((self.capacity / 8).saturating_sub(frame::RECORD_HEADER));
+        // The MPSC length word also carries CLAIMED, so lengths must stay below it.
+        let mpsc_max = MPSC_LEN_MASK as usize - frame::RECORD_HEADER;
+        if cap > mpsc_max {
+            return Err(HeaderError::BadFrameCap {
+                frame_cap: cap as u64,
+                max: mpsc_max as u64,
+            });
+        }
         let mut geo = layout::geometry(RingKind::Mpsc, self.capacity, Some(cap))?;
         geo.slots = self.slots;
         Ok(geo)
@@ -296,7 +305,7 @@ impl<S: SharedMemory> Producer<S> {
                 )
                 .is_ok()
             {
-                mem.store_u32(at + SLOT_STATE, 0, Ordering::Relaxed);
+                mem.store_u32(at + SLOT_STATE, 0, Ordering::Release);
                 slot = Some(i);
                 break;
             }
@@ -365,42 +374,56 @@ impl<S: SharedMemory> Producer<S> {
         } else {
             0
         };
-        // 1. Mark the slot before claiming (the claim CAS below is Release).
-        self.mem
-            .store_u32(self.slot_off + SLOT_STATE, IN_CLAIM, Ordering::Relaxed);
+        let bounded = !mutant::active(Mutant::MpscClaimBound);
         let mut claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
-        let mut retries = 0u32;
+        let (mut refreshed, mut marked) = (false, false);
         loop {
             let to_end = cap - (claim & self.mask);
             let pad = if size > to_end { to_end } else { 0 };
             let need = pad + size;
             let used = claim.wrapping_sub(self.cached_released);
-            if used > cap || need + reserve > cap - used {
-                // Possibly full: refresh the released position.
-                // Acquire: pairs with the consumer's Release in `Consumer::release`; the
-                // consumer zeroed the space it released before.
-                let released = self.mem.load_u64(READ_POS_OFF, Ordering::Acquire);
-                let used = claim.wrapping_sub(released);
-                if released % 8 != 0 || used > cap {
-                    // Our claim snapshot may be older than the release: look again, a bounded
-                    // number of times (a consumer writing garbage must not trap us).
-                    retries += 1;
-                    if retries > 64 {
+            if bounded && (used > cap || need + reserve > cap - used) {
+                if refreshed && used <= cap {
+                    if marked {
                         self.unmark();
-                        return Err(SendError::Corrupt(Corruption::ReadPosition {
-                            found: released,
-                        }));
                     }
-                    claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
-                    continue;
-                }
-                self.cached_released = released;
-                if need + reserve > cap - used {
-                    self.unmark();
                     return Err(SendError::Full);
                 }
+                // Possibly full, or our cached released position is older than the claim:
+                // refresh both. The claim first (Acquire): whoever made that claim had seen a
+                // released position no later than the one we read next (Acquire), so the pair
+                // is consistent unless the consumer moved past our claim snapshot meanwhile —
+                // then read again. Only a consumer writing garbage keeps it inconsistent.
+                let mut consistent = None;
+                for _ in 0..64 {
+                    let c = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+                    let r = self.mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+                    if r % 8 == 0 && c.wrapping_sub(r) <= cap {
+                        consistent = Some((c, r));
+                        break;
+                    }
+                    crate::sync::spin_loop();
+                }
+                let Some((c, released)) = consistent else {
+                    if marked {
+                        self.unmark();
+                    }
+                    let found = self.mem.load_u64(READ_POS_OFF, Ordering::Relaxed);
+                    return Err(SendError::Corrupt(Corruption::ReadPosition { found }));
+                };
+                claim = c;
+                self.cached_released = released;
+                refreshed = true;
+                continue;
             }
-            // 2. Claim. Release: the IN_CLAIM mark is visible to whoever sees this claim.
+            if !marked {
+                // 1. Mark the slot before claiming; the claim CAS below is Release, so anyone
+                // who sees the claim sees the mark.
+                self.mem
+                    .store_u32(self.slot_off + SLOT_STATE, IN_CLAIM, Ordering::Relaxed);
+                marked = true;
+            }
+            // 2. Claim.
             match self.mem.cas_u64(
                 WRITE_POS_OFF,
                 claim,
@@ -539,11 +562,23 @@ impl<S: SharedMemory> Producer<S> {
                 Err(SendError::Full) => {}
                 Err(e) => break Err(e),
             }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                break Err(SendError::Timeout);
+            }
             if large {
                 reserved |= self.post_reservation(size);
             }
-            if let Err(e) = self.wait_for_space(size * 2, deadline) {
-                break Err(e);
+            // A posted reservation is renewed at least every half of its lifetime.
+            let renew = now.after(Duration::from_millis(RESERVATION_TTL_MS / 2));
+            let wait_until = match (deadline, reserved) {
+                (Some(d), true) => Some(d.min(renew)),
+                (None, true) => Some(renew),
+                (d, false) => d,
+            };
+            match self.wait_for_space(data.len(), !reserved, wait_until) {
+                Ok(()) | Err(SendError::Timeout) => {}
+                Err(e) => break Err(e),
             }
         };
         if reserved {
@@ -555,6 +590,8 @@ impl<S: SharedMemory> Producer<S> {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             );
+            // Producers that held back for the reservation may go now.
+            self.space_bell.ring(&mut self.stats);
         }
         result
     }
@@ -566,47 +603,62 @@ impl<S: SharedMemory> Producer<S> {
         let stale = now_ms()
             .saturating_sub(self.mem.load_u64(RESERVATION_STAMP_OFF, Ordering::Relaxed))
             > RESERVATION_TTL_MS;
-        let ours = cur == mine
-            || ((cur == 0 || stale)
-                && self
-                    .mem
-                    .cas_u64(
-                        RESERVATION_OFF,
-                        cur,
-                        mine,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok());
-        if ours {
+        if cur == mine {
             self.mem
-                .store_u64(RESERVATION_STAMP_OFF, now_ms(), Ordering::Relaxed);
+                .store_u64(RESERVATION_STAMP_OFF, now_ms(), Ordering::Release);
+            return true;
         }
-        ours
+        if cur != 0 && !stale {
+            return false;
+        }
+        // Stamp first, so that no reader sees our reservation with an old stamp.
+        self.mem
+            .store_u64(RESERVATION_STAMP_OFF, now_ms(), Ordering::Release);
+        self.mem
+            .cas_u64(
+                RESERVATION_OFF,
+                cur,
+                mine,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
-    /// Waits until about `need` bytes are free (a hint: the caller retries its claim).
-    fn wait_for_space(&mut self, need: u64, deadline: Option<Instant>) -> Result<(), SendError> {
-        let (mem, cap) = (self.mem, self.capacity as u64);
-        let claim = mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
-        let need = need.min(cap);
+    /// Waits until a record of `len` bytes could be claimed (respecting another producer's
+    /// reservation if `respect`), the consumer closes, or `deadline` passes.
+    fn wait_for_space(
+        &mut self,
+        len: usize,
+        respect: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let size = frame::record_size(len) as u64;
+        let cap = self.capacity as u64;
+        let mask = self.mask;
+        let this = &*self;
         let room = || {
-            let released = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+            let claim = this.mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
+            // Acquire: pairs with the consumer's Release of the released position.
+            let released = this.mem.load_u64(READ_POS_OFF, Ordering::Acquire);
             let used = claim.wrapping_sub(released);
-            used > cap
-                || cap - used >= need
-                || mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed) != claim
-                || role::is_closed(&mem, CONSUMER_OWNER_OFF)
+            let to_end = cap - (claim & mask);
+            let pad = if size > to_end { to_end } else { 0 };
+            let reserve = if respect {
+                this.foreign_reservation()
+            } else {
+                0
+            };
+            // An inconsistent snapshot (used > cap) makes the caller retry, and the claim
+            // reports real corruption.
+            used > cap || pad + size + reserve <= cap - used || this.is_consumer_closed()
         };
-        self.space_bell
-            .wait_until(
-                room,
-                deadline,
-                &self.opts,
-                &mut self.spinner,
-                &mut self.stats,
-            )
-            .map_err(|_| SendError::Timeout)
+        let (mut spinner, mut stats) = (self.spinner, self.stats);
+        let r = self
+            .space_bell
+            .wait_until(room, deadline, &self.opts, &mut spinner, &mut stats);
+        (self.spinner, self.stats) = (spinner, stats);
+        r.map_err(|_| SendError::Timeout)
     }
 
     /// How blocking calls wait.
@@ -626,7 +678,7 @@ impl<S: SharedMemory> Drop for Producer<S> {
         if role::current_pid() == self.pid {
             // Free the slot for another producer.
             self.mem
-                .store_u32(self.slot_off + SLOT_STATE, 0, Ordering::Relaxed);
+                .store_u32(self.slot_off + SLOT_STATE, 0, Ordering::Release);
             let _ = self.mem.cas_u64(
                 self.slot_off + SLOT_OWNER,
                 self.owner.get(),
@@ -707,15 +759,21 @@ impl<S: SharedMemory> Grant<'_, S> {
         let p = &mut *self.producer;
         p.mem.store_u32(self.record + 4, tag, Ordering::Relaxed);
         let claimed = CLAIMED | self.len as u32;
+        let committed = COMMITTED | self.len as u32;
         // Release: pairs with the consumer's Acquire load of the header; payload and tag are
         // visible before the record is seen committed.
-        let r = p.mem.cas_u32(
-            self.record,
-            claimed,
-            COMMITTED | self.len as u32,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        let r = if mutant::active(Mutant::MpscCommitStore) {
+            p.mem.store_u32(self.record, committed, Ordering::Release);
+            Ok(claimed)
+        } else {
+            p.mem.cas_u32(
+                self.record,
+                claimed,
+                committed,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+        };
         p.unmark();
         p.data_bell.ring(&mut p.stats);
         r.map(drop).map_err(|_| SendError::Skipped)
@@ -778,6 +836,8 @@ pub struct Consumer<S: SharedMemory, L: Liveness = NeverDead> {
     stall_timeout: Duration,
     /// The position we are stuck at, and since when.
     stalled: Option<(u64, Instant)>,
+    /// When the registry was last swept for dead producers.
+    last_sweep: Instant,
     skipped: u64,
     data_bell: Doorbell,
     space_bell: Doorbell,
@@ -818,6 +878,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             liveness,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             stalled: None,
+            last_sweep: Instant::now(),
             skipped: 0,
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
@@ -879,7 +940,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         let len = (word & LEN_MASK) as usize;
         if word & PADDING != 0 {
             let size = len + frame::RECORD_HEADER;
-            if size > cap - off || size as u64 > avail {
+            if len % frame::ALIGN != 0 || size > cap - off || size as u64 > avail {
                 return Err(corrupt);
             }
             return Ok(Head::Record {
@@ -933,8 +994,9 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             if word & PADDING == 0 {
                 return true;
             }
-            let size = (word & LEN_MASK) as usize + frame::RECORD_HEADER;
-            if size > cap - off || size as u64 > avail {
+            let len = (word & LEN_MASK) as usize;
+            let size = len + frame::RECORD_HEADER;
+            if len % frame::ALIGN != 0 || size > cap - off || size as u64 > avail {
                 return true;
             }
             pos = pos.wrapping_add(size as u64);
@@ -944,8 +1006,10 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     /// Zeroes every possible header word of `size` bytes at our position, then releases them.
     fn release(&mut self, size: usize) {
         let start = (self.read & self.mask) as usize;
-        for off in (start..start + size).step_by(frame::ALIGN) {
-            self.mem.store_u32(HEADER_SIZE + off, 0, Ordering::Relaxed);
+        if !mutant::active(Mutant::MpscNoZero) {
+            for off in (start..start + size).step_by(frame::ALIGN) {
+                self.mem.store_u32(HEADER_SIZE + off, 0, Ordering::Relaxed);
+            }
         }
         self.read = self.read.wrapping_add(size as u64);
         self.stalled = None;
@@ -973,7 +1037,16 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                     }
                     return Ok((off, len, tag, size));
                 }
-                Head::Empty => return Err(RecvError::Empty),
+                Head::Empty => {
+                    // While idle, free the slots of dead producers now and then (at most once
+                    // a stall timeout), so crashed producers do not fill the registry.
+                    let now = Instant::now();
+                    if now.since(self.last_sweep) >= self.stall_timeout {
+                        self.last_sweep = now;
+                        self.sweep_registry();
+                    }
+                    return Err(RecvError::Empty);
+                }
                 Head::Pending => {
                     if self.try_skip() {
                         continue;
@@ -986,7 +1059,8 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     }
 
     /// The record at our position is not committed: after the stall timeout, skip it if its
-    /// producer is dead. True if something was skipped.
+    /// producer is dead. True if the caller should look at the head again (something was
+    /// skipped, or the record got committed meanwhile).
     fn try_skip(&mut self) -> bool {
         let now = Instant::now();
         match self.stalled {
@@ -1000,20 +1074,32 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                 return false;
             }
         }
+        // Check again after another timeout unless something below moves us on.
+        self.stalled = Some((self.read, now));
+        self.sweep_registry();
+        // The claim position first: a claim visible here has its producer's IN_CLAIM mark
+        // visible to the scans below (the mark is stored before the Release claim CAS, and
+        // every claim CAS continues the release sequence this Acquire reads).
+        let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        let avail = claim.wrapping_sub(self.read);
+        if claim % 8 != 0 || avail == 0 || avail > self.geo.capacity as u64 {
+            return false;
+        }
         let at = HEADER_SIZE + (self.read & self.mask) as usize;
         let word = self.mem.load_u32(at, Ordering::Acquire);
-        let skipped = if word & CLAIMED != 0 {
-            self.skip_known(at, word)
+        if word & COMMITTED != 0 {
+            return true; // committed meanwhile: deliver it
+        }
+        let skipped = if word & !MPSC_LEN_MASK == CLAIMED {
+            self.skip_claimed(at, word)
         } else if word == 0 {
-            self.skip_unknown(at)
+            self.skip_gap(at, avail)
         } else {
-            false
+            false // corrupt: the head reports it
         };
         if skipped {
             self.skipped += 1;
-        } else {
-            // Check again after another timeout.
-            self.stalled = Some((self.read, now));
+            self.stalled = None;
         }
         skipped
     }
@@ -1023,98 +1109,99 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         (0..self.geo.slots).map(|i| self.geo.registry_off() + i * REGISTRY_SLOT_SIZE)
     }
 
-    /// Frees the slot at `slot` if `owner` still holds it.
-    fn free_slot(&self, slot: usize, owner: u64) {
-        self.mem.store_u32(slot + SLOT_STATE, 0, Ordering::Relaxed);
-        let _ = self.mem.cas_u64(
-            slot + SLOT_OWNER,
-            owner,
-            0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+    /// Whether the owner recorded in `slot` is known dead.
+    fn slot_owner_dead(&self, slot: usize) -> bool {
+        let id = self.mem.load_u64(slot + SLOT_OWNER, Ordering::Acquire);
+        OwnerId::new(id).is_some_and(|o| self.liveness.is_dead(o))
     }
 
-    /// Skips a described record whose owner is known and dead.
-    fn skip_known(&mut self, at: usize, word: u32) -> bool {
+    /// Whether every producer marked in-claim is known dead (vacuously true if none is).
+    fn all_in_claim_dead(&self) -> bool {
+        self.slots().all(|s| {
+            self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM == 0
+                || self.slot_owner_dead(s)
+        })
+    }
+
+    /// Frees the registry slots of producers known dead, so that crashed producers do not use
+    /// up the registry. Returns how many were freed. Also runs on every stall examination.
+    pub fn sweep_registry(&self) -> usize {
+        let mut freed = 0;
+        for s in self.slots() {
+            let id = self.mem.load_u64(s + SLOT_OWNER, Ordering::Acquire);
+            let Some(owner) = OwnerId::new(id) else {
+                continue;
+            };
+            if self.liveness.is_dead(owner) {
+                self.mem.store_u32(s + SLOT_STATE, 0, Ordering::Release);
+                if self
+                    .mem
+                    .cas_u64(s + SLOT_OWNER, id, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    freed += 1;
+                }
+            }
+        }
+        freed
+    }
+
+    /// Skips a described, uncommitted record whose producer is dead: the one whose slot says
+    /// it fills this position, or — if no slot says so (it was swept) — every producer still
+    /// marked in-claim.
+    fn skip_claimed(&mut self, at: usize, word: u32) -> bool {
         let len = (word & MPSC_LEN_MASK) as usize;
-        let size = frame::record_size(len.min(self.geo.frame_cap));
+        if len > self.geo.frame_cap {
+            return false; // corrupt: the head reports it
+        }
         let read = self.read;
         let owner = self.slots().find(|&s| {
             self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM != 0
                 && self.mem.load_u64(s + SLOT_REC_POS, Ordering::Relaxed) == read
         });
-        let Some(slot) = owner else {
-            return self.skip_unknown(at);
+        let dead = match owner {
+            Some(slot) => self.slot_owner_dead(slot),
+            None => self.all_in_claim_dead(),
         };
-        let id = self.mem.load_u64(slot + SLOT_OWNER, Ordering::Acquire);
-        let Some(id) = OwnerId::new(id) else {
-            return false;
-        };
-        if !self.liveness.is_dead(id) {
-            return false;
-        }
-        // The owner is dead: take the record. Its late commit (if any) fails on this CAS.
-        let ok = self
+        // Its late commit, if the producer was not dead after all, loses against this CAS.
+        dead && self
             .mem
             .cas_u32(
                 at,
                 word,
-                frame::padding_word(size),
+                frame::padding_word(frame::record_size(len)),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             )
-            .is_ok();
-        if ok {
-            self.free_slot(slot, id.get());
-        }
-        ok
+            .is_ok()
     }
 
-    /// Skips an undescribed gap when every producer marked in-claim is dead.
-    fn skip_unknown(&mut self, at: usize) -> bool {
-        for s in self.slots() {
-            if self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM == 0 {
-                continue;
-            }
-            let id = self.mem.load_u64(s + SLOT_OWNER, Ordering::Acquire);
-            match OwnerId::new(id) {
-                Some(o) if self.liveness.is_dead(o) => {}
-                _ => return false, // a live (or unknown) producer may still describe it
-            }
+    /// Skips an undescribed gap (header 0) when every producer marked in-claim is dead: then no
+    /// live producer holds undescribed space below the claim position read before, and the
+    /// gap runs to the first described header, that claim position, or the end of the data
+    /// area.
+    fn skip_gap(&mut self, at: usize, avail: u64) -> bool {
+        if !self.all_in_claim_dead() {
+            return false;
         }
-        // Every in-claim producer is dead: the gap runs to the first described header, the
-        // claim position, or the end of the data area.
-        let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
         let off = (self.read & self.mask) as usize;
-        let limit = (self.geo.capacity - off).min(claim.wrapping_sub(self.read) as usize);
+        let limit = (self.geo.capacity - off).min(avail as usize);
         let mut gap = frame::RECORD_HEADER;
-        while gap < limit {
-            if self.mem.load_u32(at + gap, Ordering::Acquire) != 0 {
-                break;
-            }
+        while gap < limit && self.mem.load_u32(at + gap, Ordering::Acquire) == 0 {
             gap += frame::ALIGN;
         }
-        let gap = gap.min(limit.max(frame::RECORD_HEADER));
-        let ok = self
-            .mem
-            .cas_u32(
-                at,
-                0,
-                frame::padding_word(gap),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok();
-        if ok {
-            for s in self.slots() {
-                if self.mem.load_u32(s + SLOT_STATE, Ordering::Acquire) & IN_CLAIM != 0 {
-                    let id = self.mem.load_u64(s + SLOT_OWNER, Ordering::Acquire);
-                    self.free_slot(s, id);
-                }
-            }
-        }
-        ok
+        let gap = gap.min(limit);
+        gap >= frame::RECORD_HEADER
+            && self
+                .mem
+                .cas_u32(
+                    at,
+                    0,
+                    frame::padding_word(gap),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Copies the next frame into `buf` and releases it; returns its tag and length.
@@ -1147,15 +1234,26 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         Ok(crate::Frame { tag, data })
     }
 
-    /// Whether the next receive has something to do: a frame, or a stall to examine.
+    /// Whether the next receive has something to do: a frame, or a stall to start timing or
+    /// to examine.
     fn ready(&self) -> bool {
-        self.has_data()
-            || matches!(self.stalled, Some((pos, since))
-                if pos == self.read && Instant::now().since(since) >= self.stall_timeout)
+        if self.has_data() {
+            return true;
+        }
+        let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        if claim == self.read {
+            return false;
+        }
+        match self.stalled {
+            Some((pos, since)) if pos == self.read => {
+                Instant::now().since(since) >= self.stall_timeout
+            }
+            _ => true,
+        }
     }
 
-    /// Receives the next frame into `buf`, waiting at most `timeout` (`None`: no deadline;
-    /// sleeps are still bounded slices, so stalls are re-examined).
+    /// Receives the next frame into `buf`, waiting at most `timeout` (`None`: no deadline).
+    /// While a record is stuck, the wait wakes when its stall timeout expires to examine it.
     ///
     /// # Errors
     ///
@@ -1171,17 +1269,27 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                 Err(RecvError::Empty) => {}
                 done => return done,
             }
+            let stall_at = self
+                .stalled
+                .filter(|(pos, _)| *pos == self.read)
+                .map(|(_, since)| since.after(self.stall_timeout));
+            let wake_at = match (deadline, stall_at) {
+                (Some(d), Some(s)) => Some(d.min(s)),
+                (d, s) => d.or(s),
+            };
             let this = &*self;
             let (mut spinner, mut stats) = (self.spinner, self.stats);
             let r = self.data_bell.wait_until(
                 || this.ready(),
-                deadline,
+                wake_at,
                 &self.opts,
                 &mut spinner,
                 &mut stats,
             );
             (self.spinner, self.stats) = (spinner, stats);
-            r.map_err(|_| RecvError::Timeout)?;
+            if r.is_err() && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvError::Timeout);
+            }
         }
     }
 

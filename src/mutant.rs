@@ -2,8 +2,8 @@
 //!
 //! Only in builds with `--cfg loom` or `--cfg ringbell_mutants` (miri); there the environment
 //! variable `RINGBELL_MUTANT` selects at most one at run time, so one build runs them all
-//! (`scripts/mutants.sh`). In every other build [`active`] is a constant `false` and the
-//! mutants compile away.
+//! (`scripts/mutants.sh`, which fails unless every one is caught). In every other build
+//! [`active`] is a constant `false` and the mutants compile away.
 //!
 //! | mutant | what it breaks | caught by |
 //! |---|---|---|
@@ -11,7 +11,13 @@
 //! | `waiter_fence` | the waiter's `fence(SeqCst)` between setting the mark and re-checking is removed | loom (lost wake-up) |
 //! | `skip_recheck` | the waiter sleeps without re-checking its condition after setting the mark | loom (lost wake-up) |
 //! | `skip_bump` | the ringer wakes without bumping the sequence | loom (the waiter sleeps on an unchanged word after the wake) |
-//! | `relaxed_publish` | the producer publishes its write position with Relaxed instead of Release | loom (payload cell race / torn record) and miri (data race) |
+//! | `bump_load_store` | the sequence bump is a load then a store instead of one `fetch_add` | loom (`two_waiters_three_rings`: a stale store puts the word back, a waiter sleeps through its ring) |
+//! | `relaxed_publish` | the SPSC producer publishes its write position with Relaxed instead of Release | loom (payload cell race) and miri (data race) |
+//! | `room_ignores_close` | a producer blocked on a full SPSC ring does not check the consumer's closed flag | loom (`consumer_close_wakes_blocked_producer`: the producer never returns) |
+//! | `consumer_drop_no_ring` | a consumer's drop closes the role but does not ring the space doorbell | loom (`consumer_close_wakes_blocked_producer`) |
+//! | `mpsc_claim_bound` | an MPSC producer claims without checking the consumer's released position | loom (an unread record overwritten: payload race / wrong frame) |
+//! | `mpsc_commit_store` | an MPSC commit is a plain store, not a CAS from `CLAIMED` (it cannot see a skip) | loom (a skipped record's producer reports success) |
+//! | `mpsc_no_zero` | the MPSC consumer releases space without zeroing its header words | loom (a stale header of the previous lap read as a new record) |
 
 /// The planted bugs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +27,13 @@ pub(crate) enum Mutant {
     WaiterFence,
     SkipRecheck,
     SkipBump,
+    BumpLoadStore,
     RelaxedPublish,
+    RoomIgnoresClose,
+    ConsumerDropNoRing,
+    MpscClaimBound,
+    MpscCommitStore,
+    MpscNoZero,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -32,7 +44,13 @@ impl Mutant {
             Self::WaiterFence => "waiter_fence",
             Self::SkipRecheck => "skip_recheck",
             Self::SkipBump => "skip_bump",
+            Self::BumpLoadStore => "bump_load_store",
             Self::RelaxedPublish => "relaxed_publish",
+            Self::RoomIgnoresClose => "room_ignores_close",
+            Self::ConsumerDropNoRing => "consumer_drop_no_ring",
+            Self::MpscClaimBound => "mpsc_claim_bound",
+            Self::MpscCommitStore => "mpsc_commit_store",
+            Self::MpscNoZero => "mpsc_no_zero",
         }
     }
 }
@@ -55,9 +73,3 @@ pub(crate) fn active(m: Mutant) -> bool {
 pub(crate) const fn active(_m: Mutant) -> bool {
     false
 }
-
-// Not a mutant: "the sequence bump made a load-then-store". The mark swap hands each
-// announced sleep to exactly one ringer and the waiter cannot start another round before
-// that ringer's bump lands, so in every schedule loom can build (loom has no time) a
-// load-then-store still changes the word. Only a ringer stalled for a whole sleep slice could
-// store a stale value, which delays one wake by at most a slice. See `doorbell`'s docs.

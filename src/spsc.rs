@@ -507,11 +507,18 @@ impl<S: SharedMemory> Producer<S> {
     fn wait_for_space(&mut self, len: usize, deadline: Option<Instant>) -> Result<(), SendError> {
         let (_, need) = self.space_for(len);
         let (mem, write, capacity) = (self.mem, self.write, self.capacity as u64);
+        let cached = self.cached_read;
+        let watch_close = !mutant::active(Mutant::RoomIgnoresClose);
         let room = || {
             // Acquire: pairs with the Release in `Consumer::release`.
             let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
-            let used = write.wrapping_sub(read);
-            used > capacity || capacity - used >= need || role::is_closed(&mem, CONSUMER_OWNER_OFF)
+            // The same validity rule as `refresh_read`: a position that is off the grid or
+            // moved backwards makes the next `try_send` report corruption instead of waiting.
+            let valid = read % frame::ALIGN as u64 == 0
+                && read.wrapping_sub(cached) <= write.wrapping_sub(cached);
+            !valid
+                || capacity - write.wrapping_sub(read) >= need
+                || (watch_close && role::is_closed(&mem, CONSUMER_OWNER_OFF))
         };
         self.space_bell
             .wait_until(
@@ -1074,7 +1081,10 @@ impl<S: SharedMemory> Consumer<S> {
     ///         notifier.notify();
     ///     })
     /// };
-    /// rx.wait_until(|rx| rx.has_data() || done.load(Ordering::Acquire), None).unwrap();
+    /// let ready = |rx: &ringbell::spsc::Consumer<_>| {
+    ///     rx.has_data() || rx.is_producer_closed() || done.load(Ordering::Acquire)
+    /// };
+    /// rx.wait_until(ready, None).unwrap();
     /// assert!(done.load(Ordering::Acquire));
     /// worker.join().unwrap();
     /// ```
@@ -1170,7 +1180,9 @@ impl<S: SharedMemory> Drop for Consumer<S> {
         if role::current_pid() == self.pid {
             role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
             // Wake a producer asleep on a full ring so it sees the close at once.
-            self.space_bell.ring(&mut self.stats);
+            if !mutant::active(Mutant::ConsumerDropNoRing) {
+                self.space_bell.ring(&mut self.stats);
+            }
         }
     }
 }

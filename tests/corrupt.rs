@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use ringbell::frame::{COMMITTED, PADDING};
 use ringbell::layout::*;
-use ringbell::mem::{Mem, SharedMemory};
+use ringbell::mem::{SharedMemory, View};
 use ringbell::region::HeapRegion;
 use ringbell::spsc::{Consumer, Producer, RingConfig};
 use ringbell::{AttachError, Corruption, HeaderError, OwnerId, RecvError, SendError};
@@ -24,9 +24,9 @@ fn attach_err(region: &HeapRegion) -> AttachError {
     p
 }
 
-fn header_err(f: impl FnOnce(&Mem)) -> HeaderError {
+fn header_err(f: impl FnOnce(&View)) -> HeaderError {
     let region = fresh(256);
-    f(&region.mem());
+    f(&region.view());
     match attach_err(&region) {
         AttachError::Header(h) => h,
         other => panic!("expected a header error, got {other:?}"),
@@ -124,31 +124,32 @@ fn memory_smaller_than_a_header_is_refused() {
 #[test]
 fn inconsistent_positions_at_attach_are_refused() {
     let region = fresh(256);
-    region.mem().store_u64(WRITE_POS_OFF, 264, Relaxed); // 264 bytes ahead of read 0
+    region.view().store_u64(WRITE_POS_OFF, 264, Relaxed); // 264 bytes ahead of read 0
     assert!(matches!(attach_err(&region), AttachError::Corrupt(_)));
     // The failed attach gave the roles back.
-    region.mem().store_u64(WRITE_POS_OFF, 0, Relaxed);
+    region.view().store_u64(WRITE_POS_OFF, 0, Relaxed);
     region.producer().unwrap();
     region.consumer().unwrap();
     let region = fresh(256);
-    region.mem().store_u64(WRITE_POS_OFF, 3, Relaxed);
+    region.view().store_u64(WRITE_POS_OFF, 3, Relaxed);
     assert_eq!(
         attach_err(&region),
         AttachError::Corrupt(Corruption::WritePosition { found: 3 })
     );
 }
 
-fn pair(cap: usize) -> (Mem, Producer<HeapRegion>, Consumer<HeapRegion>) {
+fn pair(cap: usize) -> (HeapRegion, Producer<HeapRegion>, Consumer<HeapRegion>) {
     let region = fresh(cap);
     let tx = region.producer().unwrap();
     let rx = region.consumer().unwrap();
-    (region.mem(), tx, rx)
+    (region, tx, rx)
 }
 
 #[test]
 fn write_position_ahead_by_more_than_capacity() {
     for bad in [264u64, u64::MAX - 7, 1 << 63, 5] {
-        let (mem, _tx, mut rx) = pair(256);
+        let (region, _tx, mut rx) = pair(256);
+        let mem = region.view();
         mem.store_u64(WRITE_POS_OFF, bad, Relaxed);
         assert_eq!(
             rx.try_recv().unwrap_err(),
@@ -162,7 +163,8 @@ fn write_position_ahead_by_more_than_capacity() {
 
 #[test]
 fn write_position_moving_backwards() {
-    let (mem, mut tx, mut rx) = pair(256);
+    let (region, mut tx, mut rx) = pair(256);
+    let mem = region.view();
     tx.try_send(1, &[0; 40]).unwrap();
     tx.try_send(2, &[0; 40]).unwrap();
     rx.try_recv().unwrap(); // cached write is 96, read 48
@@ -179,7 +181,8 @@ fn write_position_moving_backwards() {
 #[test]
 fn read_position_garbage_is_refused_by_the_producer() {
     for bad in [8u64, 1 << 40, 3] {
-        let (mem, mut tx, _rx) = pair(64);
+        let (region, mut tx, _rx) = pair(64);
+        let mem = region.view();
         tx.try_send(0, &[0; 8]).unwrap(); // write 16
         tx.try_send(0, &[0; 8]).unwrap(); // write 32
         tx.try_send(0, &[0; 8]).unwrap(); // write 48
@@ -195,7 +198,8 @@ fn read_position_garbage_is_refused_by_the_producer() {
 }
 
 fn corrupt_record(word: u32, cap: usize, len_published: u64) -> RecvError {
-    let (mem, _tx, mut rx) = pair(cap);
+    let (region, _tx, mut rx) = pair(cap);
+    let mem = region.view();
     mem.store_u32(HEADER_SIZE, word, Relaxed);
     mem.store_u64(WRITE_POS_OFF, len_published, Relaxed);
     let err = rx.try_recv().unwrap_err();
@@ -232,7 +236,8 @@ fn invalid_record_headers() {
 
 #[test]
 fn padding_that_does_not_reach_the_end() {
-    let (mem, mut tx, mut rx) = pair(64);
+    let (region, mut tx, mut rx) = pair(64);
+    let mem = region.view();
     tx.try_send(0, &[0; 24]).unwrap();
     rx.try_recv().unwrap(); // read 32
     let word = PADDING | COMMITTED | 8; // covers 16 bytes, but 32 remain to the end
@@ -247,7 +252,8 @@ fn padding_that_does_not_reach_the_end() {
 /// A hostile producer that keeps publishing padding never traps the consumer in a loop.
 #[test]
 fn endless_padding_is_bounded() {
-    let (mem, mut tx, mut rx) = pair(64);
+    let (region, mut tx, mut rx) = pair(64);
+    let mem = region.view();
     tx.try_send(0, &[0; 24]).unwrap();
     rx.try_recv().unwrap(); // read 32
     // Padding from 32 to 64, then padding again at 0.
@@ -262,7 +268,8 @@ fn endless_padding_is_bounded() {
 fn random_garbage_never_panics() {
     let mut rng = common::Rng::new(1);
     for _ in 0..if cfg!(miri) { 20 } else { 2000 } {
-        let (mem, mut tx, mut rx) = pair(64);
+        let (region, mut tx, mut rx) = pair(64);
+        let mem = region.view();
         for _ in 0..20 {
             let off = match rng.below(4) {
                 0 => WRITE_POS_OFF,

@@ -69,7 +69,7 @@ fn has_data_changes_nothing() {
     let (bell, fanin, rings, mut p) = setup(3, 256);
     let snapshot = |r: &HeapRegion| {
         let mut v = vec![0u8; r.len()];
-        r.mem().copy_out(0, &mut v);
+        r.view().copy_out(0, &mut v);
         v
     };
     let all = || {
@@ -94,7 +94,7 @@ fn a_corrupt_ring_is_detached_and_the_others_go_on() {
     p[0].try_send(0, b"a").unwrap();
     p[2].try_send(2, b"c").unwrap();
     // Ring 1's producer writes garbage into its write position.
-    rings[1].mem().store_u64(WRITE_POS_OFF, 12345, Relaxed);
+    rings[1].view().store_u64(WRITE_POS_OFF, 12345, Relaxed);
     let mut buf = [0u8; 16];
     let mut seen = Vec::new();
     for _ in 0..3 {

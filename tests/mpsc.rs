@@ -112,7 +112,7 @@ fn has_data_changes_nothing() {
     let mut p = producer(&region);
     let snap = || {
         let mut v = vec![0; region.len()];
-        region.mem().copy_out(0, &mut v);
+        region.view().copy_out(0, &mut v);
         v
     };
     let check = |rx: &Consumer<HeapRegion>, want: bool| {
@@ -308,7 +308,7 @@ fn a_large_frame_is_not_starved_by_small_ones() {
 #[test]
 fn corrupt_headers_give_typed_errors() {
     let (region, mut rx) = ring(MpscConfig::new(256));
-    let mem = region.mem();
+    let mem = region.view();
     // A committed header longer than the frame cap.
     mem.store_u32(HEADER_SIZE, ringbell::frame::COMMITTED | 200, Relaxed);
     mem.store_u64(WRITE_POS_OFF, 64, Relaxed);

@@ -98,7 +98,7 @@ fn a_memfd_smaller_than_a_header_is_refused_before_mapping() {
 fn a_memfd_whose_size_differs_from_its_header_is_refused() {
     let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
     let mut bytes = vec![0u8; region.len()];
-    region.mem().copy_out(0, &mut bytes);
+    region.view().copy_out(0, &mut bytes);
     let copy_with_size = |size: u64| {
         let fd =
             rustix::fs::memfd_create("t", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
@@ -129,7 +129,7 @@ fn a_memfd_whose_size_differs_from_its_header_is_refused() {
 fn a_region_not_ready_is_refused() {
     let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
     region
-        .mem()
+        .view()
         .store_u32(READY_OFF, 0, std::sync::atomic::Ordering::Relaxed);
     let fd = region.fd().try_clone_to_owned().unwrap();
     assert!(matches!(
@@ -142,7 +142,7 @@ fn a_region_not_ready_is_refused() {
 fn wrong_magic_and_version_are_refused() {
     let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
     let fd = || region.fd().try_clone_to_owned().unwrap();
-    let mem = region.mem();
+    let mem = region.view();
     mem.store_u32(
         ringbell::layout::VERSION_OFF,
         7,

@@ -152,7 +152,7 @@ fn positions_near_u64_max() {
             }
         }
         let write = region
-            .mem()
+            .view()
             .load_u64(layout::WRITE_POS_OFF, std::sync::atomic::Ordering::Relaxed);
         assert!(
             write < 1 << 20,
@@ -163,7 +163,7 @@ fn positions_near_u64_max() {
 
 fn snapshot(region: &HeapRegion) -> Vec<u8> {
     let mut v = vec![0; region.len()];
-    region.mem().copy_out(0, &mut v);
+    region.view().copy_out(0, &mut v);
     v
 }
 

@@ -23,9 +23,15 @@ pub mod support {
 
     /// A loom builder bounded as the suite documents (`LOOM_MAX_PREEMPTIONS`, default 3).
     pub fn builder() -> loom::model::Builder {
+        builder_bounded(3)
+    }
+
+    /// A builder for a heavy model: preemption bound `default` unless `LOOM_MAX_PREEMPTIONS`
+    /// says otherwise.
+    pub fn builder_bounded(default: usize) -> loom::model::Builder {
         let mut b = loom::model::Builder::new();
         if b.preemption_bound.is_none() {
-            b.preemption_bound = Some(3);
+            b.preemption_bound = Some(default);
         }
         b
     }

@@ -4,7 +4,7 @@
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::thread;
-use loom_tests::support::{builder, no_spin};
+use loom_tests::support::{builder, builder_bounded, no_spin};
 use ringbell::doorbell::Bell;
 use ringbell::mem::LoomRegion;
 
@@ -90,9 +90,9 @@ fn two_waiters_one_ring() {
 /// its condition holds, and the model terminates.
 #[test]
 fn spurious_wakeups_are_harmless() {
-    ringbell::futex::set_spurious(true);
     builder().check(|| {
         let region = LoomRegion::zeroed(128);
+        region.set_spurious_wakeups(true);
         let flag = Arc::new(AtomicU32::new(0));
         let mut ringer = bell(&region);
         let f = flag.clone();
@@ -107,5 +107,42 @@ fn spurious_wakeups_are_harmless() {
         assert_eq!(flag.load(Ordering::Relaxed), 1);
         t.join().unwrap();
     });
-    ringbell::futex::set_spurious(false);
+}
+
+/// Two waiters (A, B) and three ringers on one doorbell; waiter B, once woken, rings for A.
+/// A stale load-then-store bump can put the word back at the value A re-read after another
+/// ringer's bump: A sleeps through the ring that answered its mark.
+#[test]
+fn two_waiters_three_rings() {
+    // Five threads: preemption bound 2 keeps it to seconds (bound 3 takes minutes).
+    builder_bounded(2).check(|| {
+        let region = LoomRegion::zeroed(128);
+        let a = Arc::new(AtomicU32::new(0));
+        let b = Arc::new(AtomicU32::new(0));
+        // Rb rings for nothing in particular (a notify for a condition already seen).
+        let mut rb = bell(&region);
+        let t_rb = thread::spawn(move || rb.ring());
+        // W2 waits for B, then publishes A and rings.
+        let mut w2 = bell(&region);
+        let (a2, b2) = (a.clone(), b.clone());
+        let t_w2 = thread::spawn(move || {
+            w2.wait_until(|| b2.load(Ordering::Acquire) == 1, None)
+                .unwrap();
+            a2.store(1, Ordering::Release);
+            w2.ring();
+        });
+        // Rc publishes B and rings.
+        let mut rc = bell(&region);
+        let b3 = b.clone();
+        let t_rc = thread::spawn(move || {
+            b3.store(1, Ordering::Release);
+            rc.ring();
+        });
+        let mut w1 = bell(&region);
+        w1.wait_until(|| a.load(Ordering::Acquire) == 1, None)
+            .unwrap();
+        t_rb.join().unwrap();
+        t_w2.join().unwrap();
+        t_rc.join().unwrap();
+    });
 }

@@ -1,16 +1,14 @@
 //! A defect of loom 0.7 that bounds what our models can check, pinned as a test.
 //!
 //! Loom can let a thread's load return that thread's own earlier read-modify-write store even
-//! when another thread's later store happens-before the load — a coherence violation no C++
-//! execution has. The doorbell's ringer swaps the waiter mark on every wake and reads it again
-//! on its next ring, which is exactly this shape; a model in which one ringer rings twice
-//! while the waiter keeps waiting (a fan-in producer that sends, then closes, with the
-//! consumer waiting for the close) therefore reports deadlocks that cannot happen. Our models
-//! are sized so that no ringer rings again while a waiter still depends on it.
+//! when another thread's later *plain* store happens-before the load — a coherence violation
+//! no C++ execution has (loom issues 254 and 389). The doorbell once set its waiter mark with
+//! a plain store while ringers swap it, and the models then reported deadlocks that cannot
+//! happen; the mark is now set with a swap (see `doorbell.rs`, *Why an RMW for the mark*),
+//! which keeps every write to it an RMW and the models clear of the defect.
 //!
 //! The test below expects loom to fail. If a loom upgrade fixes the defect, it starts to pass
-//! — and `#[should_panic]` turns that into a failure telling us to grow the fan-in model to
-//! wait for the closes too.
+//! and `#[should_panic]` turns that into a failure: then the note in `doorbell.rs` can go.
 #![cfg(loom)]
 
 use loom::sync::Arc;

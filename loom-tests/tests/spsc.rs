@@ -47,16 +47,17 @@ fn blocking_stream_across_the_wrap() {
     });
 }
 
-/// Frames of different sizes (a padding record appears): `has_data()` true means the next
+/// Frames whose sizes make a real padding record (8 + 16 bytes, then a 16-byte record at
+/// offset 24 needs 8 bytes of padding and wraps): `has_data()` true means the next
 /// `try_recv_into` succeeds, and the producer's close is seen after the last frame.
 #[test]
 fn has_data_is_honest_and_close_is_seen() {
     builder().check(|| {
         let (mut tx, mut rx) = ring();
         let t = thread::spawn(move || {
-            tx.send(0, &[7; 4]).unwrap(); // 16 bytes
-            tx.send(1, &[8; 8]).unwrap(); // 16 bytes: the ring is full
-            tx.send(2, &[9; 1]).unwrap(); // 16 bytes, after the wrap
+            tx.send(0, &[]).unwrap(); // 8 bytes at 0
+            tx.send(1, &[8; 8]).unwrap(); // 16 bytes at 8
+            tx.send(2, &[9; 8]).unwrap(); // 8 bytes of padding at 24, 16 bytes at 0
             drop(tx);
         });
         let mut buf = [0u8; 8];
@@ -78,6 +79,26 @@ fn has_data_is_honest_and_close_is_seen() {
             }
         }
         assert_eq!(next, 3);
+        t.join().unwrap();
+    });
+}
+
+/// A producer blocked on a full ring sees the consumer's close at once: the consumer's drop
+/// rings the space doorbell and the producer's wait checks the closed flag.
+#[test]
+fn consumer_close_wakes_blocked_producer() {
+    builder().check(|| {
+        let (mut tx, rx) = ring();
+        let t = thread::spawn(move || drop(rx));
+        let mut sent = 0;
+        let err = loop {
+            match tx.send(0, &[1; 8]) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, ringbell::SendError::Closed);
+        assert!(sent <= 2, "sent {sent} into a ring that holds 2");
         t.join().unwrap();
     });
 }

@@ -3,10 +3,14 @@
 //!
 //! Memory is a run of 8-byte slots. Each slot has a loom `AtomicU64` (for 64-bit words), two
 //! loom `AtomicU32`s (for 32-bit words at offsets 0 and 4) and a `loom::cell::UnsafeCell` for
-//! payload bytes. The protocol accesses each location at one width at a time (positions are
-//! `u64`, header and record words `u32`, payload bytes through copies), so giving each access
-//! kind its own object loses nothing — and it lets loom see a payload copy that races with a
-//! write as the data race it is.
+//! payload bytes. It lets loom see a payload copy that races with a payload write as the data
+//! race it is.
+//!
+//! What it loses: in the data area a location is a record header in one lap and payload in
+//! another, and here the two live in different objects, so a race between a header word of
+//! one lap and a payload copy of another is not seen (a Relaxed `refresh_read` passes the
+//! models whose records overlay old headers with payload). Those orderings are covered by the
+//! uniform-size models, where payload overlays payload, and by miri, which sees real memory.
 
 extern crate std;
 
@@ -32,6 +36,8 @@ struct Slots {
     len: usize,
     /// The futex model: one mutex + condvar per 128-byte line (doorbells own whole lines).
     futexes: Box<[(Mutex<()>, Condvar)]>,
+    /// Whether modelled futex waits on this region return at once (spurious wake-ups).
+    spurious: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the cells are only reached through loom's `with`/`with_mut`, which check every
@@ -88,7 +94,15 @@ impl Mem {
     /// The futex model's mutex and condvar for the word at `off`.
     pub(crate) fn futex_model(&self, off: usize) -> &(Mutex<()>, Condvar) {
         self.check(off, 4, 4);
+        assert_eq!(off % 128, 0, "a futex word starts a 128-byte line");
         &self.slots().futexes[off / 128]
+    }
+
+    /// Whether modelled futex waits return at once.
+    pub(crate) fn spurious_wakeups(&self) -> bool {
+        self.slots()
+            .spurious
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Length of the view in bytes.
@@ -102,27 +116,27 @@ impl Mem {
     }
 
     /// Atomic load of the `u32` at `off`.
-    pub fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+    pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> u32 {
         self.u32_at(off).load(order)
     }
 
     /// Atomic store of the `u32` at `off`.
-    pub fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+    pub(crate) fn store_u32(&self, off: usize, val: u32, order: Ordering) {
         self.u32_at(off).store(val, order)
     }
 
     /// Atomic swap of the `u32` at `off`.
-    pub fn swap_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+    pub(crate) fn swap_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
         self.u32_at(off).swap(val, order)
     }
 
     /// Atomic wrapping add to the `u32` at `off`.
-    pub fn fetch_add_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+    pub(crate) fn fetch_add_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
         self.u32_at(off).fetch_add(val, order)
     }
 
     /// Atomic compare-exchange of the `u32` at `off`.
-    pub fn cas_u32(
+    pub(crate) fn cas_u32(
         &self,
         off: usize,
         current: u32,
@@ -135,17 +149,17 @@ impl Mem {
     }
 
     /// Atomic load of the `u64` at `off`.
-    pub fn load_u64(&self, off: usize, order: Ordering) -> u64 {
+    pub(crate) fn load_u64(&self, off: usize, order: Ordering) -> u64 {
         self.u64_at(off).load(order)
     }
 
     /// Atomic store of the `u64` at `off`.
-    pub fn store_u64(&self, off: usize, val: u64, order: Ordering) {
+    pub(crate) fn store_u64(&self, off: usize, val: u64, order: Ordering) {
         self.u64_at(off).store(val, order)
     }
 
     /// Atomic compare-exchange of the `u64` at `off`.
-    pub fn cas_u64(
+    pub(crate) fn cas_u64(
         &self,
         off: usize,
         current: u64,
@@ -158,7 +172,7 @@ impl Mem {
     }
 
     /// Copies `src` into the view at `off`, slot by slot through loom cells.
-    pub fn copy_in(&self, off: usize, src: &[u8]) {
+    pub(crate) fn copy_in(&self, off: usize, src: &[u8]) {
         self.check(off, src.len(), 1);
         let mut done = 0;
         while done < src.len() {
@@ -176,7 +190,7 @@ impl Mem {
     }
 
     /// Copies bytes from the view at `off` into `dst`, slot by slot through loom cells.
-    pub fn copy_out(&self, off: usize, dst: &mut [u8]) {
+    pub(crate) fn copy_out(&self, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len(), 1);
         let mut done = 0;
         while done < dst.len() {
@@ -217,8 +231,16 @@ impl LoomRegion {
                 slots: slots.into_boxed_slice(),
                 len,
                 futexes: futexes.into_boxed_slice(),
+                spurious: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Makes every modelled futex wait on this region return at once: spurious wake-ups.
+    pub fn set_spurious_wakeups(&self, on: bool) {
+        self.slots
+            .spurious
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -86,31 +86,31 @@ impl Mem {
 
     /// Atomic load of the `u32` at `off`.
     #[inline]
-    pub fn load_u32(&self, off: usize, order: Ordering) -> u32 {
+    pub(crate) fn load_u32(&self, off: usize, order: Ordering) -> u32 {
         self.u32_at(off).load(order)
     }
 
     /// Atomic store of the `u32` at `off`.
     #[inline]
-    pub fn store_u32(&self, off: usize, val: u32, order: Ordering) {
+    pub(crate) fn store_u32(&self, off: usize, val: u32, order: Ordering) {
         self.u32_at(off).store(val, order)
     }
 
     /// Atomic swap of the `u32` at `off`; returns the previous value.
     #[inline]
-    pub fn swap_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+    pub(crate) fn swap_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
         self.u32_at(off).swap(val, order)
     }
 
     /// Atomic wrapping add to the `u32` at `off`; returns the previous value.
     #[inline]
-    pub fn fetch_add_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+    pub(crate) fn fetch_add_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
         self.u32_at(off).fetch_add(val, order)
     }
 
     /// Atomic compare-exchange of the `u32` at `off`.
     #[inline]
-    pub fn cas_u32(
+    pub(crate) fn cas_u32(
         &self,
         off: usize,
         current: u32,
@@ -124,19 +124,19 @@ impl Mem {
 
     /// Atomic load of the `u64` at `off`.
     #[inline]
-    pub fn load_u64(&self, off: usize, order: Ordering) -> u64 {
+    pub(crate) fn load_u64(&self, off: usize, order: Ordering) -> u64 {
         self.u64_at(off).load(order)
     }
 
     /// Atomic store of the `u64` at `off`.
     #[inline]
-    pub fn store_u64(&self, off: usize, val: u64, order: Ordering) {
+    pub(crate) fn store_u64(&self, off: usize, val: u64, order: Ordering) {
         self.u64_at(off).store(val, order)
     }
 
     /// Atomic compare-exchange of the `u64` at `off`.
     #[inline]
-    pub fn cas_u64(
+    pub(crate) fn cas_u64(
         &self,
         off: usize,
         current: u64,
@@ -150,7 +150,7 @@ impl Mem {
 
     /// Copies `src` into the view at `off`.
     #[inline]
-    pub fn copy_in(&self, off: usize, src: &[u8]) {
+    pub(crate) fn copy_in(&self, off: usize, src: &[u8]) {
         self.check(off, src.len(), 1);
         // SAFETY: the destination range is inside the view (checked) and valid by
         // `from_raw_parts`' contract; `src` is a Rust slice, so it cannot overlap memory that
@@ -163,7 +163,7 @@ impl Mem {
 
     /// Copies `dst.len()` bytes from the view at `off` into `dst`.
     #[inline]
-    pub fn copy_out(&self, off: usize, dst: &mut [u8]) {
+    pub(crate) fn copy_out(&self, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len(), 1);
         // SAFETY: the source range is inside the view (checked) and valid by
         // `from_raw_parts`' contract; `dst` is a unique Rust slice that cannot overlap it.
