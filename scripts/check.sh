@@ -39,12 +39,13 @@ step "cargo check i686 (no_std)" cargo check --target i686-unknown-linux-gnu --n
 step "tests" cargo test --workspace
 step "loom models and mutants" bash scripts/mutants.sh
 
-# miri: the in-process SPSC and doorbell tests (threads over a heap region, real futexes),
-# several scheduler seeds. Weak-memory emulation is off: this nightly's miri crashes (an
+# miri: the in-process SPSC, doorbell, fan-in and MPSC tests (threads over heap regions, real
+# futexes), several scheduler seeds. Weak-memory emulation is off: this nightly's miri crashes (an
 # internal error in its store buffers) on memory that is written atomically in one lap and
 # by byte copies in another; data-race detection, which catches a missing Release, is on.
 MIRI_TESTS=(threads_stream_in_order has_data_changes_nothing trusted_slices
-    wake_calls_never a_close_wakes deadlines_are)
+    wake_calls_never a_close_wakes deadlines_are threads_stream_without_a_wake
+    sixty_four_producer_threads uncommitted_records_block)
 MIRIFLAGS_BASE="-Zmiri-permissive-provenance -Zmiri-disable-weak-memory-emulation"
 miri_available() {
     if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri'; then
@@ -54,7 +55,8 @@ miri_available() {
 }
 miri_tests() {
     MIRIFLAGS="$MIRIFLAGS_BASE -Zmiri-many-seeds=0..4" \
-        cargo +nightly miri test --test spsc --test blocking -- "${MIRI_TESTS[@]}"
+        cargo +nightly miri test --test spsc --test blocking --test fanin --test mpsc -- \
+        "${MIRI_TESTS[@]}"
 }
 miri_mutant() {
     # The Relaxed publish must show up as a data race on the payload.

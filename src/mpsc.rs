@@ -32,45 +32,53 @@
 //!
 //! **Producer** (`reserve` → fill → `commit`):
 //!
-//! 1. mark its registry slot `IN_CLAIM` (before the claim, so anyone who sees the claim sees
-//!    the mark: the claim's CAS is Release);
-//! 2. claim `pad + size` bytes with a CAS on the claim position, refusing any claim whose end
-//!    would pass `released + capacity` (released is loaded with Acquire: the consumer zeroed
-//!    that space before releasing it);
-//! 3. record `rec_pos` in its slot, write the padding header if it wraps, then store
-//!    `CLAIMED | len` in the record header (Release);
-//! 4. fill the payload; write the tag; CAS the length word `CLAIMED | len` → `COMMITTED | len`
-//!    (Release). If the CAS fails, the consumer declared the producer dead and skipped the
-//!    record: the producer learns it ([`SendError::Skipped`]) instead of writing into space
-//!    that may already be reused.
+//! 1. check the bound: the claim's end must not pass `released + capacity`. The claim and the
+//!    released position are read in that order, both Acquire: whoever made the claim read saw
+//!    a released position no later than ours, so the pair is consistent (re-read if the
+//!    consumer moved past our claim snapshot meanwhile). The consumer zeroed the released
+//!    space before releasing it;
+//! 2. mark the registry slot `IN_CLAIM`, then claim `pad + size` bytes with a CAS on the claim
+//!    position (AcqRel: anyone who sees the claim sees the mark);
+//! 3. record `rec_pos` in the slot, write the padding header if the claim wraps (Release),
+//!    then store `CLAIMED | len` in the record header (Release);
+//! 4. fill the payload, write the tag, CAS the length word `CLAIMED | len` →
+//!    `COMMITTED | len` (Release). If the CAS fails, the consumer declared the producer dead
+//!    and skipped the record: the producer learns it ([`SendError::Skipped`]) instead of
+//!    writing into space that may already be reused;
 //! 5. clear `IN_CLAIM`.
 //!
 //! Dropping a grant aborts it by the same CAS, `CLAIMED | len` → padding.
 //!
-//! **Consumer**: at its released position `r`, with the claim position `w` loaded (Acquire):
-//! a committed record is read and released; padding is released; a header that is `0` or
-//! `CLAIMED` means the record is still being written — the consumer waits. When the same
-//! position has been stuck longer than the *stall timeout*, the consumer asks its
-//! [`Liveness`] source:
+//! **Consumer**: at its released position `r`, with the claim position loaded (Acquire), a
+//! committed record is read, its header words zeroed and its space released (Release); padding
+//! is released the same way; a header that is `0` or `CLAIMED` means the record is still being
+//! written — the consumer waits, and starts a stall timer. When the same position has been
+//! stuck longer than the *stall timeout*, the consumer reads the claim position (Acquire:
+//! every producer whose claim it covers has its `IN_CLAIM` mark visible from here on), then:
 //!
-//! * a `CLAIMED` header whose owner is known (a registry slot `IN_CLAIM` with `rec_pos == r`)
-//!   is skipped if that owner is dead: CAS `CLAIMED | len` → padding, which the owner's late
-//!   commit (if it was not dead after all) would lose against;
-//! * a `0` header (the owner died between its claim and its first write, or the wrap padding
-//!   before its record was never written) is skipped only if **every** producer marked
-//!   `IN_CLAIM` is dead. Then no live producer holds undescribed space below the claim
-//!   position, so the gap runs from `r` to the first non-zero header word at or after `r`,
-//!   or to `w`, or to the end of the data area, whichever comes first; the consumer CASes a
-//!   padding header over it.
+//! * a `CLAIMED` header is skipped if its owner — the slot `IN_CLAIM` with `rec_pos == r` — is
+//!   dead, or, if no slot says it owns the record (its slot was swept), if every producer
+//!   marked `IN_CLAIM` is dead: CAS `CLAIMED | len` → padding, which a late commit of the
+//!   owner (were it not dead after all) loses against;
+//! * a `0` header (the owner died between its claim and its first write, or before writing the
+//!   padding of a wrapping claim) is skipped only if every producer marked `IN_CLAIM` is dead.
+//!   Then no live producer holds undescribed space below the claim position read, so the gap
+//!   runs from `r` to the first non-zero header word, that claim position, or the end of the
+//!   data area, whichever comes first; the consumer CASes a padding header over it.
 //!
-//! Every skip is counted ([`Consumer::skipped`]) — nothing disappears silently — and the dead
-//! owner's registry slot is freed.
+//! Every skip is counted ([`Consumer::skipped`]) — nothing disappears silently. A dead claim
+//! that wrapped is two skipped regions (its padding and its record) and counts twice: the
+//! count errs high, never low. The consumer frees the registry slots of producers known dead
+//! on every stall examination and, while idle, at most once per stall timeout
+//! ([`Consumer::sweep_registry`]), so crashed producers do not fill the registry; a slot is
+//! freed only after its owner is known dead.
 //!
 //! **Large frames.** A producer waiting for room for a frame larger than a quarter of the
-//! ring posts a *reservation* (its slot and size, with a time stamp it renews while waiting);
-//! other producers then claim only if the room left after their claim still fits the
-//! reserved frame, so a steady stream of small frames cannot starve a large one. A
-//! reservation not renewed for a second is ignored (its producer died or gave up).
+//! ring posts a *reservation* (its slot and size, with a time stamp written first and renewed
+//! at least every half second while it waits); other producers then claim only if the room
+//! left after their claim still fits the reserved frame, and wait for exactly that, so a
+//! steady stream of small frames cannot starve a large one. A reservation not renewed for a
+//! second is ignored (its producer died or gave up); clearing one rings the space doorbell.
 //!
 //! **Waking.** Producers ring the data doorbell after each commit; the consumer rings the
 //! space doorbell after each release. As for SPSC, no system call is made while nobody

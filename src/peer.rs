@@ -23,6 +23,12 @@ use crate::role::OwnerId;
 /// [`OwnerId::unique`]) has exited. Owners of processes not [`watch`](Self::watch)ed are never
 /// reported dead.
 ///
+/// Limitation: answers are keyed by pid. If a watched process dies, is reaped, and a new
+/// process reusing its pid attaches as a producer before the consumer has skipped the dead
+/// one's records, the newcomer is reported dead too. Pid reuse within one stall timeout needs
+/// the whole pid space to wrap; [`forget`](Self::forget) a pid once its records are dealt
+/// with to close even that window.
+///
 /// # Examples
 ///
 /// ```
@@ -60,6 +66,14 @@ impl PidfdLiveness {
             .unwrap_or_else(|e| e.into_inner())
             .insert(pid.as_raw_nonzero().get() as u32, fd);
         Ok(())
+    }
+
+    /// Stops watching `pid`: its owners are never reported dead again.
+    pub fn forget(&self, pid: u32) {
+        self.pidfds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
     }
 
     /// Whether the watched process `pid` has exited (`poll(2)` on its pidfd, zero timeout).

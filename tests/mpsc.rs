@@ -135,7 +135,7 @@ fn has_data_changes_nothing() {
 #[test]
 fn uncommitted_records_block_exactly_as_designed() {
     let mut rng = Rng::new(5);
-    for _ in 0..200 {
+    for _ in 0..if cfg!(miri) { 8 } else { 200 } {
         let (region, mut rx) = ring(MpscConfig::new(1024));
         let mut ps: Vec<_> = (0..4).map(|_| producer(&region)).collect();
         // Each producer holds one open grant; claims happen in order 0..4.
@@ -218,7 +218,7 @@ fn random_operations_match_a_model() {
 /// order kept; the producers' wake calls never exceed the consumer's announced sleeps.
 #[test]
 fn sixty_four_producer_threads() {
-    let per: u32 = if cfg!(miri) { 20 } else { 5_000 };
+    let per: u32 = if cfg!(miri) { 4 } else { 5_000 };
     let (region, mut rx) = ring(MpscConfig::new(1 << 16).slots(64));
     let handles: Vec<_> = (0..64u32)
         .map(|k| {
