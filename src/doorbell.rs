@@ -206,6 +206,60 @@ impl Spinner {
     }
 }
 
+/// What a blocking side keeps between waits: its options, its adaptive spin state and its
+/// counters. Copyable, so a side can wait on a doorbell while a predicate borrows the side.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiter {
+    opts: WaitOptions,
+    spinner: Spinner,
+    stats: WaitStats,
+}
+
+impl Waiter {
+    pub(crate) fn new(opts: WaitOptions) -> Self {
+        Self {
+            opts,
+            spinner: Spinner::new(&opts),
+            stats: WaitStats::default(),
+        }
+    }
+
+    pub(crate) fn set_options(&mut self, opts: WaitOptions) {
+        self.opts = opts;
+        self.spinner = Spinner::new(&opts);
+    }
+
+    pub(crate) fn options(&self) -> WaitOptions {
+        self.opts
+    }
+
+    pub(crate) fn stats(&self) -> WaitStats {
+        self.stats
+    }
+
+    /// Rings `bell`, counting a wake system call if one is made.
+    #[inline]
+    pub(crate) fn ring(&mut self, bell: &Doorbell) {
+        bell.ring(&mut self.stats);
+    }
+
+    /// Waits on `bell` until `ready()` or `deadline`; see [`Doorbell::wait_until`].
+    pub(crate) fn wait(
+        &mut self,
+        bell: &Doorbell,
+        ready: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), TimedOut> {
+        bell.wait_until(
+            ready,
+            deadline,
+            &self.opts,
+            &mut self.spinner,
+            &mut self.stats,
+        )
+    }
+}
+
 /// A waiter, or the caller's deadline, ran out of time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimedOut;
@@ -458,9 +512,7 @@ pub(crate) fn bell_of<S: SharedMemory + ?Sized>(shm: &S) -> Result<Doorbell, Att
 /// ```
 pub struct Bell<S: SharedMemory> {
     bell: Doorbell,
-    opts: WaitOptions,
-    spinner: Spinner,
-    stats: WaitStats,
+    waiter: Waiter,
     /// Keeps the memory behind `bell` alive.
     _shm: S,
 }
@@ -473,12 +525,9 @@ impl<S: SharedMemory> Bell<S> {
         if offset % DOORBELL_SIZE != 0 || mem.len() < offset.checked_add(DOORBELL_SIZE)? {
             return None;
         }
-        let opts = WaitOptions::default();
         Some(Self {
             bell: Doorbell::at(mem, offset),
-            opts,
-            spinner: Spinner::new(&opts),
-            stats: WaitStats::default(),
+            waiter: Waiter::new(WaitOptions::default()),
             _shm: shm,
         })
     }
@@ -486,7 +535,7 @@ impl<S: SharedMemory> Bell<S> {
     /// Rings: wakes every waiter that announced a sleep. Publish what they wait for first.
     /// No system call unless someone sleeps.
     pub fn ring(&mut self) {
-        self.bell.ring(&mut self.stats);
+        self.waiter.ring(&self.bell);
     }
 
     /// Waits until `ready()` is true or `timeout` passes (`None`: no deadline; the wait still
@@ -501,32 +550,24 @@ impl<S: SharedMemory> Bell<S> {
         timeout: Option<Duration>,
     ) -> Result<(), TimedOut> {
         let deadline = timeout.map(|t| Instant::now().after(t));
-        self.bell.wait_until(
-            ready,
-            deadline,
-            &self.opts,
-            &mut self.spinner,
-            &mut self.stats,
-        )
+        self.waiter.wait(&self.bell, ready, deadline)
     }
 
     /// How waits spin and sleep.
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
-        self.opts = opts;
-        self.spinner = Spinner::new(&opts);
+        self.waiter.set_options(opts);
     }
 
     /// This handle's counters.
     pub fn stats(&self) -> WaitStats {
-        self.stats
+        self.waiter.stats()
     }
 }
 
 impl<S: SharedMemory> core::fmt::Debug for Bell<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Bell")
-            .field("opts", &self.opts)
-            .field("stats", &self.stats)
+            .field("waiter", &self.waiter)
             .finish_non_exhaustive()
     }
 }

@@ -61,7 +61,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::doorbell::bell_of;
-use crate::doorbell::{Doorbell, Spinner, WaitOptions, WaitStats};
+use crate::doorbell::{Doorbell, WaitOptions, WaitStats, Waiter};
 use crate::error::{AttachError, Corruption, RecvError};
 use crate::futex::Instant;
 use crate::mem::SharedMemory;
@@ -126,9 +126,8 @@ pub struct FanIn<S: SharedMemory> {
     cursor: usize,
     /// Most rings at once.
     max_rings: usize,
-    opts: WaitOptions,
-    spinner: Spinner,
-    stats: WaitStats,
+    /// Wait options, adaptive spin state, counters.
+    waiter: Waiter,
     /// Keeps the doorbell's memory alive.
     bell_shm: S,
 }
@@ -140,16 +139,13 @@ impl<S: SharedMemory> FanIn<S> {
     ///
     /// [`AttachError::Header`] if `bell` is not a valid bell region.
     pub fn new(bell: S, max_rings: usize) -> Result<Self, AttachError> {
-        let opts = WaitOptions::default();
         Ok(Self {
             bell: bell_of(&bell)?,
             rings: Vec::new(),
             live: 0,
             cursor: 0,
             max_rings,
-            opts,
-            spinner: Spinner::new(&opts),
-            stats: WaitStats::default(),
+            waiter: Waiter::new(WaitOptions::default()),
             bell_shm: bell,
         })
     }
@@ -167,7 +163,7 @@ impl<S: SharedMemory> FanIn<S> {
             });
         }
         let mut consumer = Consumer::attach_inner(ring, owner, true)?;
-        consumer.set_wait_options(self.opts);
+        consumer.set_wait_options(self.waiter.options());
         let slot = match self.rings.iter().position(Option::is_none) {
             Some(i) => {
                 self.rings[i] = Some(consumer);
@@ -287,15 +283,9 @@ impl<S: SharedMemory> FanIn<S> {
                 done => return done,
             }
             let this = &*self;
-            let (mut spinner, mut stats) = (self.spinner, self.stats);
-            let r = self.bell.wait_until(
-                || this.ready(),
-                deadline,
-                &self.opts,
-                &mut spinner,
-                &mut stats,
-            );
-            (self.spinner, self.stats) = (spinner, stats);
+            let mut waiter = self.waiter;
+            let r = waiter.wait(&self.bell, || this.ready(), deadline);
+            self.waiter = waiter;
             r.map_err(|_| FanInError::Timeout)?;
         }
     }
@@ -313,15 +303,9 @@ impl<S: SharedMemory> FanIn<S> {
     ) -> Result<(), FanInError> {
         let deadline = timeout.map(|t| Instant::now().after(t));
         let this = &*self;
-        let (mut spinner, mut stats) = (self.spinner, self.stats);
-        let r = self.bell.wait_until(
-            || ready(this),
-            deadline,
-            &self.opts,
-            &mut spinner,
-            &mut stats,
-        );
-        (self.spinner, self.stats) = (spinner, stats);
+        let mut waiter = self.waiter;
+        let r = waiter.wait(&self.bell, || ready(this), deadline);
+        self.waiter = waiter;
         r.map_err(|_| FanInError::Timeout)
     }
 
@@ -335,8 +319,7 @@ impl<S: SharedMemory> FanIn<S> {
 
     /// How blocking calls wait; applies to every ring's consumer too.
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
-        self.opts = opts;
-        self.spinner = Spinner::new(&opts);
+        self.waiter.set_options(opts);
         for c in self.rings.iter_mut().flatten() {
             c.set_wait_options(opts);
         }
@@ -345,7 +328,7 @@ impl<S: SharedMemory> FanIn<S> {
     /// Wait counters: the fan-in's own (sleeps on the shared doorbell) plus every attached
     /// ring's (wakes of producers blocked on full).
     pub fn stats(&self) -> WaitStats {
-        let mut s = self.stats;
+        let mut s = self.waiter.stats();
         for c in self.rings.iter().flatten() {
             let r = c.stats();
             s.wakes += r.wakes;

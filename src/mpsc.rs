@@ -87,7 +87,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::doorbell::{Doorbell, Spinner, WaitOptions, WaitStats};
+use crate::doorbell::{Doorbell, WaitOptions, WaitStats, Waiter};
 use crate::error::{AttachError, Corruption, HeaderError, RecvError, SendError};
 use crate::frame::{self, COMMITTED, LEN_MASK, PADDING};
 use crate::futex::Instant;
@@ -285,9 +285,8 @@ pub struct Producer<S: SharedMemory> {
     cached_released: u64,
     data_bell: Doorbell,
     space_bell: Doorbell,
-    opts: WaitOptions,
-    spinner: Spinner,
-    stats: WaitStats,
+    /// Wait options, adaptive spin state, counters.
+    waiter: Waiter,
     shm: S,
 }
 
@@ -320,7 +319,6 @@ impl<S: SharedMemory> Producer<S> {
         }
         let slot = slot.ok_or(AttachError::Limit { max: geo.slots })?;
         let released = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
-        let opts = WaitOptions::default();
         Ok(Self {
             mem,
             capacity: geo.capacity,
@@ -333,9 +331,7 @@ impl<S: SharedMemory> Producer<S> {
             cached_released: released,
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
-            opts,
-            spinner: Spinner::new(&opts),
-            stats: WaitStats::default(),
+            waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
     }
@@ -599,7 +595,7 @@ impl<S: SharedMemory> Producer<S> {
                 Ordering::Relaxed,
             );
             // Producers that held back for the reservation may go now.
-            self.space_bell.ring(&mut self.stats);
+            self.waiter.ring(&self.space_bell);
         }
         result
     }
@@ -661,23 +657,20 @@ impl<S: SharedMemory> Producer<S> {
             // reports real corruption.
             used > cap || pad + size + reserve <= cap - used || this.is_consumer_closed()
         };
-        let (mut spinner, mut stats) = (self.spinner, self.stats);
-        let r = self
-            .space_bell
-            .wait_until(room, deadline, &self.opts, &mut spinner, &mut stats);
-        (self.spinner, self.stats) = (spinner, stats);
+        let mut waiter = self.waiter;
+        let r = waiter.wait(&self.space_bell, room, deadline);
+        self.waiter = waiter;
         r.map_err(|_| SendError::Timeout)
     }
 
     /// How blocking calls wait.
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
-        self.opts = opts;
-        self.spinner = Spinner::new(&opts);
+        self.waiter.set_options(opts);
     }
 
     /// This producer's wake and sleep counters.
     pub fn stats(&self) -> WaitStats {
-        self.stats
+        self.waiter.stats()
     }
 }
 
@@ -783,7 +776,7 @@ impl<S: SharedMemory> Grant<'_, S> {
             )
         };
         p.unmark();
-        p.data_bell.ring(&mut p.stats);
+        p.waiter.ring(&p.data_bell);
         r.map(drop).map_err(|_| SendError::Skipped)
     }
 }
@@ -804,7 +797,7 @@ impl<S: SharedMemory> Drop for Grant<'_, S> {
             Ordering::Relaxed,
         );
         p.unmark();
-        p.data_bell.ring(&mut p.stats);
+        p.waiter.ring(&p.data_bell);
     }
 }
 
@@ -849,9 +842,8 @@ pub struct Consumer<S: SharedMemory, L: Liveness = NeverDead> {
     skipped: u64,
     data_bell: Doorbell,
     space_bell: Doorbell,
-    opts: WaitOptions,
-    spinner: Spinner,
-    stats: WaitStats,
+    /// Wait options, adaptive spin state, counters.
+    waiter: Waiter,
     shm: S,
 }
 
@@ -875,7 +867,6 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                 found: read,
             }));
         }
-        let opts = WaitOptions::default();
         Ok(Self {
             mem,
             geo,
@@ -890,9 +881,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             skipped: 0,
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
-            opts,
-            spinner: Spinner::new(&opts),
-            stats: WaitStats::default(),
+            waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
     }
@@ -1024,7 +1013,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         // Release: the zeroing and our reads happen before a producer reuses the space.
         self.mem
             .store_u64(READ_POS_OFF, self.read, Ordering::Release);
-        self.space_bell.ring(&mut self.stats);
+        self.waiter.ring(&self.space_bell);
     }
 
     /// Finds the next committed frame, releasing padding, or says why there is none.
@@ -1286,15 +1275,9 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                 (d, s) => d.or(s),
             };
             let this = &*self;
-            let (mut spinner, mut stats) = (self.spinner, self.stats);
-            let r = self.data_bell.wait_until(
-                || this.ready(),
-                wake_at,
-                &self.opts,
-                &mut spinner,
-                &mut stats,
-            );
-            (self.spinner, self.stats) = (spinner, stats);
+            let mut waiter = self.waiter;
+            let r = waiter.wait(&self.data_bell, || this.ready(), wake_at);
+            self.waiter = waiter;
             if r.is_err() && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvError::Timeout);
             }
@@ -1303,13 +1286,12 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
 
     /// How blocking calls wait.
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
-        self.opts = opts;
-        self.spinner = Spinner::new(&opts);
+        self.waiter.set_options(opts);
     }
 
     /// This consumer's wake and sleep counters.
     pub fn stats(&self) -> WaitStats {
-        self.stats
+        self.waiter.stats()
     }
 }
 
@@ -1317,7 +1299,7 @@ impl<S: SharedMemory, L: Liveness> Drop for Consumer<S, L> {
     fn drop(&mut self) {
         if role::current_pid() == self.pid {
             role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
-            self.space_bell.ring(&mut self.stats);
+            self.waiter.ring(&self.space_bell);
         }
     }
 }

@@ -80,7 +80,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::doorbell::{Doorbell, Spinner, WaitOptions, WaitStats};
+use crate::doorbell::{Doorbell, WaitOptions, WaitStats, Waiter};
 use crate::error::{AttachError, Corruption, HeaderError, RecvError, SendError};
 use crate::frame::{self, Decoded};
 use crate::futex::Instant;
@@ -230,9 +230,8 @@ pub struct Producer<S: SharedMemory> {
     data_bell: Doorbell,
     /// Waited on while the ring is full.
     space_bell: Doorbell,
-    opts: WaitOptions,
-    spinner: Spinner,
-    stats: WaitStats,
+    /// Wait options, adaptive spin state, counters.
+    waiter: Waiter,
     /// Keeps a fan-in's shared doorbell alive.
     _bell_shm: Option<S>,
     /// Keeps the memory behind `mem` alive.
@@ -282,7 +281,6 @@ impl<S: SharedMemory> Producer<S> {
             role::unclaim(&mem, PRODUCER_OWNER_OFF, owner);
             return Err(AttachError::Corrupt(c));
         }
-        let opts = WaitOptions::default();
         Ok(Self {
             mem,
             capacity: geo.capacity,
@@ -294,9 +292,7 @@ impl<S: SharedMemory> Producer<S> {
             pid: role::current_pid(),
             data_bell,
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
-            opts,
-            spinner: Spinner::new(&opts),
-            stats: WaitStats::default(),
+            waiter: Waiter::new(WaitOptions::default()),
             _bell_shm: bell,
             shm,
         })
@@ -520,26 +516,19 @@ impl<S: SharedMemory> Producer<S> {
                 || capacity - write.wrapping_sub(read) >= need
                 || (watch_close && role::is_closed(&mem, CONSUMER_OWNER_OFF))
         };
-        self.space_bell
-            .wait_until(
-                room,
-                deadline,
-                &self.opts,
-                &mut self.spinner,
-                &mut self.stats,
-            )
+        self.waiter
+            .wait(&self.space_bell, room, deadline)
             .map_err(|_| SendError::Timeout)
     }
 
     /// How blocking calls wait (spin budget, sleep slice).
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
-        self.opts = opts;
-        self.spinner = Spinner::new(&opts);
+        self.waiter.set_options(opts);
     }
 
     /// This side's wake and sleep counters.
     pub fn stats(&self) -> WaitStats {
-        self.stats
+        self.waiter.stats()
     }
 
     /// Writes the headers of a filled grant and publishes it.
@@ -564,7 +553,7 @@ impl<S: SharedMemory> Producer<S> {
             Ordering::Release
         };
         mem.store_u64(WRITE_POS_OFF, self.write, publish);
-        self.data_bell.ring(&mut self.stats);
+        self.waiter.ring(&self.data_bell);
     }
 }
 
@@ -575,7 +564,7 @@ impl<S: SharedMemory> Drop for Producer<S> {
         if role::current_pid() == self.pid {
             role::close(&self.mem, PRODUCER_OWNER_OFF, self.owner);
             // Wake a consumer asleep on an empty ring so it sees the close at once.
-            self.data_bell.ring(&mut self.stats);
+            self.waiter.ring(&self.data_bell);
         }
     }
 }
@@ -728,9 +717,8 @@ pub struct Consumer<S: SharedMemory> {
     data_bell: Doorbell,
     /// Rung after each release.
     space_bell: Doorbell,
-    opts: WaitOptions,
-    spinner: Spinner,
-    stats: WaitStats,
+    /// Wait options, adaptive spin state, counters.
+    waiter: Waiter,
     /// Keeps the memory behind `mem` alive.
     shm: S,
 }
@@ -761,7 +749,6 @@ impl<S: SharedMemory> Consumer<S> {
             role::unclaim(&mem, CONSUMER_OWNER_OFF, owner);
             return Err(AttachError::Corrupt(c));
         }
-        let opts = WaitOptions::default();
         Ok(Self {
             mem,
             capacity: geo.capacity,
@@ -773,9 +760,7 @@ impl<S: SharedMemory> Consumer<S> {
             pid: role::current_pid(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
-            opts,
-            spinner: Spinner::new(&opts),
-            stats: WaitStats::default(),
+            waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
     }
@@ -866,7 +851,7 @@ impl<S: SharedMemory> Consumer<S> {
         // bytes happen before the producer overwrites them.
         self.mem
             .store_u64(READ_POS_OFF, self.read, Ordering::Release);
-        self.space_bell.ring(&mut self.stats);
+        self.waiter.ring(&self.space_bell);
     }
 
     /// Finds and validates the next record, skipping (and freeing) one padding record.
@@ -1046,11 +1031,9 @@ impl<S: SharedMemory> Consumer<S> {
     fn wait_for_data(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
         let this = &*self;
         let ready = || this.has_data() || this.is_producer_closed();
-        let (mut spinner, mut stats) = (self.spinner, self.stats);
-        let r = self
-            .data_bell
-            .wait_until(ready, deadline, &self.opts, &mut spinner, &mut stats);
-        (self.spinner, self.stats) = (spinner, stats);
+        let mut waiter = self.waiter;
+        let r = waiter.wait(&self.data_bell, ready, deadline);
+        self.waiter = waiter;
         r.map_err(|_| RecvError::Timeout)
     }
 
@@ -1095,15 +1078,9 @@ impl<S: SharedMemory> Consumer<S> {
     ) -> Result<(), RecvError> {
         let deadline = timeout.map(|t| Instant::now().after(t));
         let this = &*self;
-        let (mut spinner, mut stats) = (self.spinner, self.stats);
-        let r = self.data_bell.wait_until(
-            || ready(this),
-            deadline,
-            &self.opts,
-            &mut spinner,
-            &mut stats,
-        );
-        (self.spinner, self.stats) = (spinner, stats);
+        let mut waiter = self.waiter;
+        let r = waiter.wait(&self.data_bell, || ready(this), deadline);
+        self.waiter = waiter;
         r.map_err(|_| RecvError::Timeout)
     }
 
@@ -1120,13 +1097,12 @@ impl<S: SharedMemory> Consumer<S> {
 
     /// How blocking calls wait (spin budget, sleep slice).
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
-        self.opts = opts;
-        self.spinner = Spinner::new(&opts);
+        self.waiter.set_options(opts);
     }
 
     /// This side's wake and sleep counters.
     pub fn stats(&self) -> WaitStats {
-        self.stats
+        self.waiter.stats()
     }
 
     /// Receives the next frame, waiting as long as it takes.
@@ -1181,7 +1157,7 @@ impl<S: SharedMemory> Drop for Consumer<S> {
             role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
             // Wake a producer asleep on a full ring so it sees the close at once.
             if !mutant::active(Mutant::ConsumerDropNoRing) {
-                self.space_bell.ring(&mut self.stats);
+                self.waiter.ring(&self.space_bell);
             }
         }
     }
