@@ -229,6 +229,7 @@ impl Waiter {
         self.spinner = Spinner::new(&opts);
     }
 
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))] // only the fan-in asks
     pub(crate) fn options(&self) -> WaitOptions {
         self.opts
     }
