@@ -32,6 +32,7 @@ step "install cross targets" install_targets
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo clippy (no_std)" cargo clippy --no-default-features --lib -- -D warnings
+step "cargo clippy (no_std + alloc)" cargo clippy --no-default-features --features alloc --lib -- -D warnings
 step "no_std build" cargo build --no-default-features --lib
 step "cargo check aarch64" cargo check --target aarch64-unknown-linux-gnu --all-targets
 step "cargo check i686" cargo check --target i686-unknown-linux-gnu --all-targets
