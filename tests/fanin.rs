@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use common::{Rng, checksum};
+use common::{Rng, checksum, frame_len};
 use ringbell::doorbell::WaitOptions;
 use ringbell::fanin::{FanIn, FanInError, RingId};
 use ringbell::layout::WRITE_POS_OFF;
@@ -224,14 +224,6 @@ fn threads_stream_without_a_wake_per_message() {
 
 const PROCS: usize = 4;
 const PROC_FRAMES: u32 = 250_000;
-
-fn frame_len(rng: &mut Rng, max: usize) -> usize {
-    if rng.below(100) == 0 {
-        4 + rng.below(max as u64 - 3) as usize
-    } else {
-        4 + rng.below(120) as usize
-    }
-}
 
 /// Four producer processes × 250,000 frames of random sizes with checksums into one fan-in
 /// over 64 KiB rings: nothing lost, nothing duplicated, per-producer order kept.

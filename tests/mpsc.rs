@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use common::{Rng, checksum};
+use common::{Rng, checksum, frame_len};
 use ringbell::layout::{HEADER_SIZE, WRITE_POS_OFF};
 use ringbell::mem::SharedMemory;
 use ringbell::mpsc::{self, Consumer, MpscConfig, NeverDead, Producer};
@@ -344,14 +344,6 @@ fn a_stuck_record_of_a_live_producer_is_never_skipped() {
 
 const PROCS: usize = 4;
 const PROC_FRAMES: u32 = 250_000;
-
-fn frame_len(rng: &mut Rng, max: usize) -> usize {
-    if rng.below(100) == 0 {
-        4 + rng.below(max as u64 - 3) as usize
-    } else {
-        4 + rng.below(120) as usize
-    }
-}
 
 /// Four producer processes × 250,000 frames of random sizes with checksums into one MPSC
 /// ring of 64 KiB: nothing lost or duplicated, per-producer order kept.

@@ -34,6 +34,16 @@ impl Rng {
     }
 }
 
+/// A frame length for the cross-process streams: at least 4 (room for a checksum), mostly
+/// small, one in a hundred anywhere up to `max`.
+pub fn frame_len(rng: &mut Rng, max: usize) -> usize {
+    if rng.below(100) == 0 {
+        4 + rng.below(max as u64 - 3) as usize
+    } else {
+        4 + rng.below(120) as usize
+    }
+}
+
 /// FNV-1a over `data`, seeded with `tag`.
 pub fn checksum(tag: u32, data: &[u8]) -> u32 {
     let mut h: u32 = 0x811C_9DC5 ^ tag;
