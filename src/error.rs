@@ -246,6 +246,9 @@ pub enum SendError {
     /// MPSC: the consumer took this producer for dead and skipped its record; the frame was
     /// not delivered.
     Skipped,
+    /// The consumer's process died without closing its end (seen by a blocking send between
+    /// sleep slices); nothing sent now could ever be read.
+    Disconnected,
     /// The consumer's position is inconsistent.
     Corrupt(Corruption),
 }
@@ -262,6 +265,7 @@ impl fmt::Display for SendError {
             Self::Skipped => {
                 f.write_str("the consumer skipped this frame, taking its producer for dead")
             }
+            Self::Disconnected => f.write_str("the consumer's process died"),
             Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }
@@ -292,6 +296,9 @@ pub enum RecvError {
         /// The next frame's length.
         needed: usize,
     },
+    /// The producer's process died without closing its end, and every frame it committed has
+    /// been received (seen by a blocking receive between sleep slices).
+    Disconnected,
     /// The producer wrote something no correct producer writes.
     Corrupt(Corruption),
 }
@@ -302,6 +309,9 @@ impl fmt::Display for RecvError {
             Self::Empty => f.write_str("ring is empty"),
             Self::Closed => f.write_str("the producer closed the ring and it is drained"),
             Self::Timeout => f.write_str("timed out waiting for a frame"),
+            Self::Disconnected => {
+                f.write_str("the producer's process died and the ring is drained")
+            }
             Self::BufferTooSmall { needed } => {
                 write!(f, "buffer too small: the next frame is {needed} bytes")
             }

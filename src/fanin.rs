@@ -92,6 +92,10 @@ pub enum FanInError {
         /// The frame's length.
         needed: usize,
     },
+    /// This ring's producer process died without closing, every frame it committed was
+    /// received, and the ring has been detached (seen by a blocking receive between sleep
+    /// slices). Reported once.
+    Disconnected(RingId),
     /// A blocking receive's deadline passed.
     Timeout,
 }
@@ -107,6 +111,7 @@ impl fmt::Display for FanInError {
                 "buffer too small: ring {}'s next frame is {needed} bytes",
                 ring.0
             ),
+            Self::Disconnected(r) => write!(f, "ring {}'s producer died and it was drained", r.0),
             Self::Timeout => f.write_str("timed out waiting for a frame"),
         }
     }
@@ -245,7 +250,7 @@ impl<S: SharedMemory> FanIn<S> {
                         needed,
                     });
                 }
-                Err(RecvError::Closed) => {
+                Err(RecvError::Closed | RecvError::Disconnected) => {
                     self.detach(i);
                     return Err(FanInError::Closed(RingId(i)));
                 }
@@ -283,10 +288,26 @@ impl<S: SharedMemory> FanIn<S> {
                 done => return done,
             }
             let this = &*self;
+            // Sleep in slices; between them, look for rings whose producer process died.
+            let slice_end = Instant::now().after(self.waiter.options().get_slice());
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
             let mut waiter = self.waiter;
-            let r = waiter.wait(&self.bell, || this.ready(), deadline);
+            let r = waiter.wait(&self.bell, || this.ready(), Some(until));
             self.waiter = waiter;
-            r.map_err(|_| FanInError::Timeout)?;
+            if r.is_ok() {
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(FanInError::Timeout);
+            }
+            let dead = self
+                .rings
+                .iter_mut()
+                .position(|c| c.as_mut().is_some_and(Consumer::producer_died));
+            if let Some(i) = dead {
+                self.detach(i);
+                return Err(FanInError::Disconnected(RingId(i)));
+            }
         }
     }
 

@@ -98,7 +98,7 @@ use crate::layout::{
 };
 use crate::mem::{Mem, SharedMemory};
 use crate::mutant::{self, Mutant};
-use crate::role::{self, OwnerId};
+use crate::role::{self, OwnerId, PeerWatch};
 use crate::sync::Ordering;
 
 /// Length-word flag: described but not committed.
@@ -285,6 +285,8 @@ pub struct Producer<S: SharedMemory> {
     cached_released: u64,
     data_bell: Doorbell,
     space_bell: Doorbell,
+    /// Notices a consumer whose process died without closing (checked between sleeps).
+    peer: PeerWatch,
     /// Wait options, adaptive spin state, counters.
     waiter: Waiter,
     shm: S,
@@ -331,6 +333,7 @@ impl<S: SharedMemory> Producer<S> {
             cached_released: released,
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            peer: PeerWatch::new(CONSUMER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
@@ -525,11 +528,12 @@ impl<S: SharedMemory> Producer<S> {
         g.commit(tag)
     }
 
-    /// Sends one frame, waiting as long as it takes for room.
+    /// Sends one frame, waiting as long as it takes for room — or until the consumer closes
+    /// (`Closed`) or its process dies (`Disconnected`, seen within a sleep slice).
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send), never `Full`.
+    /// As [`try_send`](Self::try_send), never `Full`; [`SendError::Disconnected`].
     pub fn send(&mut self, tag: u32, data: &[u8]) -> Result<(), SendError> {
         self.send_deadline(tag, data, None)
     }
@@ -573,15 +577,19 @@ impl<S: SharedMemory> Producer<S> {
             if large {
                 reserved |= self.post_reservation(size);
             }
-            // A posted reservation is renewed at least every half of its lifetime.
-            let renew = now.after(Duration::from_millis(RESERVATION_TTL_MS / 2));
-            let wait_until = match (deadline, reserved) {
-                (Some(d), true) => Some(d.min(renew)),
-                (None, true) => Some(renew),
-                (d, false) => d,
-            };
-            match self.wait_for_space(data.len(), !reserved, wait_until) {
-                Ok(()) | Err(SendError::Timeout) => {}
+            // Sleep at most a slice (then see whether the consumer's process died), and renew a
+            // posted reservation at least every half of its lifetime.
+            let mut wake = now.after(self.waiter.options().get_slice());
+            if reserved {
+                wake = wake.min(now.after(Duration::from_millis(RESERVATION_TTL_MS / 2)));
+            }
+            let wait_until = deadline.map_or(wake, |d| d.min(wake));
+            match self.wait_for_space(data.len(), !reserved, Some(wait_until)) {
+                Ok(()) => {}
+                Err(SendError::Timeout) if self.peer.peer_dead(&self.mem) => {
+                    break Err(SendError::Disconnected);
+                }
+                Err(SendError::Timeout) => {}
                 Err(e) => break Err(e),
             }
         };

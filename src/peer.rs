@@ -94,6 +94,6 @@ impl PidfdLiveness {
 
 impl Liveness for PidfdLiveness {
     fn is_dead(&self, owner: OwnerId) -> bool {
-        self.is_pid_dead(owner.pid())
+        owner.pid().is_some_and(|pid| self.is_pid_dead(pid))
     }
 }

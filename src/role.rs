@@ -14,6 +14,9 @@ use crate::layout::{ROLE_CLOSED, ROLE_FREE};
 use crate::mem::Mem;
 use crate::sync::Ordering;
 
+/// Bit of an owner id saying its low 32 bits are the holder's process id.
+const PID_BIT: u64 = 1 << 62;
+
 /// Who holds a role: any value except 0 (free) and `u64::MAX` (closed).
 ///
 /// Under `std`, [`OwnerId::unique`] builds one from the process id and a per-process counter,
@@ -57,27 +60,33 @@ impl OwnerId {
     /// let a = OwnerId::unique();
     /// let b = OwnerId::unique();
     /// assert_ne!(a, b);
-    /// assert_eq!(a.pid(), std::process::id());
+    /// assert_eq!(a.pid(), Some(std::process::id()));
+    /// assert_eq!(OwnerId::new(7).unwrap().pid(), None);
     /// ```
     #[cfg(feature = "std")]
     pub fn unique() -> Self {
         use core::sync::atomic::AtomicU32;
         static NEXT: AtomicU32 = AtomicU32::new(1);
-        // The counter skips 0 when it wraps, so the id is never 0; it is never `u64::MAX`
-        // either, as a pid is below 2^22.
+        // A 30-bit counter that skips 0 when it wraps; with PID_BIT set the id is never 0, and
+        // never `u64::MAX` (bit 63 stays clear).
         let n = loop {
-            let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            let n = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed) & ((1 << 30) - 1);
             if n != 0 {
                 break n as u64;
             }
         };
         let pid = rustix::process::getpid().as_raw_nonzero().get() as u32 as u64;
-        Self::new((n << 32) | pid).unwrap_or(Self(NonZeroU64::MIN))
+        Self::new(PID_BIT | (n << 32) | pid).unwrap_or(Self(NonZeroU64::MIN))
     }
 
-    /// The process id part of an id made by [`OwnerId::unique`].
-    pub const fn pid(self) -> u32 {
-        self.0.get() as u32
+    /// The process that holds this id, for ids made by [`OwnerId::unique`] (which mark it);
+    /// `None` for ids made by [`OwnerId::new`], which say nothing about a process.
+    pub const fn pid(self) -> Option<u32> {
+        if self.0.get() & PID_BIT != 0 {
+            Some(self.0.get() as u32)
+        } else {
+            None
+        }
     }
 }
 
@@ -144,5 +153,85 @@ pub(crate) fn current_pid() -> u32 {
     #[cfg(loom)]
     {
         0
+    }
+}
+
+/// Watches the holder of a role word for death without a close: a process that was killed.
+///
+/// The first time it sees an owner id (made by [`OwnerId::unique`]) in the word, it takes a
+/// pidfd of that process (`pidfd_open(2)`); from then on "dead" means the pidfd is readable
+/// (`poll(2)`, zero timeout) — the process exited — even if its pid is reused later. If the
+/// process is already gone when first seen (`ESRCH`), it is dead. Owners without a pid, a free
+/// role and a cleanly closed role (which callers see through the closed flag) are never
+/// reported dead. Meant for the slow path only: it makes system calls.
+#[derive(Debug)]
+pub(crate) struct PeerWatch {
+    off: usize,
+    seen: u64,
+    state: Watch,
+}
+
+#[derive(Debug)]
+enum Watch {
+    Unknown,
+    Gone,
+    #[cfg(not(any(loom, miri)))]
+    Pidfd(rustix::fd::OwnedFd),
+}
+
+impl PeerWatch {
+    /// A watch on the role word at `off`.
+    pub(crate) fn new(off: usize) -> Self {
+        Self {
+            off,
+            seen: 0,
+            state: Watch::Unknown,
+        }
+    }
+
+    /// Whether the peer holding the role is known to have died without closing it.
+    pub(crate) fn peer_dead(&mut self, mem: &Mem) -> bool {
+        let id = mem.load_u64(self.off, Ordering::Acquire);
+        let Some(owner) = OwnerId::new(id) else {
+            return false; // free or closed
+        };
+        if id != self.seen {
+            self.seen = id;
+            self.state = Self::watch(owner);
+        }
+        match &self.state {
+            Watch::Unknown => false,
+            Watch::Gone => true,
+            #[cfg(not(any(loom, miri)))]
+            Watch::Pidfd(fd) => {
+                use rustix::event::{PollFd, PollFlags, Timespec, poll};
+                let mut fds = [PollFd::new(fd, PollFlags::IN)];
+                let zero = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+            }
+        }
+    }
+
+    #[cfg(not(any(loom, miri)))]
+    fn watch(owner: OwnerId) -> Watch {
+        use rustix::process::{Pid, PidfdFlags, pidfd_open};
+        let Some(pid) = owner.pid().and_then(|p| Pid::from_raw(p as i32)) else {
+            return Watch::Unknown;
+        };
+        match pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(fd) => Watch::Pidfd(fd),
+            Err(rustix::io::Errno::SRCH) => Watch::Gone,
+            Err(_) => Watch::Unknown,
+        }
+    }
+
+    /// Under loom and miri there are no processes to watch.
+    #[cfg(any(loom, miri))]
+    fn watch(_owner: OwnerId) -> Watch {
+        let _ = Watch::Gone;
+        Watch::Unknown
     }
 }

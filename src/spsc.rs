@@ -20,8 +20,13 @@
 //! then sleep on the ring's [doorbells](crate::doorbell): the producer rings the *data* bell
 //! after each publish and the consumer rings the *space* bell after each release, which costs
 //! a fence and a load, and a system call only when the other side announced a sleep. A
-//! blocking call returns when it can proceed, when its deadline passes (`Timeout`), or when
-//! the peer closed its end (`Closed`).
+//! blocking call returns when it can proceed, when its deadline passes (`Timeout`), when the
+//! peer closed its end (`Closed`, seen at once), or when the peer's process died without
+//! closing (`Disconnected`, seen within one sleep slice, 50 ms by default: between slices the
+//! call polls a pidfd of the peer's process, taken when it first saw the peer; this needs
+//! owner ids from [`OwnerId::unique`], which carry the process id). Frames a dead producer
+//! committed are still delivered first. [`Consumer::wait_until`] waits for the caller's own
+//! condition and does not watch the peer.
 //!
 //! # The protocol
 //!
@@ -90,7 +95,7 @@ use crate::layout::{
 };
 use crate::mem::{Mem, SharedMemory};
 use crate::mutant::{self, Mutant};
-use crate::role::{self, OwnerId};
+use crate::role::{self, OwnerId, PeerWatch};
 use crate::sync::Ordering;
 
 /// How to create an SPSC ring.
@@ -230,6 +235,8 @@ pub struct Producer<S: SharedMemory> {
     data_bell: Doorbell,
     /// Waited on while the ring is full.
     space_bell: Doorbell,
+    /// Notices a consumer whose process died without closing (checked between sleeps).
+    peer: PeerWatch,
     /// Wait options, adaptive spin state, counters.
     waiter: Waiter,
     /// Keeps a fan-in's shared doorbell alive.
@@ -292,6 +299,7 @@ impl<S: SharedMemory> Producer<S> {
             pid: role::current_pid(),
             data_bell,
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            peer: PeerWatch::new(CONSUMER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
             _bell_shm: bell,
             shm,
@@ -516,9 +524,24 @@ impl<S: SharedMemory> Producer<S> {
                 || capacity - write.wrapping_sub(read) >= need
                 || (watch_close && role::is_closed(&mem, CONSUMER_OWNER_OFF))
         };
-        self.waiter
-            .wait(&self.space_bell, room, deadline)
-            .map_err(|_| SendError::Timeout)
+        // Sleep in slices; between them, see whether the consumer's process died.
+        loop {
+            let slice_end = Instant::now().after(self.waiter.options().get_slice());
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            if self
+                .waiter
+                .wait(&self.space_bell, room, Some(until))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(SendError::Timeout);
+            }
+            if self.peer.peer_dead(&self.mem) {
+                return Err(SendError::Disconnected);
+            }
+        }
     }
 
     /// How blocking calls wait (spin budget, sleep slice).
@@ -717,6 +740,8 @@ pub struct Consumer<S: SharedMemory> {
     data_bell: Doorbell,
     /// Rung after each release.
     space_bell: Doorbell,
+    /// Notices a producer whose process died without closing (checked between sleeps).
+    peer: PeerWatch,
     /// Wait options, adaptive spin state, counters.
     waiter: Waiter,
     /// Keeps the memory behind `mem` alive.
@@ -760,6 +785,7 @@ impl<S: SharedMemory> Consumer<S> {
             pid: role::current_pid(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            peer: PeerWatch::new(PRODUCER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
@@ -1029,12 +1055,32 @@ impl<S: SharedMemory> Consumer<S> {
 
     /// Waits until a frame may be there (or the producer closed).
     fn wait_for_data(&mut self, deadline: Option<Instant>) -> Result<(), RecvError> {
-        let this = &*self;
-        let ready = || this.has_data() || this.is_producer_closed();
-        let mut waiter = self.waiter;
-        let r = waiter.wait(&self.data_bell, ready, deadline);
-        self.waiter = waiter;
-        r.map_err(|_| RecvError::Timeout)
+        // Sleep in slices; between them, see whether the producer's process died. Frames it
+        // committed before dying are still delivered: the wait returns for them first.
+        loop {
+            let slice_end = Instant::now().after(self.waiter.options().get_slice());
+            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
+            let this = &*self;
+            let ready = || this.has_data() || this.is_producer_closed();
+            let mut waiter = self.waiter;
+            let r = waiter.wait(&self.data_bell, ready, Some(until));
+            self.waiter = waiter;
+            if r.is_ok() {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvError::Timeout);
+            }
+            if self.producer_died() {
+                return Err(RecvError::Disconnected);
+            }
+        }
+    }
+
+    /// Whether the producer's process died without closing, with nothing left to receive.
+    /// Makes system calls: for the slow path.
+    pub(crate) fn producer_died(&mut self) -> bool {
+        !self.has_data() && self.peer.peer_dead(&self.mem)
     }
 
     /// Waits until `ready(self)` holds, or `timeout` passes (`None`: no deadline).

@@ -179,3 +179,80 @@ fn ping_pong_child() {
         }
     }
 }
+
+/// A peer process killed with SIGKILL (no close) is noticed by a blocking call with no
+/// deadline within about one sleep slice, in both directions; frames the dead producer
+/// committed are delivered first.
+#[test]
+#[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
+fn a_killed_peer_ends_blocking_calls_without_a_deadline() {
+    use std::io::Read;
+    use std::process::Stdio;
+    for role in ["peer-producer", "peer-consumer"] {
+        let region = Region::create_spsc(&RingConfig::new(64)).unwrap();
+        let mut cmd = common::child_command("killed_peer_child", role, &[region.fd()]);
+        cmd.stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        while byte[0] != b'!' {
+            out.read_exact(&mut byte).unwrap(); // the child attached (and sent)
+        }
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            child.kill().unwrap(); // SIGKILL: no close
+            let killed = Instant::now();
+            child.wait().unwrap();
+            killed
+        });
+        let (ended, what) = if role == "peer-producer" {
+            let mut rx = region.consumer().unwrap();
+            for i in 0..2u32 {
+                assert_eq!(rx.recv().unwrap().tag, i, "committed frames come first");
+            }
+            let err = rx.recv().unwrap_err();
+            (Instant::now(), format!("{err:?}"))
+        } else {
+            let mut tx = region.producer().unwrap();
+            let err = loop {
+                if let Err(e) = tx.send(0, &[0; 24]) {
+                    break e;
+                }
+            };
+            (Instant::now(), format!("{err:?}"))
+        };
+        let killed = killer.join().unwrap();
+        let late = ended.saturating_duration_since(killed);
+        println!("{role}: {what} {late:?} after the kill");
+        assert_eq!(what, "Disconnected", "{role}");
+        assert!(
+            late < Duration::from_millis(200),
+            "{role}: noticed {late:?} after the kill"
+        );
+        drop(out);
+    }
+}
+
+#[test]
+fn killed_peer_child() {
+    use std::io::Write;
+    let Some(role) = common::child_role() else {
+        return;
+    };
+    if !role.starts_with("peer-") {
+        return;
+    }
+    let region = Region::open_spsc(common::child_fd()).unwrap();
+    // Keep the handle alive (and never closed) until the parent kills us.
+    let _handle: Box<dyn std::any::Any> = if role == "peer-producer" {
+        let mut tx = region.producer().unwrap();
+        tx.try_send(0, b"a").unwrap();
+        tx.try_send(1, b"b").unwrap();
+        Box::new(tx)
+    } else {
+        Box::new(region.consumer().unwrap())
+    };
+    std::io::stdout().write_all(b"!").unwrap();
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
