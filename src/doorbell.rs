@@ -77,8 +77,9 @@
 //! Every futex wait lasts at most one slice ([`WaitOptions::slice`], default 50 ms), so a
 //! 32-bit sequence that wrapped to the exact value a waiter holds can never turn into an
 //! endless sleep: the waiter re-checks at least once a slice (the callers' `ready()` includes
-//! the peer's closed flag, so a clean close is seen at once; a peer killed without closing is
-//! not detected here — callers bound such waits with their deadlines). On `EINTR`, `EAGAIN`,
+//! the peer's closed flag, so a clean close is seen at once; the rings' blocking calls also
+//! sleep in slices of their own and, between them, poll a pidfd of the peer's process, so a
+//! peer killed without closing is seen within a slice). On `EINTR`, `EAGAIN`,
 //! a timeout or a spurious return the waiter recomputes the remaining time and loops; on any
 //! other futex error it sleeps briefly instead, so it never spins hot.
 //!
