@@ -5,8 +5,8 @@
 //! address in one process and would never reach a waiter in another process that maps the
 //! same page elsewhere.
 //!
-//! [`wait`] sleeps only while the word still holds the value the caller last saw — the kernel
-//! compares and sleeps atomically with respect to [`wake_all`] — and returns on a wake, a
+//! `wait` sleeps only while the word still holds the value the caller last saw — the kernel
+//! compares and sleeps atomically with respect to `wake_all` — and returns on a wake, a
 //! changed value (`EAGAIN`), a signal (`EINTR`), the end of its timeout, or spuriously. Callers
 //! treat every return alike: re-check their condition, recompute the remaining time, loop.
 //!

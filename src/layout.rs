@@ -3,7 +3,7 @@
 //!
 //! A ring region is `HEADER_SIZE` bytes of header followed by `capacity` bytes of data
 //! (a power of two). Every field has a fixed width and a named offset below; the
-//! [`RingHeader`] struct exists only so the compiler can check those offsets
+//! `RingHeader` struct exists only so the compiler can check those offsets
 //! (`memoffset` + `static_assertions`) — no value of it is ever created over shared memory.
 //!
 //! ```text

@@ -18,7 +18,7 @@
 //! The header's write position is the shared **claim** position; its read position is the
 //! consumer's **released** position.
 //!
-//! Record headers are the 8-byte headers of [`frame`](crate::frame), with one more state.
+//! Record headers are the 8-byte headers of [`frame`], with one more state.
 //! Their length word is:
 //!
 //! * `0` — claimed, not described yet (the consumer zeroes every header word it releases, so
