@@ -1239,6 +1239,35 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         Ok(crate::Frame { tag, data })
     }
 
+    /// Receives the next frame into a new [`Frame`](crate::Frame), waiting as long as it
+    /// takes (a stuck record is examined at each stall timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Corrupt`].
+    #[cfg(feature = "std")]
+    pub fn recv(&mut self) -> Result<crate::Frame, RecvError> {
+        self.recv_deadline(None)
+    }
+
+    /// Receives the next frame into a new [`Frame`](crate::Frame), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Timeout`]; [`RecvError::Corrupt`].
+    #[cfg(feature = "std")]
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<crate::Frame, RecvError> {
+        self.recv_deadline(Some(timeout))
+    }
+
+    #[cfg(feature = "std")]
+    fn recv_deadline(&mut self, timeout: Option<Duration>) -> Result<crate::Frame, RecvError> {
+        let mut buf = std::vec![0u8; self.geo.frame_cap];
+        let (tag, len) = self.recv_into_timeout(&mut buf, timeout)?;
+        buf.truncate(len);
+        Ok(crate::Frame { tag, data: buf })
+    }
+
     /// Whether the next receive has something to do: a frame, or a stall to start timing or
     /// to examine.
     fn ready(&self) -> bool {

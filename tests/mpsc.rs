@@ -48,6 +48,14 @@ fn frames_from_several_producers_keep_claim_order() {
     assert_eq!(recv(&mut rx).unwrap(), (2, b"b1".to_vec()));
     assert_eq!(recv(&mut rx).unwrap(), (3, vec![]));
     assert_eq!(recv(&mut rx), Err(RecvError::Empty));
+    // The blocking receives.
+    b.try_send(4, b"b2").unwrap();
+    let frame = rx.recv().unwrap();
+    assert_eq!((frame.tag, frame.data), (4, b"b2".to_vec()));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(5)),
+        Err(RecvError::Timeout)
+    );
 }
 
 #[test]
