@@ -90,5 +90,31 @@ else
     echo "!!!!!!!! MIRI SKIPPED: the nightly miri component could not be installed. !!!!!!!!"
     echo "!!!!!!!! The loom models and mutants above ran; the miri checks did not.    !!!!!!!!"
 fi
+# Fuzzing: the shared memory is the input. Each target runs for FUZZ_SECONDS (default 30) with
+# the address sanitizer; a crash fails the check (its input is saved under fuzz/artifacts/).
+FUZZ_TARGETS=(spsc_ops hostile_region)
+fuzz_cargo() {
+    if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+        cargo +nightly "$@"
+    else
+        RUSTC_BOOTSTRAP=1 cargo "$@"
+    fi
+}
+install_fuzz() {
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+}
+fuzz_all() {
+    local t out
+    for t in "${FUZZ_TARGETS[@]}"; do
+        out=$(mktemp -d)
+        (cd fuzz && CARGO_CACHE_RUSTC_INFO=0 fuzz_cargo fuzz run "$t" "$out" "corpus/$t" -- \
+            -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=4096 2>&1 |
+            grep -E "^Done|ERROR|SUMMARY|panicked")
+        rm -rf "$out"
+        # `cargo fuzz run` fails (and the pipe's status with `pipefail`) on a crash.
+    done
+}
+step "install cargo-fuzz" install_fuzz
+step "fuzz (${FUZZ_SECONDS:-30} s per target)" fuzz_all
 echo
 echo "all checks passed"

@@ -385,6 +385,15 @@ impl<S: SharedMemory> Producer<S> {
         let mut claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Relaxed);
         let (mut refreshed, mut marked) = (false, false);
         loop {
+            if claim % frame::ALIGN as u64 != 0 {
+                // Off the grid: a crashed or buggy writer; never claim there.
+                if marked {
+                    self.unmark();
+                }
+                return Err(SendError::Corrupt(Corruption::WritePosition {
+                    found: claim,
+                }));
+            }
             let to_end = cap - (claim & self.mask);
             let pad = if size > to_end { to_end } else { 0 };
             let need = pad + size;

@@ -312,3 +312,20 @@ fn a_wrapped_dead_claim_is_skipped() {
     assert_eq!(r, Ok((5, 5)));
     assert!((1..=2).contains(&rx.skipped()), "skipped {}", rx.skipped());
 }
+
+/// A claim position off the 8-byte grid (garbage from a crashed or buggy writer) makes a send
+/// fail with a corruption error. Found by the `hostile_region` fuzz target: the producer once
+/// wrote its record header at the unaligned offset and tripped the access layer's bounds
+/// assertion.
+#[test]
+fn an_unaligned_claim_position_is_corruption_not_a_panic() {
+    let cfg = MpscConfig::new(128).slots(2);
+    let reg = region(&cfg);
+    let mut p = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
+    reg.view().store_u64(WRITE_POS_OFF, 22, Relaxed);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.try_send(0, &[0; 4])));
+    assert!(
+        matches!(r, Ok(Err(ringbell::SendError::Corrupt(_)))),
+        "{r:?}"
+    );
+}
