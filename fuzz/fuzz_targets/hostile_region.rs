@@ -10,7 +10,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ringbell::OwnerId;
 use ringbell::layout::HEADER_SIZE;
-use ringbell::mem::SharedMemory;
+use ringbell::mem::{SharedMemory, View};
 use ringbell::mpsc::{self, NeverDead};
 use ringbell::region::HeapRegion;
 use ringbell::spsc::{Consumer, Producer, RingConfig};
@@ -43,6 +43,20 @@ struct Input {
     pokes: Vec<Poke>,
 }
 
+/// The hostile peer's write: a word anywhere in the region (aligned, wrapped into range).
+fn scribble(view: &View<'_>, poke: &Poke) {
+    let len = view.len();
+    match *poke {
+        Poke::Word { at, value } => {
+            view.store_u64((at as usize * 8) % (len & !7).max(8), value, Relaxed)
+        }
+        Poke::Half { at, value } => {
+            view.store_u32((at as usize * 4) % (len & !3).max(4), value, Relaxed)
+        }
+        _ => {}
+    }
+}
+
 fuzz_target!(|input: Input| {
     let cap = 1usize << (4 + input.cap_log2 % 7);
     let region = match input.base % 3 {
@@ -64,7 +78,6 @@ fuzz_target!(|input: Input| {
         HEADER_SIZE.min(n)
     };
     view.copy_in(skip_header, &input.bytes[skip_header..n]);
-    let len = view.len();
     let pokes = input.pokes.into_iter().take(200);
     if input.base % 3 == 1 {
         let Ok(mut rx) =
@@ -76,12 +89,7 @@ fuzz_target!(|input: Input| {
         let mut buf = vec![0u8; 1 << 12];
         for p in pokes {
             match p {
-                Poke::Word { at, value } => {
-                    view.store_u64((at as usize * 8) % (len & !7).max(8), value, Relaxed)
-                }
-                Poke::Half { at, value } => {
-                    view.store_u32((at as usize * 4) % (len & !3).max(4), value, Relaxed)
-                }
+                Poke::Word { .. } | Poke::Half { .. } => scribble(&view, &p),
                 Poke::Send { len } => {
                     if let Some(tx) = tx.as_mut() {
                         let _ = tx.try_send(0, &buf[..len as usize % 64]);
@@ -105,12 +113,7 @@ fuzz_target!(|input: Input| {
     let mut buf = vec![0u8; 1 << 12];
     for p in pokes {
         match p {
-            Poke::Word { at, value } => {
-                view.store_u64((at as usize * 8) % (len & !7).max(8), value, Relaxed)
-            }
-            Poke::Half { at, value } => {
-                view.store_u32((at as usize * 4) % (len & !3).max(4), value, Relaxed)
-            }
+            Poke::Word { .. } | Poke::Half { .. } => scribble(&view, &p),
             Poke::Send { len } => {
                 let _ = tx.try_send(
                     0,
