@@ -125,6 +125,8 @@ pub struct FanIn<S: SharedMemory> {
     bell: Doorbell,
     /// One slot per ring; `None` for a free slot.
     rings: Vec<Option<Consumer<S>>>,
+    /// Per slot: whether receives skip the ring for now ([`FanIn::set_paused`]).
+    paused: Vec<bool>,
     /// Rings attached (`Some` slots).
     live: usize,
     /// Where the next receive starts looking.
@@ -147,6 +149,7 @@ impl<S: SharedMemory> FanIn<S> {
         Ok(Self {
             bell: bell_of(&bell)?,
             rings: Vec::new(),
+            paused: Vec::new(),
             live: 0,
             cursor: 0,
             max_rings,
@@ -167,15 +170,17 @@ impl<S: SharedMemory> FanIn<S> {
                 max: self.max_rings,
             });
         }
-        let mut consumer = Consumer::attach_inner(ring, owner, true)?;
+        let mut consumer = Consumer::attach_inner(ring, owner, true, None)?;
         consumer.set_wait_options(self.waiter.options());
         let slot = match self.rings.iter().position(Option::is_none) {
             Some(i) => {
                 self.rings[i] = Some(consumer);
+                self.paused[i] = false;
                 i
             }
             None => {
                 self.rings.push(Some(consumer));
+                self.paused.push(false);
                 self.rings.len() - 1
             }
         };
@@ -195,6 +200,35 @@ impl<S: SharedMemory> FanIn<S> {
         }
     }
 
+    /// Pauses (`true`) or resumes a ring: receives, [`has_data`](Self::has_data) and waits
+    /// skip a paused ring, whose frames stay in it, so its producer soon blocks on a full
+    /// ring. A consumer that cannot take a producer's frames for now (a channel server whose
+    /// client does not read its responses) pauses that producer alone. Returns false if
+    /// there is no such ring.
+    pub fn set_paused(&mut self, id: RingId, paused: bool) -> bool {
+        match (self.rings.get(id.0), self.paused.get_mut(id.0)) {
+            (Some(Some(_)), Some(p)) => {
+                *p = paused;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a ring is paused.
+    pub fn is_paused(&self, id: RingId) -> bool {
+        self.paused.get(id.0).copied().unwrap_or(false)
+    }
+
+    /// The consumers of the rings that are attached and not paused.
+    fn active(&self) -> impl Iterator<Item = &Consumer<S>> {
+        self.rings
+            .iter()
+            .zip(&self.paused)
+            .filter(|(_, p)| !**p)
+            .filter_map(|(c, _)| c.as_ref())
+    }
+
     /// Rings attached now.
     pub fn len(&self) -> usize {
         self.live
@@ -205,19 +239,18 @@ impl<S: SharedMemory> FanIn<S> {
         self.live == 0
     }
 
-    /// Whether any ring has a frame (or something to report: a closed or corrupt ring). A pure
-    /// peek over every ring: it changes nothing.
+    /// Whether any ring that is not paused has a frame (or something to report: a corrupt
+    /// ring). A pure peek over every ring: it changes nothing.
     ///
     /// `true` stays true until this fan-in receives; `false` may go stale at any moment.
     pub fn has_data(&self) -> bool {
-        self.rings.iter().flatten().any(Consumer::has_data)
+        self.active().any(Consumer::has_data)
     }
 
-    /// Whether a receive would return something other than `Empty` now.
-    fn ready(&self) -> bool {
-        self.rings
-            .iter()
-            .flatten()
+    /// Whether a receive would return something other than `Empty` now: a frame, or a ring
+    /// whose producer closed, to report. A pure peek, like [`has_data`](Self::has_data).
+    pub fn ready(&self) -> bool {
+        self.active()
             .any(|c| c.has_data() || c.is_producer_closed())
     }
 
@@ -234,6 +267,9 @@ impl<S: SharedMemory> FanIn<S> {
         let n = self.rings.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
+            if self.paused[i] {
+                continue;
+            }
             let Some(consumer) = self.rings[i].as_mut() else {
                 continue;
             };

@@ -57,8 +57,12 @@ pub const ROLE_CLOSED: u64 = u64::MAX;
 /// Header flag: the ring's producer rings a doorbell shared with other rings (a fan-in's)
 /// instead of the ring's own data doorbell.
 pub const FLAG_SHARED_BELL: u32 = 1;
+/// Header flag: the ring's consumer rings a doorbell shared with other rings (a channel
+/// server's) after each release instead of the ring's own space doorbell, and its producer
+/// sleeps on that shared doorbell while the ring is full.
+pub const FLAG_SHARED_SPACE_BELL: u32 = 2;
 /// Every flag this version understands.
-pub const KNOWN_FLAGS: u32 = FLAG_SHARED_BELL;
+pub const KNOWN_FLAGS: u32 = FLAG_SHARED_BELL | FLAG_SHARED_SPACE_BELL;
 
 /// What a region holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +108,8 @@ pub(crate) struct RingHeader {
     kind: u32,
     /// Largest payload in bytes a producer may send; `<= capacity / 2 - 8`.
     frame_cap: u32,
-    /// Feature flags: [`FLAG_SHARED_BELL`] or 0; any other bit is refused.
+    /// Feature flags: [`FLAG_SHARED_BELL`], [`FLAG_SHARED_SPACE_BELL`] or 0; any other bit is
+    /// refused.
     flags: u32,
     /// [`READY`] once every other field is written; stored last with Release, loaded first
     /// with Acquire by openers.

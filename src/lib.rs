@@ -11,6 +11,9 @@
 //! | [`doorbell`] | sleeping and waking without lost wake-ups: [`doorbell::WaitOptions`], [`doorbell::WaitStats`] | yes |
 //! | [`futex`] | futex wait/wake on a shared word, the monotonic clock | yes |
 //! | [`region`] | sealed memfd regions and in-process heap regions | `std` |
+//! | [`channel`] | request/response channels between processes: [`channel::Server`], [`channel::Client`] | `std` |
+//! | [`reactor`] | the serve loop: inline when idle, an executor when busy, ordered responses | `std` |
+//! | [`peer`] | pidfd liveness; the Unix-socket rendezvous (`0600`, `SCM_RIGHTS`, `SO_PEERCRED`) | `std` |
 //! | [`mem`] | the shared-memory access layer every ring goes through | yes |
 //! | [`layout`] | the shared header: offsets, identity checks | yes |
 //! | [`frame`] | record encoding | yes |
@@ -48,6 +51,8 @@ compile_error!("ringbell needs 64-bit atomics (its positions are u64 counters)")
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 compile_error!("ringbell supports Linux only for now (futexes and memfds)");
 
+#[cfg(feature = "std")]
+pub mod channel;
 pub mod doorbell;
 mod error;
 #[cfg(feature = "alloc")]
@@ -60,6 +65,8 @@ pub mod mpsc;
 mod mutant;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod peer;
+#[cfg(feature = "std")]
+pub mod reactor;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod region;
 mod role;

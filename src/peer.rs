@@ -7,13 +7,33 @@
 //! spawning it, before it can be reaped; for a peer on a Unix socket: from `SO_PEERCRED` /
 //! `SO_PEERPIDFD` while the connection is open), and answers [`Liveness`] queries with a
 //! `poll(2)` of zero timeout — no signal, no `/proc` scan.
+//!
+//! # Rendezvous on a Unix-domain socket
+//!
+//! A channel's server and clients meet at a socket path ([`bind_listener`]). The socket file
+//! is created with mode `0600` — the mode is set on the socket *before* `bind(2)`, so there is
+//! no moment in which another user could connect — and the server learns who connected from
+//! the kernel ([`peer_credentials`], `SO_PEERCRED`), never from bytes the client wrote. Shared
+//! memory crosses the socket as file descriptors ([`send_fds`], [`recv_fds`], `SCM_RIGHTS`).
+//! The connection stays open for the channel's lifetime: when either process dies the kernel
+//! closes its end, and the survivor sees a hang-up ([`is_hung_up`]). That is the race-free
+//! liveness source of a channel: unlike a pid, a socket cannot be reused by another process.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::io::IoSlice;
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 use std::sync::Mutex;
 
 use rustix::event::{PollFd, PollFlags};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
 use rustix::process::{Pid, PidfdFlags};
 
 use crate::mpsc::Liveness;
@@ -95,5 +115,221 @@ impl PidfdLiveness {
 impl Liveness for PidfdLiveness {
     fn is_dead(&self, owner: OwnerId) -> bool {
         owner.pid().is_some_and(|pid| self.is_pid_dead(pid))
+    }
+}
+
+/// Most file descriptors one message carries.
+pub const MAX_FDS: usize = 4;
+
+/// Who is on the other end of a Unix-domain socket, as the kernel recorded it when the
+/// connection was made (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    /// Process id of the peer (of the process that called `connect(2)`).
+    pub pid: u32,
+    /// Effective user id of the peer.
+    pub uid: u32,
+    /// Effective group id of the peer.
+    pub gid: u32,
+}
+
+/// The credentials of the process at the other end of `sock`, from the kernel.
+///
+/// # Errors
+///
+/// The error of `getsockopt(SO_PEERCRED)`.
+pub fn peer_credentials(sock: impl AsFd) -> io::Result<PeerCredentials> {
+    let cred = rustix::net::sockopt::socket_peercred(sock)?;
+    Ok(PeerCredentials {
+        pid: cred.pid.as_raw_nonzero().get() as u32,
+        uid: cred.uid.as_raw(),
+        gid: cred.gid.as_raw(),
+    })
+}
+
+/// What to do when the socket path already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Stale {
+    /// Refuse: [`BindError::Stale`] if nobody listens there (a crashed server's leftover),
+    /// [`BindError::InUse`] if someone does.
+    #[default]
+    Refuse,
+    /// Remove a leftover socket file and bind — only if nobody listens on it (a connect is
+    /// refused). A live server's socket is never replaced: [`BindError::InUse`].
+    Replace,
+}
+
+/// Binding the rendezvous socket failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BindError {
+    /// A server is listening at the path.
+    InUse,
+    /// A socket file is at the path but nobody listens on it: a server crashed without
+    /// removing it. Bind with [`Stale::Replace`] to take it over.
+    Stale,
+    /// Something that is not a socket is at the path; it is left alone.
+    NotASocket,
+    /// Any other system error.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InUse => f.write_str("a server is listening at the socket path"),
+            Self::Stale => f.write_str(
+                "a stale socket file (nobody listening) is at the path; bind with Stale::Replace",
+            ),
+            Self::NotASocket => f.write_str("the path exists and is not a socket"),
+            Self::Io(e) => write!(f, "binding the socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for BindError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<rustix::io::Errno> for BindError {
+    fn from(e: rustix::io::Errno) -> Self {
+        Self::Io(e.into())
+    }
+}
+
+/// Creates a listening Unix-domain stream socket at `path`, mode `0600`, non-blocking.
+///
+/// The mode is set on the socket before `bind(2)` (Linux creates the file with the socket's
+/// mode less the umask), and set again on the file after it, so the file never admits anyone
+/// but this user (and root).
+///
+/// # Errors
+///
+/// [`BindError::InUse`], [`BindError::Stale`] (see [`Stale`]), [`BindError::NotASocket`],
+/// or [`BindError::Io`].
+pub fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindError> {
+    use std::os::unix::fs::FileTypeExt;
+    let addr = SocketAddrUnix::new(path)?;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::fs::fchmod(&sock, rustix::fs::Mode::from_raw_mode(0o600))?;
+    match rustix::net::bind(&sock, &addr) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::ADDRINUSE) => {
+            let meta = std::fs::symlink_metadata(path)?;
+            if !meta.file_type().is_socket() {
+                return Err(BindError::NotASocket);
+            }
+            match UnixStream::connect(path) {
+                Ok(_) => return Err(BindError::InUse),
+                Err(e)
+                    if e.raw_os_error() == Some(rustix::io::Errno::CONNREFUSED.raw_os_error()) =>
+                {
+                    if stale == Stale::Refuse {
+                        return Err(BindError::Stale);
+                    }
+                    std::fs::remove_file(path)?;
+                    rustix::net::bind(&sock, &addr)?;
+                }
+                Err(e) => return Err(BindError::Io(e)),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    rustix::net::listen(&sock, 128)?;
+    let listener = UnixListener::from(sock);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Sends `bytes` (non-empty) and the descriptors `fds` (at most [`MAX_FDS`]) in one message.
+///
+/// # Errors
+///
+/// The error of `sendmsg(2)`; [`io::ErrorKind::InvalidInput`] for too many descriptors or
+/// empty bytes; [`io::ErrorKind::WriteZero`] if the message did not go whole.
+pub fn send_fds(sock: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS || bytes.is_empty() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let sent = rustix::net::sendmsg(
+        sock,
+        &[IoSlice::new(bytes)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    if sent != bytes.len() {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    Ok(())
+}
+
+/// Receives one message into `buf` and the descriptors that came with it (close-on-exec).
+/// Returns the byte count (0 at end of stream) and the descriptors. A message whose control
+/// data was truncated is an error, and every descriptor that did arrive is closed.
+///
+/// # Errors
+///
+/// The error of `recvmsg(2)`; [`io::ErrorKind::InvalidData`] for truncated control data.
+pub fn recv_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = rustix::net::recvmsg(
+        sock,
+        &mut [IoSliceMut::new(buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
+        }
+    }
+    if msg.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too many file descriptors in one message",
+        ));
+    }
+    Ok((msg.bytes, fds))
+}
+
+/// Whether the other end of a connected stream socket has gone: it closed, or its process
+/// died (the kernel closes a dead process's descriptors). A `poll(2)` with zero timeout; an
+/// error polling counts as gone. Bytes waiting to be read do not count.
+pub fn is_hung_up(sock: impl AsFd) -> bool {
+    let mut fds = [PollFd::new(&sock, PollFlags::RDHUP)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(0) => false,
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR | PollFlags::NVAL),
+        Err(_) => true,
     }
 }

@@ -115,6 +115,7 @@ pub struct RingConfig {
     frame_cap: Option<usize>,
     start_position: u64,
     shared_bell: bool,
+    shared_space_bell: bool,
 }
 
 impl RingConfig {
@@ -127,6 +128,7 @@ impl RingConfig {
             frame_cap: None,
             start_position: 0,
             shared_bell: false,
+            shared_space_bell: false,
         }
     }
 
@@ -134,6 +136,16 @@ impl RingConfig {
     /// ([`Producer::attach_shared_bell`]) and its consumer is a [`FanIn`](crate::fanin::FanIn).
     pub const fn shared_bell(mut self) -> Self {
         self.shared_bell = true;
+        self
+    }
+
+    /// Makes the ring's consumer ring a shared doorbell (a bell region) after each release,
+    /// and its producer sleep on that doorbell while the ring is full
+    /// ([`Consumer::attach_shared_space_bell`], [`Producer::attach_shared_space_bell`]). A
+    /// channel server's response rings are made so: the clients' reads wake the one server
+    /// thread that writes to all of them.
+    pub const fn shared_space_bell(mut self) -> Self {
+        self.shared_space_bell = true;
         self
     }
 
@@ -169,7 +181,10 @@ impl RingConfig {
         }
         let mut geo = layout::geometry(RingKind::Spsc, self.capacity, self.frame_cap)?;
         if self.shared_bell {
-            geo.flags = layout::FLAG_SHARED_BELL;
+            geo.flags |= layout::FLAG_SHARED_BELL;
+        }
+        if self.shared_space_bell {
+            geo.flags |= layout::FLAG_SHARED_SPACE_BELL;
         }
         Ok(geo)
     }
@@ -239,8 +254,8 @@ pub struct Producer<S: SharedMemory> {
     peer: PeerWatch,
     /// Wait options, adaptive spin state, counters.
     waiter: Waiter,
-    /// Keeps a fan-in's shared doorbell alive.
-    _bell_shm: Option<S>,
+    /// Keep shared doorbells (a fan-in's, a channel server's) alive.
+    _bell_shm: [Option<S>; 2],
     /// Keeps the memory behind `mem` alive.
     shm: S,
 }
@@ -254,7 +269,7 @@ impl<S: SharedMemory> Producer<S> {
     /// handle holds the role, [`AttachError::RoleClosed`] if a previous producer closed it,
     /// [`AttachError::Corrupt`] if the positions are inconsistent.
     pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
-        Self::attach_inner(shm, None, owner)
+        Self::attach_inner(shm, None, None, owner)
     }
 
     /// Claims the producer role of a fan-in ring in `ring` (created with
@@ -266,19 +281,41 @@ impl<S: SharedMemory> Producer<S> {
     /// As [`attach`](Self::attach); [`AttachError::WrongBell`] if the ring is not a fan-in
     /// ring; [`AttachError::Header`] if `bell` is not a valid bell region.
     pub fn attach_shared_bell(ring: S, bell: S, owner: OwnerId) -> Result<Self, AttachError> {
-        Self::attach_inner(ring, Some(bell), owner)
+        Self::attach_inner(ring, Some(bell), None, owner)
     }
 
-    fn attach_inner(shm: S, bell: Option<S>, owner: OwnerId) -> Result<Self, AttachError> {
+    /// Claims the producer role of a ring created with [`RingConfig::shared_space_bell`]:
+    /// while the ring is full, blocking sends sleep on the doorbell in the bell region `bell`,
+    /// which the consumer rings after each release.
+    ///
+    /// # Errors
+    ///
+    /// As [`attach`](Self::attach); [`AttachError::WrongBell`] if the ring was not made so;
+    /// [`AttachError::Header`] if `bell` is not a valid bell region.
+    pub fn attach_shared_space_bell(ring: S, bell: S, owner: OwnerId) -> Result<Self, AttachError> {
+        Self::attach_inner(ring, None, Some(bell), owner)
+    }
+
+    fn attach_inner(
+        shm: S,
+        bell: Option<S>,
+        space: Option<S>,
+        owner: OwnerId,
+    ) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = layout::validate(&mem, RingKind::Spsc)?;
         let shared = geo.flags & layout::FLAG_SHARED_BELL != 0;
-        if shared != bell.is_some() {
+        let shared_space = geo.flags & layout::FLAG_SHARED_SPACE_BELL != 0;
+        if shared != bell.is_some() || shared_space != space.is_some() {
             return Err(AttachError::WrongBell);
         }
         let data_bell = match &bell {
             Some(b) => crate::doorbell::bell_of(b)?,
             None => Doorbell::at(mem, DATA_BELL_OFF),
+        };
+        let space_bell = match &space {
+            Some(b) => crate::doorbell::bell_of(b)?,
+            None => Doorbell::at(mem, SPACE_BELL_OFF),
         };
         role::claim(&mem, PRODUCER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of a previous holder of either role.
@@ -298,10 +335,10 @@ impl<S: SharedMemory> Producer<S> {
             owner,
             pid: role::current_pid(),
             data_bell,
-            space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            space_bell,
             peer: PeerWatch::new(CONSUMER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
-            _bell_shm: bell,
+            _bell_shm: [bell, space],
             shm,
         })
     }
@@ -506,24 +543,19 @@ impl<S: SharedMemory> Producer<S> {
         }
     }
 
+    /// Whether a [`try_send`](Self::try_send) of `len` bytes would return something other
+    /// than [`SendError::Full`] now: the frame fits, or there is something to report (too
+    /// large, consumer closed, a corrupt position). A pure peek: it changes nothing, here or
+    /// in shared memory. `true` stays true until this producer sends; `false` may go stale at
+    /// any moment.
+    pub fn can_send(&self, len: usize) -> bool {
+        len > self.frame_cap || self.room_for(len)()
+    }
+
     /// Waits until a record of `len` bytes fits (or the consumer closed, or its position
     /// looks corrupt: the next `try_send` reports those).
     fn wait_for_space(&mut self, len: usize, deadline: Option<Instant>) -> Result<(), SendError> {
-        let (_, need) = self.space_for(len);
-        let (mem, write, capacity) = (self.mem, self.write, self.capacity as u64);
-        let cached = self.cached_read;
-        let watch_close = !mutant::active(Mutant::RoomIgnoresClose);
-        let room = || {
-            // Acquire: pairs with the Release in `Consumer::release`.
-            let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
-            // The same validity rule as `refresh_read`: a position that is off the grid or
-            // moved backwards makes the next `try_send` report corruption instead of waiting.
-            let valid = read % frame::ALIGN as u64 == 0
-                && read.wrapping_sub(cached) <= write.wrapping_sub(cached);
-            !valid
-                || capacity - write.wrapping_sub(read) >= need
-                || (watch_close && role::is_closed(&mem, CONSUMER_OWNER_OFF))
-        };
+        let room = self.room_for(len);
         // Sleep in slices; between them, see whether the consumer's process died.
         loop {
             let slice_end = Instant::now().after(self.waiter.options().get_slice());
@@ -541,6 +573,26 @@ impl<S: SharedMemory> Producer<S> {
             if self.peer.peer_dead(&self.mem) {
                 return Err(SendError::Disconnected);
             }
+        }
+    }
+
+    /// The condition "a record of `len` bytes fits, or there is something to report", as a
+    /// closure over copies (usable while `self` is borrowed mutably).
+    fn room_for(&self, len: usize) -> impl Fn() -> bool + Copy + use<S> {
+        let (_, need) = self.space_for(len);
+        let (mem, write, capacity) = (self.mem, self.write, self.capacity as u64);
+        let cached = self.cached_read;
+        let watch_close = !mutant::active(Mutant::RoomIgnoresClose);
+        move || {
+            // Acquire: pairs with the Release in `Consumer::release`.
+            let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+            // The same validity rule as `refresh_read`: a position that is off the grid or
+            // moved backwards makes the next `try_send` report corruption instead of waiting.
+            let valid = read % frame::ALIGN as u64 == 0
+                && read.wrapping_sub(cached) <= write.wrapping_sub(cached);
+            !valid
+                || capacity - write.wrapping_sub(read) >= need
+                || (watch_close && role::is_closed(&mem, CONSUMER_OWNER_OFF))
         }
     }
 
@@ -744,6 +796,8 @@ pub struct Consumer<S: SharedMemory> {
     peer: PeerWatch,
     /// Wait options, adaptive spin state, counters.
     waiter: Waiter,
+    /// Keeps a shared space doorbell (a channel server's) alive.
+    _bell_shm: Option<S>,
     /// Keeps the memory behind `mem` alive.
     shm: S,
 }
@@ -755,16 +809,40 @@ impl<S: SharedMemory> Consumer<S> {
     ///
     /// As [`Producer::attach`].
     pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
-        Self::attach_inner(shm, owner, false)
+        Self::attach_inner(shm, owner, false, None)
     }
 
-    /// Attaches the consumer end of a fan-in ring (for [`FanIn`](crate::fanin::FanIn)).
-    pub(crate) fn attach_inner(shm: S, owner: OwnerId, fanin: bool) -> Result<Self, AttachError> {
+    /// Claims the consumer role of a ring created with [`RingConfig::shared_space_bell`]:
+    /// each release rings the doorbell in the bell region `bell` (the producer's) instead of
+    /// the ring's own.
+    ///
+    /// # Errors
+    ///
+    /// As [`attach`](Self::attach); [`AttachError::WrongBell`] if the ring was not made so;
+    /// [`AttachError::Header`] if `bell` is not a valid bell region.
+    pub fn attach_shared_space_bell(ring: S, bell: S, owner: OwnerId) -> Result<Self, AttachError> {
+        Self::attach_inner(ring, owner, false, Some(bell))
+    }
+
+    /// Attaches the consumer end of a ring: of a fan-in ring (for
+    /// [`FanIn`](crate::fanin::FanIn)) if `fanin`, ringing `space` after releases if given.
+    pub(crate) fn attach_inner(
+        shm: S,
+        owner: OwnerId,
+        fanin: bool,
+        space: Option<S>,
+    ) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = layout::validate(&mem, RingKind::Spsc)?;
-        if (geo.flags & layout::FLAG_SHARED_BELL != 0) != fanin {
+        if (geo.flags & layout::FLAG_SHARED_BELL != 0) != fanin
+            || (geo.flags & layout::FLAG_SHARED_SPACE_BELL != 0) != space.is_some()
+        {
             return Err(AttachError::WrongBell);
         }
+        let space_bell = match &space {
+            Some(b) => crate::doorbell::bell_of(b)?,
+            None => Doorbell::at(mem, SPACE_BELL_OFF),
+        };
         role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of the producer and of a previous
         // consumer.
@@ -784,9 +862,10 @@ impl<S: SharedMemory> Consumer<S> {
             owner,
             pid: role::current_pid(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
-            space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
+            space_bell,
             peer: PeerWatch::new(PRODUCER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
+            _bell_shm: space,
             shm,
         })
     }

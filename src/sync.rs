@@ -20,3 +20,17 @@ pub(crate) fn spin_loop() {
     #[cfg(not(loom))]
     core::hint::spin_loop();
 }
+
+#[cfg(all(loom, feature = "std"))]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicUsize},
+};
+
+#[cfg(all(not(loom), feature = "std"))]
+#[allow(unused_imports)]
+pub(crate) use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicUsize},
+};

@@ -1,0 +1,601 @@
+//! Channels and the reactor, with real processes where the issue asks for them.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ringbell::channel::{CallError, ChannelError, Client, Server, ServerConfig, Status};
+use ringbell::peer::BindError;
+use ringbell::reactor::{
+    Handler, Reactor, ReactorStats, Request, Responder, StopHandle, ThreadPool,
+};
+
+use common::{child_command, child_role};
+
+const PATH_ENV: &str = "RINGBELL_TEST_SOCKET";
+const T: Duration = Duration::from_secs(20);
+
+/// A fresh directory for one test's socket.
+fn sock_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringbell-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("s.sock")
+}
+
+struct Serving {
+    stop: StopHandle,
+    thread: JoinHandle<std::io::Result<ReactorStats>>,
+}
+
+impl Serving {
+    fn finish(self) -> ReactorStats {
+        self.stop.stop();
+        self.thread.join().unwrap().unwrap()
+    }
+}
+
+fn serve(path: &PathBuf, cfg: ServerConfig, workers: usize, handler: impl Handler) -> Serving {
+    let server = Server::bind(path, cfg).unwrap();
+    let mut reactor = Reactor::new(server, handler).with_executor(ThreadPool::new(workers));
+    let stop = reactor.stop_handle();
+    let thread = std::thread::spawn(move || reactor.run());
+    Serving { stop, thread }
+}
+
+fn echo(req: Request, res: Responder) {
+    res.respond(&req.body).unwrap();
+}
+
+#[test]
+fn the_socket_file_is_private_and_a_live_server_is_not_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = sock_path("mode");
+    let server = Server::bind(&path, ServerConfig::default()).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(matches!(
+        Server::bind(&path, ServerConfig::default()),
+        Err(ChannelError::Bind(BindError::InUse))
+    ));
+    assert!(matches!(
+        Server::bind_replacing(&path, ServerConfig::default()),
+        Err(ChannelError::Bind(BindError::InUse))
+    ));
+    drop(server);
+    assert!(!path.exists(), "a server removes its socket file");
+}
+
+#[test]
+fn a_stale_socket_file_is_reported_and_replaced_only_on_request() {
+    let path = sock_path("stale");
+    // A socket file nobody listens on, as a crashed server leaves it.
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(l);
+    assert!(path.exists());
+    assert!(matches!(
+        Server::bind(&path, ServerConfig::default()),
+        Err(ChannelError::Bind(BindError::Stale))
+    ));
+    let s = Server::bind_replacing(&path, ServerConfig::default()).unwrap();
+    assert_eq!(s.path(), path);
+    // The replacement listens: a connect is no longer refused.
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+    std::fs::write(path.with_extension("txt"), b"x").unwrap();
+    assert!(matches!(
+        Server::bind(path.with_extension("txt"), ServerConfig::default()),
+        Err(ChannelError::Bind(BindError::NotASocket))
+    ));
+}
+
+#[test]
+fn sixteen_pipelined_requests_finished_in_reverse_arrive_in_request_order() {
+    let path = sock_path("reverse");
+    let parked: Arc<Mutex<Vec<(Request, Responder)>>> = Arc::default();
+    let p = parked.clone();
+    let serving = serve(
+        &path,
+        ServerConfig::default(),
+        2,
+        move |req: Request, res| {
+            let mut v = p.lock().unwrap();
+            v.push((req, res));
+            if v.len() == 16 {
+                // Answer the last first.
+                while let Some((req, res)) = v.pop() {
+                    let mut body = req.body.clone();
+                    body.extend_from_slice(b"!");
+                    res.respond(&body).unwrap();
+                }
+            }
+        },
+    );
+    let mut client = Client::connect(&path).unwrap();
+    let ids: Vec<_> = (0..16u32)
+        .map(|i| client.send_request(&i.to_le_bytes()).unwrap())
+        .collect();
+    for (i, id) in ids.into_iter().enumerate() {
+        let r = client.recv_response_timeout(T).unwrap();
+        assert_eq!(r.id, id);
+        assert_eq!(r.status, Status::Ok);
+        let mut want = (i as u32).to_le_bytes().to_vec();
+        want.push(b'!');
+        assert_eq!(r.body, want);
+    }
+    let stats = serving.finish();
+    assert_eq!(stats.requests, 16);
+    assert_eq!(stats.sent, 16);
+    assert!(stats.dispatched >= 15, "{stats:?}");
+}
+
+#[test]
+fn a_lone_client_is_served_inline_and_a_busy_server_dispatches() {
+    let path = sock_path("inline");
+    let serving = serve(&path, ServerConfig::default(), 2, echo);
+    let mut client = Client::connect(&path).unwrap();
+    for i in 0..200u32 {
+        assert_eq!(
+            client.call_timeout(&i.to_le_bytes(), T).unwrap(),
+            i.to_le_bytes()
+        );
+    }
+    // Pipelined: later requests find earlier ones in flight or pending.
+    let ids: Vec<_> = (0..64u32)
+        .map(|i| client.send_request(&i.to_le_bytes()).unwrap())
+        .collect();
+    for id in ids {
+        assert_eq!(client.recv_response_timeout(T).unwrap().id, id);
+    }
+    let stats = serving.finish();
+    assert_eq!(stats.requests, 264);
+    assert!(
+        stats.inline >= 200,
+        "one call at a time runs inline: {stats:?}"
+    );
+    assert_eq!(stats.inline + stats.dispatched + stats.busy, stats.requests);
+}
+
+#[test]
+fn past_its_credits_a_request_is_answered_busy_in_order() {
+    let path = sock_path("busy");
+    let parked: Arc<Mutex<Vec<Responder>>> = Arc::default();
+    let p = parked.clone();
+    let cfg = ServerConfig::default().max_in_flight(4);
+    let serving = serve(&path, cfg, 1, move |_req: Request, res| {
+        p.lock().unwrap().push(res);
+    });
+    let mut client = Client::connect(&path).unwrap();
+    assert_eq!(client.max_in_flight(), 4);
+    let ids: Vec<_> = (0..10)
+        .map(|_| client.send_request(b"x").unwrap())
+        .collect();
+    // Wait until the four admitted requests are with the handler, then answer them.
+    let start = Instant::now();
+    while parked.lock().unwrap().len() < 4 {
+        assert!(start.elapsed() < T);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for res in parked.lock().unwrap().drain(..) {
+        res.respond(b"ok").unwrap();
+    }
+    let got: Vec<_> = (0..10)
+        .map(|_| client.recv_response_timeout(T).unwrap())
+        .collect();
+    assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert!(got[..4].iter().all(|r| r.status == Status::Ok));
+    assert!(got[4..].iter().all(|r| r.status == Status::Busy), "{got:?}");
+    assert_eq!(
+        Client::connect(&path)
+            .unwrap()
+            .call_timeout(b"y", Duration::from_millis(200)),
+        Err(CallError::Timeout),
+        "the handler parks everything",
+    );
+    parked.lock().unwrap().clear();
+    assert_eq!(serving.finish().busy, 6);
+}
+
+#[test]
+fn a_panicking_handler_and_a_dropped_responder_become_error_responses() {
+    let path = sock_path("panic");
+    let serving = serve(
+        &path,
+        ServerConfig::default(),
+        2,
+        |req: Request, res: Responder| match req.body.as_slice() {
+            b"panic" => panic!("handler panics on purpose (test)"),
+            b"drop" => drop(res),
+            b"fail" => res.fail(b"no"),
+            _ => res.respond(b"fine").unwrap(),
+        },
+    );
+    let mut client = Client::connect(&path).unwrap();
+    assert_eq!(
+        client.call_timeout(b"panic", T),
+        Err(CallError::Server(Status::Panicked))
+    );
+    assert_eq!(
+        client.call_timeout(b"drop", T),
+        Err(CallError::Server(Status::Dropped))
+    );
+    assert_eq!(
+        client.call_timeout(b"fail", T),
+        Err(CallError::Server(Status::Failed))
+    );
+    assert_eq!(client.call_timeout(b"ok", T).unwrap(), b"fine");
+    // The same, pipelined so that the handler runs on the pool.
+    let ids: Vec<_> = [&b"panic"[..], b"ok", b"drop", b"ok"]
+        .iter()
+        .map(|b| client.send_request(b).unwrap())
+        .collect();
+    let statuses: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let r = client.recv_response_timeout(T).unwrap();
+            assert_eq!(r.id, *id);
+            r.status
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [Status::Panicked, Status::Ok, Status::Dropped, Status::Ok]
+    );
+    let stats = serving.finish();
+    assert_eq!(stats.panicked, 2);
+}
+
+#[test]
+fn oversized_requests_and_responses_are_typed_errors_at_once() {
+    let path = sock_path("large");
+    let cfg = ServerConfig::default()
+        .request_ring(4096)
+        .response_ring(4096)
+        .max_request(100)
+        .max_response(200);
+    let serving = serve(&path, cfg, 1, |req: Request, res: Responder| {
+        let n = req.body.len() * 3;
+        if let Err(e) = res.respond(&vec![7u8; n]) {
+            assert_eq!((e.len, e.max), (n, 200));
+        }
+    });
+    let mut client = Client::connect(&path).unwrap();
+    assert_eq!(client.max_request(), 100);
+    assert_eq!(client.max_response(), 200);
+    let start = Instant::now();
+    assert_eq!(
+        client.call(&[0u8; 101]),
+        Err(CallError::TooLarge { len: 101, max: 100 })
+    );
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(client.call_timeout(&[0u8; 66], T).unwrap().len(), 198);
+    assert_eq!(
+        client.call_timeout(&[0u8; 67], T),
+        Err(CallError::Server(Status::TooLarge))
+    );
+    assert_eq!(client.call_timeout(&[0u8; 1], T).unwrap(), [7, 7, 7]);
+    serving.finish();
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_another() {
+    let path = sock_path("slow");
+    let cfg = ServerConfig::default()
+        .request_ring(4096)
+        .response_ring(4096)
+        .stash_bytes(16 << 10);
+    let serving = serve(&path, cfg, 2, echo);
+    let mut lazy = Client::connect(&path).unwrap();
+    // Fill everything the lazy client can: its response ring, its stash, its request ring.
+    let mut sent = Vec::new();
+    let start = Instant::now();
+    loop {
+        match lazy.send_request_timeout(&[1u8; 500], Duration::from_millis(200)) {
+            Ok(id) => sent.push(id),
+            Err(CallError::Timeout) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(start.elapsed() < T, "the lazy client is never stopped");
+    }
+    assert!(sent.len() > 20, "sent {}", sent.len());
+    let mut busy = Client::connect(&path).unwrap();
+    for i in 0..1000u32 {
+        assert_eq!(
+            busy.call_timeout(&i.to_le_bytes(), T).unwrap(),
+            i.to_le_bytes()
+        );
+    }
+    // The lazy client still gets an answer to every request, in order: the handler's, or
+    // `Busy` for those past its credits.
+    for id in sent {
+        let r = lazy.recv_response_timeout(T).unwrap();
+        assert_eq!(r.id, id);
+        match r.status {
+            Status::Ok => assert_eq!(r.body, [1u8; 500]),
+            Status::Busy => assert!(r.body.is_empty()),
+            s => panic!("{s:?}"),
+        }
+    }
+    let stats = serving.finish();
+    assert!(stats.paused >= 1, "{stats:?}");
+    assert!(stats.max_stash_bytes <= (16 << 10) + 64 * 600, "{stats:?}");
+}
+
+#[test]
+fn four_client_processes_get_exactly_their_own_responses() {
+    const N: u32 = 1000;
+    if child_role().as_deref() == Some("client") {
+        let path = std::env::var(PATH_ENV).unwrap();
+        let mut c = Client::connect(&path).unwrap();
+        let me = std::process::id();
+        let mut pending = std::collections::VecDeque::new();
+        let mut next = 0u32;
+        let mut done = 0u32;
+        while done < N {
+            while next < N && pending.len() < 8 {
+                let mut body = me.to_le_bytes().to_vec();
+                body.extend_from_slice(&next.to_le_bytes());
+                body.resize(8 + (next as usize * 7) % 300, next as u8);
+                pending.push_back((c.send_request(&body).unwrap(), body));
+                next += 1;
+            }
+            let r = c.recv_response_timeout(T).unwrap();
+            let (id, body) = pending.pop_front().unwrap();
+            assert_eq!(r.id, id);
+            assert_eq!(r.status, Status::Ok);
+            // The server prepends the pid the kernel gave it for this connection.
+            assert_eq!(r.body[..4], me.to_le_bytes());
+            assert_eq!(r.body[4..], body[..]);
+            done += 1;
+        }
+        return;
+    }
+    let path = sock_path("four");
+    let seen: Arc<Mutex<HashMap<u32, usize>>> = Arc::default();
+    let s = seen.clone();
+    let serving = serve(
+        &path,
+        ServerConfig::default(),
+        2,
+        move |req: Request, res: Responder| {
+            *s.lock().unwrap().entry(req.client.pid).or_default() += 1;
+            let mut out = req.client.pid.to_le_bytes().to_vec();
+            out.extend_from_slice(&req.body);
+            res.respond_vec(out).unwrap();
+        },
+    );
+    let mut children: Vec<_> = (0..4)
+        .map(|_| {
+            child_command(
+                "four_client_processes_get_exactly_their_own_responses",
+                "client",
+                &[],
+            )
+            .env(PATH_ENV, &path)
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    for c in &mut children {
+        assert!(c.wait().unwrap().success());
+    }
+    let stats = serving.finish();
+    let seen = seen.lock().unwrap();
+    for pid in pids {
+        assert_eq!(seen.get(&pid), Some(&(N as usize)), "{seen:?}");
+    }
+    assert_eq!(stats.requests, 4 * N as u64);
+    assert_eq!(stats.sent, 4 * N as u64);
+}
+
+#[test]
+fn a_client_killed_with_requests_in_flight_is_detached_and_others_go_on() {
+    if child_role().as_deref() == Some("victim") {
+        let path = std::env::var(PATH_ENV).unwrap();
+        let mut c = Client::connect(&path).unwrap();
+        for _ in 0..8 {
+            c.send_request(b"slow").unwrap();
+        }
+        println!("sent");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let path = sock_path("victim");
+    let started = Arc::new(AtomicUsize::new(0));
+    let st = started.clone();
+    let serving = serve(
+        &path,
+        ServerConfig::default(),
+        2,
+        move |req: Request, res: Responder| {
+            if req.body == b"slow" {
+                st.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            res.respond(&req.body).unwrap();
+        },
+    );
+    let mut child = child_command(
+        "a_client_killed_with_requests_in_flight_is_detached_and_others_go_on",
+        "victim",
+        &[],
+    )
+    .env(PATH_ENV, &path)
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while started.load(Ordering::SeqCst) < 2 {
+        assert!(start.elapsed() < T);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut other = Client::connect(&path).unwrap();
+    for i in 0..100u32 {
+        assert_eq!(
+            other.call_timeout(&i.to_le_bytes(), T).unwrap(),
+            i.to_le_bytes()
+        );
+    }
+    // Give the reactor a slice to see the hang-up.
+    std::thread::sleep(Duration::from_millis(200));
+    let stats = serving.finish();
+    assert!(stats.detached >= 1, "{stats:?}");
+}
+
+#[test]
+fn a_killed_server_fails_every_waiting_call_within_200ms() {
+    if child_role().as_deref() == Some("server") {
+        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let server = Server::bind(&path, ServerConfig::default()).unwrap();
+        // Answers "quick" at once and never answers "hang": callers wait until it dies.
+        let parked: Mutex<Vec<Responder>> = Mutex::new(Vec::new());
+        let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
+            if req.body == b"hang" {
+                parked.lock().unwrap().push(res);
+            } else {
+                res.respond(b"quick").unwrap();
+            }
+        });
+        reactor.run().unwrap();
+        return;
+    }
+    let path = sock_path("server-dies");
+    let mut server = child_command(
+        "a_killed_server_fails_every_waiting_call_within_200ms",
+        "server",
+        &[],
+    )
+    .env(PATH_ENV, &path)
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    let mut clients = Vec::new();
+    while clients.len() < 3 {
+        match Client::connect(&path) {
+            Ok(c) => clients.push(c),
+            Err(_) => {
+                assert!(start.elapsed() < T, "server never came up");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    assert_eq!(clients[0].call_timeout(b"quick", T).unwrap(), b"quick");
+    let killed = Arc::new(Mutex::new(None::<Instant>));
+    let waiting: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let killed = killed.clone();
+            std::thread::spawn(move || {
+                let r = c.call(b"hang");
+                let at = Instant::now();
+                (
+                    r,
+                    at.duration_since(killed.lock().unwrap().expect("killed first")),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        let mut k = killed.lock().unwrap();
+        server.kill().unwrap();
+        *k = Some(Instant::now());
+    }
+    server.wait().unwrap();
+    for w in waiting {
+        let (r, after) = w.join().unwrap();
+        assert_eq!(r, Err(CallError::Disconnected));
+        assert!(
+            after < Duration::from_millis(200),
+            "noticed after {after:?}"
+        );
+    }
+}
+
+#[test]
+fn the_client_limit_is_configurable_and_refusals_are_typed() {
+    let path = sock_path("limit");
+    let serving = serve(&path, ServerConfig::default().max_clients(3), 1, echo);
+    let mut clients: Vec<_> = (0..3).map(|_| Client::connect(&path).unwrap()).collect();
+    assert!(matches!(
+        Client::connect(&path),
+        Err(ChannelError::ServerFull)
+    ));
+    for c in &mut clients {
+        assert_eq!(c.call_timeout(b"a", T).unwrap(), b"a");
+    }
+    drop(clients.pop());
+    // The server frees the slot when it sees the hang-up (within a slice).
+    let start = Instant::now();
+    let mut again = loop {
+        match Client::connect(&path) {
+            Ok(c) => break c,
+            Err(ChannelError::ServerFull) => {
+                assert!(start.elapsed() < T);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(again.call_timeout(b"b", T).unwrap(), b"b");
+    serving.finish();
+}
+
+#[test]
+fn stop_drains_what_is_in_flight() {
+    let path = sock_path("stop");
+    let serving = serve(
+        &path,
+        ServerConfig::default(),
+        2,
+        |req: Request, res: Responder| {
+            std::thread::sleep(Duration::from_millis(20));
+            res.respond(&req.body).unwrap();
+        },
+    );
+    let mut client = Client::connect(&path).unwrap();
+    let ids: Vec<_> = (0..6u8)
+        .map(|i| client.send_request(&[i]).unwrap())
+        .collect();
+    // Let the reactor take them all, then stop it while handlers sleep.
+    std::thread::sleep(Duration::from_millis(30));
+    serving.stop.stop();
+    let stats = serving.thread.join().unwrap().unwrap();
+    for (i, id) in ids.into_iter().enumerate() {
+        let r = client.recv_response_timeout(T).unwrap();
+        assert_eq!((r.id, r.body), (id, vec![i as u8]));
+    }
+    assert_eq!(stats.sent, 6, "{stats:?}");
+    assert_eq!(stats.discarded, 0);
+}
+
+#[test]
+fn a_timed_out_call_does_not_confuse_the_next() {
+    let path = sock_path("late");
+    let serving = serve(
+        &path,
+        ServerConfig::default(),
+        1,
+        |req: Request, res: Responder| {
+            if req.body == b"slow" {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            res.respond(&req.body).unwrap();
+        },
+    );
+    let mut client = Client::connect(&path).unwrap();
+    assert_eq!(
+        client.call_timeout(b"slow", Duration::from_millis(50)),
+        Err(CallError::Timeout)
+    );
+    assert_eq!(client.call_timeout(b"next", T).unwrap(), b"next");
+    serving.finish();
+}
