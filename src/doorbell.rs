@@ -486,6 +486,22 @@ pub(crate) fn bell_of<S: SharedMemory + ?Sized>(shm: &S) -> Result<Doorbell, Att
     Ok(Doorbell::at(mem, HEADER_SIZE))
 }
 
+/// The doorbell of a bell region whose header is not checked (only its size): for a region
+/// shared with peers who may have rewritten the header since it was made. Its line is read
+/// and written through bounds-checked atomics only, so whatever is there is harmless.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+pub(crate) fn bell_of_unchecked<S: SharedMemory + ?Sized>(
+    shm: &S,
+) -> Result<Doorbell, AttachError> {
+    let mem = shm.mem();
+    if mem.len() < BELL_REGION_SIZE {
+        return Err(AttachError::Header(crate::error::HeaderError::TooSmall {
+            size: mem.len() as u64,
+        }));
+    }
+    Ok(Doorbell::at(mem, HEADER_SIZE))
+}
+
 /// A doorbell in shared memory, as a handle of its own: for conditions outside the rings —
 /// a server's doorbell shared by many clients, a worker's completion queue.
 ///

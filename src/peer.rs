@@ -135,15 +135,46 @@ pub struct PeerCredentials {
 
 /// The credentials of the process at the other end of `sock`, from the kernel.
 ///
+/// The pid is 0 when the peer is in a pid namespace the caller cannot see (e.g. a client on
+/// the host of a containerised server): it is not an error.
+///
 /// # Errors
 ///
 /// The error of `getsockopt(SO_PEERCRED)`.
 pub fn peer_credentials(sock: impl AsFd) -> io::Result<PeerCredentials> {
-    let cred = rustix::net::sockopt::socket_peercred(sock)?;
+    use std::os::fd::AsRawFd;
+    // Not rustix's `socket_peercred`: it stores the pid in a non-zero type, and the kernel
+    // reports 0 for a peer outside our pid namespace.
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a valid, writable `ucred` and `len` holds its size, as
+    // `getsockopt(SO_PEERCRED)` requires; the fd is borrowed for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short SO_PEERCRED",
+        ));
+    }
     Ok(PeerCredentials {
-        pid: cred.pid.as_raw_nonzero().get() as u32,
-        uid: cred.uid.as_raw(),
-        gid: cred.gid.as_raw(),
+        pid: u32::try_from(cred.pid).unwrap_or(0),
+        uid: cred.uid,
+        gid: cred.gid,
     })
 }
 
@@ -211,8 +242,12 @@ impl From<rustix::io::Errno> for BindError {
 /// Creates a listening Unix-domain stream socket at `path`, mode `0600`, non-blocking.
 ///
 /// The mode is set on the socket before `bind(2)` (Linux creates the file with the socket's
-/// mode less the umask), and set again on the file after it, so the file never admits anyone
-/// but this user (and root).
+/// mode less the umask), so the file never admits anyone but this user (and root).
+///
+/// With [`Stale::Replace`], two servers replacing the same stale file at the same moment can
+/// both succeed, one of them on a file the other removed: start one server per path. Probing
+/// whether a server listens is a blocking `connect(2)`, which waits while a live server's
+/// backlog is full.
 ///
 /// # Errors
 ///
@@ -251,11 +286,16 @@ pub fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindErro
         }
         Err(e) => return Err(e.into()),
     }
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    rustix::net::listen(&sock, 128)?;
-    let listener = UnixListener::from(sock);
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    let listen = || -> Result<UnixListener, BindError> {
+        rustix::net::listen(&sock, 128)?;
+        let listener = UnixListener::from(sock.try_clone()?);
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    listen().inspect_err(|_| {
+        // Leave no socket file behind that the next bind would take for a crashed server's.
+        let _ = std::fs::remove_file(path);
+    })
 }
 
 /// Sends `bytes` (non-empty) and the descriptors `fds` (at most [`MAX_FDS`]) in one message.

@@ -327,8 +327,9 @@ impl fmt::Debug for Responder {
     }
 }
 
-/// Stops a running [`Reactor`] from any thread: it stops taking requests, finishes what is
-/// in flight, sends what it can, and returns.
+/// Stops a running [`Reactor`] from any thread: it stops running requests (those it still
+/// takes from the rings are answered [`Status::ShuttingDown`]), finishes what is in flight,
+/// sends what it can, detaches every client, and returns.
 #[derive(Clone)]
 pub struct StopHandle {
     shared: Arc<Shared>,
@@ -403,8 +404,10 @@ pub trait Transport {
     fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool;
     /// See `Server::pause`.
     fn pause(&mut self, conn: ConnId, paused: bool);
-    /// Accepts new connections and detaches hung-up ones, which it returns.
-    fn housekeeping(&mut self) -> Vec<ConnId>;
+    /// Accepts new connections (if `accept`) and detaches hung-up ones, which it returns.
+    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId>;
+    /// Stops serving: refuses new connections and detaches every connection.
+    fn shutdown(&mut self);
     /// How often housekeeping is due; `None`: never by time (loom).
     fn housekeeping_interval(&self) -> Option<Duration>;
     /// See `Server::client`.
@@ -449,10 +452,15 @@ impl Transport for crate::channel::Server {
     fn pause(&mut self, conn: ConnId, paused: bool) {
         self.pause(conn, paused);
     }
-    fn housekeeping(&mut self) -> Vec<ConnId> {
-        // A failing accept (e.g. EMFILE) must not stop the server: existing clients go on.
-        let _ = self.accept_pending();
+    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId> {
+        if accept {
+            // A failing accept (e.g. EMFILE) must not stop the server: existing clients go on.
+            let _ = self.accept_pending();
+        }
         self.reap_hung_up()
+    }
+    fn shutdown(&mut self) {
+        self.shutdown();
     }
     fn housekeeping_interval(&self) -> Option<Duration> {
         Some(self.config().get_wait().get_slice())
@@ -591,8 +599,9 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     }
 
     /// Serves until stopped ([`StopHandle::stop`]); then finishes what is in flight (for at
-    /// most the drain timeout) and returns the counters. Requests still in the rings when
-    /// it stops are not taken; their clients see `Disconnected` once the server is dropped.
+    /// most the drain timeout), answering requests that still arrive
+    /// [`Status::ShuttingDown`], shuts the server down (new clients are refused, connected
+    /// ones see `Disconnected`) and returns the counters.
     ///
     /// # Errors
     ///
@@ -602,11 +611,12 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         let mut last_housekeeping = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
         let mut since_clock = 0u32;
-        self.housekeeping();
+        self.housekeeping(true);
         loop {
+            let stopping = self.shared.stop.load(Ordering::Acquire);
             let mut progress = self.collect();
             progress |= self.flush_all();
-            if self.shared.stop.load(Ordering::Acquire) {
+            if stopping {
                 let deadline =
                     *drain_deadline.get_or_insert_with(|| Instant::now().after(self.drain));
                 if self.in_flight == 0 && self.conns.iter().flatten().all(|c| c.stash.is_empty()) {
@@ -619,18 +629,17 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                     }
                     break;
                 }
-            } else {
-                match self.transport.try_recv_request(&mut self.buf) {
-                    Ok(inc) => {
-                        self.take(inc);
-                        progress = true;
-                    }
-                    Err(RecvRequestError::Detached(conn, _)) => {
-                        self.forget(conn);
-                        progress = true;
-                    }
-                    Err(_) => {}
+            }
+            match self.transport.try_recv_request(&mut self.buf) {
+                Ok(inc) => {
+                    self.take(inc, stopping);
+                    progress = true;
                 }
+                Err(RecvRequestError::Detached(conn, _)) => {
+                    self.forget(conn);
+                    progress = true;
+                }
+                Err(_) => {}
             }
             if let Some(every) = interval {
                 since_clock += 1;
@@ -639,22 +648,22 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                     let now = Instant::now();
                     if now.since(last_housekeeping) >= every {
                         last_housekeeping = now;
-                        self.housekeeping();
+                        self.housekeeping(!stopping);
                     }
                 }
             }
             if progress {
                 continue;
             }
-            self.sleep();
+            self.sleep(stopping);
         }
-        self.housekeeping();
+        self.transport.shutdown();
         Ok(self.stats)
     }
 
     /// Sleeps until a request, a completion, room for a parked response, a stop, or (with a
     /// real server) the end of a slice.
-    fn sleep(&mut self) {
+    fn sleep(&mut self, stopping: bool) {
         let blocked: Vec<(ConnId, usize)> = self
             .conns
             .iter()
@@ -665,14 +674,18 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             })
             .collect();
         let shared = &*self.shared;
-        let ready =
-            || shared.pending.load(Ordering::Acquire) > 0 || shared.stop.load(Ordering::Acquire);
+        // Once stopping, the stop flag no longer ends a sleep (it stays set): the drain sleeps
+        // until a completion or room, like any other wait.
+        let ready = || {
+            shared.pending.load(Ordering::Acquire) > 0
+                || (!stopping && shared.stop.load(Ordering::Acquire))
+        };
         self.stats.sleeps += 1;
         self.transport.wait(&blocked, &ready);
     }
 
-    fn housekeeping(&mut self) {
-        for conn in self.transport.housekeeping() {
+    fn housekeeping(&mut self, accept: bool) {
+        for conn in self.transport.housekeeping(accept) {
             self.forget(conn);
         }
     }
@@ -706,22 +719,32 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         self.conns[conn.slot].get_or_insert_with(|| ConnState::new(conn))
     }
 
-    /// Takes one request: numbers it, then answers `Busy`, runs it inline or dispatches it.
-    fn take(&mut self, inc: Incoming) {
+    /// Takes one request: numbers it, then answers `Busy` (or `ShuttingDown`), runs it
+    /// inline or dispatches it.
+    fn take(&mut self, inc: Incoming, stopping: bool) {
         self.stats.requests += 1;
         let (max_in_flight, _) = self.transport.limits();
         let in_flight_before = self.in_flight;
         let st = self.state(inc.conn);
         let seq = st.next_seq;
         st.next_seq += 1;
-        if st.in_flight >= max_in_flight {
-            self.stats.busy += 1;
+        let refusal = if stopping {
+            Some(Status::ShuttingDown)
+        } else if st.in_flight >= max_in_flight {
+            Some(Status::Busy)
+        } else {
+            None
+        };
+        if let Some(status) = refusal {
+            if status == Status::Busy {
+                self.stats.busy += 1;
+            }
             self.park(
                 inc.conn,
                 seq,
                 Reply {
                     id: inc.id,
-                    status: Status::Busy,
+                    status,
                     body: Vec::new(),
                 },
             );
@@ -729,11 +752,13 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         }
         st.in_flight += 1;
         self.in_flight += 1;
+        // A request always comes from an attached connection; should the lookup fail, claim
+        // nobody's identity (not root's).
         let client = self.transport.client(inc.conn).unwrap_or(ClientInfo {
             conn: inc.conn,
             pid: 0,
-            uid: 0,
-            gid: 0,
+            uid: u32::MAX,
+            gid: u32::MAX,
         });
         let req = Request {
             client,
@@ -842,8 +867,10 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                     // A responder checks the cap; a reply past it cannot reach here. Should
                     // it, the client still gets an answer.
                     let r = entry.into_mut();
+                    st.stash_bytes -= r.cost();
                     r.status = Status::TooLarge;
                     r.body = Vec::new();
+                    st.stash_bytes += r.cost();
                     continue;
                 }
                 Err(SendResponseError::Gone) => {
@@ -862,7 +889,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             self.forget(id);
             return true;
         }
-        if st.paused && st.stash_bytes < limit / 2 {
+        if st.paused && (st.stash.is_empty() || st.stash_bytes <= limit / 2) {
             st.paused = false;
             let id = st.id;
             self.transport.pause(id, false);

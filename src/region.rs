@@ -353,6 +353,21 @@ impl Region {
         Self::open_kind(fd, RingKind::Spsc, opts)
     }
 
+    /// Opens a bell region checking the fd (memfd, seals, size) but not the header, which
+    /// peers sharing the region may have rewritten: for a channel client joining a server's
+    /// doorbell (see [`crate::doorbell::bell_of_unchecked`]).
+    pub(crate) fn open_bell_lenient(fd: OwnedFd) -> Result<Self, RegionError> {
+        let size = check_fd(&fd, RingKind::Bell)?;
+        if size != crate::doorbell::BELL_REGION_SIZE {
+            return Err(RegionError::Header(HeaderError::SizeMismatch {
+                size: size as u64,
+                expected: crate::doorbell::BELL_REGION_SIZE as u64,
+            }));
+        }
+        let map = Mapping::new(fd, size, &RegionOptions::default())?;
+        Ok(Self { map: Arc::new(map) })
+    }
+
     fn open_kind(fd: OwnedFd, kind: RingKind, opts: &RegionOptions) -> Result<Self, RegionError> {
         let size = check_fd(&fd, kind)?;
         let map = Mapping::new(fd, size, opts)?;

@@ -302,6 +302,26 @@ impl<S: SharedMemory> Producer<S> {
         space: Option<S>,
         owner: OwnerId,
     ) -> Result<Self, AttachError> {
+        let bell = match bell {
+            Some(b) => Some((crate::doorbell::bell_of(&b)?, b)),
+            None => None,
+        };
+        let space = match space {
+            Some(b) => Some((crate::doorbell::bell_of(&b)?, b)),
+            None => None,
+        };
+        Self::attach_with(shm, bell, space, owner)
+    }
+
+    /// Attaches with shared doorbells already located (and their regions checked once, when
+    /// they were created or opened): a hostile peer that rewrites a shared bell region's
+    /// header later cannot stop new attaches.
+    pub(crate) fn attach_with(
+        shm: S,
+        bell: Option<(Doorbell, S)>,
+        space: Option<(Doorbell, S)>,
+        owner: OwnerId,
+    ) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = layout::validate(&mem, RingKind::Spsc)?;
         let shared = geo.flags & layout::FLAG_SHARED_BELL != 0;
@@ -309,13 +329,13 @@ impl<S: SharedMemory> Producer<S> {
         if shared != bell.is_some() || shared_space != space.is_some() {
             return Err(AttachError::WrongBell);
         }
-        let data_bell = match &bell {
-            Some(b) => crate::doorbell::bell_of(b)?,
-            None => Doorbell::at(mem, DATA_BELL_OFF),
+        let (data_bell, bell) = match bell {
+            Some((d, b)) => (d, Some(b)),
+            None => (Doorbell::at(mem, DATA_BELL_OFF), None),
         };
-        let space_bell = match &space {
-            Some(b) => crate::doorbell::bell_of(b)?,
-            None => Doorbell::at(mem, SPACE_BELL_OFF),
+        let (space_bell, space) = match space {
+            Some((d, b)) => (d, Some(b)),
+            None => (Doorbell::at(mem, SPACE_BELL_OFF), None),
         };
         role::claim(&mem, PRODUCER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of a previous holder of either role.
@@ -832,6 +852,21 @@ impl<S: SharedMemory> Consumer<S> {
         fanin: bool,
         space: Option<S>,
     ) -> Result<Self, AttachError> {
+        let space = match space {
+            Some(b) => Some((crate::doorbell::bell_of(&b)?, b)),
+            None => None,
+        };
+        Self::attach_with(shm, owner, fanin, space)
+    }
+
+    /// As [`attach_inner`](Self::attach_inner) with the shared space doorbell already
+    /// located (see [`Producer::attach_with`]).
+    pub(crate) fn attach_with(
+        shm: S,
+        owner: OwnerId,
+        fanin: bool,
+        space: Option<(Doorbell, S)>,
+    ) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = layout::validate(&mem, RingKind::Spsc)?;
         if (geo.flags & layout::FLAG_SHARED_BELL != 0) != fanin
@@ -839,9 +874,9 @@ impl<S: SharedMemory> Consumer<S> {
         {
             return Err(AttachError::WrongBell);
         }
-        let space_bell = match &space {
-            Some(b) => crate::doorbell::bell_of(b)?,
-            None => Doorbell::at(mem, SPACE_BELL_OFF),
+        let (space_bell, space) = match space {
+            Some((d, b)) => (d, Some(b)),
+            None => (Doorbell::at(mem, SPACE_BELL_OFF), None),
         };
         role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of the producer and of a previous

@@ -294,10 +294,15 @@ fn a_client_that_never_reads_does_not_stall_another() {
     // Fill everything the lazy client can: its response ring, its stash, its request ring.
     let mut sent = Vec::new();
     let start = Instant::now();
-    loop {
-        match lazy.send_request_timeout(&[1u8; 500], Duration::from_millis(200)) {
-            Ok(id) => sent.push(id),
-            Err(CallError::Timeout) => break,
+    let mut last_sent = Instant::now();
+    // Until the server stops taking its requests for 200 ms (try_send never reads responses).
+    while last_sent.elapsed() < Duration::from_millis(200) {
+        match lazy.try_send_request(&[1u8; 500]) {
+            Ok(id) => {
+                sent.push(id);
+                last_sent = Instant::now();
+            }
+            Err(CallError::Full) => std::thread::sleep(Duration::from_millis(1)),
             Err(e) => panic!("{e}"),
         }
         assert!(start.elapsed() < T, "the lazy client is never stopped");
@@ -597,5 +602,72 @@ fn a_timed_out_call_does_not_confuse_the_next() {
         Err(CallError::Timeout)
     );
     assert_eq!(client.call_timeout(b"next", T).unwrap(), b"next");
+    serving.finish();
+}
+
+#[test]
+fn a_call_after_pipelined_requests_keeps_their_responses_for_later() {
+    let path = sock_path("mixed");
+    let serving = serve(&path, ServerConfig::default(), 2, echo);
+    let mut client = Client::connect(&path).unwrap();
+    let a = client.send_request(b"a").unwrap();
+    let b = client.send_request(b"b").unwrap();
+    assert_eq!(client.call_timeout(b"c", T).unwrap(), b"c");
+    assert_eq!(client.call_timeout(b"d", T).unwrap(), b"d");
+    let ra = client.recv_response_timeout(T).unwrap();
+    let rb = client.recv_response_timeout(T).unwrap();
+    assert_eq!((ra.id, ra.body.as_slice()), (a, &b"a"[..]));
+    assert_eq!((rb.id, rb.body.as_slice()), (b, &b"b"[..]));
+    assert_eq!(client.try_recv_response(), Err(CallError::Empty));
+    serving.finish();
+}
+
+#[test]
+fn pipelining_past_every_buffer_without_reading_does_not_deadlock() {
+    let path = sock_path("overpipe");
+    let cfg = ServerConfig::default()
+        .request_ring(1024)
+        .response_ring(1024)
+        .stash_bytes(0)
+        .max_in_flight(4096);
+    let serving = serve(&path, cfg, 1, echo);
+    let mut client = Client::connect(&path).unwrap();
+    let ids: Vec<_> = (0..2000u32)
+        .map(|i| client.send_request_timeout(&i.to_le_bytes(), T).unwrap())
+        .collect();
+    for (i, id) in ids.into_iter().enumerate() {
+        let r = client.recv_response_timeout(T).unwrap();
+        assert_eq!((r.id, r.status), (id, Status::Ok));
+        assert_eq!(r.body, (i as u32).to_le_bytes());
+    }
+    let stats = serving.finish();
+    assert!(stats.paused > 0, "{stats:?}");
+}
+
+#[test]
+fn a_stopped_reactor_disconnects_its_clients_and_refuses_new_ones() {
+    let path = sock_path("shutdown");
+    let serving = serve(&path, ServerConfig::default(), 1, echo);
+    let mut client = Client::connect(&path).unwrap();
+    assert_eq!(client.call_timeout(b"x", T).unwrap(), b"x");
+    serving.finish();
+    let start = Instant::now();
+    assert_eq!(client.call_timeout(b"y", T), Err(CallError::Disconnected));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(Client::connect(&path).is_err());
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_client_that_scribbles_on_the_shared_doorbell_header_does_not_lock_out_others() {
+    let path = sock_path("scribble");
+    let serving = serve(&path, ServerConfig::default(), 1, echo);
+    let hostile = Client::connect(&path).unwrap();
+    // The hostile client maps the server's bell region (fd 0 of the greeting) writable: wipe
+    // its header as a hostile process could.
+    hostile.scribble_on_bell_header_for_tests();
+    let mut other = Client::connect(&path).unwrap();
+    assert_eq!(other.call_timeout(b"ok", T).unwrap(), b"ok");
+    drop(hostile);
     serving.finish();
 }

@@ -11,7 +11,7 @@ use super::{
     CallError, ClientInfo, ConnId, ID_MASK, Incoming, RecvRequestError, RequestId, Response,
     SendResponseError, Status, parse,
 };
-use crate::doorbell::WaitOptions;
+use crate::doorbell::{Doorbell, WaitOptions, bell_of, bell_of_unchecked};
 use crate::error::{AttachError, Corruption, RecvError, SendError};
 use crate::fanin::{FanIn, FanInError, RingId};
 use crate::futex::Instant;
@@ -238,11 +238,15 @@ struct Conn {
 /// Dropping it removes the socket file and closes every ring: clients see
 /// [`CallError::Disconnected`].
 pub struct Server {
-    listener: UnixListener,
+    /// `None` once shut down.
+    listener: Option<UnixListener>,
     path: PathBuf,
     /// The socket file's identity, to remove only our own file on drop.
     inode: (u64, u64),
     bell: Region,
+    /// The doorbell in `bell`, located once when the region was made: clients share the
+    /// region and could rewrite its header later.
+    door: Doorbell,
     fanin: FanIn<Region>,
     conns: Vec<Option<Conn>>,
     cfg: ServerConfig,
@@ -287,18 +291,26 @@ impl Server {
         request_cfg.geometry().map_err(ChannelError::Config)?;
         response_cfg.geometry().map_err(ChannelError::Config)?;
         let bell = Region::create_bell()?;
+        let door = bell_of(&bell)?;
         let mut fanin = FanIn::new(bell.clone(), cfg.max_clients)?;
         fanin.set_wait_options(cfg.wait);
         let listener = peer::bind_listener(path, stale)?;
-        let meta = std::fs::symlink_metadata(path)?;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+        };
         Ok(Self {
-            listener,
+            listener: Some(listener),
             path: path.to_path_buf(),
             inode: (
                 std::os::unix::fs::MetadataExt::dev(&meta),
                 std::os::unix::fs::MetadataExt::ino(&meta),
             ),
             bell,
+            door,
             fanin,
             conns: Vec::new(),
             cfg,
@@ -374,7 +386,10 @@ impl Server {
     pub fn accept_pending(&mut self) -> io::Result<usize> {
         let mut n = 0;
         loop {
-            let sock = match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return Ok(n);
+            };
+            let sock = match listener.accept() {
                 Ok((sock, _)) => sock,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -408,11 +423,14 @@ impl Server {
         if self.fanin.len() >= self.cfg.max_clients {
             return Err(refuse(&sock, HELLO_FULL));
         }
+        // Every fallible step before the greeting; after it, only the ring's removal on a
+        // failed send.
         let requests = Region::create_spsc(&self.request_cfg)?;
         let responses_region = Region::create_spsc(&self.response_cfg)?;
-        let mut responses = Producer::attach_shared_space_bell(
+        let mut responses = Producer::attach_with(
             responses_region.clone(),
-            self.bell.clone(),
+            None,
+            Some((self.door, self.bell.clone())),
             self.owner,
         )?;
         responses.set_wait_options(self.cfg.wait);
@@ -437,7 +455,6 @@ impl Server {
             self.fanin.remove(RingId(slot));
             return Err(e.into());
         }
-        sock.set_nonblocking(true)?;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
         }
@@ -475,6 +492,28 @@ impl Server {
         self.conns[conn.slot] = None;
         self.fanin.remove(RingId(conn.slot));
         true
+    }
+
+    /// Stops serving: closes the listening socket (new clients are refused; the socket file
+    /// is removed) and detaches every connection (their clients see
+    /// [`CallError::Disconnected`]). The reactor calls it when it stops.
+    pub fn shutdown(&mut self) {
+        self.listener = None;
+        self.remove_socket_file();
+        let all: Vec<ConnId> = self.connections().collect();
+        for id in all {
+            self.detach(id);
+        }
+    }
+
+    /// Removes the socket file if it is still ours (not replaced by another server).
+    fn remove_socket_file(&self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            use std::os::unix::fs::MetadataExt;
+            if (meta.dev(), meta.ino()) == self.inode {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
     }
 
     /// Stops (`true`) or resumes reading a connection's requests; see
@@ -613,12 +652,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // Remove the socket file only if it is still ours (not replaced by another server).
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            use std::os::unix::fs::MetadataExt;
-            if (meta.dev(), meta.ino()) == self.inode {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        if self.listener.is_some() {
+            self.remove_socket_file();
         }
     }
 }
@@ -693,6 +728,8 @@ impl ClientOptions {
 /// death.
 pub struct Client {
     sock: UnixStream,
+    /// The server's doorbell region (shared with every client of the server).
+    bell: Region,
     requests: Producer<Region>,
     responses: Consumer<Region>,
     next_id: u32,
@@ -749,17 +786,25 @@ impl Client {
         if fds.len() != 3 {
             return Err(ChannelError::Protocol("expected three descriptors"));
         }
-        let responses = Region::open_spsc(fds.pop().expect("three"))?;
-        let requests = Region::open_spsc(fds.pop().expect("three"))?;
-        let bell = Region::open_bell(fds.pop().expect("three"))?;
+        let (Some(responses), Some(requests), Some(bell)) = (fds.pop(), fds.pop(), fds.pop())
+        else {
+            return Err(ChannelError::Protocol("expected three descriptors"));
+        };
+        let responses = Region::open_spsc(responses)?;
+        let requests = Region::open_spsc(requests)?;
+        // The doorbell region is shared with every other client: check the fd and its size,
+        // not a header another client may have rewritten.
+        let bell = Region::open_bell_lenient(bell)?;
+        let door = bell_of_unchecked(&bell)?;
         let owner = OwnerId::unique();
-        let mut req = Producer::attach_shared_bell(requests, bell.clone(), owner)?;
-        let mut resp = Consumer::attach_shared_space_bell(responses, bell, owner)?;
+        let mut req = Producer::attach_with(requests, Some((door, bell.clone())), None, owner)?;
+        let mut resp = Consumer::attach_with(responses, owner, false, Some((door, bell.clone())))?;
         req.set_wait_options(opts.wait);
         resp.set_wait_options(opts.wait);
         sock.set_read_timeout(None)?;
         Ok(Self {
             sock,
+            bell,
             requests: req,
             responses: resp,
             next_id: 0,
@@ -826,7 +871,8 @@ impl Client {
     fn call_until(&mut self, req: &[u8], deadline: Option<Instant>) -> Result<Vec<u8>, CallError> {
         let id = self.send_until(req, deadline)?;
         loop {
-            match self.next_response(deadline) {
+            // From the ring only: responses kept aside in `early` are not this call's.
+            match self.next_response(deadline, false) {
                 Ok(r) if r.id == id => return r.into_result(),
                 // An earlier pipelined request's response: keep it for `recv_response`.
                 Ok(r) => self.early.push_back(r),
@@ -898,6 +944,11 @@ impl Client {
                 Err(CallError::Full) => {}
                 done => return done,
             }
+            // The server may have stopped taking our requests because we do not read our
+            // responses (its stash for us is full): set arrived ones aside, so that it can go on.
+            while let Ok(r) = self.try_recv_from_ring() {
+                self.early.push_back(r);
+            }
             let t = self.next_slice(deadline)?;
             let id = RequestId(self.next_id & ID_MASK);
             match self.requests.send_timeout(id.0, req, t) {
@@ -935,7 +986,7 @@ impl Client {
     /// [`CallError::Disconnected`], [`CallError::Corrupt`]. An error *status* is not an
     /// error here: it is in the [`Response`].
     pub fn recv_response(&mut self) -> Result<Response, CallError> {
-        self.next_response(None)
+        self.next_response(None, true)
     }
 
     /// Waits at most `timeout` for the next response.
@@ -944,7 +995,7 @@ impl Client {
     ///
     /// As [`recv_response`](Self::recv_response), and [`CallError::Timeout`].
     pub fn recv_response_timeout(&mut self, timeout: Duration) -> Result<Response, CallError> {
-        self.next_response(Some(Instant::now().after(timeout)))
+        self.next_response(Some(Instant::now().after(timeout)), true)
     }
 
     /// Takes the next response if one is waiting.
@@ -953,9 +1004,14 @@ impl Client {
     ///
     /// [`CallError::Empty`], and as [`recv_response`](Self::recv_response).
     pub fn try_recv_response(&mut self) -> Result<Response, CallError> {
-        if let Some(r) = self.early.pop_front() {
-            return Ok(r);
+        match self.early.pop_front() {
+            Some(r) => Ok(r),
+            None => self.try_recv_from_ring(),
         }
+    }
+
+    /// The next response in the ring, skipping abandoned ones.
+    fn try_recv_from_ring(&mut self) -> Result<Response, CallError> {
         loop {
             match self.responses.try_recv() {
                 Ok(f) => {
@@ -974,9 +1030,17 @@ impl Client {
         }
     }
 
-    fn next_response(&mut self, deadline: Option<Instant>) -> Result<Response, CallError> {
+    fn next_response(
+        &mut self,
+        deadline: Option<Instant>,
+        early: bool,
+    ) -> Result<Response, CallError> {
         loop {
-            match self.try_recv_response() {
+            let r = match early {
+                true => self.try_recv_response(),
+                false => self.try_recv_from_ring(),
+            };
+            match r {
                 Err(CallError::Empty) => {}
                 done => return done,
             }
@@ -988,6 +1052,17 @@ impl Client {
                 Ok(()) | Err(RecvError::Timeout) => {}
                 Err(_) => return Err(CallError::Disconnected),
             }
+        }
+    }
+
+    /// Test hook: zeroes the header of the server's doorbell region, as a hostile client
+    /// could (the region is writable by every client).
+    #[doc(hidden)]
+    pub fn scribble_on_bell_header_for_tests(&self) {
+        use crate::mem::SharedMemory;
+        let view = self.bell.view();
+        for off in (0..crate::layout::HEADER_SIZE).step_by(8) {
+            view.store_u64(off, 0, core::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -1,0 +1,181 @@
+//! Reactor model: the inline-vs-dispatch decision, completions from worker threads posted
+//! through the notify path, and per-connection order.
+//!
+//! A client pipelines two requests on its request ring and then blocks for both responses;
+//! the reactor (the real `Reactor` over a transport made of the crate's fan-in and SPSC
+//! rings on loom memory) takes them, runs the first inline or dispatches it depending on
+//! whether the second is already pending, dispatches the other to an executor that spawns a
+//! thread per job, and sleeps on the one doorbell. Workers may finish in either order. The
+//! client checks it gets both responses in request order, then stops the reactor.
+//!
+//! Mutants: `reply_rings_first` (a responder rings before posting: the reactor re-checks in
+//! between and sleeps through the answer — deadlock) and `send_out_of_order` (the stash is
+//! sent without waiting for the due sequence number — the client sees id 1 first).
+#![cfg(loom)]
+
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+use loom_tests::support::{builder_bounded, no_spin};
+use ringbell::channel::{
+    ClientInfo, ConnId, Incoming, RecvRequestError, RequestId, SendResponseError, Status,
+};
+use ringbell::doorbell::{BELL_REGION_SIZE, init_bell};
+use ringbell::fanin::{FanIn, FanInError, RingId};
+use ringbell::mem::LoomRegion;
+use ringbell::reactor::{Executor, Job, Reactor, Request, Responder, Transport};
+use ringbell::spsc::{self, Consumer, Producer, RingConfig};
+use ringbell::{OwnerId, RecvError, SendError};
+
+const CONN: ConnId = ConnId {
+    slot: 0,
+    generation: 1,
+};
+
+/// One connection: its request ring in a fan-in, its response ring, one doorbell.
+struct LoomServer {
+    fanin: FanIn<LoomRegion>,
+    responses: Producer<LoomRegion>,
+}
+
+impl Transport for LoomServer {
+    fn max_request(&self) -> usize {
+        8
+    }
+    fn max_response(&self) -> usize {
+        8
+    }
+    fn limits(&self) -> (usize, usize) {
+        (4, 1 << 20)
+    }
+    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+        match self.fanin.try_recv_into(buf) {
+            Ok((RingId(0), tag, len)) => Ok(Incoming {
+                conn: CONN,
+                id: RequestId(tag),
+                len,
+            }),
+            Err(FanInError::Empty) => Err(RecvRequestError::Empty),
+            // The client closes its ring once it has both answers.
+            Err(FanInError::Closed(RingId(0))) => Err(RecvRequestError::Detached(CONN, None)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    fn has_request(&self) -> bool {
+        self.fanin.ready()
+    }
+    fn try_send_response(
+        &mut self,
+        _conn: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError> {
+        assert_eq!(status, Status::Ok);
+        match self.responses.try_send(id.0, body) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full) => Err(SendResponseError::Full),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+        let responses = &self.responses;
+        self.fanin
+            .wait_until(
+                |f| f.ready() || ready() || blocked.iter().any(|&(_, n)| responses.can_send(n)),
+                None,
+            )
+            .is_ok()
+    }
+    fn pause(&mut self, _conn: ConnId, paused: bool) {
+        self.fanin.set_paused(RingId(0), paused);
+    }
+    fn housekeeping(&mut self, _accept: bool) -> Vec<ConnId> {
+        Vec::new()
+    }
+    fn shutdown(&mut self) {}
+    fn housekeeping_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+    fn client(&self, conn: ConnId) -> Option<ClientInfo> {
+        Some(ClientInfo {
+            conn,
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        })
+    }
+    fn waker(&self) -> Box<dyn Fn() + Send + Sync> {
+        let n = self.fanin.notifier();
+        Box::new(move || n.notify())
+    }
+}
+
+/// Runs each job on a new thread.
+#[derive(Default)]
+struct Spawner(Mutex<Vec<thread::JoinHandle<()>>>);
+
+impl Executor for Spawner {
+    fn execute(&self, job: Job) {
+        self.0.lock().unwrap().push(thread::spawn(job));
+    }
+}
+
+fn region(cfg: &RingConfig) -> LoomRegion {
+    let r = LoomRegion::zeroed(cfg.region_size().unwrap());
+    spsc::init(&r, cfg).unwrap();
+    r
+}
+
+#[test]
+fn dispatched_completions_wake_the_reactor_and_go_out_in_order() {
+    builder_bounded(2).check(|| {
+        let bell = LoomRegion::zeroed(BELL_REGION_SIZE);
+        init_bell(&bell).unwrap();
+        let server_id = OwnerId::new(1).unwrap();
+        let client_id = OwnerId::new(2).unwrap();
+        let mut fanin = FanIn::new(bell.clone(), 1).unwrap();
+        fanin.set_wait_options(no_spin());
+        let req_ring = region(&RingConfig::new(64).shared_bell());
+        let resp_ring = region(&RingConfig::new(64).shared_space_bell());
+        assert_eq!(fanin.add(req_ring.clone(), server_id).unwrap(), RingId(0));
+        let responses =
+            Producer::attach_shared_space_bell(resp_ring.clone(), bell.clone(), server_id).unwrap();
+        let mut requests = Producer::attach_shared_bell(req_ring, bell.clone(), client_id).unwrap();
+        let mut answers = Consumer::attach_shared_space_bell(resp_ring, bell, client_id).unwrap();
+        requests.set_wait_options(no_spin());
+        answers.set_wait_options(no_spin());
+
+        let spawner = Arc::new(Spawner::default());
+        let mut reactor = Reactor::new(
+            LoomServer { fanin, responses },
+            |req: Request, res: Responder| {
+                res.respond(&req.body).unwrap();
+            },
+        )
+        .with_executor(spawner.clone());
+        let stop = reactor.stop_handle();
+
+        let client = thread::spawn(move || {
+            requests.send(0, &[10]).unwrap();
+            requests.send(1, &[11]).unwrap();
+            let mut buf = [0u8; 8];
+            for want in 0..2u32 {
+                let (tag, len) = answers.recv_into(&mut buf).unwrap();
+                assert_eq!(tag & 0x1fff_ffff, want, "responses out of request order");
+                assert_eq!(tag >> 29, 0, "status Ok");
+                assert_eq!(&buf[..len], &[10 + want as u8]);
+            }
+            stop.stop();
+            // Nothing more: the reactor must not have sent a third frame.
+            assert_eq!(answers.try_recv_into(&mut buf), Err(RecvError::Empty));
+        });
+        let stats = reactor.run().unwrap();
+        client.join().unwrap();
+        for t in spawner.0.lock().unwrap().drain(..) {
+            t.join().unwrap();
+        }
+        assert_eq!(stats.requests, 2);
+        assert_eq!(stats.sent, 2);
+        assert_eq!(stats.inline + stats.dispatched, 2);
+    });
+}
