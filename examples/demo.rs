@@ -1,176 +1,194 @@
-//! The main job: two processes exchanging frames through ringbell rings.
+//! The main job: an IPC server and its clients, in separate processes, over ringbell
+//! channels.
 //!
-//! `cargo run --release --example demo` starts a child process (this same program), hands it
-//! two sealed memfd regions by fd inheritance — a request ring and a response ring — and
-//! measures, with default settings:
+//! `cargo run --release --example demo` (no flags) starts a server process and, for each
+//! concurrency level 1, 2, 4, 8 and 16, that many client processes. Each client makes blocking
+//! calls back to back for a fixed time; the handler does a small fixed amount of work (hashing
+//! the request 32 times over). It prints calls per second and the p50/p99 round trip at every
+//! level, twice: for a server running the serial loop (every request on the reactor thread)
+//! and for the reactor with a pool of worker threads (inline when idle, the pool when busy).
 //!
-//! * one-way streaming of 64-byte and 4 KiB frames (frames/s and MB/s), and
-//! * 64-byte request/response round trips (p50, p99, p99.9).
-//!
-//! Both sides use the blocking calls with default settings: a short adaptive spin, then a
-//! sleep on the ring's futex doorbell. Every call has a deadline and sees a peer's close, so a
-//! failure ends the demo with an error rather than a hang.
+//! Everything uses default settings: clients and server spin briefly, then sleep on futex
+//! doorbells. Every call has a deadline, so a failure ends the demo with an error, not a hang.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringbell::region::Region;
-use ringbell::spsc::{Consumer, Producer, RingConfig};
-
-const TAG_STREAM: u32 = 1;
-const TAG_PING: u32 = 2;
-const TAG_DONE: u32 = 3;
-const TAG_STOP: u32 = 4;
-const DEADLINE: Duration = Duration::from_secs(60);
+use ringbell::channel::{Client, Server, ServerConfig};
+use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
 
 type Error = Box<dyn std::error::Error>;
 
+const LEVELS: [usize; 5] = [1, 2, 4, 8, 16];
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+const REQUEST: usize = 64;
+
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("child") {
-        let req: RawFd = args.next().ok_or("missing fd")?.parse()?;
-        let resp: RawFd = args.next().ok_or("missing fd")?.parse()?;
-        // SAFETY: the parent passed these two fds to us by inheritance; nothing else in this
-        // process owns them.
-        let (req, resp) = unsafe { (OwnedFd::from_raw_fd(req), OwnedFd::from_raw_fd(resp)) };
-        return child(req, resp);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("server") => server(Path::new(&args[1]), &args[2]),
+        Some("client") => client(Path::new(&args[1]), args[2].parse()?),
+        _ => parent(),
     }
-    parent()
 }
 
-/// A blocking send with the default wait settings: spin briefly, then sleep on the doorbell.
-fn send(tx: &mut Producer<Region>, tag: u32, data: &[u8]) -> Result<(), Error> {
-    Ok(tx.send_timeout(tag, data, DEADLINE)?)
-}
-
-/// A blocking receive with the default wait settings.
-fn recv(rx: &mut Consumer<Region>, buf: &mut [u8]) -> Result<(u32, usize), Error> {
-    Ok(rx.recv_into_timeout(buf, DEADLINE)?)
-}
-
-fn child(req: OwnedFd, resp: OwnedFd) -> Result<(), Error> {
-    let mut rx = Region::open_spsc(req)?.consumer()?;
-    let mut tx = Region::open_spsc(resp)?.producer()?;
-    let mut buf = vec![0u8; rx.max_frame()];
-    let mut streamed = 0u64;
-    loop {
-        let (tag, len) = recv(&mut rx, &mut buf)?;
-        match tag {
-            TAG_STREAM => streamed += 1,
-            TAG_PING => send(&mut tx, TAG_PING, &buf[..len])?,
-            TAG_DONE => {
-                send(&mut tx, TAG_DONE, &streamed.to_le_bytes())?;
-                streamed = 0;
-            }
-            TAG_STOP => return Ok(()),
-            other => return Err(format!("unexpected tag {other}").into()),
+/// The handler's fixed work: FNV-1a over the request, 32 times (about a microsecond).
+fn work(body: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for round in 0..32u64 {
+        h ^= round;
+        for &b in body {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
+    h
 }
 
-fn spawn_child(req: BorrowedFd<'_>, resp: BorrowedFd<'_>) -> Result<Child, Error> {
-    let (req, resp) = (req.as_raw_fd(), resp.as_raw_fd());
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["child", &req.to_string(), &resp.to_string()]);
-    // SAFETY: runs in the forked child before exec; it only clears close-on-exec on two fds
-    // the parent keeps open until `spawn` returns (fcntl is async-signal-safe).
-    unsafe {
-        cmd.pre_exec(move || {
-            for fd in [req, resp] {
-                let fd = BorrowedFd::borrow_raw(fd);
-                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-            }
-            Ok(())
-        });
+fn handler(req: Request, res: Responder) {
+    let h = work(&req.body);
+    // The response always fits (8 bytes); a failure would be reported to the client anyway.
+    let _ = res.respond(&h.to_le_bytes());
+}
+
+/// Runs until killed by the parent.
+fn server(path: &Path, mode: &str) -> Result<(), Error> {
+    let server = Server::bind(path, ServerConfig::default())?;
+    let stats = match mode {
+        "serial" => Reactor::new(server, handler).serial(true).run()?,
+        _ => Reactor::new(server, handler)
+            .with_executor(ThreadPool::new(2))
+            .run()?,
+    };
+    eprintln!("server stopped: {stats:?}");
+    Ok(())
+}
+
+/// Calls for `secs` seconds, then writes each round trip (ns, u32 little-endian) to stdout.
+fn client(path: &Path, secs: f64) -> Result<(), Error> {
+    let mut c = Client::connect(path)?;
+    let mut req = [0u8; REQUEST];
+    let pid = std::process::id();
+    req[..4].copy_from_slice(&pid.to_le_bytes());
+    let mut lat = Vec::with_capacity(1 << 20);
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    let mut i = 0u32;
+    while Instant::now() < stop {
+        i = i.wrapping_add(1);
+        req[4..8].copy_from_slice(&i.to_le_bytes());
+        let t = Instant::now();
+        let resp = c.call_timeout(&req, CALL_DEADLINE)?;
+        let ns = t.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
+        if resp != work(&req).to_le_bytes() {
+            return Err("wrong response".into());
+        }
+        lat.push(ns);
     }
-    Ok(cmd.spawn()?)
+    let mut out = Vec::with_capacity(lat.len() * 4);
+    for ns in lat {
+        out.extend_from_slice(&ns.to_le_bytes());
+    }
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
+struct Point {
+    calls_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn run_level(exe: &Path, path: &Path, clients: usize, secs: f64) -> Result<Point, Error> {
+    let mut children: Vec<Child> = (0..clients)
+        .map(|_| {
+            Command::new(exe)
+                .args([
+                    "client",
+                    path.to_str().unwrap_or_default(),
+                    &secs.to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut all = Vec::new();
+    for ch in &mut children {
+        let mut bytes = Vec::new();
+        ch.stdout
+            .take()
+            .ok_or("no stdout")?
+            .read_to_end(&mut bytes)?;
+        if !ch.wait()?.success() {
+            return Err("a client failed".into());
+        }
+        all.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+        );
+    }
+    if all.is_empty() {
+        return Err("no calls completed".into());
+    }
+    all.sort_unstable();
+    let pct = |p: f64| f64::from(all[((all.len() - 1) as f64 * p) as usize]) / 1000.0;
+    Ok(Point {
+        calls_per_s: all.len() as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
 }
 
 fn parent() -> Result<(), Error> {
-    let ring = RingConfig::new(1 << 20);
-    let req = Region::create_spsc(&ring)?;
-    let resp = Region::create_spsc(&ring)?;
-    let mut tx = req.producer()?;
-    let mut rx = resp.consumer()?;
-    let mut child = spawn_child(req.fd(), resp.fd())?;
-    let result = run(&mut tx, &mut rx);
-    if result.is_ok() {
-        send(&mut tx, TAG_STOP, &[])?;
-        let status = child.wait()?;
-        if !status.success() {
-            return Err(format!("child failed: {status}").into());
-        }
-    } else {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    result
-}
-
-fn run(tx: &mut Producer<Region>, rx: &mut Consumer<Region>) -> Result<(), Error> {
-    println!("ringbell demo: two processes, 1 MiB SPSC rings over sealed memfds");
+    let exe = std::env::current_exe()?;
+    let dir = std::env::temp_dir().join(format!("ringbell-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let secs = 0.5;
     println!(
-        "cores: {}   (every figure below comes from this one run)",
+        "ringbell demo: a server process and N client processes, blocking calls of {REQUEST} B,"
+    );
+    println!("a handler doing ~1 µs of hashing; default wait settings; {secs} s per point.");
+    println!(
+        "{} CPUs online.",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    let mut buf = vec![0u8; rx.max_frame()];
-    for (size, frames) in [(64usize, 5_000_000u64), (4096, 500_000)] {
-        let payload = vec![0xA5u8; size];
-        let start = Instant::now();
-        for _ in 0..frames {
-            send(tx, TAG_STREAM, &payload)?;
-        }
-        send(tx, TAG_DONE, &[])?;
-        let (_, len) = recv(rx, &mut buf)?;
-        let secs = start.elapsed().as_secs_f64();
-        let got = u64::from_le_bytes(buf[..len].try_into()?);
-        if got != frames {
-            return Err(format!("child counted {got} frames, sent {frames}").into());
-        }
-        println!(
-            "stream {size:>5} B frames: {:>6.2} M frames/s  {:>7.1} MB/s  ({frames} frames, none lost)",
-            frames as f64 / secs / 1e6,
-            (frames * size as u64) as f64 / secs / 1e6
-        );
-    }
-    let rounds = 200_000;
-    let ping = [0x5Au8; 64];
-    let mut rtts = Vec::with_capacity(rounds);
-    for i in 0..rounds + 10_000 {
-        let start = Instant::now();
-        send(tx, TAG_PING, &ping)?;
-        let (tag, len) = recv(rx, &mut buf)?;
-        let rtt = start.elapsed();
-        if tag != TAG_PING || buf[..len] != ping {
-            return Err("echo mismatch".into());
-        }
-        if i >= 10_000 {
-            rtts.push(rtt); // the first 10,000 warm up
-        }
-    }
-    rtts.sort_unstable();
     println!(
-        "ping-pong 64 B round trip: p50 {:?}  p99 {:?}  p99.9 {:?}  ({rounds} round trips)",
-        percentile(&rtts, 0.50),
-        percentile(&rtts, 0.99),
-        percentile(&rtts, 0.999)
+        "{:<22} {:>7} {:>12} {:>10} {:>10}",
+        "server", "clients", "calls/s", "p50 µs", "p99 µs"
     );
-    let (t, r) = (tx.stats(), rx.stats());
-    println!(
-        "parent's waits: {} sleeps announced, {} futex waits, {} spins; \
-         wake system calls made: {}",
-        t.sleeps + r.sleeps,
-        t.futex_waits + r.futex_waits,
-        t.spins + r.spins,
-        t.wakes + r.wakes
-    );
+    for (mode, label) in [
+        ("serial", "serial loop"),
+        ("pool", "reactor + 2-thread pool"),
+    ] {
+        let path: PathBuf = dir.join(format!("{mode}.sock"));
+        let mut server = Command::new(&exe)
+            .args(["server", path.to_str().ok_or("path")?, mode])
+            .spawn()?;
+        let up = Instant::now();
+        while !path.exists() {
+            if up.elapsed() > Duration::from_secs(10) {
+                let _ = server.kill();
+                return Err("the server did not come up".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let result = (|| -> Result<(), Error> {
+            for clients in LEVELS {
+                let p = run_level(&exe, &path, clients, secs)?;
+                println!(
+                    "{:<22} {:>7} {:>12.0} {:>10.2} {:>10.2}",
+                    label, clients, p.calls_per_s, p.p50_us, p.p99_us
+                );
+            }
+            Ok(())
+        })();
+        let _ = server.kill();
+        let _ = server.wait();
+        let _ = std::fs::remove_file(&path);
+        result?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

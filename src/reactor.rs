@@ -190,9 +190,23 @@ struct Shared {
     wake: Box<dyn Fn() + Send + Sync>,
 }
 
+#[cfg(not(loom))]
+std::thread_local! {
+    /// Set on the reactor thread while it runs a handler inline: answers given on this thread
+    /// then need no doorbell ring, because the reactor collects them as soon as the handler
+    /// returns. Answers from any other thread ring as usual.
+    static INLINE: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static INLINE: core::cell::Cell<bool> = core::cell::Cell::new(false);
+}
+
 impl Shared {
     fn post(&self, c: Completion) {
-        if mutant::active(Mutant::ReplyRingsFirst) {
+        // The reactor collects right after an inline handler returns, on this thread.
+        let ring = !INLINE.with(core::cell::Cell::get);
+        if ring && mutant::active(Mutant::ReplyRingsFirst) {
             (self.wake)();
         }
         {
@@ -200,7 +214,7 @@ impl Shared {
             done.push(c);
             self.pending.fetch_add(1, Ordering::Release);
         }
-        if !mutant::active(Mutant::ReplyRingsFirst) {
+        if ring && !mutant::active(Mutant::ReplyRingsFirst) {
             (self.wake)();
         }
     }
@@ -517,6 +531,8 @@ pub struct Reactor<T: Transport, H: Handler, E: Executor = InlineExecutor> {
     in_flight: usize,
     buf: Vec<u8>,
     completions: Vec<Completion>,
+    /// Reused by `sleep`: connections whose due response did not fit.
+    blocked: Vec<(ConnId, usize)>,
     drain: Duration,
     stats: ReactorStats,
 }
@@ -543,6 +559,7 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
             in_flight: 0,
             buf,
             completions: Vec::new(),
+            blocked: Vec::new(),
             drain: DEFAULT_DRAIN,
             stats: ReactorStats::default(),
         }
@@ -562,6 +579,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             in_flight: self.in_flight,
             buf: self.buf,
             completions: self.completions,
+            blocked: self.blocked,
             drain: self.drain,
             stats: self.stats,
         }
@@ -664,15 +682,14 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// Sleeps until a request, a completion, room for a parked response, a stop, or (with a
     /// real server) the end of a slice.
     fn sleep(&mut self, stopping: bool) {
-        let blocked: Vec<(ConnId, usize)> = self
-            .conns
-            .iter()
-            .flatten()
-            .filter_map(|c| match c.stash.first_key_value() {
+        let mut blocked = core::mem::take(&mut self.blocked);
+        blocked.clear();
+        blocked.extend(self.conns.iter().flatten().filter_map(
+            |c| match c.stash.first_key_value() {
                 Some((&seq, r)) if seq == c.next_send => Some((c.id, r.body.len())),
                 _ => None,
-            })
-            .collect();
+            },
+        ));
         let shared = &*self.shared;
         // Once stopping, the stop flag no longer ends a sleep (it stays set): the drain sleeps
         // until a completion or room, like any other wait.
@@ -682,6 +699,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         };
         self.stats.sleeps += 1;
         self.transport.wait(&blocked, &ready);
+        self.blocked = blocked;
     }
 
     fn housekeeping(&mut self, accept: bool) {
@@ -773,20 +791,22 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             max_response: self.transport.max_response(),
             answered: false,
         };
-        let handler = self.handler.clone();
-        let job = move || {
-            // A panic drops `res` while unwinding, which answers `Panicked`.
-            let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
-        };
+        // A panic drops `res` while unwinding, which answers `Panicked`.
         if self.serial || (in_flight_before == 0 && !self.transport.has_request()) {
             self.stats.inline += 1;
-            job();
+            INLINE.with(|f| f.set(true));
+            let handler = &*self.handler;
+            let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
+            INLINE.with(|f| f.set(false));
             // The answer (if given) is in the queue: send it now, not after a loop turn.
             self.collect();
             self.flush(inc.conn.slot);
         } else {
             self.stats.dispatched += 1;
-            self.executor.execute(Box::new(job));
+            let handler = self.handler.clone();
+            self.executor.execute(Box::new(move || {
+                let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
+            }));
         }
     }
 
@@ -825,6 +845,25 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         let Some(st) = self.conns.get_mut(conn.slot).and_then(Option::as_mut) else {
             return;
         };
+        if seq == st.next_send && st.stash.is_empty() {
+            // The common case: the reply due next, nothing parked before it. Send it now.
+            match self
+                .transport
+                .try_send_response(conn, reply.id, reply.status, &reply.body)
+            {
+                Ok(()) => {
+                    st.next_send += 1;
+                    self.stats.sent += 1;
+                    return;
+                }
+                Err(SendResponseError::Gone) => {
+                    self.forget(conn);
+                    return;
+                }
+                // Parked below; `flush` deals with it.
+                Err(SendResponseError::Full | SendResponseError::TooLarge { .. }) => {}
+            }
+        }
         st.stash_bytes += reply.cost();
         st.stash.insert(seq, reply);
         self.stats.max_stash_bytes = self.stats.max_stash_bytes.max(st.stash_bytes);
