@@ -671,3 +671,72 @@ fn a_client_that_scribbles_on_the_shared_doorbell_header_does_not_lock_out_other
     drop(hostile);
     serving.finish();
 }
+
+#[test]
+fn clients_of_another_user_are_refused_unless_allowed() {
+    if child_role().as_deref() == Some("nobody") {
+        // Become uid/gid 65534 on this thread (the one that connects: the kernel records the
+        // connecting task's credentials).
+        rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(65534)).unwrap();
+        rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(65534)).unwrap();
+        let path = std::env::var(PATH_ENV).unwrap();
+        match Client::connect(&path) {
+            Ok(mut c) => println!("verdict: admitted {:?}", c.call_timeout(b"hi", T)),
+            Err(ChannelError::NotAdmitted) => println!("verdict: refused"),
+            Err(e) => println!("verdict: error {e}"),
+        }
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a client as another user");
+        return;
+    }
+    let verdict = |cfg: ServerConfig, name: &str, open_file: bool| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = sock_path(name);
+        std::fs::set_permissions(
+            path.parent().unwrap(),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let serving = serve(&path, cfg, 1, echo);
+        if open_file {
+            // Let the other user reach the socket at all: the uid check is what is tested.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        let out = child_command(
+            "clients_of_another_user_are_refused_unless_allowed",
+            "nobody",
+            &[],
+        )
+        .env(PATH_ENV, &path)
+        .output()
+        .unwrap();
+        assert!(out.status.success());
+        serving.finish();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The harness prints the test's name on the same line.
+        match text.find("verdict: ") {
+            Some(at) => text[at + 9..].lines().next().unwrap_or("").to_owned(),
+            None => text,
+        }
+    };
+    // The socket file (0600, root's) keeps another user out before any check of ours.
+    let v = verdict(ServerConfig::default(), "uid-file", false);
+    assert!(
+        v.contains("Permission denied") || v.contains("permission denied"),
+        "{v}"
+    );
+    // With the file opened up, the server refuses the uid itself...
+    assert_eq!(
+        verdict(ServerConfig::default(), "uid-refused", true),
+        "refused"
+    );
+    // ...unless it admits it.
+    let v = verdict(
+        ServerConfig::default().allow_uid(65534),
+        "uid-allowed",
+        true,
+    );
+    assert!(v.starts_with("admitted Ok("), "{v}");
+}

@@ -757,6 +757,10 @@ impl Client {
 
     /// Connects to the server at `path`.
     ///
+    /// The greeting is awaited for at most the connect timeout. The `connect(2)` itself
+    /// returns at once unless the server's listen backlog (128) is full — a server that has
+    /// stopped accepting without closing its socket — in which case it waits for room.
+    ///
     /// # Errors
     ///
     /// As [`connect`](Self::connect).
