@@ -92,7 +92,7 @@ else
 fi
 # Fuzzing: the shared memory is the input. Each target runs for FUZZ_SECONDS (default 30) with
 # the address sanitizer; a crash fails the check (its input is saved under fuzz/artifacts/).
-FUZZ_TARGETS=(spsc_ops hostile_region)
+FUZZ_TARGETS=(spsc_ops mpsc_ops fanin_ops hostile_region hostile_peer)
 fuzz_cargo() {
     if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
         cargo +nightly "$@"

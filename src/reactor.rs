@@ -679,6 +679,29 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         Ok(self.stats)
     }
 
+    /// One turn of the serve loop, without sleeping: moves answers in, sends what fits, takes
+    /// at most one request (running it inline or dispatching it), then accepts new clients and
+    /// detaches hung-up ones (system calls). Returns whether it did anything besides the
+    /// housekeeping. For driving the reactor from a loop of one's own; [`run`](Self::run)
+    /// does the same with sleeping, housekeeping once per slice, and the stop protocol.
+    pub fn poll(&mut self) -> bool {
+        let mut progress = self.collect();
+        progress |= self.flush_all();
+        match self.transport.try_recv_request(&mut self.buf) {
+            Ok(inc) => {
+                self.take(inc, false);
+                progress = true;
+            }
+            Err(RecvRequestError::Detached(conn, _)) => {
+                self.forget(conn);
+                progress = true;
+            }
+            Err(_) => {}
+        }
+        self.housekeeping(true);
+        progress
+    }
+
     /// Sleeps until a request, a completion, room for a parked response, a stop, or (with a
     /// real server) the end of a slice.
     fn sleep(&mut self, stopping: bool) {

@@ -1059,6 +1059,17 @@ impl Client {
         }
     }
 
+    /// Test hook: the shared regions this client maps — its request ring, its response ring
+    /// and the server's doorbell — for tests and fuzzers that play a hostile client.
+    #[doc(hidden)]
+    pub fn regions_for_tests(&self) -> [&Region; 3] {
+        [
+            self.requests.shared_memory(),
+            self.responses.shared_memory(),
+            &self.bell,
+        ]
+    }
+
     /// Test hook: zeroes the header of the server's doorbell region, as a hostile client
     /// could (the region is writable by every client).
     #[doc(hidden)]
