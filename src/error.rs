@@ -246,8 +246,9 @@ pub enum SendError {
     /// MPSC: the consumer took this producer for dead and skipped its record; the frame was
     /// not delivered.
     Skipped,
-    /// The consumer's process died without closing its end (seen by a blocking send between
-    /// sleep slices); nothing sent now could ever be read.
+    /// The consumer's process died without closing its end; nothing sent now could ever be
+    /// read. Seen by a blocking send between sleep slices, and by a non-blocking one that
+    /// would otherwise return `Full` (asking the kernel at most every 10 ms).
     Disconnected,
     /// The consumer's position is inconsistent.
     Corrupt(Corruption),
@@ -297,7 +298,8 @@ pub enum RecvError {
         needed: usize,
     },
     /// The producer's process died without closing its end, and every frame it committed has
-    /// been received (seen by a blocking receive between sleep slices).
+    /// been received. Seen by a blocking receive between sleep slices, and by a non-blocking
+    /// one that would otherwise return `Empty` (asking the kernel at most every 10 ms).
     Disconnected,
     /// The producer wrote something no correct producer writes.
     Corrupt(Corruption),

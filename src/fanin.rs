@@ -286,9 +286,13 @@ impl<S: SharedMemory> FanIn<S> {
                         needed,
                     });
                 }
-                Err(RecvError::Closed | RecvError::Disconnected) => {
+                Err(RecvError::Closed) => {
                     self.detach(i);
                     return Err(FanInError::Closed(RingId(i)));
+                }
+                Err(RecvError::Disconnected) => {
+                    self.detach(i);
+                    return Err(FanInError::Disconnected(RingId(i)));
                 }
                 Err(RecvError::Corrupt(c)) => {
                     self.detach(i);

@@ -403,6 +403,9 @@ impl<S: SharedMemory> Producer<S> {
                     if marked {
                         self.unmark();
                     }
+                    if self.peer.peer_dead_rate_limited(&self.mem) {
+                        return Err(SendError::Disconnected);
+                    }
                     return Err(SendError::Full);
                 }
                 // Possibly full, or our cached released position is older than the claim:

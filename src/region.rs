@@ -208,6 +208,14 @@ impl Mapping {
             len,
             prefaulted: false,
         };
+        // A child made by fork(2) must not inherit the mapping: it would hold copies of this
+        // process's producer or consumer handles and could silently act as a second one. With
+        // MADV_DONTFORK the child has no mapping, so any use of an inherited handle faults at
+        // once. (Children that are to share a ring get its fd and map it themselves.)
+        // SAFETY: the range is exactly our fresh mapping; the advice changes only what fork
+        // does with it.
+        unsafe { mm::madvise(ptr.as_ptr().cast(), len, mm::Advice::LinuxDontFork) }
+            .map_err(io_err("madvise(MADV_DONTFORK)"))?;
         if len <= opts.prefault_threshold {
             map.prefault();
         }

@@ -169,7 +169,15 @@ pub(crate) struct PeerWatch {
     off: usize,
     seen: u64,
     state: Watch,
+    /// Calls of `peer_dead_rate_limited` so far (it reads the clock on every 16th).
+    calls: u32,
+    /// When `peer_dead_rate_limited` last asked the kernel (ms, monotonic clock).
+    last_ms: u64,
 }
+
+/// How often, at most, a non-blocking call about to report `Full` or `Empty` asks whether
+/// the peer died.
+pub(crate) const LIVENESS_INTERVAL_MS: u64 = 10;
 
 #[derive(Debug)]
 enum Watch {
@@ -186,7 +194,26 @@ impl PeerWatch {
             off,
             seen: 0,
             state: Watch::Unknown,
+            calls: 0,
+            last_ms: 0,
         }
+    }
+
+    /// [`peer_dead`](Self::peer_dead) for non-blocking calls about to report `Full` or
+    /// `Empty`: no system call on the hot path. Every 16th call reads the clock (vDSO), and
+    /// the kernel is asked at most once per [`LIVENESS_INTERVAL_MS`].
+    #[inline]
+    pub(crate) fn peer_dead_rate_limited(&mut self, mem: &Mem) -> bool {
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls % 16 != 1 {
+            return false;
+        }
+        let now = crate::futex::Instant::now().as_millis();
+        if self.last_ms != 0 && now.wrapping_sub(self.last_ms) < LIVENESS_INTERVAL_MS {
+            return false;
+        }
+        self.last_ms = now.max(1);
+        self.peer_dead(mem)
     }
 
     /// Whether the peer holding the role is known to have died without closing it.

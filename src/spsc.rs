@@ -444,6 +444,9 @@ impl<S: SharedMemory> Producer<S> {
         if need > self.capacity as u64 - self.write.wrapping_sub(self.cached_read) {
             self.refresh_read().map_err(SendError::Corrupt)?;
             if need > self.capacity as u64 - self.write.wrapping_sub(self.cached_read) {
+                if self.peer.peer_dead_rate_limited(&self.mem) {
+                    return Err(SendError::Disconnected);
+                }
                 return Err(SendError::Full);
             }
         }
@@ -1045,7 +1048,16 @@ impl<S: SharedMemory> Consumer<S> {
     #[cold]
     fn empty_or_closed(&mut self) -> RecvError {
         if !self.is_producer_closed() {
-            return RecvError::Empty;
+            if !self.peer.peer_dead_rate_limited(&self.mem) {
+                return RecvError::Empty;
+            }
+            // The producer died without closing: what it published before dying is
+            // delivered first.
+            return match self.refresh_write() {
+                Err(c) => RecvError::Corrupt(c),
+                Ok(()) if self.cached_write == self.read => RecvError::Disconnected,
+                Ok(()) => RecvError::Empty,
+            };
         }
         // The close was published after the producer's last position (Release/Acquire in
         // `role`), so one more refresh sees everything it sent.
