@@ -245,7 +245,13 @@ impl PeerWatch {
     #[cfg(not(any(loom, miri)))]
     fn watch(owner: OwnerId) -> Watch {
         use rustix::process::{Pid, PidfdFlags, pidfd_open};
-        let Some(pid) = owner.pid().and_then(|p| Pid::from_raw(p as i32)) else {
+        // The owner id comes from shared memory: a pid above `i32::MAX` (no such process)
+        // must not reach `Pid::from_raw`, which asserts it is non-negative.
+        let pid = owner
+            .pid()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(Pid::from_raw);
+        let Some(pid) = pid else {
             return Watch::Unknown;
         };
         match pidfd_open(pid, PidfdFlags::empty()) {

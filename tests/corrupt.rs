@@ -293,3 +293,27 @@ fn random_garbage_never_panics() {
         }
     }
 }
+
+/// Found by the `hostile_peer` fuzzer: a peer that writes an owner id whose pid is above
+/// `i32::MAX` made the dead-peer check panic (rustix's `Pid::from_raw` asserts). Such an
+/// owner is not a live process we can watch; the calls go on.
+#[test]
+fn an_owner_id_with_an_impossible_pid_is_not_a_panic() {
+    const PID_BIT: u64 = 1 << 62;
+    for pid in [0x8000_0000u64, 0xFFFF_FFFF] {
+        let (region, mut tx, mut rx) = pair(64);
+        let view = region.view();
+        view.store_u64(PRODUCER_OWNER_OFF, PID_BIT | (5 << 32) | pid, Relaxed);
+        view.store_u64(CONSUMER_OWNER_OFF, PID_BIT | (6 << 32) | pid, Relaxed);
+        // Empty, and Full: the non-blocking calls' dead-peer checks read those words.
+        assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+        while tx.try_send(1, &[0; 8]).is_ok() {}
+        assert_eq!(tx.try_send(1, &[0; 8]), Err(SendError::Full));
+        // The blocking calls' checks too (between slices).
+        assert!(matches!(
+            tx.send_timeout(1, &[0; 8], std::time::Duration::from_millis(1)),
+            Err(SendError::Timeout)
+        ));
+        drop(rx);
+    }
+}
