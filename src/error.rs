@@ -250,6 +250,9 @@ pub enum SendError {
     /// read. Seen by a blocking send between sleep slices, and by a non-blocking one that
     /// would otherwise return `Full` (asking the kernel at most every 10 ms).
     Disconnected,
+    /// This handle was inherited across `fork(2)`: only the process that attached it may use
+    /// it (attach a handle of the child's own instead). Nothing was written.
+    Forked,
     /// The consumer's position is inconsistent.
     Corrupt(Corruption),
 }
@@ -267,6 +270,7 @@ impl fmt::Display for SendError {
                 f.write_str("the consumer skipped this frame, taking its producer for dead")
             }
             Self::Disconnected => f.write_str("the consumer's process died"),
+            Self::Forked => f.write_str("handle inherited across fork: not usable here"),
             Self::Corrupt(c) => write!(f, "ring is corrupt: {c}"),
         }
     }
@@ -301,6 +305,9 @@ pub enum RecvError {
     /// been received. Seen by a blocking receive between sleep slices, and by a non-blocking
     /// one that would otherwise return `Empty` (asking the kernel at most every 10 ms).
     Disconnected,
+    /// This handle was inherited across `fork(2)`: only the process that attached it may use
+    /// it. Nothing was read.
+    Forked,
     /// The producer wrote something no correct producer writes.
     Corrupt(Corruption),
 }
@@ -314,6 +321,7 @@ impl fmt::Display for RecvError {
             Self::Disconnected => {
                 f.write_str("the producer's process died and the ring is drained")
             }
+            Self::Forked => f.write_str("handle inherited across fork: not usable here"),
             Self::BufferTooSmall { needed } => {
                 write!(f, "buffer too small: the next frame is {needed} bytes")
             }

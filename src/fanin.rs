@@ -93,11 +93,14 @@ pub enum FanInError {
         needed: usize,
     },
     /// This ring's producer process died without closing, every frame it committed was
-    /// received, and the ring has been detached (seen by a blocking receive between sleep
-    /// slices). Reported once.
+    /// received, and the ring has been detached. Seen by a blocking receive between sleep
+    /// slices, and by a non-blocking one that finds the ring empty (asking the kernel at most
+    /// every 10 ms per ring). Reported once.
     Disconnected(RingId),
     /// A blocking receive's deadline passed.
     Timeout,
+    /// This fan-in was inherited across `fork(2)`: only the process that made it may use it.
+    Forked,
 }
 
 impl fmt::Display for FanInError {
@@ -113,6 +116,7 @@ impl fmt::Display for FanInError {
             ),
             Self::Disconnected(r) => write!(f, "ring {}'s producer died and it was drained", r.0),
             Self::Timeout => f.write_str("timed out waiting for a frame"),
+            Self::Forked => f.write_str("fan-in inherited across fork: not usable here"),
         }
     }
 }
@@ -286,6 +290,7 @@ impl<S: SharedMemory> FanIn<S> {
                         needed,
                     });
                 }
+                Err(RecvError::Forked) => return Err(FanInError::Forked),
                 Err(RecvError::Closed) => {
                     self.detach(i);
                     return Err(FanInError::Closed(RingId(i)));

@@ -280,7 +280,9 @@ pub struct Producer<S: SharedMemory> {
     /// Our slot index.
     slot: usize,
     owner: OwnerId,
-    pid: u32,
+    /// The fork generation it attached in: a copy inherited by a forked child neither acts
+    /// nor releases its slot or role.
+    fork_gen: u32,
     /// Last validated released position (only grows).
     cached_released: u64,
     data_bell: Doorbell,
@@ -329,11 +331,11 @@ impl<S: SharedMemory> Producer<S> {
             slot_off: geo.registry_off() + slot * REGISTRY_SLOT_SIZE,
             slot,
             owner,
-            pid: role::current_pid(),
+            fork_gen: role::fork_generation(),
             cached_released: released,
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell: Doorbell::at(mem, SPACE_BELL_OFF),
-            peer: PeerWatch::new(CONSUMER_OWNER_OFF),
+            peer: PeerWatch::new(CONSUMER_OWNER_OFF).primed(&mem),
             waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
@@ -374,6 +376,9 @@ impl<S: SharedMemory> Producer<S> {
 
     /// Tries to claim room for `len` payload bytes; returns (claim start, padding).
     fn claim(&mut self, len: usize, respect: bool) -> Result<(u64, usize), SendError> {
+        if role::forked(self.fork_gen) {
+            return Err(SendError::Forked);
+        }
         let size = frame::record_size(len) as u64;
         let cap = self.capacity as u64;
         let reserve = if respect {
@@ -696,7 +701,7 @@ impl<S: SharedMemory> Producer<S> {
 
 impl<S: SharedMemory> Drop for Producer<S> {
     fn drop(&mut self) {
-        if role::current_pid() == self.pid {
+        if !role::forked(self.fork_gen) {
             // Free the slot for another producer.
             self.mem
                 .store_u32(self.slot_off + SLOT_STATE, 0, Ordering::Release);
@@ -852,7 +857,9 @@ pub struct Consumer<S: SharedMemory, L: Liveness = NeverDead> {
     /// Our released position; only we write `READ_POS`.
     read: u64,
     owner: OwnerId,
-    pid: u32,
+    /// The fork generation it attached in: a copy inherited by a forked child neither acts
+    /// nor releases its slot or role.
+    fork_gen: u32,
     liveness: L,
     stall_timeout: Duration,
     /// The position we are stuck at, and since when.
@@ -893,7 +900,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             mask: geo.mask(),
             read,
             owner,
-            pid: role::current_pid(),
+            fork_gen: role::fork_generation(),
             liveness,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             stalled: None,
@@ -989,6 +996,9 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     /// `true` stays true until this consumer receives (a committed record cannot go away);
     /// corruption also counts as `true`, so that the next receive reports it.
     pub fn has_data(&self) -> bool {
+        if role::forked(self.fork_gen) {
+            return true; // the next receive reports it
+        }
         // Acquire: pairs with the producers' Release claim CAS.
         let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
         let cap = self.geo.capacity;
@@ -1038,6 +1048,9 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
 
     /// Finds the next committed frame, releasing padding, or says why there is none.
     fn next(&mut self) -> Result<(usize, usize, u32, usize), RecvError> {
+        if role::forked(self.fork_gen) {
+            return Err(RecvError::Forked);
+        }
         // Bounded: each round either returns or releases at least 8 bytes of padding, and
         // there are at most `capacity / 8` such bytes published.
         for _ in 0..=self.geo.capacity / 8 {
@@ -1346,7 +1359,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
 
 impl<S: SharedMemory, L: Liveness> Drop for Consumer<S, L> {
     fn drop(&mut self) {
-        if role::current_pid() == self.pid {
+        if !role::forked(self.fork_gen) {
             role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
             self.waiter.ring(&self.space_bell);
         }

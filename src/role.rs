@@ -79,6 +79,28 @@ impl OwnerId {
         Self::new(PID_BIT | (n << 32) | pid).unwrap_or(Self(NonZeroU64::MIN))
     }
 
+    /// A fresh id that names no process ([`pid`](Self::pid) is `None`), so a peer holding it
+    /// is never taken for dead through a pidfd. For handles whose liveness comes from
+    /// elsewhere (a channel's socket), and for peers in different pid namespaces, where a pid
+    /// means nothing to the other side (a dead-peer check would find no such process and
+    /// report the live peer dead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::OwnerId;
+    /// let a = OwnerId::unique_without_pid();
+    /// assert_ne!(a, OwnerId::unique_without_pid());
+    /// assert_eq!(a.pid(), None);
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn unique_without_pid() -> Self {
+        // The same counter as `unique`, under this process's id in bits 30..62, PID_BIT clear.
+        let n = Self::unique().get() >> 32 & ((1 << 30) - 1);
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32 as u64;
+        Self::new((pid << 30) | n).unwrap_or(Self(NonZeroU64::MIN))
+    }
+
     /// The process that holds this id, for ids made by [`OwnerId::unique`] (which mark it);
     /// `None` for ids made by [`OwnerId::new`], which say nothing about a process.
     pub const fn pid(self) -> Option<u32> {
@@ -144,15 +166,49 @@ pub(crate) fn is_closed(mem: &Mem, off: usize) -> bool {
     mem.load_u64(off, Ordering::Acquire) == ROLE_CLOSED
 }
 
-/// This process's id, to notice a handle inherited across `fork` (0 under loom).
-pub(crate) fn current_pid() -> u32 {
-    #[cfg(not(loom))]
+/// This process's *fork generation*: 0 in a process that was not forked from one using
+/// ringbell, one more in each child of `fork(2)` (a `pthread_atfork` child handler, installed
+/// by the first call, bumps it). A handle records it when it attaches; a copy of the handle
+/// inherited by a forked child sees a different value and refuses to act
+/// ([`forked`]). Without `std` (no `pthread_atfork`), under loom and under miri: always 0.
+pub(crate) fn fork_generation() -> u32 {
+    #[cfg(all(feature = "std", not(loom), not(miri)))]
     {
-        rustix::process::getpid().as_raw_nonzero().get() as u32
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        extern "C" fn child() {
+            // Async-signal-safe: one atomic add.
+            FORK_GEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+        INSTALL.call_once(|| {
+            // SAFETY: registers a child handler that only performs an atomic add; it is
+            // never unregistered, and the function lives for the whole program.
+            let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+            // Failure (ENOMEM) leaves fork detection to MADV_DONTFORK alone.
+            let _ = rc;
+        });
+        FORK_GEN.load(core::sync::atomic::Ordering::Relaxed)
     }
-    #[cfg(loom)]
+    #[cfg(not(all(feature = "std", not(loom), not(miri))))]
     {
         0
+    }
+}
+
+#[cfg(all(feature = "std", not(loom), not(miri)))]
+static FORK_GEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Whether this process is a forked child of the one where `generation` was recorded: one
+/// relaxed load of a process-global word, no system call.
+#[inline]
+pub(crate) fn forked(generation: u32) -> bool {
+    #[cfg(all(feature = "std", not(loom), not(miri)))]
+    {
+        FORK_GEN.load(core::sync::atomic::Ordering::Relaxed) != generation
+    }
+    #[cfg(not(all(feature = "std", not(loom), not(miri))))]
+    {
+        let _ = generation;
+        false
     }
 }
 
@@ -171,6 +227,8 @@ pub(crate) struct PeerWatch {
     state: Watch,
     /// Calls of `peer_dead_rate_limited` so far (it reads the clock on every 16th).
     calls: u32,
+    /// Set once the peer is known dead: it stays dead (no further system call).
+    dead: bool,
     /// When `peer_dead_rate_limited` last asked the kernel (ms, monotonic clock).
     last_ms: u64,
 }
@@ -182,6 +240,8 @@ pub(crate) const LIVENESS_INTERVAL_MS: u64 = 10;
 #[derive(Debug)]
 enum Watch {
     Unknown,
+    /// `pidfd_open` failed for want of resources: try again on the next check.
+    Retry,
     Gone,
     #[cfg(not(any(loom, miri)))]
     Pidfd(rustix::fd::OwnedFd),
@@ -196,7 +256,16 @@ impl PeerWatch {
             state: Watch::Unknown,
             calls: 0,
             last_ms: 0,
+            dead: false,
         }
+    }
+
+    /// Starts watching the role's current holder now, if there is one: called at attach, so
+    /// that a peer already attached is watched from a moment it was alive (its pid cannot
+    /// have been reused yet).
+    pub(crate) fn primed(mut self, mem: &Mem) -> Self {
+        let _ = self.peer_dead(mem);
+        self
     }
 
     /// [`peer_dead`](Self::peer_dead) for non-blocking calls about to report `Full` or
@@ -204,6 +273,9 @@ impl PeerWatch {
     /// the kernel is asked at most once per [`LIVENESS_INTERVAL_MS`].
     #[inline]
     pub(crate) fn peer_dead_rate_limited(&mut self, mem: &Mem) -> bool {
+        if self.dead {
+            return true;
+        }
         self.calls = self.calls.wrapping_add(1);
         if self.calls % 16 != 1 {
             return false;
@@ -223,11 +295,16 @@ impl PeerWatch {
             return false; // free or closed
         };
         if id != self.seen {
-            self.seen = id;
+            self.dead = false;
             self.state = Self::watch(owner);
+            // A transient failure (EMFILE, ENOMEM) is retried next time; anything else is
+            // settled for this owner.
+            if !matches!(self.state, Watch::Retry) {
+                self.seen = id;
+            }
         }
-        match &self.state {
-            Watch::Unknown => false,
+        let dead = match &self.state {
+            Watch::Unknown | Watch::Retry => false,
             Watch::Gone => true,
             #[cfg(not(any(loom, miri)))]
             Watch::Pidfd(fd) => {
@@ -239,7 +316,9 @@ impl PeerWatch {
                 };
                 matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
             }
-        }
+        };
+        self.dead = dead;
+        dead
     }
 
     #[cfg(not(any(loom, miri)))]
@@ -257,6 +336,9 @@ impl PeerWatch {
         match pidfd_open(pid, PidfdFlags::empty()) {
             Ok(fd) => Watch::Pidfd(fd),
             Err(rustix::io::Errno::SRCH) => Watch::Gone,
+            Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM) => {
+                Watch::Retry
+            }
             Err(_) => Watch::Unknown,
         }
     }
@@ -264,7 +346,7 @@ impl PeerWatch {
     /// Under loom and miri there are no processes to watch.
     #[cfg(any(loom, miri))]
     fn watch(_owner: OwnerId) -> Watch {
-        let _ = Watch::Gone;
+        let _ = (Watch::Gone, Watch::Retry);
         Watch::Unknown
     }
 }

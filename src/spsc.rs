@@ -4,7 +4,8 @@
 //!
 //! * **Lock-free and wait-free.** [`Producer::try_send`], [`Producer::reserve`],
 //!   [`Consumer::try_recv_into`] and [`Consumer::try_read`] finish in a bounded number of
-//!   steps whatever the peer does; they never block and never make a system call.
+//!   steps whatever the peer does; they never block, and make no system call except, when
+//!   about to report `Full` or `Empty`, a dead-peer check at most once per 10 ms.
 //! * **Order.** Frames arrive in the order they were committed, each exactly once.
 //! * **No silent drop.** A frame above the [frame cap](Producer::max_frame) is refused at
 //!   once with [`SendError::TooLarge`]; a full ring returns [`SendError::Full`]; a consumer
@@ -244,8 +245,9 @@ pub struct Producer<S: SharedMemory> {
     /// Last validated value of the consumer's `READ_POS`; `write - cached_read <= capacity`.
     cached_read: u64,
     owner: OwnerId,
-    /// The process that attached; a copy inherited across `fork` does not close the role.
-    pid: u32,
+    /// The fork generation it attached in (see `role::fork_generation`): a copy inherited by
+    /// a forked child neither acts nor closes the role.
+    fork_gen: u32,
     /// Rung after each publish.
     data_bell: Doorbell,
     /// Waited on while the ring is full.
@@ -353,10 +355,10 @@ impl<S: SharedMemory> Producer<S> {
             write,
             cached_read: read,
             owner,
-            pid: role::current_pid(),
+            fork_gen: role::fork_generation(),
             data_bell,
             space_bell,
-            peer: PeerWatch::new(CONSUMER_OWNER_OFF),
+            peer: PeerWatch::new(CONSUMER_OWNER_OFF).primed(&mem),
             waiter: Waiter::new(WaitOptions::default()),
             _bell_shm: [bell, space],
             shm,
@@ -409,6 +411,8 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// [`SendError::TooLarge`] at once if `len > max_frame()`; [`SendError::Closed`] if the
     /// consumer closed; [`SendError::Full`] if the free space is too small right now;
+    /// [`SendError::Disconnected`] instead of `Full` once the consumer's process is seen dead;
+    /// [`SendError::Forked`] in a forked child;
     /// [`SendError::Corrupt`] if the consumer's position is inconsistent.
     ///
     /// # Examples
@@ -436,6 +440,9 @@ impl<S: SharedMemory> Producer<S> {
                 len,
                 max: self.frame_cap,
             });
+        }
+        if role::forked(self.fork_gen) {
+            return Err(SendError::Forked);
         }
         if self.is_consumer_closed() {
             return Err(SendError::Closed);
@@ -659,7 +666,7 @@ impl<S: SharedMemory> Drop for Producer<S> {
     fn drop(&mut self) {
         // A copy inherited across `fork` is not the holder: closing would end the parent's
         // stream behind its back.
-        if role::current_pid() == self.pid {
+        if !role::forked(self.fork_gen) {
             role::close(&self.mem, PRODUCER_OWNER_OFF, self.owner);
             // Wake a consumer asleep on an empty ring so it sees the close at once.
             self.waiter.ring(&self.data_bell);
@@ -809,8 +816,9 @@ pub struct Consumer<S: SharedMemory> {
     /// Last validated value of the producer's `WRITE_POS`; `cached_write - read <= capacity`.
     cached_write: u64,
     owner: OwnerId,
-    /// The process that attached; a copy inherited across `fork` does not close the role.
-    pid: u32,
+    /// The fork generation it attached in (see `role::fork_generation`): a copy inherited by
+    /// a forked child neither acts nor closes the role.
+    fork_gen: u32,
     /// Waited on while the ring is empty.
     data_bell: Doorbell,
     /// Rung after each release.
@@ -898,10 +906,10 @@ impl<S: SharedMemory> Consumer<S> {
             read,
             cached_write: write,
             owner,
-            pid: role::current_pid(),
+            fork_gen: role::fork_generation(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
             space_bell,
-            peer: PeerWatch::new(PRODUCER_OWNER_OFF),
+            peer: PeerWatch::new(PRODUCER_OWNER_OFF).primed(&mem),
             waiter: Waiter::new(WaitOptions::default()),
             _bell_shm: space,
             shm,
@@ -950,6 +958,9 @@ impl<S: SharedMemory> Consumer<S> {
     /// assert!(rx.try_recv().is_ok());
     /// ```
     pub fn has_data(&self) -> bool {
+        if role::forked(self.fork_gen) {
+            return true; // the next receive reports it
+        }
         // Acquire: pairs with the Release in `Producer::publish`, so the header below is the
         // one published.
         let write = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
@@ -1000,6 +1011,9 @@ impl<S: SharedMemory> Consumer<S> {
     /// Finds and validates the next record, skipping (and freeing) one padding record.
     #[inline]
     fn next_record(&mut self) -> Result<Rec, RecvError> {
+        if role::forked(self.fork_gen) {
+            return Err(RecvError::Forked);
+        }
         // At most two rounds: a padding record never starts at offset 0, and after one we
         // are at offset 0, so the second round finds a record or gives up.
         for _ in 0..2 {
@@ -1325,7 +1339,7 @@ impl<S: SharedMemory> Consumer<S> {
 impl<S: SharedMemory> Drop for Consumer<S> {
     fn drop(&mut self) {
         // See `Producer::drop` on `fork`.
-        if role::current_pid() == self.pid {
+        if !role::forked(self.fork_gen) {
             role::close(&self.mem, CONSUMER_OWNER_OFF, self.owner);
             // Wake a producer asleep on a full ring so it sees the close at once.
             if !mutant::active(Mutant::ConsumerDropNoRing) {

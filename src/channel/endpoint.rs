@@ -316,7 +316,9 @@ impl Server {
             cfg,
             request_cfg,
             response_cfg,
-            owner: OwnerId::unique(),
+            // Liveness comes from the sockets, not from pids in the rings: a client in another
+            // pid namespace must not be taken for dead.
+            owner: OwnerId::unique_without_pid(),
             generation: 0,
             uid: rustix::process::geteuid().as_raw(),
         })
@@ -552,7 +554,10 @@ impl Server {
                 self.fanin.remove(RingId(slot));
                 return Err(RecvRequestError::Empty);
             }
-            Err(FanInError::Empty | FanInError::Timeout) => return Err(RecvRequestError::Empty),
+            // A server inherited across fork serves nothing in the child.
+            Err(FanInError::Empty | FanInError::Timeout | FanInError::Forked) => {
+                return Err(RecvRequestError::Empty);
+            }
             Err(FanInError::Closed(r) | FanInError::Disconnected(r)) => (r, None),
             Err(FanInError::Corrupt(r, c)) => (r, Some(c)),
             Err(FanInError::BufferTooSmall { ring, needed }) => (
@@ -800,7 +805,8 @@ impl Client {
         // not a header another client may have rewritten.
         let bell = Region::open_bell_lenient(bell)?;
         let door = bell_of_unchecked(&bell)?;
-        let owner = OwnerId::unique();
+        // See `Server::bind_with` on owner ids.
+        let owner = OwnerId::unique_without_pid();
         let mut req = Producer::attach_with(requests, Some((door, bell.clone())), None, owner)?;
         let mut resp = Consumer::attach_with(responses, owner, false, Some((door, bell.clone())))?;
         req.set_wait_options(opts.wait);
@@ -1048,7 +1054,21 @@ impl Client {
                 Err(CallError::Empty) => {}
                 done => return done,
             }
-            let t = self.next_slice(deadline)?;
+            let t = match self.next_slice(deadline) {
+                Ok(t) => t,
+                // The server may have sent a response just before it died: deliver it first.
+                Err(CallError::Disconnected) => {
+                    let last = match early {
+                        true => self.try_recv_response(),
+                        false => self.try_recv_from_ring(),
+                    };
+                    return last.map_err(|e| match e {
+                        CallError::Empty => CallError::Disconnected,
+                        e => e,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             match self
                 .responses
                 .wait_until(|c| c.has_data() || c.is_producer_closed(), Some(t))
