@@ -41,6 +41,12 @@ step "cargo check i686 (no_std)" cargo check --target i686-unknown-linux-gnu --n
 step "tests" cargo test --workspace
 step "loom models and mutants" bash scripts/mutants.sh
 
+# Benchmarks must keep compiling; the comparison with peer crates (its own crate, its own
+# lock file) runs once in quick mode. Its numbers are printed, not judged: CI machines are
+# shared and noisy.
+step "benchmarks build" cargo bench --no-run
+step "compare (quick)" cargo run --release --manifest-path benches/compare/Cargo.toml -- --quick
+
 # miri: the in-process SPSC, doorbell, fan-in and MPSC tests (threads over heap regions, real
 # futexes), several scheduler seeds. Weak-memory emulation is off: this nightly's miri crashes (an
 # internal error in its store buffers) on memory that is written atomically in one lap and

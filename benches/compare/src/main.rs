@@ -1,0 +1,999 @@
+//! ringbell side by side with what its users would pick instead, every case in this one run.
+//!
+//! `cargo run --release --manifest-path benches/compare/Cargo.toml` (add `-- --quick` for a
+//! run under a minute). Prints a table (medians and p99s), then one `ratio NAME VALUE` line per
+//! comparison (this crate's figure over the other's; throughput as a rate, latency as a time)
+//! and `figure NAME VALUE` lines.
+//!
+//! Cross-process cases start a child process (this program, re-executed) that gets its shared
+//! memory, pipes or socket by fd inheritance. The parent is pinned to CPU 0 and the child to
+//! CPU 1 when there are two CPUs.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ringbell::doorbell::WaitOptions;
+use ringbell::region::Region;
+use ringbell::spsc::{self, RingConfig};
+use ringbell::{RecvError, SendError};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[path = "../../common/reactor_c1.rs"]
+mod reactor_c1;
+
+/// Run sizes: `--quick` keeps the whole run under a minute.
+#[derive(Clone, Copy)]
+struct Sizes {
+    reps: usize,
+    stream: u64,
+    big: u64,
+    trips: usize,
+    sleepy_trips: usize,
+    idle: Duration,
+}
+
+fn sizes(quick: bool) -> Sizes {
+    if quick {
+        Sizes {
+            reps: 3,
+            stream: 300_000,
+            big: 2_000,
+            trips: 10_000,
+            sleepy_trips: 500,
+            idle: Duration::from_secs(1),
+        }
+    } else {
+        Sizes {
+            reps: 9,
+            stream: 2_000_000,
+            big: 20_000,
+            trips: 100_000,
+            sleepy_trips: 4_000,
+            idle: Duration::from_secs(5),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- statistics
+
+/// Median and p99 of samples (ns).
+#[derive(Clone, Copy, Debug)]
+struct Stat {
+    p50: f64,
+    p99: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Stat {
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+/// Throughput repetitions: ns per item of each repetition. p50 is the median repetition, p99
+/// the slowest (with few repetitions).
+fn per_item(reps: usize, items: u64, mut run: impl FnMut() -> Duration) -> Stat {
+    stat(
+        (0..reps)
+            .map(|_| run().as_nanos() as f64 / items as f64)
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------- placement and processes
+
+fn pin(cpu: usize) {
+    // Online CPUs, not this thread's affinity (which an earlier pin, or a pinned parent, narrows).
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    if n >= 2 {
+        let mut set = rustix::thread::CpuSet::new();
+        set.set(cpu % n);
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+}
+
+/// Re-executes this program as `child KIND` with `fds` inherited.
+fn spawn_child(kind: &str, fds: &[RawFd], extra: &[String]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg("child")
+        .arg(kind)
+        .args(fds.iter().map(|f| f.to_string()))
+        .args(extra);
+    let fds = fds.to_vec();
+    // SAFETY: between fork and exec the closure only clears close-on-exec on fds the parent
+    // keeps open until `spawn` returns (async-signal-safe fcntl calls).
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+fn take_fd(s: &str) -> OwnedFd {
+    // SAFETY: the parent passed this fd by inheritance; nothing else here owns it.
+    unsafe { OwnedFd::from_raw_fd(s.parse().unwrap()) }
+}
+
+/// A 4 KiB shared page for the floors, as a memfd mapped here.
+struct Page {
+    fd: OwnedFd,
+    ptr: *mut u8,
+}
+
+impl Page {
+    fn new() -> Self {
+        let fd = rustix::fs::memfd_create("floor", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        Self::map(fd)
+    }
+    fn map(fd: OwnedFd) -> Self {
+        use rustix::mm::{MapFlags, ProtFlags, mmap};
+        // SAFETY: a fresh shared mapping of a 4 KiB memfd nobody truncates.
+        let ptr = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                4096,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }
+        .unwrap()
+        .cast::<u8>();
+        Self { fd, ptr }
+    }
+    fn word64(&self, off: usize) -> &AtomicU64 {
+        // SAFETY: in bounds, 8-aligned, shared memory only accessed atomically here.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU64>() }
+    }
+    fn word32(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: as above, 4-aligned.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU32>() }
+    }
+    /// Copies 64 bytes in at `off` (volatile: the peer reads them after the flag).
+    fn put(&self, off: usize, src: &[u8; 64]) {
+        // SAFETY: in bounds; the protocol gives this side exclusive use of the slot until it
+        // publishes the flag with Release.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(off), 64) }
+    }
+    fn get(&self, off: usize, dst: &mut [u8; 64]) {
+        // SAFETY: as above, after the Acquire of the peer's flag.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), dst.as_mut_ptr(), 64) }
+    }
+}
+
+// Offsets in the floor page.
+const PING: usize = 0;
+const PONG: usize = 128;
+const PING_DATA: usize = 256;
+const PONG_DATA: usize = 512;
+
+// ---------------------------------------------------------------- children
+
+fn child(args: &[String]) {
+    pin(1);
+    match args[0].as_str() {
+        "atomic" => {
+            let page = Page::map(take_fd(&args[1]));
+            let mut buf = [0u8; 64];
+            for i in 1.. {
+                while page.word64(PING).load(Ordering::Acquire) != i {
+                    if page.word64(PING).load(Ordering::Relaxed) == u64::MAX {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+                page.get(PING_DATA, &mut buf);
+                page.put(PONG_DATA, &buf);
+                page.word64(PONG).store(i, Ordering::Release);
+            }
+        }
+        "futex" => {
+            let page = Page::map(take_fd(&args[1]));
+            let mut buf = [0u8; 64];
+            for i in 1u32.. {
+                loop {
+                    let v = page.word32(PING).load(Ordering::Acquire);
+                    if v == i {
+                        break;
+                    }
+                    if v == u32::MAX {
+                        return;
+                    }
+                    let _ = rustix::thread::futex::wait(
+                        page.word32(PING),
+                        rustix::thread::futex::Flags::empty(),
+                        v,
+                        None,
+                    );
+                }
+                page.get(PING_DATA, &mut buf);
+                page.put(PONG_DATA, &buf);
+                page.word32(PONG).store(i, Ordering::Release);
+                let _ = rustix::thread::futex::wake(
+                    page.word32(PONG),
+                    rustix::thread::futex::Flags::empty(),
+                    1,
+                );
+            }
+        }
+        "ringbell" => {
+            let mut rx = Region::open_spsc(take_fd(&args[1]))
+                .unwrap()
+                .consumer()
+                .unwrap();
+            let mut tx = Region::open_spsc(take_fd(&args[2]))
+                .unwrap()
+                .producer()
+                .unwrap();
+            let mode = args[3].as_str();
+            let opts = match mode {
+                "sleep" => WaitOptions::new().spin_budget(0),
+                _ => WaitOptions::new(),
+            };
+            rx.set_wait_options(opts);
+            tx.set_wait_options(opts);
+            let mut buf = [0u8; 64];
+            loop {
+                let (tag, _) = if mode == "spin" {
+                    loop {
+                        match rx.try_recv_into(&mut buf) {
+                            Ok(x) => break x,
+                            Err(RecvError::Empty) => std::hint::spin_loop(),
+                            Err(_) => return,
+                        }
+                    }
+                } else {
+                    match rx.recv_into_timeout(&mut buf, DEADLINE) {
+                        Ok(x) => x,
+                        Err(_) => return,
+                    }
+                };
+                if mode == "spin" {
+                    while let Err(SendError::Full) = tx.try_send(tag, &buf) {}
+                } else if tx.send_timeout(tag, &buf, DEADLINE).is_err() {
+                    return;
+                }
+            }
+        }
+        "stream" => {
+            // Reads and writes 64-byte messages back (UDS or pipe).
+            let mut r = std::fs::File::from(take_fd(&args[1]));
+            let mut w = std::fs::File::from(take_fd(&args[2]));
+            let mut buf = [0u8; 64];
+            while r.read_exact(&mut buf).is_ok() {
+                if w.write_all(&buf).is_err() {
+                    return;
+                }
+            }
+        }
+        "iceoryx2" => iox::pong(&args[1]),
+        "reactor-client" => reactor_c1::client_process(&args[1..]),
+        other => panic!("unknown child {other}"),
+    }
+}
+
+// ---------------------------------------------------------------- ping-pong cases
+
+fn trips(n: usize, mut one: impl FnMut(&mut [u8; 64])) -> Stat {
+    let mut msg = [7u8; 64];
+    for _ in 0..n / 10 {
+        one(&mut msg); // warm-up
+    }
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        msg[0] = i as u8;
+        let t = Instant::now();
+        one(&mut msg);
+        v.push(t.elapsed().as_nanos() as f64);
+    }
+    stat(v)
+}
+
+fn pingpong_atomic(n: usize) -> Stat {
+    let page = Page::new();
+    let mut child = spawn_child("atomic", &[page.fd.as_raw_fd()], &[]);
+    let mut i = 0u64;
+    let s = trips(n, |msg| {
+        i += 1;
+        page.put(PING_DATA, msg);
+        page.word64(PING).store(i, Ordering::Release);
+        while page.word64(PONG).load(Ordering::Acquire) != i {
+            std::hint::spin_loop();
+        }
+        page.get(PONG_DATA, msg);
+    });
+    page.word64(PING).store(u64::MAX, Ordering::Release);
+    let _ = child.wait();
+    s
+}
+
+fn pingpong_futex(n: usize) -> Stat {
+    let page = Page::new();
+    let mut child = spawn_child("futex", &[page.fd.as_raw_fd()], &[]);
+    let mut i = 0u32;
+    let s = trips(n, |msg| {
+        i += 1;
+        page.put(PING_DATA, msg);
+        page.word32(PING).store(i, Ordering::Release);
+        let _ = rustix::thread::futex::wake(
+            page.word32(PING),
+            rustix::thread::futex::Flags::empty(),
+            1,
+        );
+        loop {
+            let v = page.word32(PONG).load(Ordering::Acquire);
+            if v == i {
+                break;
+            }
+            let _ = rustix::thread::futex::wait(
+                page.word32(PONG),
+                rustix::thread::futex::Flags::empty(),
+                v,
+                None,
+            );
+        }
+        page.get(PONG_DATA, msg);
+    });
+    page.word32(PING).store(u32::MAX, Ordering::Release);
+    let _ =
+        rustix::thread::futex::wake(page.word32(PING), rustix::thread::futex::Flags::empty(), 1);
+    let _ = child.wait();
+    s
+}
+
+/// ringbell ping-pong over two SPSC rings; `mode`: spin (try_ calls in a loop), sleep (spin
+/// budget 0: every message sleeps), default (the blocking calls with default settings).
+fn pingpong_ringbell(n: usize, mode: &str) -> (Stat, ringbell::doorbell::WaitStats) {
+    let a = Region::create_spsc(&RingConfig::new(1 << 16)).unwrap();
+    let b = Region::create_spsc(&RingConfig::new(1 << 16)).unwrap();
+    let mut tx = a.producer().unwrap();
+    let mut rx = b.consumer().unwrap();
+    let opts = if mode == "sleep" {
+        WaitOptions::new().spin_budget(0)
+    } else {
+        WaitOptions::new()
+    };
+    tx.set_wait_options(opts);
+    rx.set_wait_options(opts);
+    let mut child = spawn_child(
+        "ringbell",
+        &[a.fd().as_raw_fd(), b.fd().as_raw_fd()],
+        &[mode.to_string()],
+    );
+    let s = trips(n, |msg| {
+        if mode == "spin" {
+            while let Err(SendError::Full) = tx.try_send(1, msg) {}
+            loop {
+                match rx.try_recv_into(msg) {
+                    Ok(_) => break,
+                    Err(RecvError::Empty) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        } else {
+            tx.send_timeout(1, msg, DEADLINE).unwrap();
+            rx.recv_into_timeout(msg, DEADLINE).unwrap();
+        }
+    });
+    let stats = rx.stats();
+    drop(tx);
+    let _ = child.wait();
+    (s, stats)
+}
+
+fn pingpong_stream(n: usize, uds: bool) -> Stat {
+    let (mut w, r_child, w_child, mut r): (std::fs::File, OwnedFd, OwnedFd, std::fs::File);
+    if uds {
+        let (p, c) = UnixStream::pair().unwrap();
+        let c2 = c.try_clone().unwrap();
+        let p2 = p.try_clone().unwrap();
+        w = std::fs::File::from(OwnedFd::from(p));
+        r = std::fs::File::from(OwnedFd::from(p2));
+        r_child = OwnedFd::from(c);
+        w_child = OwnedFd::from(c2);
+    } else {
+        let (r1, w1) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let (r2, w2) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        w = std::fs::File::from(w1);
+        r = std::fs::File::from(r2);
+        r_child = r1;
+        w_child = w2;
+    }
+    let mut child = spawn_child("stream", &[r_child.as_raw_fd(), w_child.as_raw_fd()], &[]);
+    drop((r_child, w_child));
+    let s = trips(n, |msg| {
+        w.write_all(msg).unwrap();
+        r.read_exact(msg).unwrap();
+    });
+    drop((w, r)); // EOF for the child
+    let _ = child.wait();
+    s
+}
+
+// ---------------------------------------------------------------- in-process streaming
+
+/// ringbell SPSC streaming of `len`-byte frames; returns the time for `n` frames.
+fn stream_ringbell(n: u64, len: usize, cap: usize) -> Duration {
+    let (mut tx, mut rx) = spsc::channel(cap).unwrap();
+    let t = std::thread::spawn(move || {
+        pin(1);
+        let data = vec![1u8; len];
+        for i in 0..n {
+            while let Err(SendError::Full) = tx.try_send(i as u32, &data) {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let mut buf = vec![0u8; len];
+    let start = Instant::now();
+    for _ in 0..n {
+        loop {
+            match rx.try_recv_into(&mut buf) {
+                Ok(_) => break,
+                Err(RecvError::Empty) => std::hint::spin_loop(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    d
+}
+
+fn stream_rtrb(n: u64) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 64]>::new(1024);
+    let t = std::thread::spawn(move || {
+        pin(1);
+        for i in 0..n {
+            let mut item = [1u8; 64];
+            item[0] = i as u8;
+            while let Err(rtrb::PushError::Full(back)) = tx.push(item) {
+                item = back;
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let start = Instant::now();
+    for _ in 0..n {
+        loop {
+            if let Ok(item) = rx.pop() {
+                std::hint::black_box(item);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    d
+}
+
+fn stream_arrayqueue(n: u64) -> Duration {
+    let q = Arc::new(crossbeam_queue::ArrayQueue::<[u8; 64]>::new(1024));
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || {
+        pin(1);
+        for i in 0..n {
+            let mut item = [1u8; 64];
+            item[0] = i as u8;
+            while let Err(back) = q2.push(item) {
+                item = back;
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let start = Instant::now();
+    for _ in 0..n {
+        loop {
+            if let Some(item) = q.pop() {
+                std::hint::black_box(item);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    d
+}
+
+/// A bare two-thread copy-through of 64 KiB frames: 16 slots, a flag each.
+fn stream_copythrough(n: u64) -> Duration {
+    const SLOTS: usize = 16;
+    const LEN: usize = 64 << 10;
+    struct Slots {
+        data: Vec<std::cell::UnsafeCell<Box<[u8]>>>,
+        full: Vec<AtomicBool>,
+    }
+    // SAFETY: a slot's bytes are written only while its flag is clear (by the producer) and
+    // read only while it is set (by the consumer); the flag's Release/Acquire orders them.
+    unsafe impl Sync for Slots {}
+    let slots = Arc::new(Slots {
+        data: (0..SLOTS)
+            .map(|_| std::cell::UnsafeCell::new(vec![0u8; LEN].into_boxed_slice()))
+            .collect(),
+        full: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
+    });
+    let s2 = slots.clone();
+    let t = std::thread::spawn(move || {
+        pin(1);
+        let src = vec![3u8; LEN];
+        for i in 0..n as usize {
+            let k = i % SLOTS;
+            while s2.full[k].load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            // SAFETY: the flag is clear: the consumer is done with this slot.
+            unsafe { (*s2.data[k].get()).copy_from_slice(&src) };
+            s2.full[k].store(true, Ordering::Release);
+        }
+    });
+    let mut dst = vec![0u8; LEN];
+    let start = Instant::now();
+    for i in 0..n as usize {
+        let k = i % SLOTS;
+        while !slots.full[k].load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the flag is set: the producer finished this slot.
+        dst.copy_from_slice(unsafe { &*slots.data[k].get() });
+        slots.full[k].store(false, Ordering::Release);
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    std::hint::black_box(&dst);
+    d
+}
+
+/// User plus system CPU time of this process (`RUSAGE_SELF`) or thread (`RUSAGE_THREAD`).
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct we pass.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn cpu_time() -> Duration {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// MPSC, 2 producer threads, 64 B: (wall time, CPU time) for `n` messages.
+fn mpsc_ringbell(n: u64) -> (Duration, Duration) {
+    let (mut rx, region) = ringbell::mpsc::channel(1 << 16).unwrap();
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            ringbell::mpsc::Producer::attach(region.clone(), ringbell::OwnerId::unique()).unwrap()
+        })
+        .collect();
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let threads: Vec<_> = producers
+        .into_iter()
+        .map(|mut p| {
+            std::thread::spawn(move || {
+                let data = [1u8; 64];
+                for i in 0..n / 2 {
+                    p.send_timeout(i as u32, &data, DEADLINE).unwrap();
+                }
+            })
+        })
+        .collect();
+    // Blocking calls with default settings on both sides, like crossbeam-channel's: three
+    // threads on two CPUs must not spin each other out.
+    let mut buf = [0u8; 64];
+    for _ in 0..n / 2 * 2 {
+        rx.recv_into_timeout(&mut buf, Some(DEADLINE)).unwrap();
+    }
+    let wall = start.elapsed();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (wall, cpu_time() - cpu0)
+}
+
+fn mpsc_crossbeam(n: u64) -> (Duration, Duration) {
+    let (tx, rx) = crossbeam_channel::bounded::<[u8; 64]>(1024);
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for i in 0..n / 2 {
+                    let mut item = [1u8; 64];
+                    item[0] = i as u8;
+                    tx.send(item).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for _ in 0..n / 2 * 2 {
+        std::hint::black_box(rx.recv().unwrap());
+    }
+    let wall = start.elapsed();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (wall, cpu_time() - cpu0)
+}
+
+// ---------------------------------------------------------------- figures
+
+/// CPU an idle consumer burns with default settings, in percent of one core.
+fn idle_cpu(d: Duration) -> f64 {
+    let (_tx, mut rx) = spsc::channel(4096).unwrap();
+    let t = std::thread::spawn(move || {
+        let tid_cpu = || rusage(libc::RUSAGE_THREAD);
+        let c0 = tid_cpu();
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        while start.elapsed() < d {
+            let _ = rx.recv_into_timeout(&mut buf, d.saturating_sub(start.elapsed()));
+        }
+        (tid_cpu() - c0).as_secs_f64() / start.elapsed().as_secs_f64() * 100.0
+    });
+    t.join().unwrap()
+}
+
+/// Streams frames through a small ring with the default blocking calls; returns, for each
+/// direction, wake system calls made minus sleeps the other side announced (≤ 0 is the rule).
+fn wakes_minus_sleeps(n: u64) -> i64 {
+    let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+    let t = std::thread::spawn(move || {
+        for i in 0..n {
+            tx.send_timeout(i as u32, &[0u8; 64], DEADLINE).unwrap();
+        }
+        tx.stats()
+    });
+    let mut buf = [0u8; 64];
+    for _ in 0..n {
+        rx.recv_into_timeout(&mut buf, DEADLINE).unwrap();
+    }
+    let p = t.join().unwrap();
+    let c = rx.stats();
+    (p.wakes as i64 - c.sleeps as i64).max(c.wakes as i64 - p.sleeps as i64)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Own RSS growth from creating a 32 MiB ring (and attaching both ends).
+fn rss_32mib() -> u64 {
+    let before = rss_kib();
+    let r = Region::create_spsc(&RingConfig::new(32 << 20)).unwrap();
+    let (tx, rx) = (r.producer().unwrap(), r.consumer().unwrap());
+    let after = rss_kib();
+    drop((tx, rx, r));
+    after.saturating_sub(before)
+}
+
+// ---------------------------------------------------------------- iceoryx2
+
+mod iox {
+    use super::*;
+    use iceoryx2::prelude::*;
+
+    fn names(tag: &str) -> (String, String) {
+        (
+            format!("ringbell-compare/{tag}/ping"),
+            format!("ringbell-compare/{tag}/pong"),
+        )
+    }
+
+    /// The child: answers every ping with a pong carrying the same 64 bytes.
+    pub fn pong(tag: &str) {
+        let (ping, pong) = names(tag);
+        let node = NodeBuilder::new().create::<ipc::Service>().unwrap();
+        let ping = node
+            .service_builder(&ping.as_str().try_into().unwrap())
+            .publish_subscribe::<[u8; 64]>()
+            .open_or_create()
+            .unwrap();
+        let pong = node
+            .service_builder(&pong.as_str().try_into().unwrap())
+            .publish_subscribe::<[u8; 64]>()
+            .open_or_create()
+            .unwrap();
+        let sub = ping.subscriber_builder().create().unwrap();
+        let publisher = pong.publisher_builder().create().unwrap();
+        let start = Instant::now();
+        let mut last = Instant::now();
+        loop {
+            match sub.receive().unwrap() {
+                Some(s) => {
+                    let payload: [u8; 64] = *s;
+                    drop(s);
+                    let sample = publisher.loan_uninit().unwrap();
+                    sample.write_payload(payload).send().unwrap();
+                    last = Instant::now();
+                    if payload[63] == 0xFF {
+                        return;
+                    }
+                }
+                None => {
+                    if last.elapsed() > Duration::from_secs(10)
+                        || start.elapsed() > Duration::from_secs(600)
+                    {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+
+    /// The parent: round trips through two publish-subscribe services, spinning on receive.
+    pub fn pingpong(n: usize) -> Stat {
+        let tag = format!("{}", std::process::id());
+        let (ping, pong) = names(&tag);
+        let node = NodeBuilder::new().create::<ipc::Service>().unwrap();
+        let ping = node
+            .service_builder(&ping.as_str().try_into().unwrap())
+            .publish_subscribe::<[u8; 64]>()
+            .open_or_create()
+            .unwrap();
+        let pong = node
+            .service_builder(&pong.as_str().try_into().unwrap())
+            .publish_subscribe::<[u8; 64]>()
+            .open_or_create()
+            .unwrap();
+        let publisher = ping.publisher_builder().create().unwrap();
+        let sub = pong.subscriber_builder().create().unwrap();
+        let mut child = spawn_child("iceoryx2", &[], &[tag]);
+        // Until the child's ports are connected: resend until an answer comes.
+        'connect: loop {
+            publisher
+                .loan_uninit()
+                .unwrap()
+                .write_payload([0u8; 64])
+                .send()
+                .unwrap();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(20) {
+                if sub.receive().unwrap().is_some() {
+                    break 'connect;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        while sub.receive().unwrap().is_some() {}
+        let s = trips(n, |msg| {
+            msg[63] = 0;
+            publisher
+                .loan_uninit()
+                .unwrap()
+                .write_payload(*msg)
+                .send()
+                .unwrap();
+            loop {
+                if let Some(s) = sub.receive().unwrap() {
+                    *msg = *s;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        });
+        let mut last = [0u8; 64];
+        last[63] = 0xFF;
+        publisher
+            .loan_uninit()
+            .unwrap()
+            .write_payload(last)
+            .send()
+            .unwrap();
+        let _ = child.wait();
+        s
+    }
+}
+
+// ---------------------------------------------------------------- main
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("child") {
+        return child(&args[1..]);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let z = sizes(quick);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    pin(0);
+    println!(
+        "ringbell compare: {} run, {cpus} CPUs; parent on CPU 0, its peer thread or process on CPU 1",
+        if quick { "quick" } else { "full" }
+    );
+    println!("{:<58} {:>12} {:>12}", "case", "p50", "p99");
+    let row = |name: &str, s: Stat, unit: &str| {
+        let f = |v: f64| match unit {
+            "rate" => format!("{:.2} M/s", 1e3 / v),
+            "MB/s" => format!("{:.0} MB/s", (64 << 10) as f64 / v * 1e3),
+            _ => {
+                if v >= 10_000.0 {
+                    format!("{:.1} µs", v / 1e3)
+                } else {
+                    format!("{v:.0} ns")
+                }
+            }
+        };
+        // For rates the slower repetition is the p99.
+        println!("{name:<58} {:>12} {:>12}", f(s.p50), f(s.p99));
+    };
+
+    // In-process SPSC, 64 B.
+    let rb64 = per_item(z.reps, z.stream, || stream_ringbell(z.stream, 64, 1 << 16));
+    let rtrb = per_item(z.reps, z.stream, || stream_rtrb(z.stream));
+    let aq = per_item(z.reps, z.stream, || stream_arrayqueue(z.stream));
+    row(
+        "SPSC 64 B in-process: ringbell try_send/try_recv_into",
+        rb64,
+        "rate",
+    );
+    row(
+        "SPSC 64 B in-process: rtrb push/pop of [u8; 64]",
+        rtrb,
+        "rate",
+    );
+    row(
+        "SPSC 64 B in-process: crossbeam ArrayQueue<[u8; 64]>",
+        aq,
+        "rate",
+    );
+    // 64 KiB frames.
+    let rbbig = per_item(z.reps, z.big, || stream_ringbell(z.big, 64 << 10, 1 << 20));
+    let copy = per_item(z.reps, z.big, || stream_copythrough(z.big));
+    row("SPSC 64 KiB frames: ringbell (1 MiB ring)", rbbig, "MB/s");
+    row(
+        "SPSC 64 KiB frames: bare copy-through (16 slots, flags)",
+        copy,
+        "MB/s",
+    );
+    // MPSC.
+    let mut m_rb = Vec::new();
+    let mut m_cb = Vec::new();
+    let (mut cpu_rb, mut cpu_cb) = (Vec::new(), Vec::new());
+    for _ in 0..z.reps {
+        let (w, c) = mpsc_ringbell(z.stream);
+        m_rb.push(w.as_nanos() as f64 / z.stream as f64);
+        cpu_rb.push(c.as_nanos() as f64 / z.stream as f64);
+        let (w, c) = mpsc_crossbeam(z.stream);
+        m_cb.push(w.as_nanos() as f64 / z.stream as f64);
+        cpu_cb.push(c.as_nanos() as f64 / z.stream as f64);
+    }
+    let (m_rb, m_cb, cpu_rb, cpu_cb) = (stat(m_rb), stat(m_cb), stat(cpu_rb), stat(cpu_cb));
+    row(
+        "MPSC 2 producers 64 B: ringbell mpsc (blocking calls)",
+        m_rb,
+        "rate",
+    );
+    row(
+        "MPSC 2 producers 64 B: crossbeam-channel bounded(1024)",
+        m_cb,
+        "rate",
+    );
+    row("  CPU per message: ringbell", cpu_rb, "ns");
+    row("  CPU per message: crossbeam-channel", cpu_cb, "ns");
+    // Cross-process ping-pong.
+    let floor = pingpong_atomic(z.trips);
+    let (spin, _) = pingpong_ringbell(z.trips, "spin");
+    let iox = iox::pingpong(z.trips);
+    row("ping-pong 64 B x-process, spinning: ringbell", spin, "ns");
+    row(
+        "ping-pong 64 B x-process, spinning: bare two-atomic floor",
+        floor,
+        "ns",
+    );
+    row(
+        "ping-pong 64 B x-process, spinning: iceoryx2 pub-sub",
+        iox,
+        "ns",
+    );
+    let (sleep, sleep_stats) = pingpong_ringbell(z.sleepy_trips, "sleep");
+    let futex = pingpong_futex(z.sleepy_trips);
+    row(
+        "ping-pong, every message sleeps: ringbell spin budget 0",
+        sleep,
+        "ns",
+    );
+    row(
+        "ping-pong, every message sleeps: bare futex floor",
+        futex,
+        "ns",
+    );
+    let (dflt, _) = pingpong_ringbell(z.trips, "default");
+    let uds = pingpong_stream(z.sleepy_trips, true);
+    let pipe = pingpong_stream(z.sleepy_trips, false);
+    row("ping-pong, default settings: ringbell", dflt, "ns");
+    row("ping-pong: Unix-domain socket", uds, "ns");
+    row("ping-pong: pipe", pipe, "ns");
+    // The reactor at one request in flight against a plain serial loop.
+    let dir = std::env::temp_dir().join(format!("ringbell-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut client = Command::new(std::env::current_exe().unwrap());
+    client.args(["child", "reactor-client"]);
+    let (rounds, batch) = if quick { (6, 1000) } else { (20, 5000) };
+    let reactor = reactor_c1::one_in_flight(&dir, rounds, batch, client);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, p50, p99) in &reactor {
+        row(
+            &format!("call 64 B x-process, 1 in flight: {name}"),
+            Stat {
+                p50: p50 * 1e3,
+                p99: p99 * 1e3,
+            },
+            "ns",
+        );
+    }
+    let idle = idle_cpu(z.idle);
+    let wakes = wakes_minus_sleeps(z.stream);
+    let rss = rss_32mib();
+    println!(
+        "idle consumer, default settings, {:?}: {idle:.3} % of a core",
+        z.idle
+    );
+    println!(
+        "wake system calls minus announced sleeps while streaming {} frames: {wakes}",
+        z.stream
+    );
+    println!(
+        "ringbell consumer sleeps announced in the sleeping ping-pong: {} (of {} receives)",
+        sleep_stats.sleeps,
+        z.sleepy_trips * 11 / 10
+    );
+    println!("own RSS growth creating a 32 MiB ring: {rss} KiB");
+    println!();
+    println!("ratio spsc_64B_vs_rtrb {:.3}", rtrb.p50 / rb64.p50);
+    println!("ratio spsc_64B_vs_arrayqueue {:.3}", aq.p50 / rb64.p50);
+    println!(
+        "ratio spsc_64KiB_vs_copythrough {:.3}",
+        copy.p50 / rbbig.p50
+    );
+    println!(
+        "ratio mpsc_2p_64B_vs_crossbeam_channel {:.3}",
+        m_cb.p50 / m_rb.p50
+    );
+    println!(
+        "ratio pingpong_spin_vs_atomic_floor {:.3}",
+        spin.p50 / floor.p50
+    );
+    println!("ratio pingpong_spin_vs_iceoryx2 {:.3}", spin.p50 / iox.p50);
+    println!(
+        "ratio pingpong_sleep_vs_futex_floor {:.3}",
+        sleep.p50 / futex.p50
+    );
+    println!("ratio pingpong_default_vs_spin {:.3}", dflt.p50 / spin.p50);
+    println!("ratio pingpong_default_vs_uds {:.3}", dflt.p50 / uds.p50);
+    println!("ratio pingpong_default_vs_pipe {:.3}", dflt.p50 / pipe.p50);
+    println!(
+        "ratio reactor_c1_vs_serial {:.3}",
+        reactor[2].1 / reactor[0].1
+    );
+    println!("figure wake_syscalls_minus_sleeps {wakes}");
+    println!("figure idle_cpu_percent {idle:.3}");
+    println!("figure rss_32MiB_ring_KiB {rss}");
+}
