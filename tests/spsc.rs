@@ -433,3 +433,103 @@ fn header_size_constant_matches() {
     assert_eq!(HEADER_SIZE, 1024);
     assert_eq!(RingConfig::new(64).region_size().unwrap(), HEADER_SIZE + 64);
 }
+
+/// Batches across threads: frames of random sizes sent in batches of random length and
+/// received in batches of random length arrive in order, intact, each once.
+#[test]
+fn threads_stream_in_order_in_batches() {
+    let n: u32 = if cfg!(miri) { 500 } else { 200_000 };
+    let (_r, mut tx, mut rx) = ring(RingConfig::new(1024));
+    let producer = std::thread::spawn(move || {
+        let mut rng = Rng::new(7);
+        let mut i = 0;
+        while i < n {
+            let k = (1 + rng.below(16) as u32).min(n - i);
+            let frames: Vec<(u32, Vec<u8>)> = (i..i + k)
+                .map(|j| (j, payload(u64::from(j), (j as usize * 7) % 100)))
+                .collect();
+            match tx.try_send_batch(frames.iter().map(|(t, d)| (*t, d.as_slice()))) {
+                Ok(sent) => i += sent as u32,
+                Err(SendError::Full) => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let mut rng = Rng::new(8);
+    let mut next = 0;
+    let mut buf = [0u8; 128];
+    while next < n {
+        let max = 1 + rng.below(20) as usize;
+        match rx.try_recv_batch_into(&mut buf, max, |tag, data| {
+            assert_eq!(tag, next);
+            assert_eq!(data, payload(u64::from(next), (next as usize * 7) % 100));
+            next += 1;
+        }) {
+            Ok(got) => assert!(got >= 1 && got <= max),
+            Err(RecvError::Empty) => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    producer.join().unwrap();
+    assert_eq!(
+        rx.try_recv_batch_into(&mut buf, 4, |_, _| panic!()),
+        Err(RecvError::Closed)
+    );
+}
+
+/// Batches against the `VecDeque` model: what a batch reports sent is exactly what arrives,
+/// a batch stops at the first frame that does not fit (and sends nothing only with that
+/// frame's error), and receives in batches take frames in order.
+#[test]
+fn batches_match_the_model() {
+    let mut rng = Rng::new(11);
+    for _ in 0..200 {
+        let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+        let max = tx.max_frame();
+        let mut model: std::collections::VecDeque<(u32, Vec<u8>)> = Default::default();
+        for step in 0..200u32 {
+            if rng.below(2) == 0 {
+                let k = rng.below(6) as u32;
+                let frames: Vec<(u32, Vec<u8>)> = (0..k)
+                    .map(|j| {
+                        let len = rng.below(max as u64 + 2) as usize;
+                        (step * 8 + j, payload(u64::from(step * 8 + j), len))
+                    })
+                    .collect();
+                let r = tx.try_send_batch(frames.iter().map(|(t, d)| (*t, d.as_slice())));
+                match r {
+                    Ok(sent) => {
+                        assert!(sent <= frames.len());
+                        model.extend(frames[..sent].iter().cloned());
+                        if sent < frames.len() {
+                            // The first frame not sent fails on its own.
+                            let (t, d) = &frames[sent];
+                            assert!(tx.try_send(*t, d).is_err());
+                        }
+                    }
+                    Err(SendError::TooLarge { len, .. }) => assert_eq!(len, frames[0].1.len()),
+                    Err(SendError::Full) => assert!(frames[0].1.len() <= max),
+                    Err(e) => panic!("{e}"),
+                }
+                assert!(r.is_ok() || !frames.is_empty());
+            } else {
+                let want = 1 + rng.below(4) as usize;
+                let mut buf = vec![0u8; rng.below(max as u64 + 1) as usize];
+                let mut got = Vec::new();
+                match rx.try_recv_batch_into(&mut buf, want, |t, d| got.push((t, d.to_vec()))) {
+                    Ok(n) => {
+                        assert_eq!(n, got.len());
+                        for g in got {
+                            assert_eq!(Some(g), model.pop_front());
+                        }
+                    }
+                    Err(RecvError::Empty) => assert!(model.is_empty()),
+                    Err(RecvError::BufferTooSmall { needed }) => {
+                        assert_eq!(needed, model.front().unwrap().1.len())
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    }
+}

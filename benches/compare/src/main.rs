@@ -456,6 +456,39 @@ fn stream_ringbell(n: u64, len: usize, cap: usize) -> Duration {
     d
 }
 
+/// The same with the batch calls: up to 32 frames per publish and per release.
+fn stream_ringbell_batched(n: u64) -> Duration {
+    let (mut tx, mut rx) = spsc::channel(1 << 16).unwrap();
+    let t = std::thread::spawn(move || {
+        pin(1);
+        let data = [1u8; 64];
+        let mut i = 0u64;
+        while i < n {
+            let k = (n - i).min(32);
+            match tx.try_send_batch((0..k).map(|j| ((i + j) as u32, &data[..]))) {
+                Ok(sent) => i += sent as u64,
+                Err(SendError::Full) => std::hint::spin_loop(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let mut buf = [0u8; 64];
+    let mut got = 0u64;
+    let start = Instant::now();
+    while got < n {
+        match rx.try_recv_batch_into(&mut buf, 32, |_, d| {
+            std::hint::black_box(d);
+        }) {
+            Ok(k) => got += k as u64,
+            Err(RecvError::Empty) => std::hint::spin_loop(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let d = start.elapsed();
+    t.join().unwrap();
+    d
+}
+
 fn stream_rtrb(n: u64) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 64]>::new(1024);
     let t = std::thread::spawn(move || {
@@ -846,12 +879,18 @@ fn main() {
     };
 
     // In-process SPSC, 64 B.
-    let rb64 = per_item(z.reps, z.stream, || stream_ringbell(z.stream, 64, 1 << 16));
+    let rb64_one = per_item(z.reps, z.stream, || stream_ringbell(z.stream, 64, 1 << 16));
+    let rb64 = per_item(z.reps, z.stream, || stream_ringbell_batched(z.stream));
     let rtrb = per_item(z.reps, z.stream, || stream_rtrb(z.stream));
     let aq = per_item(z.reps, z.stream, || stream_arrayqueue(z.stream));
     row(
-        "SPSC 64 B in-process: ringbell try_send/try_recv_into",
+        "SPSC 64 B in-process: ringbell, batches of 32 (best API)",
         rb64,
+        "rate",
+    );
+    row(
+        "SPSC 64 B in-process: ringbell, one frame per publish",
+        rb64_one,
         "rate",
     );
     row(
@@ -969,6 +1008,10 @@ fn main() {
     println!();
     println!("ratio spsc_64B_vs_rtrb {:.3}", rtrb.p50 / rb64.p50);
     println!("ratio spsc_64B_vs_arrayqueue {:.3}", aq.p50 / rb64.p50);
+    println!(
+        "ratio spsc_64B_one_per_publish_vs_rtrb {:.3}",
+        rtrb.p50 / rb64_one.p50
+    );
     println!(
         "ratio spsc_64KiB_vs_copythrough {:.3}",
         copy.p50 / rbbig.p50
