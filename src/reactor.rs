@@ -648,17 +648,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                     break;
                 }
             }
-            match self.transport.try_recv_request(&mut self.buf) {
-                Ok(inc) => {
-                    self.take(inc, stopping);
-                    progress = true;
-                }
-                Err(RecvRequestError::Detached(conn, _)) => {
-                    self.forget(conn);
-                    progress = true;
-                }
-                Err(_) => {}
-            }
+            progress |= self.intake(stopping);
             if let Some(every) = interval {
                 since_clock += 1;
                 if !progress || since_clock >= 256 {
@@ -687,19 +677,25 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     pub fn poll(&mut self) -> bool {
         let mut progress = self.collect();
         progress |= self.flush_all();
+        progress |= self.intake(false);
+        self.housekeeping(true);
+        progress
+    }
+
+    /// Takes at most one request from the server (or notes a detached connection). Returns
+    /// whether there was anything.
+    fn intake(&mut self, stopping: bool) -> bool {
         match self.transport.try_recv_request(&mut self.buf) {
             Ok(inc) => {
-                self.take(inc, false);
-                progress = true;
+                self.take(inc, stopping);
+                true
             }
             Err(RecvRequestError::Detached(conn, _)) => {
                 self.forget(conn);
-                progress = true;
+                true
             }
-            Err(_) => {}
+            Err(_) => false,
         }
-        self.housekeeping(true);
-        progress
     }
 
     /// Sleeps until a request, a completion, room for a parked response, a stop, or (with a

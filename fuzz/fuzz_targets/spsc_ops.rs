@@ -19,6 +19,8 @@ enum Op {
     RecvInto { buf: u16 },
     ReadGuard,
     HasData,
+    SendBatch { tag: u32, lens: Vec<u16> },
+    RecvBatch { buf: u16, max: u8 },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -94,6 +96,52 @@ fuzz_target!(|input: Input| {
                 Err(e) => panic!("{e}"),
             },
             Op::HasData => assert_eq!(rx.has_data(), !model.is_empty()),
+            Op::SendBatch { tag, lens } => {
+                let frames: Vec<(u32, Vec<u8>)> = lens
+                    .iter()
+                    .take(16)
+                    .enumerate()
+                    .map(|(i, &l)| {
+                        let t = tag.wrapping_add(i as u32);
+                        (t, payload(t, l as usize % (max + 2)))
+                    })
+                    .collect();
+                match tx.try_send_batch(frames.iter().map(|(t, d)| (*t, d.as_slice()))) {
+                    Ok(sent) => {
+                        model.extend(frames[..sent].iter().cloned());
+                        // The first frame not sent fails on its own, for a reason that holds.
+                        if let Some((t, d)) = frames.get(sent) {
+                            match tx.try_send(*t, d) {
+                                Err(SendError::TooLarge { .. }) => assert!(d.len() > max),
+                                Err(SendError::Full) => assert!(d.len() <= max),
+                                other => panic!("batch stopped early, then {other:?}"),
+                            }
+                        }
+                    }
+                    Err(SendError::TooLarge { .. }) => assert!(frames[0].1.len() > max),
+                    Err(SendError::Full) => assert!(frames[0].1.len() <= max),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            Op::RecvBatch { buf, max: m } => {
+                let mut buf = vec![0u8; buf as usize % (max + 1)];
+                let mut got = Vec::new();
+                match rx.try_recv_batch_into(&mut buf, m as usize % 20, |t, d| {
+                    got.push((t, d.to_vec()))
+                }) {
+                    Ok(n) => {
+                        assert_eq!(n, got.len());
+                        for g in got {
+                            assert_eq!(Some(g), model.pop_front());
+                        }
+                    }
+                    Err(RecvError::Empty) => assert!(model.is_empty()),
+                    Err(RecvError::BufferTooSmall { needed }) => {
+                        assert_eq!(needed, model.front().unwrap().1.len())
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
         }
     }
 });
