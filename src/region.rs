@@ -165,9 +165,6 @@ struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     prefaulted: bool,
-    /// The fork generation it was mapped in: in a forked child the mapping is absent
-    /// (`MADV_DONTFORK`) and the range may hold something else.
-    fork_gen: u32,
 }
 
 // SAFETY: the mapping is shared memory accessed only through `Mem`'s atomics and copies.
@@ -177,14 +174,9 @@ unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // A copy inherited by a forked child owns nothing at that address: the mapping was not
-        // inherited (MADV_DONTFORK) and the child may have mapped something else there.
-        if crate::role::forked(self.fork_gen) {
-            return;
-        }
-        // SAFETY: `ptr`/`len` describe a mapping this value created in this process and owns;
-        // every `Mem` view of it belongs to a handle that holds an `Arc` to this mapping, so
-        // none outlives it.
+        // SAFETY: `ptr`/`len` describe a mapping this value created and owns (in a forked child,
+        // the child's inherited copy of it); every `Mem` view of it belongs to a handle that
+        // holds an `Arc` to this mapping, so none outlives it.
         let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
@@ -216,18 +208,7 @@ impl Mapping {
             ptr,
             len,
             prefaulted: false,
-            fork_gen: crate::role::fork_generation(),
         };
-        // A child made by fork(2) must not inherit the mapping: it would hold copies of this
-        // process's producer and consumer handles and could act as a second one. Handles
-        // refuse to act in a forked child (`SendError::Forked`, `RecvError::Forked`: a fork
-        // generation bumped by a `pthread_atfork` handler), and with MADV_DONTFORK the child
-        // has no mapping either, so raw access through an inherited pointer faults. (Children
-        // that are to share a ring get its fd and map it themselves.)
-        // SAFETY: the range is exactly our fresh mapping; the advice changes only what fork
-        // does with it.
-        unsafe { mm::madvise(ptr.as_ptr().cast(), len, mm::Advice::LinuxDontFork) }
-            .map_err(io_err("madvise(MADV_DONTFORK)"))?;
         if len <= opts.prefault_threshold {
             map.prefault();
         }

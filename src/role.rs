@@ -174,18 +174,25 @@ pub(crate) fn is_closed(mem: &Mem, off: usize) -> bool {
 pub(crate) fn fork_generation() -> u32 {
     #[cfg(all(feature = "std", not(loom), not(miri)))]
     {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
+        // Not a `Once`: a fork while another thread is inside `call_once` would leave the
+        // child's `Once` running for ever. (A thread that finds the flag set while another is
+        // still registering goes on; a fork in that instant is not detected.)
+        static INSTALLED: core::sync::atomic::AtomicBool =
+            core::sync::atomic::AtomicBool::new(false);
         extern "C" fn child() {
             // Async-signal-safe: one atomic add.
             FORK_GEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         }
-        INSTALL.call_once(|| {
+        if !INSTALLED.swap(true, core::sync::atomic::Ordering::AcqRel) {
             // SAFETY: registers a child handler that only performs an atomic add; it is
             // never unregistered, and the function lives for the whole program.
             let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
-            // Failure (ENOMEM) leaves fork detection to MADV_DONTFORK alone.
-            let _ = rc;
-        });
+            // On failure (ENOMEM) inherited handles are not detected: say so by retrying next
+            // time rather than pretending.
+            if rc != 0 {
+                INSTALLED.store(false, core::sync::atomic::Ordering::Release);
+            }
+        }
         FORK_GEN.load(core::sync::atomic::Ordering::Relaxed)
     }
     #[cfg(not(all(feature = "std", not(loom), not(miri))))]

@@ -244,6 +244,9 @@ pub struct Producer<S: SharedMemory> {
     write: u64,
     /// Last validated value of the consumer's `READ_POS`; `write - cached_read <= capacity`.
     cached_read: u64,
+    /// The position last stored to `WRITE_POS`: behind `write` only inside a batch (or after a
+    /// batch whose frame iterator panicked, until the next publish or the drop).
+    published: u64,
     owner: OwnerId,
     /// The fork generation it attached in (see `role::fork_generation`): a copy inherited by
     /// a forked child neither acts nor closes the role.
@@ -354,6 +357,7 @@ impl<S: SharedMemory> Producer<S> {
             frame_cap: geo.frame_cap,
             write,
             cached_read: read,
+            published: write,
             owner,
             fork_gen: role::fork_generation(),
             data_bell,
@@ -508,6 +512,9 @@ impl<S: SharedMemory> Producer<S> {
     /// position store and one doorbell ring for the whole batch instead of one per frame, so
     /// the consumer sees all of them at once. Returns how many were sent: a prefix of
     /// `frames`. Sending the first frame not sent on its own tells why it stopped.
+    ///
+    /// If the `frames` iterator panics, the frames it had yielded are still sent: they are
+    /// published by this producer's next send, or when it is dropped.
     ///
     /// # Errors
     ///
@@ -708,6 +715,7 @@ impl<S: SharedMemory> Producer<S> {
     /// Publishes our position (every record written so far) and rings the data doorbell.
     #[inline]
     fn publish_position(&mut self) {
+        self.published = self.write;
         let mem = &self.mem;
         // Release: pairs with the Acquire loads of WRITE_POS in `Consumer::refresh_write` and
         // `Consumer::has_data`; the payload and headers above are visible before the position.
@@ -726,6 +734,10 @@ impl<S: SharedMemory> Drop for Producer<S> {
         // A copy inherited across `fork` is not the holder: closing would end the parent's
         // stream behind its back.
         if !role::forked(self.fork_gen) {
+            // Records written by a batch whose frame iterator panicked go out before the close.
+            if self.published != self.write {
+                self.publish_position();
+            }
             role::close(&self.mem, PRODUCER_OWNER_OFF, self.owner);
             // Wake a consumer asleep on an empty ring so it sees the close at once.
             self.waiter.ring(&self.data_bell);
@@ -874,6 +886,9 @@ pub struct Consumer<S: SharedMemory> {
     read: u64,
     /// Last validated value of the producer's `WRITE_POS`; `cached_write - read <= capacity`.
     cached_write: u64,
+    /// The position last stored to `READ_POS`: behind `read` only inside a batch (or after a
+    /// batch whose callback panicked, until the ring next looks empty or a frame is freed).
+    published: u64,
     owner: OwnerId,
     /// The fork generation it attached in (see `role::fork_generation`): a copy inherited by
     /// a forked child neither acts nor closes the role.
@@ -964,6 +979,7 @@ impl<S: SharedMemory> Consumer<S> {
             frame_cap: geo.frame_cap,
             read,
             cached_write: write,
+            published: read,
             owner,
             fork_gen: role::fork_generation(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
@@ -1060,6 +1076,7 @@ impl<S: SharedMemory> Consumer<S> {
     #[inline]
     fn release(&mut self, size: usize) {
         self.read = self.read.wrapping_add(size as u64);
+        self.published = self.read;
         // Release: pairs with the Acquire in `Producer::refresh_read`; our reads of the freed
         // bytes happen before the producer overwrites them.
         self.mem
@@ -1120,6 +1137,11 @@ impl<S: SharedMemory> Consumer<S> {
     /// The ring is empty: says whether it will stay so because the producer closed.
     #[cold]
     fn empty_or_closed(&mut self) -> RecvError {
+        // Space a batch took but did not free (its callback panicked): free it now, or the
+        // producer could wait for it for ever.
+        if self.published != self.read {
+            self.release(0);
+        }
         if !self.is_producer_closed() {
             if !self.peer.peer_dead_rate_limited(&self.mem) {
                 return RecvError::Empty;
@@ -1206,7 +1228,10 @@ impl<S: SharedMemory> Consumer<S> {
 
     /// Receives up to `max` frames, copying each into `buf` and handing it to `f` with its
     /// tag, then releases their space together: one position store and one doorbell ring for
-    /// the batch instead of one per frame. Returns how many were received.
+    /// the batch instead of one per frame. Returns how many were received (0 if `max` is 0,
+    /// whatever the ring holds). If `f` panics, the frames before it and the one it was given
+    /// count as received; their space is freed when the ring next looks empty to this
+    /// consumer, or when another frame is freed.
     ///
     /// # Errors
     ///
@@ -1220,7 +1245,6 @@ impl<S: SharedMemory> Consumer<S> {
         mut f: impl FnMut(u32, &[u8]),
     ) -> Result<usize, RecvError> {
         let mut got = 0;
-        let mut held = 0u64;
         while got < max {
             let rec = match self.next_record() {
                 Ok(rec) => rec,
@@ -1238,11 +1262,10 @@ impl<S: SharedMemory> Consumer<S> {
             // Move past the record locally (before `f`: a panicking `f` has still had it);
             // the shared position is stored once, below.
             self.read = self.read.wrapping_add(frame::record_size(rec.len) as u64);
-            held += 1;
             got += 1;
             f(rec.tag, dst);
         }
-        if held > 0 {
+        if got > 0 {
             self.release(0);
         }
         Ok(got)

@@ -436,11 +436,11 @@ fn a_forked_child_cannot_act_as_a_second_producer() {
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             if remap {
-                // The worst case: the child maps the same ring at the address the parent's
-                // mapping had (the child has none there: MADV_DONTFORK), so that a raw access
-                // through the inherited handle would reach the real ring.
-                // SAFETY: the range is free in this child (the mapping was not inherited);
-                // MAP_FIXED places the new mapping exactly there.
+                // The child maps the ring afresh over the inherited mapping, at the same
+                // address: the inherited handle's memory is valid and is the real ring, so
+                // only the handle's own check can stop it.
+                // SAFETY: the range is the child's inherited copy of the mapping, which nothing
+                // else in this child uses; MAP_FIXED replaces it in place.
                 let r = unsafe {
                     rustix::mm::mmap(
                         region.as_ptr() as *mut _,

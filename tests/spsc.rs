@@ -533,3 +533,75 @@ fn batches_match_the_model() {
         }
     }
 }
+
+/// A batch callback that panics: the frames it was given count as received (no duplicate),
+/// the rest stay, and the space is freed once the ring looks empty — the producer is never
+/// left waiting for it.
+#[test]
+fn a_panicking_batch_callback_loses_nothing_and_frees_the_space() {
+    let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+    let mut sent = 0u32;
+    while tx.try_send(sent, &[sent as u8; 24]).is_ok() {
+        sent += 1;
+    }
+    let mut buf = [0u8; 64];
+    let mut seen = Vec::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rx.try_recv_batch_into(&mut buf, 8, |tag, _| {
+            seen.push(tag);
+            assert!(tag < 2, "the callback panics on its third frame (test)");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(seen, [0, 1, 2]);
+    let mut rest = Vec::new();
+    loop {
+        match rx.try_recv_into(&mut buf) {
+            Ok((tag, _)) => rest.push(tag),
+            Err(RecvError::Empty) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(rest, (3..sent).collect::<Vec<_>>());
+    // All space is free again.
+    for i in 0..sent {
+        tx.try_send(i, &[0; 24]).unwrap();
+    }
+}
+
+/// A frame iterator that panics mid-batch: the frames it yielded are sent (with the next
+/// publish, or at the drop), once.
+#[test]
+fn a_panicking_batch_iterator_sends_what_it_yielded_once() {
+    for drop_first in [false, true] {
+        let (_r, mut tx, mut rx) = ring(RingConfig::new(1024));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tx.try_send_batch((0..5u32).map(|i| {
+                assert!(i < 2, "the iterator panics on its third item (test)");
+                (i, &b"x"[..])
+            }))
+        }));
+        assert!(r.is_err());
+        if drop_first {
+            drop(tx);
+        } else {
+            tx.try_send(9, b"y").unwrap();
+        }
+        let mut tags = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(f) => tags.push(f.tag),
+                Err(RecvError::Empty | RecvError::Closed) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            tags,
+            if drop_first {
+                vec![0, 1]
+            } else {
+                vec![0, 1, 9]
+            }
+        );
+    }
+}
