@@ -228,6 +228,10 @@ fn check_positions(write: u64, read: u64, capacity: usize) -> Result<(), Corrupt
     Ok(())
 }
 
+/// How far past the record being read the consumer prefetches (see
+/// `Consumer::prefetch_ahead`); measured best among 128 B–4 KiB for 64-byte frames.
+const PREFETCH_AHEAD: usize = 1024;
+
 /// The writing end of an SPSC ring.
 ///
 /// Dropping it closes the producer role for good: the consumer drains what was sent, then
@@ -1123,6 +1127,7 @@ impl<S: SharedMemory> Consumer<S> {
                         return Err(corrupt);
                     }
                     let tag = self.mem.load_u32(HEADER_SIZE + off + 4, Ordering::Relaxed);
+                    self.prefetch_ahead(size);
                     return Ok(Rec { off, len, tag });
                 }
                 Decoded::Invalid => return Err(corrupt),
@@ -1132,6 +1137,27 @@ impl<S: SharedMemory> Consumer<S> {
             position: self.read,
             word: 0,
         }))
+    }
+
+    /// Hints the CPU to load two published cache lines `PREFETCH_AHEAD` bytes past the
+    /// record of `size` bytes at our position.
+    ///
+    /// Each record header's address comes from the previous header's contents, so without a
+    /// hint a stream of small records is a chain of cache misses, each waiting for the one
+    /// before (measured: 64-byte frames through a 64 KiB ring ran at a third of rtrb's rate,
+    /// whose slot addresses need no load). Two lines per record cover records up to 128
+    /// bytes; longer payloads are copied sequentially, which the hardware prefetcher follows.
+    /// Only published bytes are prefetched: the producer no longer writes them, so the hint
+    /// never pulls a line away from it mid-write.
+    #[inline(always)]
+    fn prefetch_ahead(&self, size: usize) {
+        let ahead = self.read.wrapping_add((size + PREFETCH_AHEAD) as u64);
+        for line in [ahead, ahead.wrapping_add(64)] {
+            // `line` is published iff it lies before `cached_write` (wrapping compare).
+            if (self.cached_write.wrapping_sub(line) as i64) > 0 {
+                self.mem.prefetch(HEADER_SIZE + (line & self.mask) as usize);
+            }
+        }
     }
 
     /// The ring is empty: says whether it will stay so because the producer closed.

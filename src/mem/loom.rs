@@ -190,6 +190,8 @@ impl Mem {
     }
 
     /// Copies bytes from the view at `off` into `dst`, slot by slot through loom cells.
+    pub(crate) fn prefetch(&self, _off: usize) {}
+
     pub(crate) fn copy_out(&self, off: usize, dst: &mut [u8]) {
         self.check(off, dst.len(), 1);
         let mut done = 0;
