@@ -56,6 +56,33 @@ fn two_producers_across_the_wrap() {
     });
 }
 
+/// The consumer rings the space doorbell only at wake steps (the whole ring, under loom) and
+/// when it catches up with the claims it saw. A producer whose second frame must wrap (8 bytes
+/// of padding, then 16) blocks until the first frame's release, which crosses no step: the
+/// catch-up ring must wake it.
+#[test]
+fn a_blocked_producer_wakes_when_the_consumer_catches_up() {
+    builder().check(|| {
+        let cfg = MpscConfig::new(32).frame_cap(8).slots(1).start_position(8);
+        let ring = region(&cfg);
+        let mut rx = Consumer::attach(ring.clone(), OwnerId::new(1).unwrap(), NeverDead).unwrap();
+        rx.set_wait_options(no_spin());
+        let mut p = Producer::attach(ring, OwnerId::new(10).unwrap()).unwrap();
+        p.set_wait_options(no_spin());
+        let t = thread::spawn(move || {
+            for i in 0..2u32 {
+                p.send(i, &[i as u8 + 1; 8]).unwrap();
+            }
+        });
+        let mut buf = [0u8; 8];
+        for i in 0..2u32 {
+            let (tag, len) = rx.recv_into_timeout(&mut buf, None).unwrap();
+            assert_eq!((tag, &buf[..len]), (i, &[i as u8 + 1; 8][..]));
+        }
+        t.join().unwrap();
+    });
+}
+
 /// One producer sends three frames through a ring that holds two, so the third reuses the
 /// first one's place: its header must read "claimed, not described" (zeroed on release), not
 /// the first lap's committed header, and the claim must wait for the release.
