@@ -1104,6 +1104,14 @@ impl<S: SharedMemory> Consumer<S> {
                 if avail == 0 {
                     return Err(self.empty_or_closed());
                 }
+                // Fresh data: a record usually spans the header's line and the next one. Ask
+                // for the second line now, so that its miss overlaps the header's instead of
+                // following it (a ping-pong's latency is a chain of such misses).
+                let next_line = (self.read | 63).wrapping_add(1);
+                if (self.cached_write.wrapping_sub(next_line) as i64) > 0 {
+                    self.mem
+                        .prefetch(HEADER_SIZE + (next_line & self.mask) as usize);
+                }
             }
             let off = (self.read & self.mask) as usize;
             let word = self.mem.load_u32(HEADER_SIZE + off, Ordering::Relaxed);
