@@ -27,13 +27,14 @@ declare -A CATCHERS=(
     [mpsc_claim_bound]="mpsc:one_producer_three_laps"
     [mpsc_commit_store]="mpsc:dead_producer_skip_races_a_late_commit"
     [mpsc_no_zero]="mpsc:one_producer_three_laps"
+    [spsc_no_catch_up_ring]="spsc:has_data_is_honest_and_close_is_seen"
     [mpsc_no_catch_up_ring]="mpsc:a_blocked_producer_wakes_when_the_consumer_catches_up"
     [reply_rings_first]="reactor:dispatched_completions_wake_the_reactor_and_go_out_in_order"
     [send_out_of_order]="reactor:dispatched_completions_wake_the_reactor_and_go_out_in_order"
 )
 MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxed_publish
     room_ignores_close consumer_drop_no_ring mpsc_claim_bound mpsc_commit_store mpsc_no_zero
-    mpsc_no_catch_up_ring
+    mpsc_no_catch_up_ring spsc_no_catch_up_ring
     reply_rings_first send_out_of_order)
 
 declare -A BIN

@@ -58,7 +58,7 @@ pub const ROLE_CLOSED: u64 = u64::MAX;
 /// instead of the ring's own data doorbell.
 pub const FLAG_SHARED_BELL: u32 = 1;
 /// Header flag: the ring's consumer rings a doorbell shared with other rings (a channel
-/// server's) after each release instead of the ring's own space doorbell, and its producer
+/// server's) when it frees space, instead of the ring's own space doorbell, and its producer
 /// sleeps on that shared doorbell while the ring is full.
 pub const FLAG_SHARED_SPACE_BELL: u32 = 2;
 /// Every flag this version understands.

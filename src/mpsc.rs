@@ -127,17 +127,6 @@ pub const DEFAULT_SLOTS: usize = 64;
 /// Default stall timeout: how long a record may stay uncommitted before the consumer asks
 /// whether its producer is dead.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_millis(100);
-/// How much space the consumer releases between two rings of the space doorbell while it is
-/// behind: a sixteenth of the ring. Loom models use 32-byte rings; there the step is the whole
-/// ring, so the models meet releases that do not ring.
-fn wake_step(capacity: usize) -> u64 {
-    #[cfg(not(loom))]
-    let step = capacity / 16;
-    #[cfg(loom)]
-    let step = capacity;
-    step.max(frame::ALIGN) as u64
-}
-
 /// A reservation not renewed for this long is ignored.
 const RESERVATION_TTL_MS: u64 = 1000;
 
@@ -932,7 +921,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             stalled: None,
             seen_claim: claim,
-            wake_step: wake_step(geo.capacity),
+            wake_step: crate::spsc::wake_step(geo.capacity),
             last_sweep: Instant::now(),
             skipped: 0,
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),

@@ -18,6 +18,7 @@
 //! | `mpsc_claim_bound` | an MPSC producer claims without checking the consumer's released position | loom (an unread record overwritten: payload race / wrong frame) |
 //! | `mpsc_commit_store` | an MPSC commit is a plain store, not a CAS from `CLAIMED` (it cannot see a skip) | loom (a skipped record's producer reports success) |
 //! | `mpsc_no_zero` | the MPSC consumer releases space without zeroing its header words | loom (a stale header of the previous lap read as a new record) |
+//! | `spsc_no_catch_up_ring` | the SPSC consumer rings the space doorbell only when it crosses a wake step, not when it catches up with the producer | loom (`has_data_is_honest_and_close_is_seen`: the producer sleeps through the release it waits for → deadlock) |
 //! | `mpsc_no_catch_up_ring` | the MPSC consumer rings the space doorbell only when it crosses a wake step, not when it catches up with the claims | loom (`a_blocked_producer_wakes_when_the_consumer_catches_up`: the producer sleeps through the release it waits for → deadlock) |
 //! | `reply_rings_first` | a reactor responder rings the server's doorbell *before* posting its answer | loom (`reactor`: the reactor re-checks between ring and post, sleeps through the answer → deadlock) |
 //! | `send_out_of_order` | the reactor sends parked responses without waiting for the one due next | loom (`reactor`: a client sees responses out of request order) |
@@ -38,6 +39,7 @@ pub(crate) enum Mutant {
     MpscCommitStore,
     MpscNoZero,
     MpscNoCatchUpRing,
+    SpscNoCatchUpRing,
     ReplyRingsFirst,
     SendOutOfOrder,
 }
@@ -58,6 +60,7 @@ impl Mutant {
             Self::MpscCommitStore => "mpsc_commit_store",
             Self::MpscNoZero => "mpsc_no_zero",
             Self::MpscNoCatchUpRing => "mpsc_no_catch_up_ring",
+            Self::SpscNoCatchUpRing => "spsc_no_catch_up_ring",
             Self::ReplyRingsFirst => "reply_rings_first",
             Self::SendOutOfOrder => "send_out_of_order",
         }

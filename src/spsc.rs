@@ -19,8 +19,9 @@
 //! [`Producer::send_timeout`], [`Consumer::recv_into`], [`Consumer::recv_into_timeout`],
 //! [`Consumer::recv`], [`Consumer::recv_timeout`], [`Consumer::wait_until`] — spin briefly,
 //! then sleep on the ring's [doorbells](crate::doorbell): the producer rings the *data* bell
-//! after each publish and the consumer rings the *space* bell after each release, which costs
-//! a fence and a load, and a system call only when the other side announced a sleep. A
+//! after each publish and the consumer rings the *space* bell as described under "Waking a
+//! producer" below; a ring costs a fence and a load, and a system call only when the other
+//! side announced a sleep. A
 //! blocking call returns when it can proceed, when its deadline passes (`Timeout`), when the
 //! peer closed its end (`Closed`, seen at once), or when the peer's process died without
 //! closing (`Disconnected`, seen within one sleep slice, 50 ms by default: between slices the
@@ -48,6 +49,21 @@
 //! No byte range is ever accessed by both sides at once: ownership passes with each
 //! Release/Acquire pair. A record up to half the capacity (header included) always fits once
 //! the ring is empty, because the padding in front of it is shorter than the record.
+//!
+//! # Waking a producer
+//!
+//! The consumer stores its position after every record (or batch), but rings the space
+//! doorbell only when the position crosses a multiple of a sixteenth of the ring, or when it
+//! has caught up with every record it knows of (`read == cached_write`). Ringing per record
+//! turned a producer that outruns its consumer into a futex wake per frame once both shared a
+//! CPU. The argument that no producer sleeps for ever: a producer sleeps only after
+//! announcing it and then re-reading `read` (the doorbell's fence pair); if that re-read
+//! missed a release, the consumer, as long as it keeps receiving, rings at the next step or
+//! when it catches up — and a producer that sleeps publishes nothing, so the consumer does
+//! catch up. A consumer that stops receiving with frames left in a full ring lets the producer
+//! see space freed since the last ring at the end of its sleep slice (50 ms by default). The
+//! loom models run with the step set to the whole ring; mutant `spsc_no_catch_up_ring` (no
+//! ring on catching up) deadlocks `has_data_is_honest_and_close_is_seen`.
 //!
 //! # Validation
 //!
@@ -140,7 +156,7 @@ impl RingConfig {
         self
     }
 
-    /// Makes the ring's consumer ring a shared doorbell (a bell region) after each release,
+    /// Makes the ring's consumer ring a shared doorbell (a bell region) when it frees space,
     /// and its producer sleep on that doorbell while the ring is full
     /// ([`Consumer::attach_shared_space_bell`], [`Producer::attach_shared_space_bell`]). A
     /// channel server's response rings are made so: the clients' reads wake the one server
@@ -228,6 +244,17 @@ fn check_positions(write: u64, read: u64, capacity: usize) -> Result<(), Corrupt
     Ok(())
 }
 
+/// How much space a consumer that is behind frees between two rings of the space doorbell: a
+/// sixteenth of the ring. Loom models use 32-byte rings; there the step is the whole ring, so
+/// the models meet releases that do not ring.
+pub(crate) fn wake_step(capacity: usize) -> u64 {
+    #[cfg(not(loom))]
+    let step = capacity / 16;
+    #[cfg(loom)]
+    let step = capacity;
+    step.max(frame::ALIGN) as u64
+}
+
 /// How far past the record being read the consumer prefetches (see
 /// `Consumer::prefetch_ahead`); measured best among 128 B–4 KiB for 64-byte frames.
 const PREFETCH_AHEAD: usize = 1024;
@@ -295,7 +322,7 @@ impl<S: SharedMemory> Producer<S> {
 
     /// Claims the producer role of a ring created with [`RingConfig::shared_space_bell`]:
     /// while the ring is full, blocking sends sleep on the doorbell in the bell region `bell`,
-    /// which the consumer rings after each release.
+    /// which the consumer rings when it frees space (see the module docs, "Waking a producer").
     ///
     /// # Errors
     ///
@@ -893,13 +920,16 @@ pub struct Consumer<S: SharedMemory> {
     /// The position last stored to `READ_POS`: behind `read` only inside a batch (or after a
     /// batch whose callback panicked, until the ring next looks empty or a frame is freed).
     published: u64,
+    /// The space doorbell is rung when the published position crosses a multiple of this (a
+    /// power of two), and whenever we catch up with `cached_write`.
+    wake_step: u64,
     owner: OwnerId,
     /// The fork generation it attached in (see `role::fork_generation`): a copy inherited by
     /// a forked child neither acts nor closes the role.
     fork_gen: u32,
     /// Waited on while the ring is empty.
     data_bell: Doorbell,
-    /// Rung after each release.
+    /// Rung when we free space (see `release`).
     space_bell: Doorbell,
     /// Notices a producer whose process died without closing (checked between sleeps).
     peer: PeerWatch,
@@ -984,6 +1014,7 @@ impl<S: SharedMemory> Consumer<S> {
             read,
             cached_write: write,
             published: read,
+            wake_step: wake_step(geo.capacity),
             owner,
             fork_gen: role::fork_generation(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
@@ -1076,16 +1107,26 @@ impl<S: SharedMemory> Consumer<S> {
         Ok(())
     }
 
-    /// Frees `size` bytes at our position.
+    /// Frees `size` bytes at our position (and any a batch moved past without publishing).
+    ///
+    /// Rings the space doorbell only when the published position crosses a multiple of
+    /// `wake_step`, or when we have caught up with every record we know of: see "Waking a
+    /// producer" in the module docs.
     #[inline]
     fn release(&mut self, size: usize) {
+        let before = self.published;
         self.read = self.read.wrapping_add(size as u64);
         self.published = self.read;
         // Release: pairs with the Acquire in `Producer::refresh_read`; our reads of the freed
         // bytes happen before the producer overwrites them.
         self.mem
             .store_u64(READ_POS_OFF, self.read, Ordering::Release);
-        self.waiter.ring(&self.space_bell);
+        let crossed = (before ^ self.read) >= self.wake_step;
+        let caught_up =
+            self.read == self.cached_write && !mutant::active(Mutant::SpscNoCatchUpRing);
+        if crossed || caught_up {
+            self.waiter.ring(&self.space_bell);
+        }
     }
 
     /// Finds and validates the next record, skipping (and freeing) one padding record.

@@ -646,6 +646,51 @@ fn mpsc_ringbell(n: u64) -> (Duration, Duration) {
     (wall, cpu_time() - cpu0)
 }
 
+/// The same two producers, each with an SPSC ring of its own into one fan-in (the crate's
+/// answer for producers that need not share a ring): (wall time, CPU time).
+fn fanin_ringbell(n: u64) -> (Duration, Duration) {
+    use ringbell::fanin::FanIn;
+    use ringbell::region::HeapRegion;
+    let bell = HeapRegion::new_bell().unwrap();
+    let mut fanin = FanIn::new(bell.clone(), 2).unwrap();
+    let producers: Vec<_> = (0..2)
+        .map(|_| {
+            let ring = HeapRegion::new_spsc(&RingConfig::new(1 << 15).shared_bell()).unwrap();
+            fanin.add(ring.clone(), ringbell::OwnerId::unique()).unwrap();
+            spsc::Producer::attach_shared_bell(ring, bell.clone(), ringbell::OwnerId::unique())
+                .unwrap()
+        })
+        .collect();
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let threads: Vec<_> = producers
+        .into_iter()
+        .map(|mut p| {
+            std::thread::spawn(move || {
+                let data = [1u8; 64];
+                for i in 0..n / 2 {
+                    p.send_timeout(i as u32, &data, DEADLINE).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < n / 2 * 2 {
+        match fanin.recv_into_timeout(&mut buf, Some(DEADLINE)) {
+            Ok(_) => got += 1,
+            // A producer that finished closed its ring: reported once, after its frames.
+            Err(ringbell::fanin::FanInError::Closed(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let wall = start.elapsed();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (wall, cpu_time() - cpu0)
+}
+
 fn mpsc_crossbeam(n: u64) -> (Duration, Duration) {
     let (tx, rx) = crossbeam_channel::bounded::<[u8; 64]>(1024);
     let cpu0 = cpu_time();
@@ -917,19 +962,29 @@ fn main() {
     // MPSC.
     let mut m_rb = Vec::new();
     let mut m_cb = Vec::new();
-    let (mut cpu_rb, mut cpu_cb) = (Vec::new(), Vec::new());
+    let mut m_fi = Vec::new();
+    let (mut cpu_rb, mut cpu_cb, mut cpu_fi) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..z.reps {
         let (w, c) = mpsc_ringbell(z.stream);
         m_rb.push(w.as_nanos() as f64 / z.stream as f64);
         cpu_rb.push(c.as_nanos() as f64 / z.stream as f64);
+        let (w, c) = fanin_ringbell(z.stream);
+        m_fi.push(w.as_nanos() as f64 / z.stream as f64);
+        cpu_fi.push(c.as_nanos() as f64 / z.stream as f64);
         let (w, c) = mpsc_crossbeam(z.stream);
         m_cb.push(w.as_nanos() as f64 / z.stream as f64);
         cpu_cb.push(c.as_nanos() as f64 / z.stream as f64);
     }
     let (m_rb, m_cb, cpu_rb, cpu_cb) = (stat(m_rb), stat(m_cb), stat(cpu_rb), stat(cpu_cb));
+    let (m_fi, cpu_fi) = (stat(m_fi), stat(cpu_fi));
     row(
         "MPSC 2 producers 64 B: ringbell mpsc (blocking calls)",
         m_rb,
+        "rate",
+    );
+    row(
+        "MPSC 2 producers 64 B: ringbell fan-in, a ring each",
+        m_fi,
         "rate",
     );
     row(
@@ -938,6 +993,7 @@ fn main() {
         "rate",
     );
     row("  CPU per message: ringbell", cpu_rb, "ns");
+    row("  CPU per message: ringbell fan-in", cpu_fi, "ns");
     row("  CPU per message: crossbeam-channel", cpu_cb, "ns");
     // Cross-process ping-pong.
     let floor = pingpong_atomic(z.trips);
@@ -1021,6 +1077,10 @@ fn main() {
     println!(
         "ratio mpsc_2p_64B_vs_crossbeam_channel {:.3}",
         m_cb.p50 / m_rb.p50
+    );
+    println!(
+        "ratio fanin_2p_64B_vs_crossbeam_channel {:.3}",
+        m_cb.p50 / m_fi.p50
     );
     println!(
         "ratio pingpong_spin_vs_atomic_floor {:.3}",
