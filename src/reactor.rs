@@ -192,21 +192,28 @@ struct Shared {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// Set on the reactor thread while it runs a handler inline: answers given on this thread
-    /// then need no doorbell ring, because the reactor collects them as soon as the handler
-    /// returns. Answers from any other thread ring as usual.
-    static INLINE: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// Set, on the reactor thread while it runs a handler inline, to that reactor's `Shared`:
+    /// answers given for it on this thread go to `INLINE_DONE` — no lock, no doorbell ring —
+    /// because the reactor collects them as soon as the handler returns. Answers from any
+    /// other thread, or for another reactor, take the shared queue and ring as usual.
+    static INLINE: core::cell::Cell<*const Shared> = const { core::cell::Cell::new(core::ptr::null()) };
+    /// Answers given inline (see `INLINE`).
+    static INLINE_DONE: core::cell::RefCell<Vec<Completion>> = const { core::cell::RefCell::new(Vec::new()) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static INLINE: core::cell::Cell<bool> = core::cell::Cell::new(false);
+    static INLINE: core::cell::Cell<*const Shared> = core::cell::Cell::new(core::ptr::null());
+    static INLINE_DONE: core::cell::RefCell<Vec<Completion>> = core::cell::RefCell::new(Vec::new());
 }
 
 impl Shared {
     fn post(&self, c: Completion) {
         // The reactor collects right after an inline handler returns, on this thread.
-        let ring = !INLINE.with(core::cell::Cell::get);
-        if ring && mutant::active(Mutant::ReplyRingsFirst) {
+        if core::ptr::eq(INLINE.with(core::cell::Cell::get), self) {
+            INLINE_DONE.with(|d| d.borrow_mut().push(c));
+            return;
+        }
+        if mutant::active(Mutant::ReplyRingsFirst) {
             (self.wake)();
         }
         {
@@ -214,7 +221,7 @@ impl Shared {
             done.push(c);
             self.pending.fetch_add(1, Ordering::Release);
         }
-        if ring && !mutant::active(Mutant::ReplyRingsFirst) {
+        if !mutant::active(Mutant::ReplyRingsFirst) {
             (self.wake)();
         }
     }
@@ -531,6 +538,8 @@ pub struct Reactor<T: Transport, H: Handler, E: Executor = InlineExecutor> {
     in_flight: usize,
     buf: Vec<u8>,
     completions: Vec<Completion>,
+    /// Reused for the answers of inline handlers (see `INLINE`).
+    inline_done: Vec<Completion>,
     /// Reused by `sleep`: connections whose due response did not fit.
     blocked: Vec<(ConnId, usize)>,
     drain: Duration,
@@ -559,6 +568,7 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
             in_flight: 0,
             buf,
             completions: Vec::new(),
+            inline_done: Vec::new(),
             blocked: Vec::new(),
             drain: DEFAULT_DRAIN,
             stats: ReactorStats::default(),
@@ -579,6 +589,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             in_flight: self.in_flight,
             buf: self.buf,
             completions: self.completions,
+            inline_done: self.inline_done,
             blocked: self.blocked,
             drain: self.drain,
             stats: self.stats,
@@ -813,11 +824,15 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         // A panic drops `res` while unwinding, which answers `Panicked`.
         if self.serial || (in_flight_before == 0 && !self.transport.has_request()) {
             self.stats.inline += 1;
-            INLINE.with(|f| f.set(true));
+            INLINE.with(|f| f.set(Arc::as_ptr(&self.shared)));
             let handler = &*self.handler;
             let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
-            INLINE.with(|f| f.set(false));
-            // The answer (if given) is in the queue: send it now, not after a loop turn.
+            INLINE.with(|f| f.set(core::ptr::null()));
+            // The answer (if given) is in `INLINE_DONE`: send it now, not after a loop turn.
+            let mut mine = core::mem::take(&mut self.inline_done);
+            INLINE_DONE.with(|d| core::mem::swap(&mut *d.borrow_mut(), &mut mine));
+            self.settle(&mut mine);
+            self.inline_done = mine;
             self.collect();
             self.flush(inc.conn.slot);
         } else {
@@ -837,6 +852,13 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         let mut done = core::mem::take(&mut self.completions);
         self.shared.take(&mut done);
         let any = !done.is_empty();
+        self.settle(&mut done);
+        self.completions = done;
+        any
+    }
+
+    /// Moves completions into their connections' stashes (or sends them), emptying `done`.
+    fn settle(&mut self, done: &mut Vec<Completion>) {
         for c in done.drain(..) {
             let live = self
                 .conns
@@ -854,8 +876,6 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             }
             self.park(c.conn, c.seq, c.reply);
         }
-        self.completions = done;
-        any
     }
 
     /// Puts a reply in its connection's stash; pauses the connection past the stash limit.
