@@ -157,7 +157,11 @@ impl WaitOptions {
         self
     }
 
-    /// Sleep at most `slice` per futex wait (clamped to at least 1 ms).
+    /// Sleep at most `slice` per futex wait (clamped to at least 1 ms). Between slices a
+    /// blocked call checks whether the peer's process died, so the slice bounds how late a
+    /// dead peer is noticed; it also bounds how late a producer blocked on a full ring sees
+    /// space freed by a consumer that then stopped receiving with frames left (see
+    /// [`spsc`](crate::spsc), "Waking a producer").
     pub fn slice(mut self, slice: Duration) -> Self {
         self.slice = slice.max(Duration::from_millis(1));
         self

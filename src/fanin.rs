@@ -162,6 +162,15 @@ impl<S: SharedMemory> FanIn<S> {
         })
     }
 
+    /// Makes the consumer of ring `id` ring its space doorbell after every release (a
+    /// channel's request rings: see `spsc::Consumer::ring_every_release`).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn ring_every_release(&mut self, id: RingId) {
+        if let Some(Some(c)) = self.rings.get_mut(id.0) {
+            c.ring_every_release();
+        }
+    }
+
     /// Attaches the consumer end of `ring` (created with `RingConfig::shared_bell`).
     ///
     /// # Errors
@@ -210,8 +219,13 @@ impl<S: SharedMemory> FanIn<S> {
     /// client does not read its responses) pauses that producer alone. Returns false if
     /// there is no such ring.
     pub fn set_paused(&mut self, id: RingId, paused: bool) -> bool {
-        match (self.rings.get(id.0), self.paused.get_mut(id.0)) {
-            (Some(Some(_)), Some(p)) => {
+        match (self.rings.get_mut(id.0), self.paused.get_mut(id.0)) {
+            (Some(Some(consumer)), Some(p)) => {
+                if paused {
+                    // Space freed since the last ring would otherwise wait for the producer's
+                    // sleep slice: the paused ring's records stay, so we do not catch up.
+                    consumer.announce_space();
+                }
                 *p = paused;
                 true
             }

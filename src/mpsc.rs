@@ -89,9 +89,11 @@
 //! sleeps only after announcing it and re-reading the released position (the doorbell's
 //! fence pair); a release it missed is followed, while the consumer keeps receiving, by a
 //! ring at the next step or at the catch-up — and with every producer asleep, no new claims
-//! come, so the consumer does catch up. If the consumer stops receiving with records left, a
-//! producer sees space freed since the last ring at the end of its sleep slice (50 ms by
-//! default): the ring is nearly full then anyway. As for SPSC, no system call is made while
+//! come, so the consumer does catch up. A receive that stops short — at a record still being
+//! written, or one its buffer cannot hold — rings for the space freed since the last ring, so
+//! a producer claiming behind a preempted or dead one is not held up. If the consumer simply
+//! stops calling with records left, a producer sees space freed since the last ring at the
+//! end of its sleep slice (50 ms by default). As for SPSC, no system call is made while
 //! nobody sleeps. (Model: `a_blocked_producer_wakes_when_the_consumer_catches_up`; mutant
 //! `mpsc_no_catch_up_ring`.)
 
@@ -877,6 +879,8 @@ pub struct Consumer<S: SharedMemory, L: Liveness = NeverDead> {
     stalled: Option<(u64, Instant)>,
     /// The claim position we last read: never behind `read`, at most a capacity ahead.
     seen_claim: u64,
+    /// Our released position when the space doorbell was last rung.
+    rung: u64,
     /// The space doorbell is rung whenever the released position crosses a multiple of this
     /// (a power of two), and whenever we catch up with `seen_claim`.
     wake_step: u64,
@@ -921,6 +925,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             stalled: None,
             seen_claim: claim,
+            rung: read,
             wake_step: crate::spsc::wake_step(geo.capacity),
             last_sweep: Instant::now(),
             skipped: 0,
@@ -986,6 +991,16 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             if word != 0 && (word & !MPSC_LEN_MASK != CLAIMED) {
                 return Err(corrupt);
             }
+            // We will wait here: check the claim word afresh (we may have used an older
+            // value above), so that a corrupt one is reported rather than waited on.
+            // Acquire: as above.
+            let claim = self.mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+            let fresh = claim.wrapping_sub(self.read);
+            // Claims only grow: one behind the value we saw moved backwards.
+            if claim % 8 != 0 || fresh > cap as u64 || fresh < avail {
+                return Err(Corruption::WritePosition { found: claim });
+            }
+            self.seen_claim = claim;
             return Ok(Head::Pending);
         }
         let len = (word & LEN_MASK) as usize;
@@ -1065,18 +1080,31 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                 self.mem.store_u32(HEADER_SIZE + off, 0, Ordering::Relaxed);
             }
         }
-        let before = self.read;
         self.read = self.read.wrapping_add(size as u64);
         self.stalled = None;
         // Release: the zeroing and our reads happen before a producer reuses the space.
         self.mem
             .store_u64(READ_POS_OFF, self.read, Ordering::Release);
-        // Ring when a wake step's worth of space is complete, or when we have caught up with
-        // every claim we saw (see "Waking" in the module docs).
-        let crossed = (before ^ self.read) >= self.wake_step;
+        // Ring when a wake step's worth of space was freed since the last ring, or when we
+        // have caught up with every claim we saw (see "Waking" in the module docs).
+        let crossed = (self.rung ^ self.read) >= self.wake_step;
         let caught_up = self.read == self.seen_claim && !mutant::active(Mutant::MpscNoCatchUpRing);
         if crossed || caught_up {
-            self.waiter.ring(&self.space_bell);
+            self.ring_space();
+        }
+    }
+
+    fn ring_space(&mut self) {
+        self.rung = self.read;
+        self.waiter.ring(&self.space_bell);
+    }
+
+    /// Rings the space doorbell if space was freed since the last ring: for a receive about
+    /// to stop short of catching up (a record still being written, a buffer too small).
+    #[cold]
+    fn announce_space(&mut self) {
+        if self.rung != self.read {
+            self.ring_space();
         }
     }
 
@@ -1115,6 +1143,9 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                     if self.try_skip() {
                         continue;
                     }
+                    // We stop short of the claims: a producer blocked on the space freed so
+                    // far must not wait for the record ahead to be committed.
+                    self.announce_space();
                     return Err(RecvError::Empty);
                 }
             }
@@ -1278,9 +1309,10 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     /// [`RecvError::BufferTooSmall`] (the frame stays); [`RecvError::Corrupt`].
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<(u32, usize), RecvError> {
         let (off, len, tag, size) = self.next()?;
-        let dst = buf
-            .get_mut(..len)
-            .ok_or(RecvError::BufferTooSmall { needed: len })?;
+        let Some(dst) = buf.get_mut(..len) else {
+            self.announce_space();
+            return Err(RecvError::BufferTooSmall { needed: len });
+        };
         self.mem.copy_out(off, dst);
         self.release(size);
         Ok((tag, len))

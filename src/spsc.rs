@@ -60,10 +60,15 @@
 //! announcing it and then re-reading `read` (the doorbell's fence pair); if that re-read
 //! missed a release, the consumer, as long as it keeps receiving, rings at the next step or
 //! when it catches up — and a producer that sleeps publishes nothing, so the consumer does
-//! catch up. A consumer that stops receiving with frames left in a full ring lets the producer
-//! see space freed since the last ring at the end of its sleep slice (50 ms by default). The
-//! loom models run with the step set to the whole ring; mutant `spsc_no_catch_up_ring` (no
-//! ring on catching up) deadlocks `has_data_is_honest_and_close_is_seen`.
+//! catch up. A receive that stops short of catching up — a frame its buffer cannot hold
+//! (`BufferTooSmall`), a fan-in pausing the ring — rings for the space freed since the last
+//! ring. What is left: a consumer that simply stops calling with frames left in a full ring
+//! lets the producer see the space freed since the last ring at the end of its sleep slice
+//! (50 ms by default). A channel's request rings ring after every release instead: a client
+//! blocked on a full request ring collects its responses when woken for space. The loom
+//! models run with the step set to the whole ring; mutant `spsc_no_catch_up_ring` (no ring on
+//! catching up) deadlocks `has_data_is_honest_and_close_is_seen`; test
+//! `a_consumer_stopping_short_wakes_a_blocked_producer` covers the stop short.
 //!
 //! # Validation
 //!
@@ -921,8 +926,10 @@ pub struct Consumer<S: SharedMemory> {
     /// batch whose callback panicked, until the ring next looks empty or a frame is freed).
     published: u64,
     /// The space doorbell is rung when the published position crosses a multiple of this (a
-    /// power of two), and whenever we catch up with `cached_write`.
+    /// power of two) since the last ring, and whenever we catch up with `cached_write`.
     wake_step: u64,
+    /// The published position when the space doorbell was last rung.
+    rung: u64,
     owner: OwnerId,
     /// The fork generation it attached in (see `role::fork_generation`): a copy inherited by
     /// a forked child neither acts nor closes the role.
@@ -1015,6 +1022,7 @@ impl<S: SharedMemory> Consumer<S> {
             cached_write: write,
             published: read,
             wake_step: wake_step(geo.capacity),
+            rung: read,
             owner,
             fork_gen: role::fork_generation(),
             data_bell: Doorbell::at(mem, DATA_BELL_OFF),
@@ -1114,19 +1122,43 @@ impl<S: SharedMemory> Consumer<S> {
     /// producer" in the module docs.
     #[inline]
     fn release(&mut self, size: usize) {
-        let before = self.published;
         self.read = self.read.wrapping_add(size as u64);
         self.published = self.read;
         // Release: pairs with the Acquire in `Producer::refresh_read`; our reads of the freed
         // bytes happen before the producer overwrites them.
         self.mem
             .store_u64(READ_POS_OFF, self.read, Ordering::Release);
-        let crossed = (before ^ self.read) >= self.wake_step;
+        // A multiple of the (power-of-two) step lies in `(rung, read]` iff they differ in a
+        // bit at or above it.
+        let crossed = (self.rung ^ self.read) >= self.wake_step;
         let caught_up =
             self.read == self.cached_write && !mutant::active(Mutant::SpscNoCatchUpRing);
         if crossed || caught_up {
-            self.waiter.ring(&self.space_bell);
+            self.ring_space();
         }
+    }
+
+    /// Rings the space doorbell for everything published so far.
+    #[inline]
+    fn ring_space(&mut self) {
+        self.rung = self.published;
+        self.waiter.ring(&self.space_bell);
+    }
+
+    /// Rings the space doorbell if space was freed since the last ring: for a consumer about
+    /// to stop short of catching up (a frame its buffer cannot hold, a fan-in pausing the
+    /// ring), so that a producer blocked on the ring is not left to its sleep slice.
+    #[cold]
+    pub(crate) fn announce_space(&mut self) {
+        if self.rung != self.published {
+            self.ring_space();
+        }
+    }
+
+    /// Rings the space doorbell after every release, as a channel's request rings need: there
+    /// a blocked client also collects its responses when woken for space.
+    pub(crate) fn ring_every_release(&mut self) {
+        self.wake_step = frame::ALIGN as u64;
     }
 
     /// Finds and validates the next record, skipping (and freeing) one padding record.
@@ -1196,8 +1228,9 @@ impl<S: SharedMemory> Consumer<S> {
     /// before (measured: 64-byte frames through a 64 KiB ring ran at a third of rtrb's rate,
     /// whose slot addresses need no load). Two lines per record cover records up to 128
     /// bytes; longer payloads are copied sequentially, which the hardware prefetcher follows.
-    /// Only published bytes are prefetched: the producer no longer writes them, so the hint
-    /// never pulls a line away from it mid-write.
+    /// Only lines starting below the published position are asked for; the last of them may
+    /// also hold bytes the producer is still writing, and the hint then costs it a line
+    /// transfer — a matter of speed only: a prefetch changes no memory.
     #[inline(always)]
     fn prefetch_ahead(&self, size: usize) {
         let ahead = self.read.wrapping_add((size + PREFETCH_AHEAD) as u64);
@@ -1292,9 +1325,10 @@ impl<S: SharedMemory> Consumer<S> {
     #[inline]
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<(u32, usize), RecvError> {
         let rec = self.next_record()?;
-        let dst = buf
-            .get_mut(..rec.len)
-            .ok_or(RecvError::BufferTooSmall { needed: rec.len })?;
+        let Some(dst) = buf.get_mut(..rec.len) else {
+            self.announce_space();
+            return Err(RecvError::BufferTooSmall { needed: rec.len });
+        };
         self.mem
             .copy_out(HEADER_SIZE + rec.off + frame::RECORD_HEADER, dst);
         self.release(frame::record_size(rec.len));
@@ -1328,6 +1362,7 @@ impl<S: SharedMemory> Consumer<S> {
             };
             let Some(dst) = buf.get_mut(..rec.len) else {
                 if got == 0 {
+                    self.announce_space();
                     return Err(RecvError::BufferTooSmall { needed: rec.len });
                 }
                 break;

@@ -256,3 +256,39 @@ fn killed_peer_child() {
     std::io::stdout().flush().unwrap();
     std::thread::sleep(Duration::from_secs(60));
 }
+
+/// A consumer that frees space but stops short of catching up — at a frame its buffer cannot
+/// hold — rings the space doorbell although it freed less than a wake step, so a producer
+/// blocked on the full ring goes on at once rather than at the end of its sleep slice.
+#[test]
+fn a_consumer_stopping_short_wakes_a_blocked_producer() {
+    let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+    let max = tx.max_frame();
+    tx.try_send(0, &[0; 56]).unwrap(); // 64 bytes
+    while tx.try_send(1, &vec![1; max]).is_ok() {}
+    while tx.try_send(2, &[2; 56]).is_ok() {}
+    // Asleep for a whole minute unless rung.
+    tx.set_wait_options(
+        WaitOptions::new()
+            .spin_budget(0)
+            .slice(Duration::from_secs(60)),
+    );
+    let sender = std::thread::spawn(move || {
+        let t = Instant::now();
+        tx.send_timeout(3, &[3; 56], Duration::from_secs(30))
+            .unwrap();
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(100)); // let it fall asleep
+    let mut buf = [0u8; 64];
+    assert_eq!(rx.try_recv_into(&mut buf), Ok((0, 56))); // frees 64 bytes, rings nothing
+    assert_eq!(
+        rx.try_recv_into(&mut buf),
+        Err(RecvError::BufferTooSmall { needed: max })
+    );
+    let waited = sender.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "producer slept {waited:?}"
+    );
+}

@@ -7,11 +7,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use ringbell::OwnerId;
+use ringbell::doorbell::WaitOptions;
 use ringbell::frame::{COMMITTED, PADDING};
 use ringbell::layout::{HEADER_SIZE, READ_POS_OFF, WRITE_POS_OFF};
 use ringbell::mem::SharedMemory;
 use ringbell::mpsc::{self, Consumer, Liveness, MpscConfig, NeverDead, Producer};
 use ringbell::region::HeapRegion;
+use ringbell::{Corruption, RecvError};
 
 struct Dead(Mutex<HashSet<u64>>);
 impl Dead {
@@ -327,5 +329,72 @@ fn an_unaligned_claim_position_is_corruption_not_a_panic() {
     assert!(
         matches!(r, Ok(Err(ringbell::SendError::Corrupt(_)))),
         "{r:?}"
+    );
+}
+
+/// The consumer re-reads the claim word only when it has caught up with the one it saw; a
+/// claim word corrupted while the record at its position is still being written must still
+/// be reported (a review found it waited on silently, or spun, instead).
+#[test]
+fn a_claim_word_corrupted_behind_a_pending_record_is_reported() {
+    let cfg = MpscConfig::new(1024);
+    let reg = region(&cfg);
+    let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
+    let mut a = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
+    let mut b = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
+    let grant = a.reserve(8).unwrap(); // pending at the consumer's position
+    b.try_send(2, b"behind").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.try_recv_into(&mut buf), Err(RecvError::Empty));
+    let mem = reg.view();
+    for garbage in [u64::MAX - 7, 3, 8] {
+        mem.store_u64(WRITE_POS_OFF, garbage, Relaxed);
+        assert_eq!(
+            rx.try_recv_into(&mut buf),
+            Err(RecvError::Corrupt(Corruption::WritePosition {
+                found: garbage
+            })),
+            "claim word {garbage:#x}"
+        );
+    }
+    drop(grant);
+}
+
+/// A consumer that frees space but stops short of catching up — here at a record its buffer
+/// cannot hold — rings the space doorbell even though it freed less than a wake step, so a
+/// producer blocked on the full ring goes on at once rather than at the end of its slice.
+#[test]
+fn a_consumer_stopping_short_wakes_a_blocked_producer() {
+    let cfg = MpscConfig::new(4096);
+    let reg = region(&cfg);
+    let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
+    let mut p = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
+    let max = p.max_frame();
+    p.try_send(0, &[0; 56]).unwrap(); // 64 bytes
+    while p.try_send(1, &vec![1; max]).is_ok() {}
+    while p.try_send(2, &[2; 56]).is_ok() {}
+    // Asleep for a whole minute unless rung.
+    p.set_wait_options(
+        WaitOptions::new()
+            .spin_budget(0)
+            .slice(Duration::from_secs(60)),
+    );
+    let sender = std::thread::spawn(move || {
+        let t = Instant::now();
+        p.send_timeout(3, &[3; 56], Duration::from_secs(30))
+            .unwrap();
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(100)); // let it fall asleep
+    let mut buf = [0u8; 64];
+    assert_eq!(rx.try_recv_into(&mut buf), Ok((0, 56))); // frees 64 bytes, rings nothing
+    assert_eq!(
+        rx.try_recv_into(&mut buf),
+        Err(RecvError::BufferTooSmall { needed: max })
+    );
+    let waited = sender.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "producer slept {waited:?}"
     );
 }

@@ -437,6 +437,9 @@ impl Server {
         )?;
         responses.set_wait_options(self.cfg.wait);
         let RingId(slot) = self.fanin.add(requests.clone(), self.owner)?;
+        // A client blocked on a full request ring collects its responses when woken for
+        // space: wake it for every request taken, not once per step of the ring.
+        self.fanin.ring_every_release(RingId(slot));
         self.generation += 1;
         let id = ConnId {
             slot,
