@@ -1157,6 +1157,7 @@ impl<S: SharedMemory> Consumer<S> {
 
     /// Rings the space doorbell after every release, as a channel's request rings need: there
     /// a blocked client also collects its responses when woken for space.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn ring_every_release(&mut self) {
         self.wake_step = frame::ALIGN as u64;
     }
