@@ -81,13 +81,22 @@ fn stat(mut v: Vec<f64>) -> Stat {
 
 /// Throughput repetitions: ns per item of each repetition. p50 is the median repetition, p99
 /// the slowest (with few repetitions).
-fn per_item(reps: usize, items: u64, mut run: impl FnMut() -> Duration) -> Stat {
-    stat(
-        (0..reps)
-            .map(|_| run().as_nanos() as f64 / items as f64)
-            .collect(),
-    )
+/// Runs every case once per repetition, in turn, so that a change of the machine's speed
+/// during the run (these VMs switch for minutes at a time) falls on every case alike.
+fn interleaved<const N: usize>(
+    reps: usize,
+    items: u64,
+    mut runs: [&mut dyn FnMut() -> Duration; N],
+) -> [Stat; N] {
+    let mut v: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(reps));
+    for _ in 0..reps {
+        for (k, run) in runs.iter_mut().enumerate() {
+            v[k].push(run().as_nanos() as f64 / items as f64);
+        }
+    }
+    v.map(stat)
 }
+
 
 // ---------------------------------------------------------------- placement and processes
 
@@ -926,10 +935,16 @@ fn main() {
     };
 
     // In-process SPSC, 64 B.
-    let rb64_one = per_item(z.reps, z.stream, || stream_ringbell(z.stream, 64, 1 << 16));
-    let rb64 = per_item(z.reps, z.stream, || stream_ringbell_batched(z.stream));
-    let rtrb = per_item(z.reps, z.stream, || stream_rtrb(z.stream));
-    let aq = per_item(z.reps, z.stream, || stream_arrayqueue(z.stream));
+    let [rb64, rb64_one, rtrb, aq] = interleaved(
+        z.reps,
+        z.stream,
+        [
+            &mut || stream_ringbell_batched(z.stream),
+            &mut || stream_ringbell(z.stream, 64, 1 << 16),
+            &mut || stream_rtrb(z.stream),
+            &mut || stream_arrayqueue(z.stream),
+        ],
+    );
     row(
         "SPSC 64 B in-process: ringbell, batches of 32 (best API)",
         rb64,
@@ -951,8 +966,14 @@ fn main() {
         "rate",
     );
     // 64 KiB frames.
-    let rbbig = per_item(z.reps, z.big, || stream_ringbell(z.big, 64 << 10, 1 << 20));
-    let copy = per_item(z.reps, z.big, || stream_copythrough(z.big));
+    let [rbbig, copy] = interleaved(
+        z.reps,
+        z.big,
+        [
+            &mut || stream_ringbell(z.big, 64 << 10, 1 << 20),
+            &mut || stream_copythrough(z.big),
+        ],
+    );
     row("SPSC 64 KiB frames: ringbell (1 MiB ring)", rbbig, "MB/s");
     row(
         "SPSC 64 KiB frames: bare copy-through (16 slots, flags)",
