@@ -260,6 +260,15 @@ pub(crate) fn wake_step(capacity: usize) -> u64 {
     step.max(frame::ALIGN) as u64
 }
 
+/// Byte offset in the region of the payload of the record at data-area offset `record`.
+#[inline(always)]
+fn payload_off(record: usize) -> usize {
+    HEADER_SIZE + record + frame::RECORD_HEADER
+}
+
+/// A cache line, for the consumer's prefetches.
+const LINE: u64 = 64;
+
 /// How far past the record being read the consumer prefetches (see
 /// `Consumer::prefetch_ahead`); measured best among 128 B–4 KiB for 64-byte frames.
 const PREFETCH_AHEAD: usize = 1024;
@@ -548,8 +557,7 @@ impl<S: SharedMemory> Producer<S> {
     #[inline]
     pub fn try_send(&mut self, tag: u32, data: &[u8]) -> Result<(), SendError> {
         let (record, pad) = self.claim(data.len())?;
-        self.mem
-            .copy_in(HEADER_SIZE + record + frame::RECORD_HEADER, data);
+        self.mem.copy_in(payload_off(record), data);
         self.publish(record, pad, data.len(), tag);
         Ok(())
     }
@@ -587,8 +595,7 @@ impl<S: SharedMemory> Producer<S> {
         for (tag, data) in frames {
             match self.claim(data.len()) {
                 Ok((record, pad)) => {
-                    self.mem
-                        .copy_in(HEADER_SIZE + record + frame::RECORD_HEADER, data);
+                    self.mem.copy_in(payload_off(record), data);
                     self.write_headers(record, pad, data.len(), tag);
                     sent += 1;
                 }
@@ -831,7 +838,7 @@ impl<S: SharedMemory> Grant<'_, S> {
 
     #[inline]
     fn payload_off(&self) -> usize {
-        HEADER_SIZE + self.record + frame::RECORD_HEADER
+        payload_off(self.record)
     }
 
     /// Copies `src` into the grant at byte `offset`.
@@ -1191,7 +1198,7 @@ impl<S: SharedMemory> Consumer<S> {
                 // Fresh data: a record usually spans the header's line and the next one. Ask
                 // for the second line now, so that its miss overlaps the header's instead of
                 // following it (a ping-pong's latency is a chain of such misses).
-                let next_line = (self.read | 63).wrapping_add(1);
+                let next_line = (self.read | (LINE - 1)).wrapping_add(1);
                 if (self.cached_write.wrapping_sub(next_line) as i64) > 0 {
                     self.mem
                         .prefetch(HEADER_SIZE + (next_line & self.mask) as usize);
@@ -1245,7 +1252,7 @@ impl<S: SharedMemory> Consumer<S> {
     #[inline(always)]
     fn prefetch_ahead(&self, size: usize) {
         let ahead = self.read.wrapping_add((size + PREFETCH_AHEAD) as u64);
-        for line in [ahead, ahead.wrapping_add(64)] {
+        for line in [ahead, ahead.wrapping_add(LINE)] {
             // `line` is published iff it lies before `cached_write` (wrapping compare).
             if (self.cached_write.wrapping_sub(line) as i64) > 0 {
                 self.mem.prefetch(HEADER_SIZE + (line & self.mask) as usize);
@@ -1340,8 +1347,7 @@ impl<S: SharedMemory> Consumer<S> {
             self.announce_space();
             return Err(RecvError::BufferTooSmall { needed: rec.len });
         };
-        self.mem
-            .copy_out(HEADER_SIZE + rec.off + frame::RECORD_HEADER, dst);
+        self.mem.copy_out(payload_off(rec.off), dst);
         self.release(frame::record_size(rec.len));
         Ok((rec.tag, rec.len))
     }
@@ -1378,8 +1384,7 @@ impl<S: SharedMemory> Consumer<S> {
                 }
                 break;
             };
-            self.mem
-                .copy_out(HEADER_SIZE + rec.off + frame::RECORD_HEADER, dst);
+            self.mem.copy_out(payload_off(rec.off), dst);
             // Move past the record locally (before `f`: a panicking `f` has still had it);
             // the shared position is stored once, below.
             self.read = self.read.wrapping_add(frame::record_size(rec.len) as u64);
@@ -1636,7 +1641,7 @@ impl<S: SharedMemory> ReadGuard<'_, S> {
 
     #[inline]
     fn payload_off(&self) -> usize {
-        HEADER_SIZE + self.rec.off + frame::RECORD_HEADER
+        payload_off(self.rec.off)
     }
 
     /// Copies payload bytes starting at `offset` into `dst`.
