@@ -12,7 +12,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ringbell::doorbell::WaitOptions;
 use ringbell::fanin::FanIn;
 use ringbell::region::{HeapRegion, Region};
-use ringbell::spsc::{self, Producer, RingConfig};
+use ringbell::spsc::{self, Producer};
 use ringbell::{OwnerId, RecvError, SendError};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -59,12 +59,12 @@ fn spsc_sizes(c: &mut Criterion) {
 
 /// `producers` threads each send `iters / producers` 64-byte frames into a fan-in.
 fn fanin_stream(iters: u64, producers: usize) -> Duration {
-    let bell = HeapRegion::new_bell().unwrap();
+    let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), producers).unwrap();
     let per = iters / producers as u64 + 1;
     let threads: Vec<_> = (0..producers)
         .map(|_| {
-            let ring = HeapRegion::new_spsc(&RingConfig::new(1 << 16).shared_bell()).unwrap();
+            let ring = HeapRegion::new(&spsc::Config::new(1 << 16).shared_bell()).unwrap();
             fanin.add(ring.clone(), OwnerId::unique()).unwrap();
             let mut p =
                 Producer::attach_shared_bell(ring, bell.clone(), OwnerId::unique()).unwrap();
@@ -153,8 +153,8 @@ fn many_producers(c: &mut Criterion) {
 
 /// Round trips of 64 bytes with a child process (this benchmark, re-executed) echoing them.
 fn pingpong(iters: u64, mode: &str) -> Duration {
-    let a = Region::create_spsc(&RingConfig::new(1 << 16)).unwrap();
-    let b = Region::create_spsc(&RingConfig::new(1 << 16)).unwrap();
+    let a = Region::create(&spsc::Config::new(1 << 16)).unwrap();
+    let b = Region::create(&spsc::Config::new(1 << 16)).unwrap();
     let mut tx = a.producer().unwrap();
     let mut rx = b.consumer().unwrap();
     let opts = wait_options(mode);
@@ -219,8 +219,14 @@ fn echo(spec: &str) {
             OwnedFd::from_raw_fd(v[1].parse().unwrap()),
         )
     };
-    let mut rx = Region::open_spsc(a).unwrap().consumer().unwrap();
-    let mut tx = Region::open_spsc(b).unwrap().producer().unwrap();
+    let mut rx = Region::<ringbell::region::Spsc>::open(a)
+        .unwrap()
+        .consumer()
+        .unwrap();
+    let mut tx = Region::<ringbell::region::Spsc>::open(b)
+        .unwrap()
+        .producer()
+        .unwrap();
     let opts = wait_options(v[2]);
     rx.set_wait_options(opts);
     tx.set_wait_options(opts);

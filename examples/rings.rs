@@ -16,8 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use ringbell::region::Region;
-use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::region::{Region, Spsc};
+use ringbell::spsc::{self, Consumer, Producer};
 
 const TAG_STREAM: u32 = 1;
 const TAG_PING: u32 = 2;
@@ -41,18 +41,18 @@ fn main() -> Result<(), Error> {
 }
 
 /// A blocking send with the default wait settings: spin briefly, then sleep on the doorbell.
-fn send(tx: &mut Producer<Region>, tag: u32, data: &[u8]) -> Result<(), Error> {
+fn send(tx: &mut Producer<Region<Spsc>>, tag: u32, data: &[u8]) -> Result<(), Error> {
     Ok(tx.send_timeout(tag, data, DEADLINE)?)
 }
 
 /// A blocking receive with the default wait settings.
-fn recv(rx: &mut Consumer<Region>, buf: &mut [u8]) -> Result<(u32, usize), Error> {
+fn recv(rx: &mut Consumer<Region<Spsc>>, buf: &mut [u8]) -> Result<(u32, usize), Error> {
     Ok(rx.recv_into_timeout(buf, DEADLINE)?)
 }
 
 fn child(req: OwnedFd, resp: OwnedFd) -> Result<(), Error> {
-    let mut rx = Region::open_spsc(req)?.consumer()?;
-    let mut tx = Region::open_spsc(resp)?.producer()?;
+    let mut rx = Region::<ringbell::region::Spsc>::open(req)?.consumer()?;
+    let mut tx = Region::<ringbell::region::Spsc>::open(resp)?.producer()?;
     let mut buf = vec![0u8; rx.max_frame()];
     let mut streamed = 0u64;
     loop {
@@ -94,9 +94,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn parent() -> Result<(), Error> {
-    let ring = RingConfig::new(1 << 20);
-    let req = Region::create_spsc(&ring)?;
-    let resp = Region::create_spsc(&ring)?;
+    let ring = spsc::Config::new(1 << 20);
+    let req = Region::create(&ring)?;
+    let resp = Region::create(&ring)?;
     let mut tx = req.producer()?;
     let mut rx = resp.consumer()?;
     let mut child = spawn_child(req.fd(), resp.fd())?;
@@ -114,7 +114,7 @@ fn parent() -> Result<(), Error> {
     result
 }
 
-fn run(tx: &mut Producer<Region>, rx: &mut Consumer<Region>) -> Result<(), Error> {
+fn run(tx: &mut Producer<Region<Spsc>>, rx: &mut Consumer<Region<Spsc>>) -> Result<(), Error> {
     println!("ringbell demo: two processes, 1 MiB SPSC rings over sealed memfds");
     println!(
         "cores: {}   (every figure below comes from this one run)",

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use ringbell::OwnerId;
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::mpsc::{self, MpscConfig};
-use ringbell::peer::PidfdLiveness;
+use ringbell::mpsc::PidfdLiveness;
+use ringbell::mpsc::{self};
 use ringbell::region::Region;
-use ringbell::spsc::{Producer, RingConfig};
+use ringbell::spsc::{self, Producer};
 
 type Error = Box<dyn std::error::Error>;
 const PRODUCERS: u32 = 4;
@@ -91,10 +91,13 @@ fn producer(
             OwnedFd::from_raw_fd(bell_fd),
         )
     };
-    let mut mp = mpsc::Producer::attach(Region::open_mpsc(m)?, OwnerId::unique())?;
+    let mut mp = mpsc::Producer::attach(
+        Region::<ringbell::region::Mpsc>::open(m)?,
+        OwnerId::unique(),
+    )?;
     let mut fp = Producer::attach_shared_bell(
-        Region::open_spsc(r)?,
-        Region::open_bell(b)?,
+        Region::<ringbell::region::Spsc>::open(r)?,
+        Region::<ringbell::region::Bell>::open(b)?,
         OwnerId::unique(),
     )?;
     let mut rng = Rng(0x9E37_79B9 ^ u64::from(k) << 32 | 1);
@@ -127,13 +130,13 @@ fn main() -> Result<(), Error> {
         );
     }
     let secs: f64 = args.first().map_or(Ok(60.0), |s| s.parse())?;
-    let mpsc_region = Region::create_mpsc(&MpscConfig::new(1 << 20).slots(8))?;
-    let bell = Region::create_bell()?;
+    let mpsc_region = Region::create(&mpsc::Config::new(1 << 20).slots(8))?;
+    let bell = Region::create(&ringbell::doorbell::BellConfig)?;
     let mut fanin = FanIn::new(bell.clone(), PRODUCERS as usize)?;
     let live = PidfdLiveness::new();
     let mut children = Vec::new();
     for k in 0..PRODUCERS {
-        let ring = Region::create_spsc(&RingConfig::new(1 << 18).shared_bell())?;
+        let ring = Region::create(&spsc::Config::new(1 << 18).shared_bell())?;
         fanin.add(ring.clone(), OwnerId::unique())?;
         let fds = [
             mpsc_region.fd().as_raw_fd(),

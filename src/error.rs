@@ -89,7 +89,7 @@ impl fmt::Display for HeaderError {
             Self::UnsupportedVersion { found } => write!(
                 f,
                 "unsupported layout version {found} (this build reads {})",
-                crate::layout::LAYOUT_VERSION
+                crate::wire::LAYOUT_VERSION
             ),
             Self::WrongEndianness => f.write_str("region was written with the other byte order"),
             Self::BadHeaderSize { found } => write!(f, "unexpected header size {found}"),
@@ -100,8 +100,8 @@ impl fmt::Display for HeaderError {
             Self::BadCapacity { capacity } => write!(
                 f,
                 "capacity {capacity} is not a power of two between {} and {}",
-                crate::layout::MIN_CAPACITY,
-                crate::layout::MAX_CAPACITY
+                crate::wire::MIN_CAPACITY,
+                crate::wire::MAX_CAPACITY
             ),
             Self::BadMask { mask, capacity } => {
                 write!(f, "mask {mask:#x} does not match capacity {capacity}")

@@ -15,43 +15,50 @@
 //!   [`Producer::attach_shared_bell`] ring the fan-in's doorbell; the consumer sleeps on it
 //!   when every ring is empty. Ringing costs a fence and a load, and a wake system call only
 //!   when the consumer announced a sleep.
+//! * **No endless wait.** A blocking receive with no ring left to receive from (every ring
+//!   reported closed and detached, or every ring paused) returns [`FanInError::NoRings`]
+//!   instead of sleeping for ever: nothing can add a ring while it blocks.
 //!
 //! # The shared doorbell
 //!
-//! The doorbell lives in a *bell region* of its own ([`init_bell`](crate::doorbell::init_bell); under `std`,
-//! `Region::create_bell`): a ring-style header of kind `Bell` whose data area is one doorbell
-//! line. Every producer maps it (it is writable by all of them — a hostile producer can ring
-//! it, or clear the waiter mark so that the consumer wakes late, by at most one sleep slice;
-//! it can never reach another producer's ring). A fan-in ring is created with
-//! [`RingConfig::shared_bell`](crate::spsc::RingConfig::shared_bell), which records in its
-//! header that its producer rings a shared doorbell; plain attaches refuse such a ring, and a
-//! fan-in refuses a plain one ([`AttachError::WrongBell`]), so no ring can end up rung on a
-//! doorbell its consumer does not sleep on.
+//! The doorbell lives in a *bell region* of its own ([`BellConfig`](crate::doorbell::BellConfig)):
+//! a region header of kind `Bell` whose data area is one doorbell line. Every producer maps it
+//! (it is writable by all of them — a hostile producer can ring it, or clear the waiter mark so
+//! that the consumer wakes late, by at most one sleep slice; it can never reach another
+//! producer's ring).
+//!
+//! A fan-in ring is created with [`Config::shared_bell`](crate::spsc::Config::shared_bell),
+//! which records in its header that its producer rings a shared doorbell; plain attaches refuse
+//! such a ring, and a fan-in refuses a plain one ([`AttachError::WrongBell`]). That is why a
+//! fan-in cannot take a ring made without `shared_bell()`: its producer would ring the ring's
+//! own doorbell, which the fan-in does not sleep on, and the fan-in would wake only at the end
+//! of each sleep slice. Which doorbell a producer rings is fixed when the ring is created, in
+//! the header both ends read.
 //!
 //! # Examples
 //!
 //! ```
+//! use ringbell::doorbell::BellConfig;
 //! use ringbell::fanin::FanIn;
 //! use ringbell::region::HeapRegion;
-//! use ringbell::spsc::{Producer, RingConfig};
-//! use ringbell::OwnerId;
+//! use ringbell::{spsc, OwnerId};
 //!
-//! let bell = HeapRegion::new_bell().unwrap();
-//! let mut fanin = FanIn::new(bell.clone(), 16).unwrap();
+//! let bell = HeapRegion::new(&BellConfig)?;
+//! let mut fanin = FanIn::new(bell.clone(), 16)?;
 //! let mut producers = Vec::new();
 //! for _ in 0..3 {
-//!     let ring = HeapRegion::new_spsc(&RingConfig::new(1024).shared_bell()).unwrap();
-//!     fanin.add(ring.clone(), OwnerId::unique()).unwrap();
-//!     producers.push(Producer::attach_shared_bell(ring, bell.clone(), OwnerId::unique()).unwrap());
+//!     let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+//!     fanin.add(ring.clone(), OwnerId::unique())?;
+//!     producers.push(spsc::Producer::attach_shared_bell(ring, bell.clone(), OwnerId::unique())?);
 //! }
 //! for (i, p) in producers.iter_mut().enumerate() {
-//!     p.try_send(i as u32, b"hello").unwrap();
+//!     p.try_send(i as u32, b"hello")?;
 //! }
-//! let mut buf = [0u8; 16];
-//! let mut tags: Vec<u32> = (0..3).map(|_| fanin.try_recv_into(&mut buf).unwrap().1).collect();
+//! let mut tags: Vec<u32> = (0..3).map(|_| fanin.try_recv().unwrap().1.tag).collect();
 //! tags.sort();
 //! assert_eq!(tags, [0, 1, 2]);
 //! assert!(!fanin.has_data());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 extern crate alloc;
@@ -60,20 +67,42 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-use crate::doorbell::bell_of;
-use crate::doorbell::{Doorbell, WaitOptions, WaitStats, Waiter};
+use crate::clock::Deadline;
+use crate::doorbell::{Line, Notifier, Stop, WaitOptions, WaitStats, Waiter, bell_of};
 use crate::error::{AttachError, Corruption, RecvError};
-use crate::futex::Instant;
-use crate::mem::SharedMemory;
+use crate::region::{Admits, Bell, SharedMemory, Spsc};
 use crate::role::OwnerId;
-use crate::spsc::{Consumer, Notifier, Producer};
+use crate::spsc::Consumer;
+#[cfg(doc)]
+use crate::spsc::Producer;
 
 /// Identifies one ring of a fan-in: the slot it was added in. Slots are reused after a ring
 /// is removed or detached.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::fanin::RingId;
+///
+/// assert!(RingId(0) < RingId(1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RingId(pub usize);
 
 /// Receiving from a fan-in failed; no frame was consumed.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::BellConfig;
+/// use ringbell::fanin::{FanIn, FanInError};
+/// use ringbell::region::{HeapRegion, Spsc};
+///
+/// let mut fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+/// assert_eq!(fanin.try_recv().map(drop), Err(FanInError::Empty));
+/// assert_eq!(fanin.recv().map(drop), Err(FanInError::NoRings)); // would wait for ever
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FanInError {
@@ -99,6 +128,9 @@ pub enum FanInError {
     Disconnected(RingId),
     /// A blocking receive's deadline passed.
     Timeout,
+    /// A blocking receive has no ring to receive from: none is attached, or every one is
+    /// paused. Nothing could ever arrive, so it does not wait.
+    NoRings,
     /// This fan-in was inherited across `fork(2)`: only the process that made it may use it.
     Forked,
 }
@@ -116,19 +148,28 @@ impl fmt::Display for FanInError {
             ),
             Self::Disconnected(r) => write!(f, "ring {}'s producer died and it was drained", r.0),
             Self::Timeout => f.write_str("timed out waiting for a frame"),
+            Self::NoRings => f.write_str("no ring to receive from (none attached, or all paused)"),
             Self::Forked => f.write_str("fan-in inherited across fork: not usable here"),
         }
     }
 }
 
-impl core::error::Error for FanInError {}
+impl core::error::Error for FanInError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Corrupt(_, c) => Some(c),
+            _ => None,
+        }
+    }
+}
 
-/// One consumer over many SPSC rings sharing one doorbell; see the [module docs](self).
-pub struct FanIn<S: SharedMemory> {
+/// One consumer over many SPSC rings in memory `R` sharing one doorbell in memory `B`; see
+/// the [module docs](self). `Send`, not `Sync`.
+pub struct FanIn<R: SharedMemory, B: SharedMemory = R> {
     /// The shared doorbell (in `bell_shm`).
-    bell: Doorbell,
+    bell: Line,
     /// One slot per ring; `None` for a free slot.
-    rings: Vec<Option<Consumer<S>>>,
+    rings: Vec<Option<Consumer<R>>>,
     /// Per slot: whether receives skip the ring for now ([`FanIn::set_paused`]).
     paused: Vec<bool>,
     /// Rings attached (`Some` slots).
@@ -140,50 +181,64 @@ pub struct FanIn<S: SharedMemory> {
     /// Wait options, adaptive spin state, counters.
     waiter: Waiter,
     /// Keeps the doorbell's memory alive.
-    bell_shm: S,
+    bell_shm: B,
 }
 
-impl<S: SharedMemory> FanIn<S> {
+impl<R: SharedMemory, B: SharedMemory> FanIn<R, B>
+where
+    R::Kind: Admits<Spsc>,
+    B::Kind: Admits<Bell>,
+{
     /// A fan-in sleeping on the bell region `bell`, for at most `max_rings` rings.
     ///
     /// # Errors
     ///
     /// [`AttachError::Header`] if `bell` is not a valid bell region.
-    pub fn new(bell: S, max_rings: usize) -> Result<Self, AttachError> {
-        Ok(Self {
-            bell: bell_of(&bell)?,
-            rings: Vec::new(),
-            paused: Vec::new(),
-            live: 0,
-            cursor: 0,
-            max_rings,
-            waiter: Waiter::new(WaitOptions::default()),
-            bell_shm: bell,
-        })
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 8)?;
+    /// assert_eq!(fanin.max_rings(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(bell: B, max_rings: usize) -> Result<Self, AttachError> {
+        Ok(Self::with_line(bell_of(&bell)?, bell, max_rings))
     }
 
-    /// Makes the consumer of ring `id` ring its space doorbell after every release (a
-    /// channel's request rings: see `spsc::Consumer::ring_every_release`).
-    #[cfg_attr(not(feature = "std"), allow(dead_code))]
-    pub(crate) fn ring_every_release(&mut self, id: RingId) {
-        if let Some(Some(c)) = self.rings.get_mut(id.0) {
-            c.ring_every_release();
-        }
-    }
-
-    /// Attaches the consumer end of `ring` (created with `RingConfig::shared_bell`).
+    /// Attaches the consumer end of `ring` (created with
+    /// [`Config::shared_bell`](crate::spsc::Config::shared_bell)) as `owner`.
     ///
     /// # Errors
     ///
     /// [`AttachError::Limit`] at `max_rings`; [`AttachError::WrongBell`] for a ring not made
     /// for a fan-in; otherwise as [`Consumer::attach`].
-    pub fn add(&mut self, ring: S, owner: OwnerId) -> Result<RingId, AttachError> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, RingId};
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, AttachError, OwnerId};
+    ///
+    /// let mut fanin = FanIn::new(HeapRegion::new(&BellConfig)?, 1)?;
+    /// let ring = || HeapRegion::new(&spsc::Config::new(1024).shared_bell());
+    /// assert_eq!(fanin.add(ring()?, OwnerId::unique())?, RingId(0));
+    /// assert_eq!(fanin.add(ring()?, OwnerId::unique()), Err(AttachError::Limit { max: 1 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add(&mut self, ring: R, owner: OwnerId) -> Result<RingId, AttachError> {
         if self.live >= self.max_rings {
             return Err(AttachError::Limit {
                 max: self.max_rings,
             });
         }
-        let mut consumer = Consumer::attach_inner(ring, owner, true, None)?;
+        let mut consumer = Consumer::attach_with(ring, owner, true, None)?;
         consumer.set_wait_options(self.waiter.options());
         let slot = match self.rings.iter().position(Option::is_none) {
             Some(i) => {
@@ -200,9 +255,50 @@ impl<S: SharedMemory> FanIn<S> {
         self.live += 1;
         Ok(RingId(slot))
     }
+}
+
+impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
+    /// A fan-in on a doorbell already located (a channel server's, whose bell region was
+    /// checked once when it was made).
+    pub(crate) fn with_line(bell: Line, bell_shm: B, max_rings: usize) -> Self {
+        Self {
+            bell,
+            rings: Vec::new(),
+            paused: Vec::new(),
+            live: 0,
+            cursor: 0,
+            max_rings,
+            waiter: Waiter::new(WaitOptions::default()),
+            bell_shm,
+        }
+    }
+
+    /// Makes the consumer of ring `id` ring its space doorbell after every release (a
+    /// channel's request rings: see [`crate::space`]).
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn ring_every_release(&mut self, id: RingId) {
+        if let Some(Some(c)) = self.rings.get_mut(id.0) {
+            c.ring_every_release();
+        }
+    }
 
     /// Detaches a ring, closing its consumer role; its undelivered frames are dropped with it
     /// (the producer sees `Closed`). Returns false if there was no such ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let mut fanin = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// let id = fanin.add(HeapRegion::new(&spsc::Config::new(1024).shared_bell())?, OwnerId::unique())?;
+    /// assert!(fanin.remove(id));
+    /// assert!(!fanin.remove(id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&mut self, id: RingId) -> bool {
         match self.rings.get_mut(id.0).and_then(Option::take) {
             Some(_) => {
@@ -218,6 +314,27 @@ impl<S: SharedMemory> FanIn<S> {
     /// ring. A consumer that cannot take a producer's frames for now (a channel server whose
     /// client does not read its responses) pauses that producer alone. Returns false if
     /// there is no such ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, FanInError};
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// let id = fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// tx.try_send(0, b"held")?;
+    /// fanin.set_paused(id, true);
+    /// assert_eq!(fanin.try_recv().map(drop), Err(FanInError::Empty));
+    /// fanin.set_paused(id, false);
+    /// assert_eq!(fanin.try_recv()?.1.data, b"held");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_paused(&mut self, id: RingId, paused: bool) -> bool {
         match (self.rings.get_mut(id.0), self.paused.get_mut(id.0)) {
             (Some(Some(consumer)), Some(p)) => {
@@ -234,12 +351,27 @@ impl<S: SharedMemory> FanIn<S> {
     }
 
     /// Whether a ring is paused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let mut fanin = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// let id = fanin.add(HeapRegion::new(&spsc::Config::new(1024).shared_bell())?, OwnerId::unique())?;
+    /// fanin.set_paused(id, true);
+    /// assert!(fanin.is_paused(id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_paused(&self, id: RingId) -> bool {
         self.paused.get(id.0).copied().unwrap_or(false)
     }
 
     /// The consumers of the rings that are attached and not paused.
-    fn active(&self) -> impl Iterator<Item = &Consumer<S>> {
+    fn active(&self) -> impl Iterator<Item = &Consumer<R>> {
         self.rings
             .iter()
             .zip(&self.paused)
@@ -248,40 +380,141 @@ impl<S: SharedMemory> FanIn<S> {
     }
 
     /// Rings attached now.
-    pub fn len(&self) -> usize {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let mut fanin = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// assert_eq!(fanin.ring_count(), 0);
+    /// fanin.add(HeapRegion::new(&spsc::Config::new(1024).shared_bell())?, OwnerId::unique())?;
+    /// assert_eq!(fanin.ring_count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ring_count(&self) -> usize {
         self.live
     }
 
-    /// Whether no ring is attached.
+    /// Most rings at once (the limit given to [`new`](Self::new)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 3)?;
+    /// assert_eq!(fanin.max_rings(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_rings(&self) -> usize {
+        self.max_rings
+    }
+
+    /// Bytes published and not yet received, over every attached ring (see
+    /// [`Consumer::len`]). A snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// tx.try_send(0, &[0; 8])?;
+    /// assert_eq!(fanin.len(), 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.rings.iter().flatten().map(Consumer::len).sum()
+    }
+
+    /// Whether no attached ring holds anything ([`len`](Self::len) is 0). A snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// assert!(fanin.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.len() == 0
     }
 
     /// Whether any ring that is not paused has a frame (or something to report: a corrupt
     /// ring). A pure peek over every ring: it changes nothing.
     ///
     /// `true` stays true until this fan-in receives; `false` may go stale at any moment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// assert!(!fanin.has_data()); // may go stale at any moment
+    /// tx.try_send(0, b"x")?;
+    /// assert!(fanin.has_data()); // stays true until we receive
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn has_data(&self) -> bool {
         self.active().any(Consumer::has_data)
     }
 
     /// Whether a receive would return something other than `Empty` now: a frame, or a ring
     /// whose producer closed, to report. A pure peek, like [`has_data`](Self::has_data).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// fanin.add(ring.clone(), OwnerId::unique())?;
+    /// drop(spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?);
+    /// assert!(!fanin.has_data());
+    /// assert!(fanin.ready()); // a close to report
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ready(&self) -> bool {
         self.active()
             .any(|c| c.has_data() || c.is_producer_closed())
     }
 
-    /// Receives the next frame, taking rings in turn, into `buf`; returns the ring, the tag
-    /// and the length.
-    ///
-    /// # Errors
-    ///
-    /// [`FanInError::Empty`] if no ring has a frame; [`FanInError::Closed`] or
-    /// [`FanInError::Corrupt`] once for a ring that was just detached;
-    /// [`FanInError::BufferTooSmall`] (the frame stays, and the next call starts at the same
-    /// ring).
-    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<(RingId, u32, usize), FanInError> {
+    /// Receives from the next ring, round robin, with `take`; detaches and reports a ring
+    /// that closed, died or turned out corrupt.
+    fn take_next<T>(
+        &mut self,
+        mut take: impl FnMut(&mut Consumer<R>) -> Result<T, RecvError>,
+    ) -> Result<(RingId, T), FanInError> {
         let n = self.rings.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
@@ -291,10 +524,10 @@ impl<S: SharedMemory> FanIn<S> {
             let Some(consumer) = self.rings[i].as_mut() else {
                 continue;
             };
-            match consumer.try_recv_into(buf) {
-                Ok((tag, len)) => {
+            match take(consumer) {
+                Ok(t) => {
                     self.cursor = i + 1;
-                    return Ok((RingId(i), tag, len));
+                    return Ok((RingId(i), t));
                 }
                 Err(RecvError::Empty | RecvError::Timeout) => {}
                 Err(RecvError::BufferTooSmall { needed }) => {
@@ -328,76 +561,226 @@ impl<S: SharedMemory> FanIn<S> {
         self.cursor = i + 1;
     }
 
-    /// Receives the next frame into `buf`, waiting at most `timeout` (`None`: as long as it
-    /// takes; the wait still sleeps in bounded slices).
+    /// Receives the next frame, taking rings in turn, into `buf`; returns the ring, the tag
+    /// and the length.
+    ///
+    /// # Errors
+    ///
+    /// [`FanInError::Empty`] if no ring has a frame; [`FanInError::Closed`],
+    /// [`FanInError::Disconnected`] or [`FanInError::Corrupt`] once for a ring that was just
+    /// detached; [`FanInError::BufferTooSmall`] (the frame stays, and the next call starts at
+    /// the same ring); [`FanInError::Forked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, FanInError};
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// let id = fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// tx.try_send(4, b"abc")?;
+    /// drop(tx);
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(fanin.try_recv_into(&mut buf), Ok((id, 4, 3)));
+    /// assert_eq!(fanin.try_recv_into(&mut buf), Err(FanInError::Closed(id)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<(RingId, u32, usize), FanInError> {
+        self.take_next(|c| c.try_recv_into(buf))
+            .map(|(ring, (tag, len))| (ring, tag, len))
+    }
+
+    /// Receives the next frame into `buf`, waiting as long as it takes (in bounded sleep
+    /// slices; between them, rings whose producer process died are detached and reported).
     ///
     /// # Errors
     ///
     /// As [`try_recv_into`](Self::try_recv_into) without `Empty`, and
-    /// [`FanInError::Timeout`].
+    /// [`FanInError::NoRings`] when no ring is left to receive from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// std::thread::spawn(move || tx.send(8, b"later").unwrap());
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(fanin.recv_into(&mut buf)?.1, 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<(RingId, u32, usize), FanInError> {
+        self.recv_until(Deadline::NEVER, |c| c.try_recv_into(&mut *buf))
+            .map(|(ring, (tag, len))| (ring, tag, len))
+    }
+
+    /// Receives the next frame into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into`](Self::recv_into), and [`FanInError::Timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, FanInError};
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    /// use std::time::Duration;
+    ///
+    /// let mut fanin = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// fanin.add(HeapRegion::new(&spsc::Config::new(1024).shared_bell())?, OwnerId::unique())?;
+    /// let mut buf = [0u8; 8];
+    /// let r = fanin.recv_into_timeout(&mut buf, Duration::from_millis(2));
+    /// assert_eq!(r, Err(FanInError::Timeout));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recv_into_timeout(
         &mut self,
         buf: &mut [u8],
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<(RingId, u32, usize), FanInError> {
-        let deadline = timeout.map(|t| Instant::now().after(t));
+        self.recv_until(Deadline::after(timeout), |c| c.try_recv_into(&mut *buf))
+            .map(|(ring, (tag, len))| (ring, tag, len))
+    }
+
+    fn recv_until<T>(
+        &mut self,
+        deadline: Deadline,
+        mut take: impl FnMut(&mut Consumer<R>) -> Result<T, RecvError>,
+    ) -> Result<(RingId, T), FanInError> {
         loop {
-            match self.try_recv_into(buf) {
+            match self.take_next(&mut take) {
                 Err(FanInError::Empty) => {}
                 done => return done,
             }
-            let this = &*self;
+            if self.active().next().is_none() {
+                return Err(FanInError::NoRings);
+            }
             // Sleep in slices; between them, look for rings whose producer process died.
-            let slice_end = Instant::now().after(self.waiter.options().get_slice());
-            let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-            let mut waiter = self.waiter;
-            let r = waiter.wait(&self.bell, || this.ready(), Some(until));
-            self.waiter = waiter;
-            if r.is_ok() {
-                continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(FanInError::Timeout);
-            }
-            let dead = self
-                .rings
-                .iter_mut()
-                .position(|c| c.as_mut().is_some_and(Consumer::producer_died));
-            if let Some(i) = dead {
-                self.detach(i);
-                return Err(FanInError::Disconnected(RingId(i)));
+            let ready = || self.ready();
+            let between = || {
+                self.rings
+                    .iter()
+                    .position(|c| c.as_ref().is_some_and(Consumer::producer_died))
+            };
+            match self
+                .waiter
+                .wait_sliced(&self.bell, ready, deadline, between)
+            {
+                Ok(()) => {}
+                Err(Stop::Timeout) => return Err(FanInError::Timeout),
+                Err(Stop::By(i)) => {
+                    self.detach(i);
+                    return Err(FanInError::Disconnected(RingId(i)));
+                }
             }
         }
     }
 
-    /// Waits until `ready(self)` holds or `timeout` passes; see
-    /// [`Consumer::wait_until`](crate::spsc::Consumer::wait_until).
+    /// Waits until `ready(self)` holds, as long as it takes; see
+    /// [`Consumer::wait_until`](crate::spsc::Consumer::wait_until). Anyone with a
+    /// [`notifier`](Self::notifier) can wake it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// let flag = Arc::new(AtomicBool::new(false));
+    /// let (f, n) = (flag.clone(), fanin.notifier());
+    /// std::thread::spawn(move || {
+    ///     f.store(true, Ordering::Release);
+    ///     n.notify();
+    /// });
+    /// fanin.wait_until(|_| flag.load(Ordering::Acquire));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_until(&self, mut ready: impl FnMut(&Self) -> bool) {
+        let _ = self.waiter.wait(&self.bell, || ready(self), None);
+    }
+
+    /// Waits until `ready(self)` holds or `timeout` passes.
     ///
     /// # Errors
     ///
     /// [`FanInError::Timeout`].
-    pub fn wait_until(
-        &mut self,
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, FanInError};
+    /// use ringbell::region::{HeapRegion, Spsc};
+    /// use std::time::Duration;
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// let r = fanin.wait_until_timeout(|f| f.ready(), Duration::from_millis(2));
+    /// assert_eq!(r, Err(FanInError::Timeout));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_until_timeout(
+        &self,
         mut ready: impl FnMut(&Self) -> bool,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<(), FanInError> {
-        let deadline = timeout.map(|t| Instant::now().after(t));
-        let this = &*self;
-        let mut waiter = self.waiter;
-        let r = waiter.wait(&self.bell, || ready(this), deadline);
-        self.waiter = waiter;
-        r.map_err(|_| FanInError::Timeout)
+        self.waiter
+            .wait(&self.bell, || ready(self), Deadline::after(timeout).at())
+            .map_err(|_| FanInError::Timeout)
     }
 
     /// A handle other threads use to wake this fan-in.
-    pub fn notifier(&self) -> Notifier<S>
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// fanin.notifier().notify();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn notifier(&self) -> Notifier<B>
     where
-        S: Clone,
+        B: Clone,
     {
         Notifier::new(self.bell, self.bell_shm.clone())
     }
 
     /// How blocking calls wait; applies to every ring's consumer too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{BellConfig, WaitOptions};
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let mut fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// fanin.set_wait_options(WaitOptions::new().spin_budget(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_wait_options(&mut self, opts: WaitOptions) {
         self.waiter.set_options(opts);
         for c in self.rings.iter_mut().flatten() {
@@ -407,20 +790,170 @@ impl<S: SharedMemory> FanIn<S> {
 
     /// Wait counters: the fan-in's own (sleeps on the shared doorbell) plus every attached
     /// ring's (wakes of producers blocked on full).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// assert_eq!(fanin.stats().wakes, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> WaitStats {
-        let mut s = self.waiter.stats();
-        for c in self.rings.iter().flatten() {
-            let r = c.stats();
-            s.wakes += r.wakes;
-            s.sleeps += r.sleeps;
-            s.futex_waits += r.futex_waits;
-            s.spins += r.spins;
-        }
-        s
+        self.waiter.stats() + self.rings.iter().flatten().map(Consumer::stats).sum()
     }
 }
 
-impl<S: SharedMemory> fmt::Debug for FanIn<S> {
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
+    /// Receives the next frame, taking rings in turn, into a new [`Frame`](crate::Frame).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv_into`](Self::try_recv_into), without `BufferTooSmall`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// let id = fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// tx.try_send(1, b"owned")?;
+    /// let (from, frame) = fanin.try_recv()?;
+    /// assert_eq!((from, frame.data.as_slice()), (id, &b"owned"[..]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<(RingId, crate::Frame), FanInError> {
+        self.take_next(Consumer::try_recv)
+    }
+
+    /// Receives the next frame, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into`](Self::recv_into), without `BufferTooSmall`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// std::thread::spawn(move || tx.send(2, b"later").unwrap());
+    /// assert_eq!(fanin.recv()?.1.tag, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv(&mut self) -> Result<(RingId, crate::Frame), FanInError> {
+        self.recv_until(Deadline::NEVER, Consumer::try_recv)
+    }
+
+    /// Receives the next frame, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into_timeout`](Self::recv_into_timeout), without `BufferTooSmall`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, FanInError};
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    /// use std::time::Duration;
+    ///
+    /// let mut fanin = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// fanin.add(HeapRegion::new(&spsc::Config::new(1024).shared_bell())?, OwnerId::unique())?;
+    /// assert_eq!(fanin.recv_timeout(Duration::from_millis(2)).map(drop), Err(FanInError::Timeout));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(RingId, crate::Frame), FanInError> {
+        self.recv_until(Deadline::after(timeout), Consumer::try_recv)
+    }
+
+    /// An iterator over what can be received now, without waiting: frames, and once each,
+    /// the rings that closed, died or turned out corrupt (as `Err` items; the iteration goes
+    /// on). It ends when every ring is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::{FanIn, FanInError};
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// let id = fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// tx.try_send(1, b"a")?;
+    /// drop(tx);
+    /// let items: Vec<_> = fanin.try_iter().map(|r| r.map(|(_, f)| f.tag)).collect();
+    /// assert_eq!(items, [Ok(1), Err(FanInError::Closed(id))]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_, R, B> {
+        TryIter {
+            fanin: self,
+            done: false,
+        }
+    }
+
+    /// An iterator that receives, waiting for each frame: frames, and once each, the rings
+    /// that closed, died or turned out corrupt (as `Err` items; the iteration goes on). It
+    /// ends when no ring is left to receive from ([`FanInError::NoRings`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// for i in 0..2u32 {
+    ///     let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    ///     fanin.add(ring.clone(), OwnerId::unique())?;
+    ///     let mut tx = spsc::Producer::attach_shared_bell(ring, bell.clone(), OwnerId::unique())?;
+    ///     std::thread::spawn(move || tx.send(i, b"x").unwrap()); // then drops: closes
+    /// }
+    /// let frames = fanin.iter().filter_map(Result::ok).count();
+    /// assert_eq!(frames, 2); // and it ended when both rings were closed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> Iter<'_, R, B> {
+        Iter {
+            fanin: self,
+            done: false,
+        }
+    }
+}
+
+impl<R: SharedMemory, B: SharedMemory> fmt::Debug for FanIn<R, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FanIn")
             .field("rings", &self.live)
@@ -430,16 +963,80 @@ impl<S: SharedMemory> fmt::Debug for FanIn<S> {
     }
 }
 
-/// Attaches a producer to a fan-in ring; shorthand for
-/// [`Producer::attach_shared_bell`].
-///
-/// # Errors
-///
-/// As [`Producer::attach_shared_bell`].
-pub fn producer<S: SharedMemory>(
-    ring: S,
-    bell: S,
-    owner: OwnerId,
-) -> Result<Producer<S>, AttachError> {
-    Producer::attach_shared_bell(ring, bell, owner)
+/// What a fan-in can receive now; see [`FanIn::try_iter`].
+#[cfg(feature = "std")]
+pub struct TryIter<'a, R: SharedMemory, B: SharedMemory = R> {
+    fanin: &'a mut FanIn<R, B>,
+    done: bool,
+}
+
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> Iterator for TryIter<'_, R, B> {
+    type Item = Result<(RingId, crate::Frame), FanInError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.fanin.try_recv() {
+            Err(FanInError::Empty) => {
+                self.done = true;
+                None
+            }
+            Err(FanInError::Forked) => {
+                self.done = true;
+                Some(Err(FanInError::Forked))
+            }
+            other => Some(other),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> core::iter::FusedIterator for TryIter<'_, R, B> {}
+
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> fmt::Debug for TryIter<'_, R, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("fanin::TryIter").finish_non_exhaustive()
+    }
+}
+
+/// What a fan-in receives, waiting for each; see [`FanIn::iter`].
+#[cfg(feature = "std")]
+pub struct Iter<'a, R: SharedMemory, B: SharedMemory = R> {
+    fanin: &'a mut FanIn<R, B>,
+    done: bool,
+}
+
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> Iterator for Iter<'_, R, B> {
+    type Item = Result<(RingId, crate::Frame), FanInError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.fanin.recv() {
+            Err(FanInError::NoRings) => {
+                self.done = true;
+                None
+            }
+            Err(FanInError::Forked) => {
+                self.done = true;
+                Some(Err(FanInError::Forked))
+            }
+            other => Some(other),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> core::iter::FusedIterator for Iter<'_, R, B> {}
+
+#[cfg(feature = "std")]
+impl<R: SharedMemory, B: SharedMemory> fmt::Debug for Iter<'_, R, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("fanin::Iter").finish_non_exhaustive()
+    }
 }

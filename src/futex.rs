@@ -1,4 +1,4 @@
-//! Wait and wake on a 32-bit word in shared memory, and the monotonic clock deadlines use.
+//! Wait and wake on a 32-bit word in shared memory.
 //!
 //! On Linux this is the `futex` system call through rustix, as a *shared* futex
 //! (`Flags::empty()`, not `FUTEX_PRIVATE_FLAG`): a private futex is keyed by the virtual
@@ -16,46 +16,11 @@
 //! show as loom's deadlock); `LoomRegion::set_spurious_wakeups` makes every wait on that
 //! region return at once instead, to model spurious wake-ups.
 //!
-//! Man pages: futex(2), futex(7), clock_gettime(2).
+//! Man pages: futex(2), futex(7).
 
 use core::time::Duration;
 
 use crate::mem::Mem;
-
-/// A point on the monotonic clock, in nanoseconds since an arbitrary origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Instant(u64);
-
-impl Instant {
-    /// Now, from `clock_gettime(CLOCK_MONOTONIC)` (a vDSO call: no system call).
-    #[cfg(not(loom))]
-    pub fn now() -> Self {
-        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        Self((ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
-    }
-
-    /// Under loom time does not pass.
-    #[cfg(loom)]
-    pub fn now() -> Self {
-        Self(0)
-    }
-
-    /// `self + d`, saturating.
-    pub fn after(self, d: Duration) -> Self {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        Self(self.0.saturating_add(ns))
-    }
-
-    /// Whole milliseconds since the clock's origin (the same in every process).
-    pub fn as_millis(self) -> u64 {
-        self.0 / 1_000_000
-    }
-
-    /// Time from `earlier` to `self`, zero if `earlier` is later.
-    pub fn since(self, earlier: Self) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-}
 
 /// Sleeps while the `u32` at `off` equals `expected`, for at most `timeout`.
 ///

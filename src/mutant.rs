@@ -5,6 +5,10 @@
 //! (`scripts/mutants.sh`, which fails unless every one is caught). In every other build
 //! [`active`] is a constant `false` and the mutants compile away.
 //!
+//! A site that a mutant weakens reads as one line through the helpers at the end of this file
+//! ([`keep`], [`weaken`], [`fence`], [`fetch_add_u32`], [`cas_u32`]): in a normal build each is
+//! the plain operation.
+//!
 //! | mutant | what it breaks | caught by |
 //! |---|---|---|
 //! | `ringer_fence` | the ringer's `fence(SeqCst)` between publishing and reading the waiter mark is removed | loom (doorbell models: lost wake-up → deadlock) |
@@ -22,6 +26,9 @@
 //! | `mpsc_no_catch_up_ring` | the MPSC consumer rings the space doorbell only when it crosses a wake step, not when it catches up with the claims | loom (`a_blocked_producer_wakes_when_the_consumer_catches_up`: the producer sleeps through the release it waits for → deadlock) |
 //! | `reply_rings_first` | a reactor responder rings the server's doorbell *before* posting its answer | loom (`reactor`: the reactor re-checks between ring and post, sleeps through the answer → deadlock) |
 //! | `send_out_of_order` | the reactor sends parked responses without waiting for the one due next | loom (`reactor`: a client sees responses out of request order) |
+
+use crate::mem::Mem;
+use crate::sync::Ordering;
 
 /// The planted bugs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,4 +91,55 @@ pub(crate) fn active(m: Mutant) -> bool {
 #[inline(always)]
 pub(crate) const fn active(_m: Mutant) -> bool {
     false
+}
+
+/// Whether the step that mutant `m` removes is kept: true unless `m` is selected.
+#[inline(always)]
+pub(crate) fn keep(m: Mutant) -> bool {
+    !active(m)
+}
+
+/// `order`, or `Relaxed` while mutant `m` is selected.
+#[inline(always)]
+pub(crate) fn weaken(m: Mutant, order: Ordering) -> Ordering {
+    if active(m) { Ordering::Relaxed } else { order }
+}
+
+/// A `fence(order)`, left out while mutant `m` is selected.
+#[inline(always)]
+pub(crate) fn fence(m: Mutant, order: Ordering) {
+    if keep(m) {
+        crate::sync::fence(order);
+    }
+}
+
+/// `fetch_add` on the `u32` at `off`; while mutant `m` is selected, a load then a store
+/// instead (not atomic as a whole).
+#[inline(always)]
+#[allow(dead_code)] // used by the doorbell, absent from some cfg combinations
+pub(crate) fn fetch_add_u32(m: Mutant, mem: &Mem, off: usize, val: u32, order: Ordering) {
+    if active(m) {
+        let v = mem.load_u32(off, Ordering::Relaxed);
+        mem.store_u32(off, v.wrapping_add(val), order);
+    } else {
+        mem.fetch_add_u32(off, val, order);
+    }
+}
+
+/// Compare-and-swap of the `u32` at `off` from `current` to `new`; while mutant `m` is
+/// selected, a plain store of `new` that reports success (it cannot see another writer).
+#[inline(always)]
+pub(crate) fn cas_u32(
+    m: Mutant,
+    mem: &Mem,
+    off: usize,
+    current: u32,
+    new: u32,
+    success: Ordering,
+) -> Result<u32, u32> {
+    if active(m) {
+        mem.store_u32(off, new, success);
+        return Ok(current);
+    }
+    mem.cas_u32(off, current, new, success, Ordering::Relaxed)
 }

@@ -1,7 +1,7 @@
 //! Owner ids and the role words a producer or consumer claims in a ring header.
 //!
-//! A role word holds [`ROLE_FREE`](crate::layout::ROLE_FREE), the owner id of the handle that
-//! claimed it, or [`ROLE_CLOSED`](crate::layout::ROLE_CLOSED) once that handle was dropped.
+//! A role word holds [`ROLE_FREE`](crate::wire::ROLE_FREE), the owner id of the handle that
+//! claimed it, or [`ROLE_CLOSED`](crate::wire::ROLE_CLOSED) once that handle was dropped.
 //! Claiming is a compare-and-swap from free, so two handles — in two processes, or opened
 //! twice in one — can never both hold a role. A closed role stays closed: its peer reads the
 //! word to learn the other side left, and a ring is never silently reused by a newcomer.
@@ -10,9 +10,9 @@ use core::fmt;
 use core::num::NonZeroU64;
 
 use crate::error::AttachError;
-use crate::layout::{ROLE_CLOSED, ROLE_FREE};
 use crate::mem::Mem;
 use crate::sync::Ordering;
+use crate::wire::{ROLE_CLOSED, ROLE_FREE};
 
 /// Bit of an owner id saying its low 32 bits are the holder's process id.
 const PID_BIT: u64 = 1 << 62;
@@ -164,196 +164,4 @@ pub(crate) fn close(mem: &Mem, off: usize, owner: OwnerId) {
 pub(crate) fn is_closed(mem: &Mem, off: usize) -> bool {
     // Acquire: pairs with the Release in `close`.
     mem.load_u64(off, Ordering::Acquire) == ROLE_CLOSED
-}
-
-/// This process's *fork generation*: 0 in a process that was not forked from one using
-/// ringbell, one more in each child of `fork(2)` (a `pthread_atfork` child handler, installed
-/// by the first call, bumps it). A handle records it when it attaches; a copy of the handle
-/// inherited by a forked child sees a different value and refuses to act
-/// ([`forked`]). Without `std` (no `pthread_atfork`), under loom and under miri: always 0.
-pub(crate) fn fork_generation() -> u32 {
-    #[cfg(all(feature = "std", not(loom), not(miri)))]
-    {
-        // Not a `Once`: a fork while another thread is inside `call_once` would leave the
-        // child's `Once` running for ever. (A thread that finds the flag set while another is
-        // still registering goes on; a fork in that instant is not detected.)
-        static INSTALLED: core::sync::atomic::AtomicBool =
-            core::sync::atomic::AtomicBool::new(false);
-        extern "C" fn child() {
-            // Async-signal-safe: one atomic add.
-            FORK_GEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        }
-        if !INSTALLED.swap(true, core::sync::atomic::Ordering::AcqRel) {
-            // SAFETY: registers a child handler that only performs an atomic add; it is
-            // never unregistered, and the function lives for the whole program.
-            let rc = unsafe { libc::pthread_atfork(None, None, Some(child)) };
-            // On failure (ENOMEM) inherited handles are not detected: say so by retrying next
-            // time rather than pretending.
-            if rc != 0 {
-                INSTALLED.store(false, core::sync::atomic::Ordering::Release);
-            }
-        }
-        FORK_GEN.load(core::sync::atomic::Ordering::Relaxed)
-    }
-    #[cfg(not(all(feature = "std", not(loom), not(miri))))]
-    {
-        0
-    }
-}
-
-#[cfg(all(feature = "std", not(loom), not(miri)))]
-static FORK_GEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-
-/// Whether this process is a forked child of the one where `generation` was recorded: one
-/// relaxed load of a process-global word, no system call.
-#[inline]
-pub(crate) fn forked(generation: u32) -> bool {
-    #[cfg(all(feature = "std", not(loom), not(miri)))]
-    {
-        FORK_GEN.load(core::sync::atomic::Ordering::Relaxed) != generation
-    }
-    #[cfg(not(all(feature = "std", not(loom), not(miri))))]
-    {
-        let _ = generation;
-        false
-    }
-}
-
-/// Watches the holder of a role word for death without a close: a process that was killed.
-///
-/// The first time it sees an owner id (made by [`OwnerId::unique`]) in the word, it takes a
-/// pidfd of that process (`pidfd_open(2)`); from then on "dead" means the pidfd is readable
-/// (`poll(2)`, zero timeout) — the process exited — even if its pid is reused later. If the
-/// process is already gone when first seen (`ESRCH`), it is dead. Owners without a pid, a free
-/// role and a cleanly closed role (which callers see through the closed flag) are never
-/// reported dead. Meant for the slow path only: it makes system calls.
-#[derive(Debug)]
-pub(crate) struct PeerWatch {
-    off: usize,
-    seen: u64,
-    state: Watch,
-    /// Calls of `peer_dead_rate_limited` so far (it reads the clock on every 16th).
-    calls: u32,
-    /// Set once the peer is known dead: it stays dead (no further system call).
-    dead: bool,
-    /// When `peer_dead_rate_limited` last asked the kernel (ms, monotonic clock).
-    last_ms: u64,
-}
-
-/// How often, at most, a non-blocking call about to report `Full` or `Empty` asks whether
-/// the peer died.
-pub(crate) const LIVENESS_INTERVAL_MS: u64 = 10;
-
-#[derive(Debug)]
-enum Watch {
-    Unknown,
-    /// `pidfd_open` failed for want of resources: try again on the next check.
-    Retry,
-    Gone,
-    #[cfg(not(any(loom, miri)))]
-    Pidfd(rustix::fd::OwnedFd),
-}
-
-impl PeerWatch {
-    /// A watch on the role word at `off`.
-    pub(crate) fn new(off: usize) -> Self {
-        Self {
-            off,
-            seen: 0,
-            state: Watch::Unknown,
-            calls: 0,
-            last_ms: 0,
-            dead: false,
-        }
-    }
-
-    /// Starts watching the role's current holder now, if there is one: called at attach, so
-    /// that a peer already attached is watched from a moment it was alive (its pid cannot
-    /// have been reused yet).
-    pub(crate) fn primed(mut self, mem: &Mem) -> Self {
-        let _ = self.peer_dead(mem);
-        self
-    }
-
-    /// [`peer_dead`](Self::peer_dead) for non-blocking calls about to report `Full` or
-    /// `Empty`: no system call on the hot path. Every 16th call reads the clock (vDSO), and
-    /// the kernel is asked at most once per [`LIVENESS_INTERVAL_MS`].
-    #[inline]
-    pub(crate) fn peer_dead_rate_limited(&mut self, mem: &Mem) -> bool {
-        if self.dead {
-            return true;
-        }
-        self.calls = self.calls.wrapping_add(1);
-        if self.calls % 16 != 1 {
-            return false;
-        }
-        let now = crate::futex::Instant::now().as_millis();
-        if self.last_ms != 0 && now.wrapping_sub(self.last_ms) < LIVENESS_INTERVAL_MS {
-            return false;
-        }
-        self.last_ms = now.max(1);
-        self.peer_dead(mem)
-    }
-
-    /// Whether the peer holding the role is known to have died without closing it.
-    pub(crate) fn peer_dead(&mut self, mem: &Mem) -> bool {
-        let id = mem.load_u64(self.off, Ordering::Acquire);
-        let Some(owner) = OwnerId::new(id) else {
-            return false; // free or closed
-        };
-        if id != self.seen {
-            self.dead = false;
-            self.state = Self::watch(owner);
-            // A transient failure (EMFILE, ENOMEM) is retried next time; anything else is
-            // settled for this owner.
-            if !matches!(self.state, Watch::Retry) {
-                self.seen = id;
-            }
-        }
-        let dead = match &self.state {
-            Watch::Unknown | Watch::Retry => false,
-            Watch::Gone => true,
-            #[cfg(not(any(loom, miri)))]
-            Watch::Pidfd(fd) => {
-                use rustix::event::{PollFd, PollFlags, Timespec, poll};
-                let mut fds = [PollFd::new(fd, PollFlags::IN)];
-                let zero = Timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                };
-                matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
-            }
-        };
-        self.dead = dead;
-        dead
-    }
-
-    #[cfg(not(any(loom, miri)))]
-    fn watch(owner: OwnerId) -> Watch {
-        use rustix::process::{Pid, PidfdFlags, pidfd_open};
-        // The owner id comes from shared memory: a pid above `i32::MAX` (no such process)
-        // must not reach `Pid::from_raw`, which asserts it is non-negative.
-        let pid = owner
-            .pid()
-            .and_then(|p| i32::try_from(p).ok())
-            .and_then(Pid::from_raw);
-        let Some(pid) = pid else {
-            return Watch::Unknown;
-        };
-        match pidfd_open(pid, PidfdFlags::empty()) {
-            Ok(fd) => Watch::Pidfd(fd),
-            Err(rustix::io::Errno::SRCH) => Watch::Gone,
-            Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM) => {
-                Watch::Retry
-            }
-            Err(_) => Watch::Unknown,
-        }
-    }
-
-    /// Under loom and miri there are no processes to watch.
-    #[cfg(any(loom, miri))]
-    fn watch(_owner: OwnerId) -> Watch {
-        let _ = (Watch::Gone, Watch::Retry);
-        Watch::Unknown
-    }
 }

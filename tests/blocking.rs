@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ringbell::doorbell::WaitOptions;
 use ringbell::region::Region;
-use ringbell::spsc::{self, RingConfig};
+use ringbell::spsc;
 use ringbell::{RecvError, SendError};
 
 #[test]
@@ -124,9 +124,9 @@ const PINGS: u32 = 100_000;
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn cross_process_ping_pong_where_every_message_sleeps() {
-    let cfg = RingConfig::new(4096);
-    let ping = Region::create_spsc(&cfg).unwrap();
-    let back = Region::create_spsc(&cfg).unwrap();
+    let cfg = spsc::Config::new(4096);
+    let ping = Region::create(&cfg).unwrap();
+    let back = Region::create(&cfg).unwrap();
     let mut tx = ping.producer().unwrap();
     let mut rx = back.consumer().unwrap();
     let sleepy = WaitOptions::new().spin_budget(0);
@@ -161,8 +161,8 @@ fn ping_pong_child() {
     }
     let fds = common::child_fds();
     let mut fds = fds.into_iter();
-    let ping = Region::open_spsc(fds.next().unwrap()).unwrap();
-    let back = Region::open_spsc(fds.next().unwrap()).unwrap();
+    let ping = Region::<ringbell::region::Spsc>::open(fds.next().unwrap()).unwrap();
+    let back = Region::<ringbell::region::Spsc>::open(fds.next().unwrap()).unwrap();
     let mut rx = ping.consumer().unwrap();
     let mut tx = back.producer().unwrap();
     let sleepy = WaitOptions::new().spin_budget(0);
@@ -189,7 +189,7 @@ fn a_killed_peer_ends_blocking_calls_without_a_deadline() {
     use std::io::Read;
     use std::process::Stdio;
     for role in ["peer-producer", "peer-consumer"] {
-        let region = Region::create_spsc(&RingConfig::new(64)).unwrap();
+        let region = Region::create(&spsc::Config::new(64)).unwrap();
         let mut cmd = common::child_command("killed_peer_child", role, &[region.fd()]);
         cmd.stdout(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
@@ -242,7 +242,7 @@ fn killed_peer_child() {
     if !role.starts_with("peer-") {
         return;
     }
-    let region = Region::open_spsc(common::child_fd()).unwrap();
+    let region = Region::<ringbell::region::Spsc>::open(common::child_fd()).unwrap();
     // Keep the handle alive (and never closed) until the parent kills us.
     let _handle: Box<dyn std::any::Any> = if role == "peer-producer" {
         let mut tx = region.producer().unwrap();

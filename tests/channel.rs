@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ringbell::channel::BindError;
 use ringbell::channel::{CallError, ChannelError, Client, Server, ServerConfig, Status};
-use ringbell::peer::BindError;
 use ringbell::reactor::{
     Handler, Reactor, ReactorStats, Request, Responder, StopHandle, ThreadPool,
 };
+use ringbell::testing;
 
 use common::{child_command, child_role};
 
@@ -665,7 +666,7 @@ fn a_client_that_scribbles_on_the_shared_doorbell_header_does_not_lock_out_other
     let hostile = Client::connect(&path).unwrap();
     // The hostile client maps the server's bell region (fd 0 of the greeting) writable: wipe
     // its header as a hostile process could.
-    hostile.scribble_on_bell_header_for_tests();
+    testing::scribble_on_bell_header(&hostile);
     let mut other = Client::connect(&path).unwrap();
     assert_eq!(other.call_timeout(b"ok", T).unwrap(), b"ok");
     drop(hostile);

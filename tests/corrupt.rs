@@ -5,18 +5,21 @@ mod common;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use ringbell::frame::{COMMITTED, PADDING};
-use ringbell::layout::*;
-use ringbell::mem::{SharedMemory, View};
-use ringbell::region::HeapRegion;
-use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::region::{HeapRegion, SharedMemory, Spsc};
+use ringbell::spsc::{self, Consumer, Producer};
+use ringbell::testing::{self, View};
+use ringbell::wire::*;
+use ringbell::wire::{COMMITTED, PADDING};
 use ringbell::{AttachError, Corruption, HeaderError, OwnerId, RecvError, SendError};
 
-fn fresh(cap: usize) -> HeapRegion {
-    HeapRegion::new_spsc(&RingConfig::new(cap)).unwrap()
+fn fresh(cap: usize) -> HeapRegion<Spsc> {
+    HeapRegion::new(&spsc::Config::new(cap)).unwrap()
 }
 
-fn attach_err(region: &HeapRegion) -> AttachError {
+fn attach_err<S: SharedMemory + Clone>(region: &S) -> AttachError
+where
+    S::Kind: ringbell::region::Admits<Spsc>,
+{
     let id = OwnerId::new(77).unwrap();
     let p = Producer::attach(region.clone(), id).map(drop).unwrap_err();
     let c = Consumer::attach(region.clone(), id).map(drop).unwrap_err();
@@ -26,7 +29,7 @@ fn attach_err(region: &HeapRegion) -> AttachError {
 
 fn header_err(f: impl FnOnce(&View)) -> HeaderError {
     let region = fresh(256);
-    f(&region.view());
+    f(&testing::view(&region));
     match attach_err(&region) {
         AttachError::Header(h) => h,
         other => panic!("expected a header error, got {other:?}"),
@@ -109,12 +112,12 @@ fn each_bad_header_field_has_its_error() {
 
 #[test]
 fn memory_smaller_than_a_header_is_refused() {
-    let region = HeapRegion::zeroed(100);
+    let region = testing::zeroed_heap_region(100);
     assert_eq!(
         attach_err(&region),
         AttachError::Header(HeaderError::TooSmall { size: 100 })
     );
-    let region = HeapRegion::zeroed(HEADER_SIZE + 64);
+    let region = testing::zeroed_heap_region(HEADER_SIZE + 64);
     assert_eq!(
         attach_err(&region),
         AttachError::Header(HeaderError::BadMagic { found: 0 })
@@ -124,21 +127,27 @@ fn memory_smaller_than_a_header_is_refused() {
 #[test]
 fn inconsistent_positions_at_attach_are_refused() {
     let region = fresh(256);
-    region.view().store_u64(WRITE_POS_OFF, 264, Relaxed); // 264 bytes ahead of read 0
+    testing::view(&region).store_u64(WRITE_POS_OFF, 264, Relaxed); // 264 bytes ahead of read 0
     assert!(matches!(attach_err(&region), AttachError::Corrupt(_)));
     // The failed attach gave the roles back.
-    region.view().store_u64(WRITE_POS_OFF, 0, Relaxed);
+    testing::view(&region).store_u64(WRITE_POS_OFF, 0, Relaxed);
     region.producer().unwrap();
     region.consumer().unwrap();
     let region = fresh(256);
-    region.view().store_u64(WRITE_POS_OFF, 3, Relaxed);
+    testing::view(&region).store_u64(WRITE_POS_OFF, 3, Relaxed);
     assert_eq!(
         attach_err(&region),
         AttachError::Corrupt(Corruption::WritePosition { found: 3 })
     );
 }
 
-fn pair(cap: usize) -> (HeapRegion, Producer<HeapRegion>, Consumer<HeapRegion>) {
+fn pair(
+    cap: usize,
+) -> (
+    HeapRegion<Spsc>,
+    Producer<HeapRegion<Spsc>>,
+    Consumer<HeapRegion<Spsc>>,
+) {
     let region = fresh(cap);
     let tx = region.producer().unwrap();
     let rx = region.consumer().unwrap();
@@ -149,7 +158,7 @@ fn pair(cap: usize) -> (HeapRegion, Producer<HeapRegion>, Consumer<HeapRegion>) 
 fn write_position_ahead_by_more_than_capacity() {
     for bad in [264u64, u64::MAX - 7, 1 << 63, 5] {
         let (region, _tx, mut rx) = pair(256);
-        let mem = region.view();
+        let mem = testing::view(&region);
         mem.store_u64(WRITE_POS_OFF, bad, Relaxed);
         assert_eq!(
             rx.try_recv().unwrap_err(),
@@ -164,7 +173,7 @@ fn write_position_ahead_by_more_than_capacity() {
 #[test]
 fn write_position_moving_backwards() {
     let (region, mut tx, mut rx) = pair(256);
-    let mem = region.view();
+    let mem = testing::view(&region);
     tx.try_send(1, &[0; 40]).unwrap();
     tx.try_send(2, &[0; 40]).unwrap();
     rx.try_recv().unwrap(); // cached write is 96, read 48
@@ -182,7 +191,7 @@ fn write_position_moving_backwards() {
 fn read_position_garbage_is_refused_by_the_producer() {
     for bad in [8u64, 1 << 40, 3] {
         let (region, mut tx, _rx) = pair(64);
-        let mem = region.view();
+        let mem = testing::view(&region);
         tx.try_send(0, &[0; 8]).unwrap(); // write 16
         tx.try_send(0, &[0; 8]).unwrap(); // write 32
         tx.try_send(0, &[0; 8]).unwrap(); // write 48
@@ -199,7 +208,7 @@ fn read_position_garbage_is_refused_by_the_producer() {
 
 fn corrupt_record(word: u32, cap: usize, len_published: u64) -> RecvError {
     let (region, _tx, mut rx) = pair(cap);
-    let mem = region.view();
+    let mem = testing::view(&region);
     mem.store_u32(HEADER_SIZE, word, Relaxed);
     mem.store_u64(WRITE_POS_OFF, len_published, Relaxed);
     let err = rx.try_recv().unwrap_err();
@@ -237,7 +246,7 @@ fn invalid_record_headers() {
 #[test]
 fn padding_that_does_not_reach_the_end() {
     let (region, mut tx, mut rx) = pair(64);
-    let mem = region.view();
+    let mem = testing::view(&region);
     tx.try_send(0, &[0; 24]).unwrap();
     rx.try_recv().unwrap(); // read 32
     let word = PADDING | COMMITTED | 8; // covers 16 bytes, but 32 remain to the end
@@ -253,7 +262,7 @@ fn padding_that_does_not_reach_the_end() {
 #[test]
 fn endless_padding_is_bounded() {
     let (region, mut tx, mut rx) = pair(64);
-    let mem = region.view();
+    let mem = testing::view(&region);
     tx.try_send(0, &[0; 24]).unwrap();
     rx.try_recv().unwrap(); // read 32
     // Padding from 32 to 64, then padding again at 0.
@@ -269,7 +278,7 @@ fn random_garbage_never_panics() {
     let mut rng = common::Rng::new(1);
     for _ in 0..if cfg!(miri) { 20 } else { 2000 } {
         let (region, mut tx, mut rx) = pair(64);
-        let mem = region.view();
+        let mem = testing::view(&region);
         for _ in 0..20 {
             let off = match rng.below(4) {
                 0 => WRITE_POS_OFF,
@@ -302,7 +311,7 @@ fn an_owner_id_with_an_impossible_pid_is_not_a_panic() {
     const PID_BIT: u64 = 1 << 62;
     for pid in [0x8000_0000u64, 0xFFFF_FFFF] {
         let (region, mut tx, mut rx) = pair(64);
-        let view = region.view();
+        let view = testing::view(&region);
         view.store_u64(PRODUCER_OWNER_OFF, PID_BIT | (5 << 32) | pid, Relaxed);
         view.store_u64(CONSUMER_OWNER_OFF, PID_BIT | (6 << 32) | pid, Relaxed);
         // Empty, and Full: the non-blocking calls' dead-peer checks read those words.

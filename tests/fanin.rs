@@ -10,27 +10,29 @@ use std::time::{Duration, Instant};
 use common::{Rng, checksum, frame_len};
 use ringbell::doorbell::WaitOptions;
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::layout::WRITE_POS_OFF;
-use ringbell::mem::SharedMemory;
-use ringbell::region::{HeapRegion, Region};
-use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::region::{Bell, HeapRegion, Region, Spsc};
+use ringbell::spsc::{self, Consumer, Producer};
+use ringbell::testing;
+use ringbell::wire::WRITE_POS_OFF;
 use ringbell::{AttachError, OwnerId, SendError};
 
-fn setup(
-    n: usize,
-    cap: usize,
-) -> (
-    HeapRegion,
-    FanIn<HeapRegion>,
-    Vec<HeapRegion>,
-    Vec<Producer<HeapRegion>>,
-) {
-    let bell = HeapRegion::new_bell().unwrap();
+type Ring = HeapRegion<Spsc>;
+type BellRegion = HeapRegion<Bell>;
+
+type Setup = (
+    BellRegion,
+    FanIn<Ring, BellRegion>,
+    Vec<Ring>,
+    Vec<Producer<Ring, BellRegion>>,
+);
+
+fn setup(n: usize, cap: usize) -> Setup {
+    let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), 64).unwrap();
     let mut rings = Vec::new();
     let mut producers = Vec::new();
     for i in 0..n {
-        let ring = HeapRegion::new_spsc(&RingConfig::new(cap).shared_bell()).unwrap();
+        let ring = HeapRegion::new(&spsc::Config::new(cap).shared_bell()).unwrap();
         assert_eq!(
             fanin.add(ring.clone(), OwnerId::unique()).unwrap(),
             RingId(i)
@@ -67,11 +69,12 @@ fn rings_are_served_in_turn() {
 #[test]
 fn has_data_changes_nothing() {
     let (bell, fanin, rings, mut p) = setup(3, 256);
-    let snapshot = |r: &HeapRegion| {
-        let mut v = vec![0u8; r.len()];
-        r.view().copy_out(0, &mut v);
+    fn snapshot<S: ringbell::region::SharedMemory>(r: &S) -> Vec<u8> {
+        let view = testing::view(r);
+        let mut v = vec![0u8; view.len()];
+        view.copy_out(0, &mut v);
         v
-    };
+    }
     let all = || {
         let mut v: Vec<Vec<u8>> = rings.iter().map(snapshot).collect();
         v.push(snapshot(&bell));
@@ -94,7 +97,7 @@ fn a_corrupt_ring_is_detached_and_the_others_go_on() {
     p[0].try_send(0, b"a").unwrap();
     p[2].try_send(2, b"c").unwrap();
     // Ring 1's producer writes garbage into its write position.
-    rings[1].view().store_u64(WRITE_POS_OFF, 12345, Relaxed);
+    testing::view(&rings[1]).store_u64(WRITE_POS_OFF, 12345, Relaxed);
     let mut buf = [0u8; 16];
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -106,7 +109,7 @@ fn a_corrupt_ring_is_detached_and_the_others_go_on() {
         seen.iter()
             .any(|r| matches!(r, Err(FanInError::Corrupt(RingId(1), _))))
     );
-    assert_eq!(fanin.len(), 2);
+    assert_eq!(fanin.ring_count(), 2);
     // The hostile producer is cut off; the others keep going.
     assert_eq!(p[1].try_send(1, b"b"), Err(SendError::Closed));
     p[0].try_send(3, b"d").unwrap();
@@ -131,7 +134,7 @@ fn a_closed_ring_is_drained_then_reported_once() {
         Err(FanInError::Closed(RingId(1)))
     );
     assert_eq!(fanin.try_recv_into(&mut buf), Err(FanInError::Empty));
-    assert_eq!(fanin.len(), 1);
+    assert_eq!(fanin.ring_count(), 1);
     // A blocking receive is woken by a close too.
     let producer = p.remove(0);
     let t = std::thread::spawn(move || {
@@ -139,7 +142,7 @@ fn a_closed_ring_is_drained_then_reported_once() {
         drop(producer);
     });
     assert_eq!(
-        fanin.recv_into_timeout(&mut buf, Some(Duration::from_secs(5))),
+        fanin.recv_into_timeout(&mut buf, Duration::from_secs(5)),
         Err(FanInError::Closed(RingId(0)))
     );
     t.join().unwrap();
@@ -147,10 +150,10 @@ fn a_closed_ring_is_drained_then_reported_once() {
 
 #[test]
 fn rings_and_bells_must_match() {
-    let bell = HeapRegion::new_bell().unwrap();
+    let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), 1).unwrap();
-    let plain = HeapRegion::new_spsc(&RingConfig::new(256)).unwrap();
-    let shared = HeapRegion::new_spsc(&RingConfig::new(256).shared_bell()).unwrap();
+    let plain = HeapRegion::new(&spsc::Config::new(256)).unwrap();
+    let shared = HeapRegion::new(&spsc::Config::new(256).shared_bell()).unwrap();
     let id = OwnerId::unique;
     assert_eq!(
         fanin.add(plain.clone(), id()).unwrap_err(),
@@ -168,14 +171,17 @@ fn rings_and_bells_must_match() {
         Producer::attach_shared_bell(plain, bell.clone(), id()).unwrap_err(),
         AttachError::WrongBell
     );
-    // A ring is not a bell region.
+    // A ring is not a bell region: typed regions do not compile that way, and untyped memory
+    // holding a ring is refused at run time.
+    let untyped = testing::zeroed_heap_region(1024 + 256);
+    spsc::init(&untyped, &spsc::Config::new(256)).unwrap();
     assert!(matches!(
-        Producer::attach_shared_bell(shared.clone(), shared.clone(), id()),
+        Producer::attach_shared_bell(shared.clone(), &untyped, id()),
         Err(AttachError::Header(_))
     ));
-    assert!(FanIn::new(shared.clone(), 1).is_err());
+    assert!(FanIn::<Ring, _>::new(&untyped, 1).is_err());
     fanin.add(shared, id()).unwrap();
-    let another = HeapRegion::new_spsc(&RingConfig::new(256).shared_bell()).unwrap();
+    let another = HeapRegion::new(&spsc::Config::new(256).shared_bell()).unwrap();
     assert_eq!(
         fanin.add(another, id()).unwrap_err(),
         AttachError::Limit { max: 1 }
@@ -205,7 +211,7 @@ fn threads_stream_without_a_wake_per_message() {
     let mut buf = [0u8; 64];
     let mut closed = 0;
     while closed < 4 {
-        match fanin.recv_into_timeout(&mut buf, Some(Duration::from_secs(30))) {
+        match fanin.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
             Ok((RingId(k), tag, len)) => {
                 assert_eq!(tag, next[k], "ring {k} out of order");
                 assert_eq!(&buf[..len], &[k as u8; 24]);
@@ -230,11 +236,11 @@ const PROC_FRAMES: u32 = 250_000;
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn four_processes_into_one_fanin() {
-    let bell = Region::create_bell().unwrap();
+    let bell = Region::create(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), PROCS).unwrap();
     let mut children = Vec::new();
     for k in 0..PROCS {
-        let ring = Region::create_spsc(&RingConfig::new(64 << 10).shared_bell()).unwrap();
+        let ring = Region::create(&spsc::Config::new(64 << 10).shared_bell()).unwrap();
         fanin.add(ring.clone(), OwnerId::unique()).unwrap();
         let child = common::spawn_child_with_fds(
             "fanin_producer_child",
@@ -251,7 +257,7 @@ fn four_processes_into_one_fanin() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while closed < PROCS {
         assert!(Instant::now() < deadline, "stalled at {next:?}");
-        match fanin.recv_into_timeout(&mut buf, Some(Duration::from_secs(30))) {
+        match fanin.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
             Ok((RingId(k), tag, len)) => {
                 assert_eq!(tag, next[k], "producer {k}: frame out of order");
                 assert_eq!(
@@ -291,8 +297,8 @@ fn fanin_producer_child() {
     };
     let k: u64 = k.parse().unwrap();
     let mut fds = common::child_fds().into_iter();
-    let ring = Region::open_spsc(fds.next().unwrap()).unwrap();
-    let bell = Region::open_bell(fds.next().unwrap()).unwrap();
+    let ring = Region::<ringbell::region::Spsc>::open(fds.next().unwrap()).unwrap();
+    let bell = Region::<ringbell::region::Bell>::open(fds.next().unwrap()).unwrap();
     let mut tx = Producer::attach_shared_bell(ring, bell, OwnerId::unique()).unwrap();
     tx.set_wait_options(WaitOptions::default());
     let max = tx.max_frame();

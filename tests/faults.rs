@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use common::{Rng, checksum, child_fds, child_role};
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::layout::{CONSUMER_OWNER_OFF, PRODUCER_OWNER_OFF, READ_POS_OFF, WRITE_POS_OFF};
-use ringbell::mem::SharedMemory;
-use ringbell::mpsc::{self, MpscConfig};
-use ringbell::peer::PidfdLiveness;
+use ringbell::mpsc::PidfdLiveness;
+use ringbell::mpsc::{self};
 use ringbell::region::Region;
-use ringbell::spsc::{Producer, RingConfig};
+use ringbell::spsc::{self, Producer};
+use ringbell::testing;
+use ringbell::wire::{CONSUMER_OWNER_OFF, PRODUCER_OWNER_OFF, READ_POS_OFF, WRITE_POS_OFF};
 use ringbell::{OwnerId, RecvError, SendError};
 use std::sync::atomic::Ordering;
 
@@ -71,7 +71,7 @@ fn child(role: &str) {
     let mut fds = child_fds();
     match role {
         "spsc-producer" => {
-            let mut tx = Region::open_spsc(fds.remove(0))
+            let mut tx = Region::<ringbell::region::Spsc>::open(fds.remove(0))
                 .unwrap()
                 .producer()
                 .unwrap();
@@ -95,7 +95,7 @@ fn child(role: &str) {
             }
         }
         "spsc-consumer" => {
-            let mut rx = Region::open_spsc(fds.remove(0))
+            let mut rx = Region::<ringbell::region::Spsc>::open(fds.remove(0))
                 .unwrap()
                 .consumer()
                 .unwrap();
@@ -112,7 +112,7 @@ fn child(role: &str) {
                 .unwrap()
                 .parse()
                 .unwrap();
-            let region = Region::open_mpsc(fds.remove(0)).unwrap();
+            let region = Region::<ringbell::region::Mpsc>::open(fds.remove(0)).unwrap();
             let mut tx = mpsc::Producer::attach(region, OwnerId::unique()).unwrap();
             for seq in 0..FRAMES {
                 let f = make_frame(&mut rng, k, seq);
@@ -133,8 +133,8 @@ fn child(role: &str) {
                 .unwrap()
                 .parse()
                 .unwrap();
-            let bell = Region::open_bell(fds.remove(1)).unwrap();
-            let ring = Region::open_spsc(fds.remove(0)).unwrap();
+            let bell = Region::<ringbell::region::Bell>::open(fds.remove(1)).unwrap();
+            let ring = Region::<ringbell::region::Spsc>::open(fds.remove(0)).unwrap();
             let mut tx = Producer::attach_shared_bell(ring, bell, OwnerId::unique()).unwrap();
             for seq in 0..FRAMES {
                 tx.send_timeout(k, &make_frame(&mut rng, k, seq), LONG)
@@ -156,9 +156,9 @@ fn spawn(role: &str, fds: &[std::os::fd::BorrowedFd<'_>], seed: u64, producer: u
 
 /// Waits until the child has claimed its role in `region` (the role word at `off` is set):
 /// a peer killed before it ever attached cannot be told from one that has yet to come.
-fn wait_attached(region: &Region, off: usize) {
+fn wait_attached<S: ringbell::region::SharedMemory>(region: &S, off: usize) {
     let start = Instant::now();
-    while region.view().load_u64(off, Ordering::Acquire) == 0 {
+    while testing::view(&region).load_u64(off, Ordering::Acquire) == 0 {
         assert!(start.elapsed() < LONG, "the child never attached");
         std::thread::sleep(Duration::from_micros(100));
     }
@@ -171,7 +171,7 @@ fn kill(mut c: Child) {
 
 /// SPSC, the producer is killed: frames in order and intact, then `Disconnected`.
 fn spsc_producer_dies(rng: &mut Rng, seed: u64) {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let mut rx = region.consumer().unwrap();
     let child = spawn("spsc-producer", &[region.fd()], seed, 0);
     wait_attached(&region, PRODUCER_OWNER_OFF);
@@ -207,7 +207,7 @@ fn spsc_producer_dies(rng: &mut Rng, seed: u64) {
                 assert!(after < Duration::from_secs(2), "noticed after {after:?}");
                 // Everything the producer published was delivered before the error.
                 assert!(!rx.has_data());
-                let view = region.view();
+                let view = testing::view(&region);
                 assert_eq!(
                     view.load_u64(WRITE_POS_OFF, Ordering::Acquire),
                     view.load_u64(READ_POS_OFF, Ordering::Acquire),
@@ -228,7 +228,7 @@ fn spsc_producer_dies(rng: &mut Rng, seed: u64) {
 
 /// SPSC, the consumer is killed: the producer's blocking send returns `Disconnected`.
 fn spsc_consumer_dies(rng: &mut Rng, seed: u64) {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let mut tx = region.producer().unwrap();
     let mut child = Some(spawn("spsc-consumer", &[region.fd()], seed, 0));
     wait_attached(&region, CONSUMER_OWNER_OFF);
@@ -263,7 +263,7 @@ fn spsc_consumer_dies(rng: &mut Rng, seed: u64) {
 /// MPSC, one of two producers is killed: the survivor's frames all arrive, the victim's are
 /// a prefix.
 fn mpsc_producer_dies(rng: &mut Rng, seed: u64) -> bool {
-    let region = Region::create_mpsc(&MpscConfig::new(1 << 14).slots(4)).unwrap();
+    let region = Region::create(&mpsc::Config::new(1 << 14).slots(4)).unwrap();
     let live = PidfdLiveness::new();
     let victim = spawn("mpsc-producer", &[region.fd()], seed, 0);
     let survivor = spawn("mpsc-producer", &[region.fd()], seed ^ 1, 1);
@@ -319,12 +319,12 @@ fn mpsc_producer_dies(rng: &mut Rng, seed: u64) -> bool {
 /// Fan-in, one of two producers is killed: the survivor's frames all arrive, the victim's
 /// are a prefix, then its ring is reported `Disconnected`.
 fn fanin_producer_dies(rng: &mut Rng, seed: u64) -> bool {
-    let bell = Region::create_bell().unwrap();
+    let bell = Region::create(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), 2).unwrap();
     let mut children = Vec::new();
     let mut rings = Vec::new();
     for k in 0..2u32 {
-        let ring = Region::create_spsc(&RingConfig::new(4096).shared_bell()).unwrap();
+        let ring = Region::create(&spsc::Config::new(4096).shared_bell()).unwrap();
         rings.push(ring.clone());
         assert_eq!(
             fanin.add(ring.clone(), OwnerId::unique()).unwrap(),
@@ -348,7 +348,7 @@ fn fanin_producer_dies(rng: &mut Rng, seed: u64) -> bool {
         if children[0].is_some() && kill_at.is_some_and(|t| Instant::now() >= t) {
             kill(children[0].take().unwrap());
         }
-        match fanin.recv_into_timeout(&mut buf, Some(Duration::from_millis(1))) {
+        match fanin.recv_into_timeout(&mut buf, Duration::from_millis(1)) {
             Ok((RingId(k), tag, len)) => {
                 assert_eq!(tag as usize, k);
                 assert_eq!(check_frame(tag, &buf[..len]), next[k], "lost or reordered");
@@ -361,7 +361,7 @@ fn fanin_producer_dies(rng: &mut Rng, seed: u64) -> bool {
             // The victim, killed: its ring drained before the report.
             Err(FanInError::Disconnected(RingId(0))) => {
                 assert!(children[0].is_none(), "Disconnected before the kill");
-                let view = rings[0].view();
+                let view = testing::view(&rings[0]);
                 assert_eq!(
                     view.load_u64(WRITE_POS_OFF, Ordering::Acquire),
                     view.load_u64(READ_POS_OFF, Ordering::Acquire),
@@ -424,7 +424,7 @@ fn a_hundred_random_kills_never_hang_lose_or_corrupt() {
 
 #[test]
 fn a_forked_child_cannot_act_as_a_second_producer() {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let mut tx = region.producer().unwrap();
     let mut rx = region.consumer().unwrap();
     tx.try_send(1, b"parent").unwrap();

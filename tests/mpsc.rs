@@ -13,31 +13,30 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use common::{Rng, checksum, frame_len};
-use ringbell::layout::{HEADER_SIZE, WRITE_POS_OFF};
-use ringbell::mem::SharedMemory;
-use ringbell::mpsc::{self, Consumer, MpscConfig, NeverDead, Producer};
-use ringbell::peer::PidfdLiveness;
-use ringbell::region::{HeapRegion, Region};
+use ringbell::mpsc::PidfdLiveness;
+use ringbell::mpsc::{self, Consumer, NeverDead, Producer};
+use ringbell::region::{HeapRegion, Mpsc, Region};
+use ringbell::testing;
+use ringbell::wire::{HEADER_SIZE, WRITE_POS_OFF};
 use ringbell::{AttachError, OwnerId, RecvError, SendError};
 
-fn ring(cfg: MpscConfig) -> (HeapRegion, Consumer<HeapRegion>) {
-    let region = HeapRegion::zeroed(cfg.region_size().unwrap());
-    mpsc::init(&region, &cfg).unwrap();
+fn ring(cfg: mpsc::Config) -> (HeapRegion<Mpsc>, Consumer<HeapRegion<Mpsc>>) {
+    let region = HeapRegion::new(&cfg).unwrap();
     let rx = Consumer::attach(region.clone(), OwnerId::unique(), NeverDead).unwrap();
     (region, rx)
 }
 
-fn producer(region: &HeapRegion) -> Producer<HeapRegion> {
+fn producer(region: &HeapRegion<Mpsc>) -> Producer<HeapRegion<Mpsc>> {
     Producer::attach(region.clone(), OwnerId::unique()).unwrap()
 }
 
-fn recv(rx: &mut Consumer<HeapRegion>) -> Result<(u32, Vec<u8>), RecvError> {
+fn recv(rx: &mut Consumer<HeapRegion<Mpsc>>) -> Result<(u32, Vec<u8>), RecvError> {
     rx.try_recv().map(|f| (f.tag, f.data))
 }
 
 #[test]
 fn frames_from_several_producers_keep_claim_order() {
-    let (region, mut rx) = ring(MpscConfig::new(4096));
+    let (region, mut rx) = ring(mpsc::Config::new(4096));
     let mut a = producer(&region);
     let mut b = producer(&region);
     assert_ne!(a.slot(), b.slot());
@@ -60,7 +59,7 @@ fn frames_from_several_producers_keep_claim_order() {
 
 #[test]
 fn frame_cap_and_full() {
-    let (region, mut rx) = ring(MpscConfig::new(256));
+    let (region, mut rx) = ring(mpsc::Config::new(256));
     let mut p = producer(&region);
     assert_eq!(p.max_frame(), 256 / 8 - 8);
     let max = p.max_frame();
@@ -93,7 +92,7 @@ fn frame_cap_and_full() {
 
 #[test]
 fn positions_near_u64_max() {
-    let (region, mut rx) = ring(MpscConfig::new(256).start_position(u64::MAX - 127));
+    let (region, mut rx) = ring(mpsc::Config::new(256).start_position(u64::MAX - 127));
     let mut p = producer(&region);
     for i in 0..500u32 {
         p.try_send(i, &[i as u8; 20]).unwrap();
@@ -103,7 +102,7 @@ fn positions_near_u64_max() {
 
 #[test]
 fn registry_limit() {
-    let (region, _rx) = ring(MpscConfig::new(256).slots(2));
+    let (region, _rx) = ring(mpsc::Config::new(256).slots(2));
     let a = producer(&region);
     let _b = producer(&region);
     assert_eq!(
@@ -116,14 +115,14 @@ fn registry_limit() {
 
 #[test]
 fn has_data_changes_nothing() {
-    let (region, mut rx) = ring(MpscConfig::new(256));
+    let (region, mut rx) = ring(mpsc::Config::new(256));
     let mut p = producer(&region);
     let snap = || {
         let mut v = vec![0; region.len()];
-        region.view().copy_out(0, &mut v);
+        testing::view(&region).copy_out(0, &mut v);
         v
     };
-    let check = |rx: &Consumer<HeapRegion>, want: bool| {
+    let check = |rx: &Consumer<HeapRegion<Mpsc>>, want: bool| {
         let (a, l) = (snap(), format!("{rx:?}"));
         assert_eq!(rx.has_data(), want);
         assert_eq!(a, snap());
@@ -144,7 +143,7 @@ fn has_data_changes_nothing() {
 fn uncommitted_records_block_exactly_as_designed() {
     let mut rng = Rng::new(5);
     for _ in 0..if cfg!(miri) { 8 } else { 200 } {
-        let (region, mut rx) = ring(MpscConfig::new(1024));
+        let (region, mut rx) = ring(mpsc::Config::new(1024));
         let mut ps: Vec<_> = (0..4).map(|_| producer(&region)).collect();
         // Each producer holds one open grant; claims happen in order 0..4.
         let mut grants: Vec<_> = ps
@@ -185,7 +184,7 @@ fn uncommitted_records_block_exactly_as_designed() {
 fn random_operations_match_a_model() {
     for seed in 0..8u64 {
         let mut rng = Rng::new(seed);
-        let (region, mut rx) = ring(MpscConfig::new(512).frame_cap(100));
+        let (region, mut rx) = ring(mpsc::Config::new(512).frame_cap(100));
         let mut ps: Vec<_> = (0..3).map(|_| producer(&region)).collect();
         // Model: claimed records in claim order: (tag, data, state) state 0 open, 1 committed,
         // 2 aborted. Real grants can't be held across producers in a Vec easily, so each step
@@ -227,7 +226,7 @@ fn random_operations_match_a_model() {
 #[test]
 fn sixty_four_producer_threads() {
     let per: u32 = if cfg!(miri) { 4 } else { 5_000 };
-    let (region, mut rx) = ring(MpscConfig::new(1 << 16).slots(64));
+    let (region, mut rx) = ring(mpsc::Config::new(1 << 16).slots(64));
     let handles: Vec<_> = (0..64u32)
         .map(|k| {
             let mut p = producer(&region);
@@ -244,7 +243,7 @@ fn sixty_four_producer_threads() {
     let mut buf = [0u8; 16];
     for _ in 0..64 * per {
         let (k, len) = rx
-            .recv_into_timeout(&mut buf, Some(Duration::from_secs(30)))
+            .recv_into_timeout(&mut buf, Duration::from_secs(30))
             .unwrap();
         let i = u32::from_le_bytes(buf[..len].try_into().unwrap());
         assert_eq!(i, next[k as usize], "producer {k} out of order");
@@ -263,7 +262,7 @@ fn sixty_four_producer_threads() {
 /// fast as they can.
 #[test]
 fn a_large_frame_is_not_starved_by_small_ones() {
-    let cfg = MpscConfig::new(4096).frame_cap(1500);
+    let cfg = mpsc::Config::new(4096).frame_cap(1500);
     let (region, mut rx) = ring(cfg);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let smalls: Vec<_> = (0..3)
@@ -297,7 +296,7 @@ fn a_large_frame_is_not_starved_by_small_ones() {
     let mut buf = vec![0u8; 1500];
     while bigs < 20 {
         let (tag, _) = rx
-            .recv_into_timeout(&mut buf, Some(Duration::from_secs(20)))
+            .recv_into_timeout(&mut buf, Duration::from_secs(20))
             .unwrap();
         if tag == 99 {
             bigs += 1;
@@ -315,10 +314,10 @@ fn a_large_frame_is_not_starved_by_small_ones() {
 /// Corrupt shared state gives typed errors.
 #[test]
 fn corrupt_headers_give_typed_errors() {
-    let (region, mut rx) = ring(MpscConfig::new(256));
-    let mem = region.view();
+    let (region, mut rx) = ring(mpsc::Config::new(256));
+    let mem = testing::view(&region);
     // A committed header longer than the frame cap.
-    mem.store_u32(HEADER_SIZE, ringbell::frame::COMMITTED | 200, Relaxed);
+    mem.store_u32(HEADER_SIZE, ringbell::wire::COMMITTED | 200, Relaxed);
     mem.store_u64(WRITE_POS_OFF, 64, Relaxed);
     assert!(matches!(recv(&mut rx), Err(RecvError::Corrupt(_))));
     // A claim position more than a capacity ahead.
@@ -334,13 +333,13 @@ fn corrupt_headers_give_typed_errors() {
 /// With `NeverDead`, a record whose producer stopped mid-claim is never skipped.
 #[test]
 fn a_stuck_record_of_a_live_producer_is_never_skipped() {
-    let (region, mut rx) = ring(MpscConfig::new(1024));
+    let (region, mut rx) = ring(mpsc::Config::new(1024));
     rx.set_stall_timeout(Duration::from_millis(5));
     let mut stuck = producer(&region);
     let mut other = producer(&region);
     let g = stuck.reserve(8).unwrap();
     other.try_send(2, b"behind").unwrap();
-    let got = rx.recv_into_timeout(&mut [0u8; 16], Some(Duration::from_millis(50)));
+    let got = rx.recv_into_timeout(&mut [0u8; 16], Duration::from_millis(50));
     assert_eq!(got, Err(RecvError::Timeout));
     assert_eq!(rx.skipped(), 0);
     g.commit(1).unwrap(); // the live producer finishes late: nothing was lost
@@ -358,7 +357,7 @@ const PROC_FRAMES: u32 = 250_000;
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn four_processes_into_one_ring() {
-    let region = Region::create_mpsc(&MpscConfig::new(64 << 10)).unwrap();
+    let region = Region::create(&mpsc::Config::new(64 << 10)).unwrap();
     let mut rx = Consumer::attach(region.clone(), OwnerId::unique(), NeverDead).unwrap();
     let children: Vec<_> = (0..PROCS)
         .map(|k| {
@@ -375,7 +374,7 @@ fn four_processes_into_one_ring() {
     let mut buf = vec![0u8; max];
     for _ in 0..PROCS * PROC_FRAMES as usize {
         let (tag, len) = rx
-            .recv_into_timeout(&mut buf, Some(Duration::from_secs(60)))
+            .recv_into_timeout(&mut buf, Duration::from_secs(60))
             .unwrap();
         let (k, i) = ((tag >> 24) as usize, tag & 0xff_ffff);
         assert_eq!(i, next[k], "producer {k} out of order");
@@ -408,7 +407,7 @@ fn mpsc_producer_child() {
         return;
     };
     let k: u32 = k.parse().unwrap();
-    let region = Region::open_mpsc(common::child_fd()).unwrap();
+    let region = Region::<ringbell::region::Mpsc>::open(common::child_fd()).unwrap();
     let mut tx = Producer::attach(region, OwnerId::unique()).unwrap();
     let max = tx.max_frame();
     let mut rng = Rng::new(k as u64);
@@ -432,7 +431,7 @@ fn mpsc_producer_child() {
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn a_producer_killed_mid_claim_is_skipped() {
     for stage in ["described", "claimed"] {
-        let region = Region::create_mpsc(&MpscConfig::new(64 << 10)).unwrap();
+        let region = Region::create(&mpsc::Config::new(64 << 10)).unwrap();
         let live = PidfdLiveness::new();
         let mut rx = Consumer::attach(region.clone(), OwnerId::unique(), &live).unwrap();
         let stall = Duration::from_millis(100);
@@ -462,7 +461,7 @@ fn a_producer_killed_mid_claim_is_skipped() {
         let mut buf = [0u8; 64];
         // The dead record blocks while its producer lives.
         assert_eq!(
-            rx.recv_into_timeout(&mut buf, Some(stall * 2)),
+            rx.recv_into_timeout(&mut buf, stall * 2),
             Err(RecvError::Timeout),
             "{stage}: skipped a live producer's record"
         );
@@ -472,7 +471,7 @@ fn a_producer_killed_mid_claim_is_skipped() {
         drop(out);
         for i in 0..100u32 {
             let (tag, len) = rx
-                .recv_into_timeout(&mut buf, Some(Duration::from_secs(5)))
+                .recv_into_timeout(&mut buf, Duration::from_secs(5))
                 .unwrap();
             assert_eq!((tag, &buf[..len]), (i, &[i as u8; 32][..]), "{stage}");
         }
@@ -483,7 +482,7 @@ fn a_producer_killed_mid_claim_is_skipped() {
         // The ring goes on normally, and the dead producer's slot was freed.
         survivor.try_send(7, b"after").unwrap();
         assert_eq!(
-            rx.recv_into_timeout(&mut buf, Some(Duration::from_secs(1)))
+            rx.recv_into_timeout(&mut buf, Duration::from_secs(1))
                 .unwrap(),
             (7, 5)
         );
@@ -498,11 +497,11 @@ fn mpsc_dying_child() {
     let Some(stage) = role.strip_prefix("mpsc-dying-") else {
         return;
     };
-    let region = Region::open_mpsc(common::child_fd()).unwrap();
+    let region = Region::<ringbell::region::Mpsc>::open(common::child_fd()).unwrap();
     let mut tx = Producer::attach(region, OwnerId::unique()).unwrap();
     match stage {
         "described" => std::mem::forget(tx.reserve(32).unwrap()),
-        _ => tx.claim_and_stop_for_tests(32).unwrap(),
+        _ => testing::mpsc_claim_and_stop(&mut tx, 32).unwrap(),
     }
     std::io::stdout().write_all(b"!").unwrap();
     std::io::stdout().flush().unwrap();
@@ -519,9 +518,8 @@ fn a_late_commit_after_a_skip_fails() {
             true
         }
     }
-    let cfg = MpscConfig::new(1024);
-    let region = HeapRegion::zeroed(cfg.region_size().unwrap());
-    mpsc::init(&region, &cfg).unwrap();
+    let cfg = mpsc::Config::new(1024);
+    let region = HeapRegion::new(&cfg).unwrap();
     let mut rx = Consumer::attach(region.clone(), OwnerId::unique(), AllDead).unwrap();
     rx.set_stall_timeout(Duration::from_millis(1));
     let mut p = producer(&region);
@@ -529,7 +527,7 @@ fn a_late_commit_after_a_skip_fails() {
     let mut g = p.reserve(8).unwrap();
     q.try_send(2, b"next").unwrap();
     let got = rx
-        .recv_into_timeout(&mut [0u8; 16], Some(Duration::from_secs(1)))
+        .recv_into_timeout(&mut [0u8; 16], Duration::from_secs(1))
         .unwrap();
     assert_eq!(got, (2, 4));
     assert_eq!(rx.skipped(), 1);

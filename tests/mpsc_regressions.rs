@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use ringbell::OwnerId;
 use ringbell::doorbell::WaitOptions;
-use ringbell::frame::{COMMITTED, PADDING};
-use ringbell::layout::{HEADER_SIZE, READ_POS_OFF, WRITE_POS_OFF};
-use ringbell::mem::SharedMemory;
-use ringbell::mpsc::{self, Consumer, Liveness, MpscConfig, NeverDead, Producer};
-use ringbell::region::HeapRegion;
+use ringbell::mpsc::{self, Consumer, Liveness, NeverDead, Producer};
+use ringbell::region::{HeapRegion, Mpsc};
+use ringbell::testing;
+use ringbell::wire::{COMMITTED, PADDING};
+use ringbell::wire::{HEADER_SIZE, READ_POS_OFF, WRITE_POS_OFF};
 use ringbell::{Corruption, RecvError};
 
 struct Dead(Mutex<HashSet<u64>>);
@@ -30,20 +30,18 @@ impl Liveness for Dead {
     }
 }
 
-fn region(cfg: &MpscConfig) -> HeapRegion {
-    let r = HeapRegion::zeroed(cfg.region_size().unwrap());
-    mpsc::init(&r, cfg).unwrap();
-    r
+fn region(cfg: &mpsc::Config) -> HeapRegion<Mpsc> {
+    HeapRegion::new(cfg).unwrap()
 }
 
 /// A garbage padding length that is not a multiple of 8 is corruption (it once moved the
 /// read position off the 8-byte grid and panicked the next access).
 #[test]
 fn misaligned_padding_is_corruption_not_a_panic() {
-    let cfg = MpscConfig::new(256);
+    let cfg = mpsc::Config::new(256);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
-    let mem = reg.view();
+    let mem = testing::view(&reg);
     mem.store_u32(HEADER_SIZE, PADDING | COMMITTED | 3, Relaxed); // 11-byte padding
     mem.store_u64(WRITE_POS_OFF, 64, Relaxed);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -56,10 +54,10 @@ fn misaligned_padding_is_corruption_not_a_panic() {
 
 #[test]
 fn misaligned_padding_does_not_panic_has_data() {
-    let cfg = MpscConfig::new(256);
+    let cfg = mpsc::Config::new(256);
     let reg = region(&cfg);
     let rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
-    let mem = reg.view();
+    let mem = testing::view(&reg);
     mem.store_u32(HEADER_SIZE, PADDING | COMMITTED | 3, Relaxed);
     mem.store_u64(WRITE_POS_OFF, 64, Relaxed);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rx.has_data()));
@@ -71,7 +69,7 @@ fn misaligned_padding_does_not_panic_has_data() {
 /// its deadline).
 #[test]
 fn a_stall_appearing_during_a_wait_is_examined() {
-    let cfg = MpscConfig::new(1024);
+    let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), dead).unwrap();
@@ -81,11 +79,11 @@ fn a_stall_appearing_during_a_wait_is_examined() {
     let mut q = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
     let t = std::thread::spawn(move || {
         let t0 = Instant::now();
-        let r = rx.recv_into_timeout(&mut [0u8; 64], Some(Duration::from_secs(2)));
+        let r = rx.recv_into_timeout(&mut [0u8; 64], Duration::from_secs(2));
         (r, t0.elapsed(), rx.skipped())
     });
     std::thread::sleep(Duration::from_millis(100));
-    d.claim_and_stop_for_tests(8).unwrap();
+    testing::mpsc_claim_and_stop(&mut d, 8).unwrap();
     dead.kill(did);
     q.try_send(2, b"behind").unwrap();
     let (r, took, skipped) = t.join().unwrap();
@@ -97,7 +95,7 @@ fn a_stall_appearing_during_a_wait_is_examined() {
 /// skipped (once, D's record lost its owner's slot and stuck the ring forever).
 #[test]
 fn two_dead_producers_do_not_stick_the_ring() {
-    let cfg = MpscConfig::new(1024);
+    let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), dead).unwrap();
@@ -106,12 +104,12 @@ fn two_dead_producers_do_not_stick_the_ring() {
     let mut e = Producer::attach(reg.clone(), eid).unwrap();
     let mut d = Producer::attach(reg.clone(), did).unwrap();
     let mut s = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
-    e.claim_and_stop_for_tests(8).unwrap();
+    testing::mpsc_claim_and_stop(&mut e, 8).unwrap();
     std::mem::forget(d.reserve(8).unwrap());
     s.try_send(3, b"survivor").unwrap();
     dead.kill(eid);
     dead.kill(did);
-    let r = rx.recv_into_timeout(&mut [0u8; 64], Some(Duration::from_secs(1)));
+    let r = rx.recv_into_timeout(&mut [0u8; 64], Duration::from_secs(1));
     println!("recv: {r:?}, skipped {}", rx.skipped());
     std::mem::forget(e);
     std::mem::forget(d);
@@ -123,7 +121,7 @@ fn two_dead_producers_do_not_stick_the_ring() {
 /// position was read after the slot scan, and every in-claim slot was freed).
 struct Racy {
     dead: OwnerId,
-    live: Mutex<Option<Producer<HeapRegion>>>,
+    live: Mutex<Option<Producer<HeapRegion<Mpsc>>>>,
 }
 impl Liveness for Racy {
     fn is_dead(&self, o: OwnerId) -> bool {
@@ -131,7 +129,7 @@ impl Liveness for Racy {
             // The live producer claims right now (as if scheduled between the slot scan and
             // the claim load).
             if let Some(p) = self.live.lock().unwrap().as_mut() {
-                p.claim_and_stop_for_tests(8).unwrap();
+                testing::mpsc_claim_and_stop(p, 8).unwrap();
             }
             return true;
         }
@@ -141,7 +139,7 @@ impl Liveness for Racy {
 
 #[test]
 fn a_gap_skip_never_covers_a_live_claim_or_frees_its_slot() {
-    let cfg = MpscConfig::new(1024).slots(4);
+    let cfg = mpsc::Config::new(1024).slots(4);
     let reg = region(&cfg);
     let live = Producer::attach(reg.clone(), OwnerId::unique()).unwrap(); // slot 0
     assert_eq!(live.slot(), 0);
@@ -153,14 +151,14 @@ fn a_gap_skip_never_covers_a_live_claim_or_frees_its_slot() {
     }));
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), racy).unwrap();
     rx.set_stall_timeout(Duration::from_millis(1));
-    d.claim_and_stop_for_tests(8).unwrap(); // [0, 16) header 0, D "dies"
+    testing::mpsc_claim_and_stop(&mut d, 8).unwrap(); // [0, 16) header 0, D "dies"
     std::mem::forget(d);
     let t0 = Instant::now();
     while rx.skipped() == 0 && t0.elapsed() < Duration::from_secs(1) {
         let _ = rx.try_recv();
         std::thread::sleep(Duration::from_millis(2));
     }
-    let mem = reg.view();
+    let mem = testing::view(&reg);
     let read = mem.load_u64(READ_POS_OFF, Relaxed);
     let claim = mem.load_u64(WRITE_POS_OFF, Relaxed);
     println!("skipped {} read {read} claim {claim}", rx.skipped());
@@ -179,7 +177,7 @@ fn a_gap_skip_never_covers_a_live_claim_or_frees_its_slot() {
 /// (it once spun at 100% CPU past its deadline).
 #[test]
 fn a_small_producer_sleeps_while_a_reservation_is_posted() {
-    let cfg = MpscConfig::new(4096).frame_cap(1500);
+    let cfg = mpsc::Config::new(4096).frame_cap(1500);
     let reg = region(&cfg);
     let _rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
     let mut f = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
@@ -207,7 +205,7 @@ fn a_small_producer_sleeps_while_a_reservation_is_posted() {
 /// A large send wakes as soon as its claim fits (its wait once asked for twice its size).
 #[test]
 fn a_large_send_wakes_when_it_fits() {
-    let cfg = MpscConfig::new(4096).frame_cap(2040);
+    let cfg = mpsc::Config::new(4096).frame_cap(2040);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
     let mut f = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
@@ -234,7 +232,7 @@ fn a_large_send_wakes_when_it_fits() {
 /// Crashed producers (here: forgotten handles) do not keep their registry slots for good.
 #[test]
 fn crashed_producers_do_not_leak_registry_slots() {
-    let cfg = MpscConfig::new(1024).slots(2);
+    let cfg = mpsc::Config::new(1024).slots(2);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), dead).unwrap();
@@ -258,14 +256,14 @@ fn crashed_producers_do_not_leak_registry_slots() {
 /// did, and the gap skip, which needs every in-claim producer dead, kept refusing).
 #[test]
 fn a_spinning_try_send_does_not_starve_the_skip() {
-    let cfg = MpscConfig::new(1024);
+    let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), dead).unwrap();
     rx.set_stall_timeout(Duration::from_millis(5));
     let did = OwnerId::unique();
     let mut d = Producer::attach(reg.clone(), did).unwrap();
-    d.claim_and_stop_for_tests(8).unwrap();
+    testing::mpsc_claim_and_stop(&mut d, 8).unwrap();
     std::mem::forget(d);
     dead.kill(did);
     let mut s = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
@@ -281,7 +279,7 @@ fn a_spinning_try_send_does_not_starve_the_skip() {
         n
     });
     let t0 = Instant::now();
-    let r = rx.recv_into_timeout(&mut [0u8; 64], Some(Duration::from_secs(3)));
+    let r = rx.recv_into_timeout(&mut [0u8; 64], Duration::from_secs(3));
     let took = t0.elapsed();
     stop.store(true, Relaxed);
     let n = t.join().unwrap();
@@ -293,7 +291,7 @@ fn a_spinning_try_send_does_not_starve_the_skip() {
 /// Its two pieces count as two skipped regions: `skipped()` over-counts rather than hides.
 #[test]
 fn a_wrapped_dead_claim_is_skipped() {
-    let cfg = MpscConfig::new(256).frame_cap(120);
+    let cfg = mpsc::Config::new(256).frame_cap(120);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), dead).unwrap();
@@ -305,11 +303,11 @@ fn a_wrapped_dead_claim_is_skipped() {
     rx.try_recv().unwrap();
     let did = OwnerId::unique();
     let mut d = Producer::attach(reg.clone(), did).unwrap();
-    d.claim_and_stop_for_tests(24).unwrap(); // pad 48 + 32 at 0
+    testing::mpsc_claim_and_stop(&mut d, 24).unwrap(); // pad 48 + 32 at 0
     std::mem::forget(d);
     dead.kill(did);
     f.try_send(5, b"after").unwrap();
-    let r = rx.recv_into_timeout(&mut [0u8; 64], Some(Duration::from_secs(1)));
+    let r = rx.recv_into_timeout(&mut [0u8; 64], Duration::from_secs(1));
     println!("recv {r:?} skipped {}", rx.skipped());
     assert_eq!(r, Ok((5, 5)));
     assert!((1..=2).contains(&rx.skipped()), "skipped {}", rx.skipped());
@@ -321,10 +319,10 @@ fn a_wrapped_dead_claim_is_skipped() {
 /// assertion.
 #[test]
 fn an_unaligned_claim_position_is_corruption_not_a_panic() {
-    let cfg = MpscConfig::new(128).slots(2);
+    let cfg = mpsc::Config::new(128).slots(2);
     let reg = region(&cfg);
     let mut p = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
-    reg.view().store_u64(WRITE_POS_OFF, 22, Relaxed);
+    testing::view(&reg).store_u64(WRITE_POS_OFF, 22, Relaxed);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.try_send(0, &[0; 4])));
     assert!(
         matches!(r, Ok(Err(ringbell::SendError::Corrupt(_)))),
@@ -337,7 +335,7 @@ fn an_unaligned_claim_position_is_corruption_not_a_panic() {
 /// be reported (a review found it waited on silently, or spun, instead).
 #[test]
 fn a_claim_word_corrupted_behind_a_pending_record_is_reported() {
-    let cfg = MpscConfig::new(1024);
+    let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
     let mut a = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
@@ -346,7 +344,7 @@ fn a_claim_word_corrupted_behind_a_pending_record_is_reported() {
     b.try_send(2, b"behind").unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(rx.try_recv_into(&mut buf), Err(RecvError::Empty));
-    let mem = reg.view();
+    let mem = testing::view(&reg);
     for garbage in [u64::MAX - 7, 3, 8] {
         mem.store_u64(WRITE_POS_OFF, garbage, Relaxed);
         assert_eq!(
@@ -365,7 +363,7 @@ fn a_claim_word_corrupted_behind_a_pending_record_is_reported() {
 /// producer blocked on the full ring goes on at once rather than at the end of its slice.
 #[test]
 fn a_consumer_stopping_short_wakes_a_blocked_producer() {
-    let cfg = MpscConfig::new(4096);
+    let cfg = mpsc::Config::new(4096);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
     let mut p = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();

@@ -7,10 +7,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use common::{Rng, checksum};
-use ringbell::layout::{HEADER_SIZE, READY_OFF};
-use ringbell::mem::SharedMemory;
 use ringbell::region::{Region, RegionError, RegionOptions};
-use ringbell::spsc::RingConfig;
+use ringbell::spsc;
+use ringbell::testing;
+use ringbell::wire::{HEADER_SIZE, READY_OFF};
 use ringbell::{HeaderError, RecvError, SendError};
 use rustix::fs::{MemfdFlags, SealFlags};
 
@@ -28,7 +28,7 @@ const SEALS: SealFlags = ringbell::region::REQUIRED_SEALS;
 
 #[test]
 fn a_created_region_cannot_be_resized() {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let fd = region.fd();
     assert_eq!(rustix::fs::ftruncate(fd, 100), Err(rustix::io::Errno::PERM));
     assert_eq!(
@@ -44,17 +44,17 @@ fn a_created_region_cannot_be_resized() {
 #[test]
 fn an_fd_that_is_not_a_memfd_is_refused() {
     let file = std::fs::File::open("/proc/self/exe").unwrap();
-    let err = Region::open_spsc(OwnedFd::from(file)).unwrap_err();
+    let err = Region::<ringbell::region::Spsc>::open(OwnedFd::from(file)).unwrap_err();
     assert!(matches!(err, RegionError::NotMemfd), "{err}");
 }
 
 #[test]
 fn a_memfd_without_seals_is_refused() {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let size = region.len() as u64;
     // Same bytes, unsealed: someone could shrink it under us.
     let fd = memfd(size, SealFlags::empty());
-    let err = Region::open_spsc(fd).unwrap_err();
+    let err = Region::<ringbell::region::Spsc>::open(fd).unwrap_err();
     assert!(
         matches!(err, RegionError::MissingSeals { seals: 0 }),
         "{err}"
@@ -62,12 +62,12 @@ fn a_memfd_without_seals_is_refused() {
     // A memfd created without ALLOW_SEALING carries only F_SEAL_SEAL.
     let fd = rustix::fs::memfd_create("test", MemfdFlags::CLOEXEC).unwrap();
     rustix::fs::ftruncate(&fd, size).unwrap();
-    let err = Region::open_spsc(fd).unwrap_err();
+    let err = Region::<ringbell::region::Spsc>::open(fd).unwrap_err();
     assert!(matches!(err, RegionError::MissingSeals { .. }), "{err}");
     // Shrink and grow sealed but not the seal seal: still refused.
     let fd = memfd(size, SealFlags::SHRINK | SealFlags::GROW);
     assert!(matches!(
-        Region::open_spsc(fd),
+        Region::<ringbell::region::Spsc>::open(fd),
         Err(RegionError::MissingSeals { .. })
     ));
 }
@@ -76,7 +76,7 @@ fn a_memfd_without_seals_is_refused() {
 fn a_write_sealed_memfd_is_refused() {
     let fd = memfd(8192, SEALS | SealFlags::WRITE);
     assert!(matches!(
-        Region::open_spsc(fd),
+        Region::<ringbell::region::Spsc>::open(fd),
         Err(RegionError::WriteSealed)
     ));
 }
@@ -84,7 +84,7 @@ fn a_write_sealed_memfd_is_refused() {
 #[test]
 fn a_memfd_smaller_than_a_header_is_refused_before_mapping() {
     for size in [0u64, 8, HEADER_SIZE as u64 - 1] {
-        let err = Region::open_spsc(memfd(size, SEALS)).unwrap_err();
+        let err = Region::<ringbell::region::Spsc>::open(memfd(size, SEALS)).unwrap_err();
         assert!(
             matches!(err, RegionError::Header(HeaderError::TooSmall { size: s }) if s == size),
             "{err}"
@@ -96,16 +96,16 @@ fn a_memfd_smaller_than_a_header_is_refused_before_mapping() {
 /// capacity; after, it must match the capacity the header states.
 #[test]
 fn a_memfd_whose_size_differs_from_its_header_is_refused() {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let mut bytes = vec![0u8; region.len()];
-    region.view().copy_out(0, &mut bytes);
+    testing::view(&region).copy_out(0, &mut bytes);
     let copy_with_size = |size: u64| {
         let fd =
             rustix::fs::memfd_create("t", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
         rustix::fs::ftruncate(&fd, size).unwrap();
         rustix::io::pwrite(&fd, &bytes[..bytes.len().min(size as usize)], 0).unwrap();
         rustix::fs::fcntl_add_seals(&fd, SEALS).unwrap();
-        Region::open_spsc(fd).unwrap_err()
+        Region::<ringbell::region::Spsc>::open(fd).unwrap_err()
     };
     // Not header + power of two: refused before mapping.
     for size in [region.len() as u64 - 8, region.len() as u64 + 1, 4097] {
@@ -127,40 +127,38 @@ fn a_memfd_whose_size_differs_from_its_header_is_refused() {
 
 #[test]
 fn a_region_not_ready_is_refused() {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
-    region
-        .view()
-        .store_u32(READY_OFF, 0, std::sync::atomic::Ordering::Relaxed);
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
+    testing::view(&region).store_u32(READY_OFF, 0, std::sync::atomic::Ordering::Relaxed);
     let fd = region.fd().try_clone_to_owned().unwrap();
     assert!(matches!(
-        Region::open_spsc(fd),
+        Region::<ringbell::region::Spsc>::open(fd),
         Err(RegionError::Header(HeaderError::NotReady))
     ));
 }
 
 #[test]
 fn wrong_magic_and_version_are_refused() {
-    let region = Region::create_spsc(&RingConfig::new(4096)).unwrap();
+    let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let fd = || region.fd().try_clone_to_owned().unwrap();
-    let mem = region.view();
+    let mem = testing::view(&region);
     mem.store_u32(
-        ringbell::layout::VERSION_OFF,
+        ringbell::wire::VERSION_OFF,
         7,
         std::sync::atomic::Ordering::Relaxed,
     );
     assert!(matches!(
-        Region::open_spsc(fd()),
+        Region::<ringbell::region::Spsc>::open(fd()),
         Err(RegionError::Header(HeaderError::UnsupportedVersion {
             found: 7
         }))
     ));
     mem.store_u64(
-        ringbell::layout::MAGIC_OFF,
+        ringbell::wire::MAGIC_OFF,
         0,
         std::sync::atomic::Ordering::Relaxed,
     );
     assert!(matches!(
-        Region::open_spsc(fd()),
+        Region::<ringbell::region::Spsc>::open(fd()),
         Err(RegionError::Header(HeaderError::BadMagic { found: 0 }))
     ));
 }
@@ -170,25 +168,27 @@ fn wrong_magic_and_version_are_refused() {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot map memfds")]
 fn only_small_rings_are_prefaulted() {
-    let big = Region::create_spsc(&RingConfig::new(32 << 20)).unwrap();
+    let big = Region::create(&spsc::Config::new(32 << 20)).unwrap();
     assert!(!big.is_prefaulted());
     let rss = common::mapping_rss_kib(big.as_ptr());
     assert!(rss < 1024, "32 MiB ring has {rss} KiB resident");
 
-    let small = Region::create_spsc(&RingConfig::new(256 << 10)).unwrap();
+    let small = Region::create(&spsc::Config::new(256 << 10)).unwrap();
     assert!(small.is_prefaulted());
     let rss = common::mapping_rss_kib(small.as_ptr());
     assert!(rss > 256, "256 KiB ring has only {rss} KiB resident");
 
     // The opener populates its own mapping too, by the same rule.
-    let reopened = Region::open_spsc(small.fd().try_clone_to_owned().unwrap()).unwrap();
+    let reopened =
+        Region::<ringbell::region::Spsc>::open(small.fd().try_clone_to_owned().unwrap()).unwrap();
     assert!(common::mapping_rss_kib(reopened.as_ptr()) >= 257);
-    let reopened = Region::open_spsc(big.fd().try_clone_to_owned().unwrap()).unwrap();
+    let reopened =
+        Region::<ringbell::region::Spsc>::open(big.fd().try_clone_to_owned().unwrap()).unwrap();
     assert!(common::mapping_rss_kib(reopened.as_ptr()) < 1024);
 
     // The threshold is configurable.
     let opts = RegionOptions::new().prefault_threshold(0);
-    let lazy = Region::create_spsc_with(&RingConfig::new(256 << 10), &opts).unwrap();
+    let lazy = Region::create_with(&spsc::Config::new(256 << 10), &opts).unwrap();
     assert!(!lazy.is_prefaulted());
     assert!(common::mapping_rss_kib(lazy.as_ptr()) < 64);
 }
@@ -211,7 +211,7 @@ fn stream_len(rng: &mut Rng, max: usize) -> usize {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn cross_process_stream_through_an_inherited_fd() {
-    let region = Region::create_spsc(&RingConfig::new(64 << 10)).unwrap();
+    let region = Region::create(&spsc::Config::new(64 << 10)).unwrap();
     let mut rx = region.consumer().unwrap();
     let mut child = common::spawn_child(
         "stream_producer_child",
@@ -254,7 +254,7 @@ fn stream_producer_child() {
     if common::child_role().as_deref() != Some("stream-producer") {
         return;
     }
-    let region = Region::open_spsc(common::child_fd()).unwrap();
+    let region = Region::<ringbell::region::Spsc>::open(common::child_fd()).unwrap();
     let mut tx = region.producer().unwrap();
     let max = tx.max_frame();
     let mut rng = Rng::new(STREAM_SEED);

@@ -6,18 +6,18 @@ mod common;
 use std::collections::VecDeque;
 
 use common::Rng;
-use ringbell::frame::record_size;
-use ringbell::layout::{self, HEADER_SIZE};
-use ringbell::mem::SharedMemory;
-use ringbell::region::HeapRegion;
-use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::region::{HeapRegion, Spsc};
+use ringbell::spsc::{self, Consumer, Producer};
+use ringbell::testing;
+use ringbell::wire::record_size;
+use ringbell::wire::{self, HEADER_SIZE};
 use ringbell::{AttachError, OwnerId, RecvError, SendError};
 
-type Tx = Producer<HeapRegion>;
-type Rx = Consumer<HeapRegion>;
+type Tx = Producer<HeapRegion<Spsc>>;
+type Rx = Consumer<HeapRegion<Spsc>>;
 
-fn ring(cfg: RingConfig) -> (HeapRegion, Tx, Rx) {
-    let region = HeapRegion::new_spsc(&cfg).unwrap();
+fn ring(cfg: spsc::Config) -> (HeapRegion<Spsc>, Tx, Rx) {
+    let region = HeapRegion::new(&cfg).unwrap();
     let tx = region.producer().unwrap();
     let rx = region.consumer().unwrap();
     (region, tx, rx)
@@ -40,7 +40,7 @@ fn wrap_at_every_offset() {
     const CAP: usize = 64;
     for start in (0..CAP as u64).step_by(8) {
         for len in 0..=CAP / 2 - 8 {
-            let (_r, mut tx, mut rx) = ring(RingConfig::new(CAP).start_position(start));
+            let (_r, mut tx, mut rx) = ring(spsc::Config::new(CAP).start_position(start));
             // Three rounds so the wrap happens at least once from every position.
             for i in 0..3u32 {
                 let data = payload(start * 1000 + len as u64 * 10 + i as u64, len);
@@ -57,7 +57,7 @@ fn wrap_at_every_offset() {
 /// fit exactly when they should, and not otherwise.
 #[test]
 fn wrap_needs_room_for_padding_and_record() {
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(64));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(64));
     tx.try_send(0, &[1; 16]).unwrap(); // 24 bytes: write at 24
     tx.try_send(1, &[2; 16]).unwrap(); // write at 48
     assert_eq!(recv(&mut rx).unwrap().0, 0); // read at 24: 40 bytes free
@@ -75,7 +75,7 @@ fn wrap_needs_room_for_padding_and_record() {
 #[test]
 fn zero_and_max_length_frames() {
     for cap in [16usize, 64, 4096] {
-        let (_r, mut tx, mut rx) = ring(RingConfig::new(cap));
+        let (_r, mut tx, mut rx) = ring(spsc::Config::new(cap));
         let max = tx.max_frame();
         assert_eq!(max, cap / 2 - 8);
         for round in 0..5u32 {
@@ -91,7 +91,7 @@ fn zero_and_max_length_frames() {
 /// One byte over the cap is refused at once, whatever the ring holds, and writes nothing.
 #[test]
 fn max_plus_one_is_refused_at_once() {
-    let (region, mut tx, mut rx) = ring(RingConfig::new(256));
+    let (region, mut tx, mut rx) = ring(spsc::Config::new(256));
     let max = tx.max_frame();
     let over = vec![0; max + 1];
     let expect = Err(SendError::TooLarge { len: max + 1, max });
@@ -116,7 +116,7 @@ fn max_plus_one_is_refused_at_once() {
 
 #[test]
 fn configured_frame_cap_is_enforced() {
-    let (_r, mut tx, _rx) = ring(RingConfig::new(4096).frame_cap(100));
+    let (_r, mut tx, _rx) = ring(spsc::Config::new(4096).frame_cap(100));
     assert_eq!(tx.max_frame(), 100);
     tx.try_send(0, &[0; 100]).unwrap();
     assert_eq!(
@@ -124,9 +124,9 @@ fn configured_frame_cap_is_enforced() {
         Err(SendError::TooLarge { len: 101, max: 100 })
     );
     assert!(
-        RingConfig::new(4096)
+        spsc::Config::new(4096)
             .frame_cap(4096 / 2 - 7)
-            .geometry()
+            .region_size()
             .is_err()
     );
 }
@@ -136,7 +136,7 @@ fn configured_frame_cap_is_enforced() {
 #[test]
 fn positions_near_u64_max() {
     for start in [u64::MAX - 7, u64::MAX - 63, u64::MAX - 255, u64::MAX - 4095] {
-        let (region, mut tx, mut rx) = ring(RingConfig::new(256).start_position(start & !7));
+        let (region, mut tx, mut rx) = ring(spsc::Config::new(256).start_position(start & !7));
         let mut rng = Rng::new(start);
         let mut model = VecDeque::new();
         for i in 0..2000u32 {
@@ -151,9 +151,8 @@ fn positions_near_u64_max() {
                 assert_eq!(recv(&mut rx).ok(), model.pop_front());
             }
         }
-        let write = region
-            .view()
-            .load_u64(layout::WRITE_POS_OFF, std::sync::atomic::Ordering::Relaxed);
+        let write = testing::view(&region)
+            .load_u64(wire::WRITE_POS_OFF, std::sync::atomic::Ordering::Relaxed);
         assert!(
             write < 1 << 20,
             "positions did not wrap through zero: {write}"
@@ -161,16 +160,16 @@ fn positions_near_u64_max() {
     }
 }
 
-fn snapshot(region: &HeapRegion) -> Vec<u8> {
+fn snapshot(region: &HeapRegion<Spsc>) -> Vec<u8> {
     let mut v = vec![0; region.len()];
-    region.view().copy_out(0, &mut v);
+    testing::view(&region).copy_out(0, &mut v);
     v
 }
 
 /// `has_data` changes nothing: not one byte of shared memory, not the consumer's local state.
 #[test]
 fn has_data_changes_nothing() {
-    let (region, mut tx, mut rx) = ring(RingConfig::new(64));
+    let (region, mut tx, mut rx) = ring(spsc::Config::new(64));
     let check = |rx: &Rx, expect: bool| {
         let (shared, local) = (snapshot(&region), format!("{rx:?}"));
         assert_eq!(rx.has_data(), expect);
@@ -195,7 +194,7 @@ fn has_data_changes_nothing() {
 /// `has_data` returning true means the next receive yields a frame.
 #[test]
 fn has_data_true_means_receive_succeeds() {
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(128));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(128));
     let mut rng = Rng::new(7);
     for i in 0..20_000u32 {
         let len = rng.below(tx.max_frame() as u64 + 1) as usize;
@@ -234,7 +233,7 @@ fn random_operations_match_a_model() {
         let mut rng = Rng::new(seed);
         let cap = 16usize << rng.below(7); // 16 ..= 1024
         let start = rng.next_u64() & !7;
-        let (_r, mut tx, mut rx) = ring(RingConfig::new(cap).start_position(start));
+        let (_r, mut tx, mut rx) = ring(spsc::Config::new(cap).start_position(start));
         // Entries: tag, payload, bytes taken (padding included).
         let mut model: VecDeque<(u32, Vec<u8>, u64)> = VecDeque::new();
         let mut space = SpaceModel {
@@ -324,7 +323,7 @@ fn random_operations_match_a_model() {
 /// Partial commits clamp; aborted grants send nothing.
 #[test]
 fn grant_commit_len_clamps_and_drop_aborts() {
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     let mut g = tx.reserve(10).unwrap();
     g.write_at(0, b"hello");
     g.commit_len(1, 5);
@@ -339,7 +338,7 @@ fn grant_commit_len_clamps_and_drop_aborts() {
 
 #[test]
 fn trusted_slices_see_the_same_bytes() {
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     let mut g = tx.reserve(4).unwrap();
     // SAFETY: both ends are ours, in this thread: nobody else touches the bytes.
     unsafe { g.as_mut_slice() }.copy_from_slice(b"zero");
@@ -351,7 +350,7 @@ fn trusted_slices_see_the_same_bytes() {
 
 #[test]
 fn second_producer_or_consumer_is_refused() {
-    let (region, tx, rx) = ring(RingConfig::new(256));
+    let (region, tx, rx) = ring(spsc::Config::new(256));
     assert!(matches!(
         region.producer(),
         Err(AttachError::RoleTaken { .. })
@@ -374,7 +373,7 @@ fn second_producer_or_consumer_is_refused() {
 
 #[test]
 fn producer_close_is_seen_after_draining() {
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     tx.try_send(1, b"last words").unwrap();
     assert!(!rx.is_producer_closed());
     drop(tx);
@@ -386,7 +385,7 @@ fn producer_close_is_seen_after_draining() {
 
 #[test]
 fn consumer_close_refuses_sends() {
-    let (_r, mut tx, rx) = ring(RingConfig::new(256));
+    let (_r, mut tx, rx) = ring(spsc::Config::new(256));
     tx.try_send(1, b"x").unwrap();
     drop(rx);
     assert!(tx.is_consumer_closed());
@@ -396,7 +395,7 @@ fn consumer_close_refuses_sends() {
 #[test]
 fn threads_stream_in_order() {
     let n: u32 = if cfg!(miri) { 500 } else { 200_000 };
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(1024));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(1024));
     let producer = std::thread::spawn(move || {
         let mut rng = Rng::new(99);
         for i in 0..n {
@@ -431,7 +430,10 @@ fn threads_stream_in_order() {
 #[test]
 fn header_size_constant_matches() {
     assert_eq!(HEADER_SIZE, 1024);
-    assert_eq!(RingConfig::new(64).region_size().unwrap(), HEADER_SIZE + 64);
+    assert_eq!(
+        spsc::Config::new(64).region_size().unwrap(),
+        HEADER_SIZE + 64
+    );
 }
 
 /// Batches across threads: frames of random sizes sent in batches of random length and
@@ -439,7 +441,7 @@ fn header_size_constant_matches() {
 #[test]
 fn threads_stream_in_order_in_batches() {
     let n: u32 = if cfg!(miri) { 500 } else { 200_000 };
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(1024));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(1024));
     let producer = std::thread::spawn(move || {
         let mut rng = Rng::new(7);
         let mut i = 0;
@@ -484,7 +486,7 @@ fn threads_stream_in_order_in_batches() {
 fn batches_match_the_model() {
     let mut rng = Rng::new(11);
     for _ in 0..200 {
-        let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+        let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
         let max = tx.max_frame();
         let mut model: std::collections::VecDeque<(u32, Vec<u8>)> = Default::default();
         for step in 0..200u32 {
@@ -539,7 +541,7 @@ fn batches_match_the_model() {
 /// left waiting for it.
 #[test]
 fn a_panicking_batch_callback_loses_nothing_and_frees_the_space() {
-    let (_r, mut tx, mut rx) = ring(RingConfig::new(256));
+    let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     let mut sent = 0u32;
     while tx.try_send(sent, &[sent as u8; 24]).is_ok() {
         sent += 1;
@@ -574,7 +576,7 @@ fn a_panicking_batch_callback_loses_nothing_and_frees_the_space() {
 #[test]
 fn a_panicking_batch_iterator_sends_what_it_yielded_once() {
     for drop_first in [false, true] {
-        let (_r, mut tx, mut rx) = ring(RingConfig::new(1024));
+        let (_r, mut tx, mut rx) = ring(spsc::Config::new(1024));
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             tx.try_send_batch((0..5u32).map(|i| {
                 assert!(i < 2, "the iterator panics on its third item (test)");

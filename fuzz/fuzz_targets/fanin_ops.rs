@@ -11,8 +11,8 @@ use libfuzzer_sys::fuzz_target;
 use ringbell::OwnerId;
 use ringbell::SendError;
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::region::HeapRegion;
-use ringbell::spsc::{Producer, RingConfig};
+use ringbell::region::{Bell, HeapRegion, Spsc};
+use ringbell::spsc::{self, Producer};
 
 const RINGS: usize = 4;
 
@@ -41,11 +41,11 @@ struct RingModel {
 
 fuzz_target!(|input: Input| {
     let cap = 1usize << (5 + input.cap_log2 % 5);
-    let bell = HeapRegion::new_bell().unwrap();
+    let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), RINGS).unwrap();
-    let mut producers: Vec<Option<Producer<HeapRegion>>> = Vec::new();
+    let mut producers: Vec<Option<Producer<HeapRegion<Spsc>, HeapRegion<Bell>>>> = Vec::new();
     for k in 0..RINGS {
-        let ring = HeapRegion::new_spsc(&RingConfig::new(cap).shared_bell()).unwrap();
+        let ring = HeapRegion::new(&spsc::Config::new(cap).shared_bell()).unwrap();
         assert_eq!(
             fanin.add(ring.clone(), OwnerId::new(100).unwrap()).unwrap(),
             RingId(k)
@@ -135,5 +135,5 @@ fuzz_target!(|input: Input| {
         }
     }
     let attached = model.iter().filter(|m| !m.detached).count();
-    assert_eq!(fanin.len(), attached);
+    assert_eq!(fanin.ring_count(), attached);
 });

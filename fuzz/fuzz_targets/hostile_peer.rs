@@ -20,11 +20,11 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ringbell::OwnerId;
 use ringbell::channel::{CallError, Client, Server, ServerConfig, Status};
-use ringbell::layout::{DATA_BELL_OFF, HEADER_SIZE, READ_POS_OFF, SPACE_BELL_OFF, WRITE_POS_OFF};
-use ringbell::mem::{SharedMemory, View};
 use ringbell::reactor::{Reactor, Request, Responder};
 use ringbell::region::HeapRegion;
-use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::spsc::{self, Consumer, Producer};
+use ringbell::testing::{self, View};
+use ringbell::wire::{DATA_BELL_OFF, HEADER_SIZE, READ_POS_OFF, SPACE_BELL_OFF, WRITE_POS_OFF};
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum Target {
@@ -172,12 +172,10 @@ fn channel(cap: usize, ops: Vec<Op>) {
                 value,
                 wide,
             } => {
-                let r = hostile.regions_for_tests()[region as usize % 3];
-                poke(&r.view(), at, value, wide);
+                poke(&client_view(&hostile, region as usize % 3), at, value, wide);
             }
             Op::Nudge { at, delta } => {
-                let r = hostile.regions_for_tests()[delta as usize % 2];
-                nudge(&r.view(), at, delta);
+                nudge(&client_view(&hostile, delta as usize % 2), at, delta);
             }
             Op::HostileCall { len } => {
                 let _ = hostile.try_send_request(&vec![0xAB; len as usize % 300]);
@@ -209,13 +207,24 @@ fn channel(cap: usize, ops: Vec<Op>) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A view of one of a client's regions: 0 its request ring, 1 its response ring, 2 the
+/// server's bell region.
+fn client_view(client: &Client, which: usize) -> View<'_> {
+    let (requests, responses, bell) = testing::client_regions(client);
+    match which {
+        0 => testing::view(requests),
+        1 => testing::view(responses),
+        _ => testing::view(bell),
+    }
+}
+
 fuzz_target!(|input: Input| {
     let cap = 1usize << (5 + input.cap_log2 % 6);
     if input.scene % 3 == 2 {
         return channel(cap, input.ops);
     }
-    let region = HeapRegion::new_spsc(&RingConfig::new(cap)).unwrap();
-    let view = region.view();
+    let region = HeapRegion::new(&spsc::Config::new(cap)).unwrap();
+    let view = testing::view(&region);
     let local_consumer = input.scene % 3 == 0;
     // The peer's handle puts a valid frame in, then stays idle (and alive, so that its role
     // is not closed) while the fuzzer writes its words.

@@ -9,11 +9,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ringbell::OwnerId;
-use ringbell::layout::HEADER_SIZE;
-use ringbell::mem::{SharedMemory, View};
 use ringbell::mpsc::{self, NeverDead};
-use ringbell::region::HeapRegion;
-use ringbell::spsc::{Consumer, Producer, RingConfig};
+use ringbell::spsc::{self, Consumer, Producer};
+use ringbell::testing::{self, View};
+use ringbell::wire::HEADER_SIZE;
 
 #[derive(Arbitrary, Debug)]
 enum Poke {
@@ -60,16 +59,21 @@ fn scribble(view: &View<'_>, poke: &Poke) {
 fuzz_target!(|input: Input| {
     let cap = 1usize << (4 + input.cap_log2 % 7);
     let region = match input.base % 3 {
-        0 => HeapRegion::new_spsc(&RingConfig::new(cap)).unwrap(),
+        0 => {
+            let cfg = spsc::Config::new(cap);
+            let r = testing::zeroed_heap_region(cfg.region_size().unwrap());
+            spsc::init(&r, &cfg).unwrap();
+            r
+        }
         1 => {
-            let cfg = mpsc::MpscConfig::new(cap.max(64)).slots(2);
-            let r = HeapRegion::zeroed(cfg.region_size().unwrap());
+            let cfg = mpsc::Config::new(cap.max(64)).slots(2);
+            let r = testing::zeroed_heap_region(cfg.region_size().unwrap());
             mpsc::init(&r, &cfg).unwrap();
             r
         }
-        _ => HeapRegion::zeroed(HEADER_SIZE + cap),
+        _ => testing::zeroed_heap_region(HEADER_SIZE + cap),
     };
-    let view = region.view();
+    let view = testing::view(&region);
     // The fuzzer's bytes overwrite the region from the start (all of it for raw input).
     let n = input.bytes.len().min(view.len());
     let skip_header = if input.base % 3 == 2 {

@@ -16,8 +16,9 @@ use std::collections::VecDeque;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ringbell::OwnerId;
-use ringbell::mpsc::{self, Grant, MpscConfig, NeverDead, Producer};
+use ringbell::mpsc::{self, Grant, NeverDead, Producer};
 use ringbell::region::HeapRegion;
+use ringbell::testing;
 use ringbell::{RecvError, SendError};
 
 const PRODUCERS: usize = 3;
@@ -78,10 +79,10 @@ fn expect(model: &mut VecDeque<Record>) -> Option<&Record> {
 
 fuzz_target!(|input: Input| {
     let cap = 1usize << (6 + input.cap_log2 % 6);
-    let cfg = MpscConfig::new(cap)
+    let cfg = mpsc::Config::new(cap)
         .slots(PRODUCERS)
         .start_position(input.start & !7);
-    let region = HeapRegion::zeroed(cfg.region_size().unwrap());
+    let region = testing::zeroed_heap_region(cfg.region_size().unwrap());
     mpsc::init(&region, &cfg).unwrap();
     let mut rx =
         mpsc::Consumer::attach(region.clone(), OwnerId::new(100).unwrap(), NeverDead).unwrap();

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ringbell::region::HeapRegion;
-use ringbell::spsc::RingConfig;
+use ringbell::spsc;
 use ringbell::{RecvError, SendError};
 
 #[derive(Arbitrary, Debug)]
@@ -39,8 +39,8 @@ fn payload(tag: u32, len: usize) -> Vec<u8> {
 
 fuzz_target!(|input: Input| {
     let cap = 1usize << (4 + input.cap_log2 % 9);
-    let cfg = RingConfig::new(cap).start_position(input.start & !7);
-    let region = HeapRegion::new_spsc(&cfg).unwrap();
+    let cfg = spsc::Config::new(cap).start_position(input.start & !7);
+    let region = HeapRegion::new(&cfg).unwrap();
     let mut tx = region.producer().unwrap();
     let mut rx = region.consumer().unwrap();
     let max = tx.max_frame();

@@ -5,11 +5,11 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::thread;
 use loom_tests::support::{builder, builder_bounded, no_spin};
-use ringbell::doorbell::Bell;
-use ringbell::mem::LoomRegion;
+use ringbell::doorbell::Doorbell;
+use ringbell::region::LoomRegion;
 
-fn bell(region: &LoomRegion) -> Bell<LoomRegion> {
-    let mut b = Bell::new(region.clone(), 0).unwrap();
+fn bell(region: &LoomRegion) -> Doorbell<LoomRegion> {
+    let mut b = Doorbell::new(region.clone(), 0).unwrap();
     b.set_wait_options(no_spin());
     b
 }
@@ -20,16 +20,14 @@ fn waiter_vs_ringer() {
     builder().check(|| {
         let region = LoomRegion::zeroed(128);
         let flag = Arc::new(AtomicU32::new(0));
-        let mut ringer = bell(&region);
+        let ringer = bell(&region);
         let f = flag.clone();
         let t = thread::spawn(move || {
             f.store(1, Ordering::Release);
             ringer.ring();
         });
-        let mut waiter = bell(&region);
-        waiter
-            .wait_until(|| flag.load(Ordering::Acquire) == 1, None)
-            .unwrap();
+        let waiter = bell(&region);
+        waiter.wait_until(|| flag.load(Ordering::Acquire) == 1);
         t.join().unwrap();
     });
 }
@@ -43,7 +41,7 @@ fn waiter_vs_two_ringers() {
         let count = Arc::new(AtomicU32::new(0));
         let ringers: Vec<_> = (0..2)
             .map(|_| {
-                let mut ringer = bell(&region);
+                let ringer = bell(&region);
                 let c = count.clone();
                 thread::spawn(move || {
                     c.fetch_add(1, Ordering::Release);
@@ -51,10 +49,8 @@ fn waiter_vs_two_ringers() {
                 })
             })
             .collect();
-        let mut waiter = bell(&region);
-        waiter
-            .wait_until(|| count.load(Ordering::Acquire) == 2, None)
-            .unwrap();
+        let waiter = bell(&region);
+        waiter.wait_until(|| count.load(Ordering::Acquire) == 2);
         for t in ringers {
             t.join().unwrap();
         }
@@ -69,12 +65,10 @@ fn two_waiters_one_ring() {
         let flag = Arc::new(AtomicU32::new(0));
         let waiters: Vec<_> = (0..2)
             .map(|_| {
-                let mut waiter = bell(&region);
+                let waiter = bell(&region);
                 let f = flag.clone();
                 thread::spawn(move || {
-                    waiter
-                        .wait_until(|| f.load(Ordering::Acquire) == 1, None)
-                        .unwrap();
+                    waiter.wait_until(|| f.load(Ordering::Acquire) == 1);
                 })
             })
             .collect();
@@ -94,16 +88,14 @@ fn spurious_wakeups_are_harmless() {
         let region = LoomRegion::zeroed(128);
         region.set_spurious_wakeups(true);
         let flag = Arc::new(AtomicU32::new(0));
-        let mut ringer = bell(&region);
+        let ringer = bell(&region);
         let f = flag.clone();
         let t = thread::spawn(move || {
             f.store(1, Ordering::Release);
             ringer.ring();
         });
-        let mut waiter = bell(&region);
-        waiter
-            .wait_until(|| flag.load(Ordering::Acquire) == 1, None)
-            .unwrap();
+        let waiter = bell(&region);
+        waiter.wait_until(|| flag.load(Ordering::Acquire) == 1);
         assert_eq!(flag.load(Ordering::Relaxed), 1);
         t.join().unwrap();
     });
@@ -120,27 +112,25 @@ fn two_waiters_three_rings() {
         let a = Arc::new(AtomicU32::new(0));
         let b = Arc::new(AtomicU32::new(0));
         // Rb rings for nothing in particular (a notify for a condition already seen).
-        let mut rb = bell(&region);
+        let rb = bell(&region);
         let t_rb = thread::spawn(move || rb.ring());
         // W2 waits for B, then publishes A and rings.
-        let mut w2 = bell(&region);
+        let w2 = bell(&region);
         let (a2, b2) = (a.clone(), b.clone());
         let t_w2 = thread::spawn(move || {
-            w2.wait_until(|| b2.load(Ordering::Acquire) == 1, None)
-                .unwrap();
+            w2.wait_until(|| b2.load(Ordering::Acquire) == 1);
             a2.store(1, Ordering::Release);
             w2.ring();
         });
         // Rc publishes B and rings.
-        let mut rc = bell(&region);
+        let rc = bell(&region);
         let b3 = b.clone();
         let t_rc = thread::spawn(move || {
             b3.store(1, Ordering::Release);
             rc.ring();
         });
-        let mut w1 = bell(&region);
-        w1.wait_until(|| a.load(Ordering::Acquire) == 1, None)
-            .unwrap();
+        let w1 = bell(&region);
+        w1.wait_until(|| a.load(Ordering::Acquire) == 1);
         t_rb.join().unwrap();
         t_w2.join().unwrap();
         t_rc.join().unwrap();

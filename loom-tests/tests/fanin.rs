@@ -7,10 +7,11 @@
 use loom::thread;
 use loom_tests::support::{builder_bounded, no_spin};
 use ringbell::OwnerId;
-use ringbell::doorbell::{BELL_REGION_SIZE, init_bell};
+use ringbell::doorbell::init_bell;
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::mem::LoomRegion;
-use ringbell::spsc::{self, Producer, RingConfig};
+use ringbell::region::LoomRegion;
+use ringbell::spsc::{self, Producer};
+use ringbell::wire::BELL_REGION_SIZE;
 
 #[test]
 fn two_producers_one_doorbell() {
@@ -22,7 +23,7 @@ fn two_producers_one_doorbell() {
         fanin.set_wait_options(no_spin());
         let producers: Vec<_> = (0..2u64)
             .map(|k| {
-                let cfg = RingConfig::new(32).shared_bell();
+                let cfg = spsc::Config::new(32).shared_bell();
                 let ring = LoomRegion::zeroed(cfg.region_size().unwrap());
                 spsc::init(&ring, &cfg).unwrap();
                 fanin
@@ -41,7 +42,7 @@ fn two_producers_one_doorbell() {
         let (mut frames, mut closes) = ([0u32; 2], 0);
         let mut buf = [0u8; 8];
         while closes < 2 {
-            match fanin.recv_into_timeout(&mut buf, None) {
+            match fanin.recv_into(&mut buf) {
                 Ok((RingId(k), tag, len)) => {
                     assert_eq!((tag, &buf[..len]), (0, &[k as u8 + 1; 8][..]));
                     frames[k] += 1;

@@ -6,11 +6,11 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use loom_tests::support::{builder, builder_bounded, no_spin};
-use ringbell::mem::LoomRegion;
-use ringbell::mpsc::{self, Consumer, Liveness, MpscConfig, NeverDead, Producer};
+use ringbell::mpsc::{self, Consumer, Liveness, NeverDead, Producer};
+use ringbell::region::LoomRegion;
 use ringbell::{OwnerId, RecvError, SendError};
 
-fn region(cfg: &MpscConfig) -> LoomRegion {
+fn region(cfg: &mpsc::Config) -> LoomRegion {
     let r = LoomRegion::zeroed(cfg.region_size().unwrap());
     mpsc::init(&r, cfg).unwrap();
     r
@@ -25,7 +25,10 @@ fn two_producers_across_the_wrap() {
     // Three threads blocking on two doorbells: preemption bound 2 takes half a minute, bound 3
     // about ten.
     builder_bounded(2).check(|| {
-        let cfg = MpscConfig::new(32).frame_cap(8).slots(2).start_position(24);
+        let cfg = mpsc::Config::new(32)
+            .frame_cap(8)
+            .slots(2)
+            .start_position(24);
         let ring = region(&cfg);
         let mut rx = Consumer::attach(ring.clone(), OwnerId::new(1).unwrap(), NeverDead).unwrap();
         rx.set_wait_options(no_spin());
@@ -43,7 +46,7 @@ fn two_producers_across_the_wrap() {
             let (tag, len) = if rx.has_data() {
                 rx.try_recv_into(&mut buf).expect("has_data lied")
             } else {
-                rx.recv_into_timeout(&mut buf, None).unwrap()
+                rx.recv_into(&mut buf).unwrap()
             };
             assert_eq!(&buf[..len], &[tag as u8 + 1; 8], "torn record");
             got[tag as usize] += 1;
@@ -63,7 +66,10 @@ fn two_producers_across_the_wrap() {
 #[test]
 fn a_blocked_producer_wakes_when_the_consumer_catches_up() {
     builder().check(|| {
-        let cfg = MpscConfig::new(32).frame_cap(8).slots(1).start_position(8);
+        let cfg = mpsc::Config::new(32)
+            .frame_cap(8)
+            .slots(1)
+            .start_position(8);
         let ring = region(&cfg);
         let mut rx = Consumer::attach(ring.clone(), OwnerId::new(1).unwrap(), NeverDead).unwrap();
         rx.set_wait_options(no_spin());
@@ -76,7 +82,7 @@ fn a_blocked_producer_wakes_when_the_consumer_catches_up() {
         });
         let mut buf = [0u8; 8];
         for i in 0..2u32 {
-            let (tag, len) = rx.recv_into_timeout(&mut buf, None).unwrap();
+            let (tag, len) = rx.recv_into(&mut buf).unwrap();
             assert_eq!((tag, &buf[..len]), (i, &[i as u8 + 1; 8][..]));
         }
         t.join().unwrap();
@@ -89,7 +95,7 @@ fn a_blocked_producer_wakes_when_the_consumer_catches_up() {
 #[test]
 fn one_producer_three_laps() {
     builder_bounded(2).check(|| {
-        let cfg = MpscConfig::new(32).frame_cap(8).slots(1);
+        let cfg = mpsc::Config::new(32).frame_cap(8).slots(1);
         let ring = region(&cfg);
         let mut rx = Consumer::attach(ring.clone(), OwnerId::new(1).unwrap(), NeverDead).unwrap();
         rx.set_wait_options(no_spin());
@@ -102,7 +108,7 @@ fn one_producer_three_laps() {
         });
         let mut buf = [0u8; 8];
         for i in 0..3u32 {
-            let (tag, len) = rx.recv_into_timeout(&mut buf, None).unwrap();
+            let (tag, len) = rx.recv_into(&mut buf).unwrap();
             assert_eq!(
                 (tag, &buf[..len]),
                 (i, &[i as u8 + 1; 8][..]),
@@ -129,7 +135,7 @@ impl Liveness for DeclaredDead {
 #[test]
 fn dead_producer_skip_races_a_late_commit() {
     builder().check(|| {
-        let cfg = MpscConfig::new(64).frame_cap(8).slots(2);
+        let cfg = mpsc::Config::new(64).frame_cap(8).slots(2);
         let ring = region(&cfg);
         let dead = Arc::new(AtomicBool::new(true));
         let mut rx =

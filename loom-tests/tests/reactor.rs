@@ -16,14 +16,16 @@
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use loom_tests::support::{builder_bounded, no_spin};
+use ringbell::channel::Transport;
 use ringbell::channel::{
     ClientInfo, ConnId, Incoming, RecvRequestError, RequestId, SendResponseError, Status,
 };
-use ringbell::doorbell::{BELL_REGION_SIZE, init_bell};
+use ringbell::doorbell::init_bell;
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::mem::LoomRegion;
-use ringbell::reactor::{Executor, Job, Reactor, Request, Responder, Transport};
-use ringbell::spsc::{self, Consumer, Producer, RingConfig};
+use ringbell::reactor::{Executor, Job, Reactor, Request, Responder};
+use ringbell::region::LoomRegion;
+use ringbell::spsc::{self, Consumer, Producer};
+use ringbell::wire::BELL_REGION_SIZE;
 use ringbell::{OwnerId, RecvError, SendError};
 
 const CONN: ConnId = ConnId {
@@ -79,12 +81,10 @@ impl Transport for LoomServer {
     }
     fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
         let responses = &self.responses;
-        self.fanin
-            .wait_until(
-                |f| f.ready() || ready() || blocked.iter().any(|&(_, n)| responses.can_send(n)),
-                None,
-            )
-            .is_ok()
+        self.fanin.wait_until(|f| {
+            f.ready() || ready() || blocked.iter().any(|&(_, n)| responses.can_send(n))
+        });
+        true
     }
     fn pause(&mut self, _conn: ConnId, paused: bool) {
         self.fanin.set_paused(RingId(0), paused);
@@ -120,7 +120,7 @@ impl Executor for Spawner {
     }
 }
 
-fn region(cfg: &RingConfig) -> LoomRegion {
+fn region(cfg: &spsc::Config) -> LoomRegion {
     let r = LoomRegion::zeroed(cfg.region_size().unwrap());
     spsc::init(&r, cfg).unwrap();
     r
@@ -137,8 +137,8 @@ fn dispatched_completions_wake_the_reactor_and_go_out_in_order() {
         let client_id = OwnerId::new(2).unwrap();
         let mut fanin = FanIn::new(bell.clone(), 1).unwrap();
         fanin.set_wait_options(no_spin());
-        let req_ring = region(&RingConfig::new(64).shared_bell());
-        let resp_ring = region(&RingConfig::new(64).shared_space_bell());
+        let req_ring = region(&spsc::Config::new(64).shared_bell());
+        let resp_ring = region(&spsc::Config::new(64).shared_space_bell());
         assert_eq!(fanin.add(req_ring.clone(), server_id).unwrap(), RingId(0));
         let responses =
             Producer::attach_shared_space_bell(resp_ring.clone(), bell.clone(), server_id).unwrap();

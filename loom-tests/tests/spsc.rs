@@ -6,13 +6,13 @@ use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::thread;
 use loom_tests::support::{builder, no_spin};
 use ringbell::OwnerId;
-use ringbell::mem::LoomRegion;
-use ringbell::spsc::{self, Consumer, Producer, RingConfig};
+use ringbell::region::LoomRegion;
+use ringbell::spsc::{self, Consumer, Producer};
 
 /// A 32-byte ring: the frame cap is 8 bytes and holds two 8-byte frames, so three frames wrap
 /// and the producer blocks on full.
 fn ring() -> (Producer<LoomRegion>, Consumer<LoomRegion>) {
-    let cfg = RingConfig::new(32);
+    let cfg = spsc::Config::new(32);
     let region = LoomRegion::zeroed(cfg.region_size().unwrap());
     spsc::init(&region, &cfg).unwrap();
     let mut tx = Producer::attach(region.clone(), OwnerId::new(1).unwrap()).unwrap();
@@ -123,11 +123,7 @@ fn notify_from_a_third_thread() {
         let mut buf = [0u8; 8];
         while !(got_frame && done.load(Ordering::Acquire) == 1) {
             let seen = got_frame;
-            rx.wait_until(
-                |rx| (!seen && rx.has_data()) || done.load(Ordering::Acquire) == 1,
-                None,
-            )
-            .unwrap();
+            rx.wait_until(|rx| (!seen && rx.has_data()) || done.load(Ordering::Acquire) == 1);
             if rx.try_recv_into(&mut buf).is_ok() {
                 got_frame = true;
             } else if done.load(Ordering::Acquire) == 1 && !got_frame {

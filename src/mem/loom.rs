@@ -23,8 +23,6 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use loom::sync::{Condvar, Mutex};
 
-use super::SharedMemory;
-
 struct Slot {
     w64: AtomicU64,
     w32: [AtomicU32; 2],
@@ -106,12 +104,13 @@ impl Mem {
     }
 
     /// Length of the view in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the view is empty.
-    pub fn is_empty(&self) -> bool {
+    #[allow(dead_code)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
@@ -209,15 +208,16 @@ impl Mem {
     }
 }
 
-/// A loom-modelled region, zeroed; the `HeapRegion` of loom models. Cheap to clone.
+/// Loom-modelled memory, zeroed; [`LoomRegion`](crate::region::LoomRegion) wraps it. Cheap
+/// to clone.
 #[derive(Clone)]
-pub struct LoomRegion {
+pub(crate) struct LoomMemory {
     slots: Arc<Slots>,
 }
 
-impl LoomRegion {
+impl LoomMemory {
     /// A zeroed region of `len` bytes (rounded up to a multiple of 8).
-    pub fn zeroed(len: usize) -> Self {
+    pub(crate) fn zeroed(len: usize) -> Self {
         let slots: Vec<Slot> = (0..len.div_ceil(8))
             .map(|_| Slot {
                 w64: AtomicU64::new(0),
@@ -238,26 +238,23 @@ impl LoomRegion {
         }
     }
 
-    /// Makes every modelled futex wait on this region return at once: spurious wake-ups.
-    pub fn set_spurious_wakeups(&self, on: bool) {
+    /// Makes every modelled futex wait on this memory return at once: spurious wake-ups.
+    pub(crate) fn set_spurious_wakeups(&self, on: bool) {
         self.slots
             .spurious
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
-}
 
-// SAFETY: the `Arc` keeps the slots alive as long as any clone.
-unsafe impl SharedMemory for LoomRegion {
-    fn mem(&self) -> Mem {
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len
+    }
+
+    /// The view; valid while `self` (or a clone) lives.
+    pub(crate) fn mem(&self) -> Mem {
         Mem {
             slots: NonNull::from(&*self.slots),
             len: self.slots.len,
         }
-    }
-}
-
-impl core::fmt::Debug for LoomRegion {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "LoomRegion({})", self.slots.len)
     }
 }

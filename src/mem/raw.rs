@@ -28,7 +28,7 @@ impl Mem {
     /// `ptr` must be valid for reads and writes of `len` bytes for as long as this `Mem`, or
     /// any copy of it, is used; the bytes may be accessed concurrently only through atomics or
     /// byte copies, never through Rust references.
-    pub unsafe fn from_raw_parts(ptr: *mut u8, len: usize) -> Option<Self> {
+    pub(crate) unsafe fn from_raw_parts(ptr: *mut u8, len: usize) -> Option<Self> {
         let ptr = NonNull::new(ptr)?;
         if (ptr.as_ptr() as usize) % 8 != 0 {
             return None;
@@ -38,13 +38,13 @@ impl Mem {
 
     /// Length of the view in bytes.
     #[inline]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the view is empty.
     #[inline]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use ringbell::doorbell::WaitOptions;
 use ringbell::region::Region;
-use ringbell::spsc::{self, RingConfig};
+use ringbell::spsc;
 use ringbell::{RecvError, SendError};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -96,7 +96,6 @@ fn interleaved<const N: usize>(
     }
     v.map(stat)
 }
-
 
 // ---------------------------------------------------------------- placement and processes
 
@@ -242,11 +241,11 @@ fn child(args: &[String]) {
             }
         }
         "ringbell" => {
-            let mut rx = Region::open_spsc(take_fd(&args[1]))
+            let mut rx = Region::<ringbell::region::Spsc>::open(take_fd(&args[1]))
                 .unwrap()
                 .consumer()
                 .unwrap();
-            let mut tx = Region::open_spsc(take_fd(&args[2]))
+            let mut tx = Region::<ringbell::region::Spsc>::open(take_fd(&args[2]))
                 .unwrap()
                 .producer()
                 .unwrap();
@@ -369,8 +368,8 @@ fn pingpong_futex(n: usize) -> Stat {
 /// ringbell ping-pong over two SPSC rings; `mode`: spin (try_ calls in a loop), sleep (spin
 /// budget 0: every message sleeps), default (the blocking calls with default settings).
 fn pingpong_ringbell(n: usize, mode: &str) -> (Stat, ringbell::doorbell::WaitStats) {
-    let a = Region::create_spsc(&RingConfig::new(1 << 16)).unwrap();
-    let b = Region::create_spsc(&RingConfig::new(1 << 16)).unwrap();
+    let a = Region::create(&spsc::Config::new(1 << 16)).unwrap();
+    let b = Region::create(&spsc::Config::new(1 << 16)).unwrap();
     let mut tx = a.producer().unwrap();
     let mut rx = b.consumer().unwrap();
     let opts = if mode == "sleep" {
@@ -646,7 +645,7 @@ fn mpsc_ringbell(n: u64) -> (Duration, Duration) {
     // threads on two CPUs must not spin each other out.
     let mut buf = [0u8; 64];
     for _ in 0..n / 2 * 2 {
-        rx.recv_into_timeout(&mut buf, Some(DEADLINE)).unwrap();
+        rx.recv_into_timeout(&mut buf, DEADLINE).unwrap();
     }
     let wall = start.elapsed();
     for t in threads {
@@ -660,12 +659,14 @@ fn mpsc_ringbell(n: u64) -> (Duration, Duration) {
 fn fanin_ringbell(n: u64) -> (Duration, Duration) {
     use ringbell::fanin::FanIn;
     use ringbell::region::HeapRegion;
-    let bell = HeapRegion::new_bell().unwrap();
+    let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), 2).unwrap();
     let producers: Vec<_> = (0..2)
         .map(|_| {
-            let ring = HeapRegion::new_spsc(&RingConfig::new(1 << 15).shared_bell()).unwrap();
-            fanin.add(ring.clone(), ringbell::OwnerId::unique()).unwrap();
+            let ring = HeapRegion::new(&spsc::Config::new(1 << 15).shared_bell()).unwrap();
+            fanin
+                .add(ring.clone(), ringbell::OwnerId::unique())
+                .unwrap();
             spsc::Producer::attach_shared_bell(ring, bell.clone(), ringbell::OwnerId::unique())
                 .unwrap()
         })
@@ -686,7 +687,7 @@ fn fanin_ringbell(n: u64) -> (Duration, Duration) {
     let mut buf = [0u8; 64];
     let mut got = 0;
     while got < n / 2 * 2 {
-        match fanin.recv_into_timeout(&mut buf, Some(DEADLINE)) {
+        match fanin.recv_into_timeout(&mut buf, DEADLINE) {
             Ok(_) => got += 1,
             // A producer that finished closed its ring: reported once, after its frames.
             Err(ringbell::fanin::FanInError::Closed(_)) => {}
@@ -776,7 +777,7 @@ fn rss_kib() -> u64 {
 /// Own RSS growth from creating a 32 MiB ring (and attaching both ends).
 fn rss_32mib() -> u64 {
     let before = rss_kib();
-    let r = Region::create_spsc(&RingConfig::new(32 << 20)).unwrap();
+    let r = Region::create(&spsc::Config::new(32 << 20)).unwrap();
     let (tx, rx) = (r.producer().unwrap(), r.consumer().unwrap());
     let after = rss_kib();
     drop((tx, rx, r));

@@ -1,14 +1,5 @@
-//! Peer liveness from race-free sources.
-//!
-//! A process id can be reused as soon as its process is reaped, so "is pid 1234 alive?" is a
-//! race. A *pidfd* (`pidfd_open(2)`) names one process for good: it becomes readable when that
-//! process exits, whatever happens to the number afterwards. [`PidfdLiveness`] keeps a pidfd
-//! per producer process, taken while the process was known alive (for a child: right after
-//! spawning it, before it can be reaped; for a peer on a Unix socket: from `SO_PEERCRED` /
-//! `SO_PEERPIDFD` while the connection is open), and answers [`Liveness`] queries with a
-//! `poll(2)` of zero timeout — no signal, no `/proc` scan.
-//!
-//! # Rendezvous on a Unix-domain socket
+//! The rendezvous on a Unix-domain socket: binding it, learning who connected, passing
+//! descriptors, noticing a hang-up.
 //!
 //! A channel's server and clients meet at a socket path ([`bind_listener`]). The socket file
 //! is created with mode `0600` — the mode is set on the socket *before* `bind(2)`, so there is
@@ -18,8 +9,9 @@
 //! The connection stays open for the channel's lifetime: when either process dies the kernel
 //! closes its end, and the survivor sees a hang-up ([`is_hung_up`]). That is the race-free
 //! liveness source of a channel: unlike a pid, a socket cannot be reused by another process.
+//!
+//! Man pages: unix(7), socket(2), bind(2), sendmsg(2), recvmsg(2), poll(2).
 
-use std::collections::HashMap;
 use std::io;
 use std::io::IoSlice;
 use std::io::IoSliceMut;
@@ -27,110 +19,28 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::Mutex;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
-use rustix::process::{Pid, PidfdFlags};
 
-use crate::mpsc::Liveness;
-use crate::role::OwnerId;
-
-/// [`Liveness`] from pidfds: an owner is dead once the process of its pid (as recorded by
-/// [`OwnerId::unique`]) has exited. Owners of processes not [`watch`](Self::watch)ed are never
-/// reported dead.
-///
-/// Limitation: answers are keyed by pid. If a watched process dies, is reaped, and a new
-/// process reusing its pid attaches as a producer before the consumer has skipped the dead
-/// one's records, the newcomer is reported dead too. Pid reuse within one stall timeout needs
-/// the whole pid space to wrap; [`forget`](Self::forget) a pid once its records are dealt
-/// with to close even that window.
-///
-/// # Examples
-///
-/// ```
-/// use ringbell::mpsc::Liveness;
-/// use ringbell::peer::PidfdLiveness;
-/// use ringbell::OwnerId;
-///
-/// let live = PidfdLiveness::new();
-/// live.watch(std::process::id()).unwrap();
-/// assert!(!live.is_dead(OwnerId::unique())); // this process is alive
-/// ```
-#[derive(Debug, Default)]
-pub struct PidfdLiveness {
-    pidfds: Mutex<HashMap<u32, OwnedFd>>,
-}
-
-impl PidfdLiveness {
-    /// An empty set: nobody is reported dead.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Starts watching process `pid` (`pidfd_open(2)`). Call it while the process is known to
-    /// be alive and not reaped — for a child, before waiting for it.
-    ///
-    /// # Errors
-    ///
-    /// The error of `pidfd_open` (e.g. `ESRCH` if there is no such process).
-    pub fn watch(&self, pid: u32) -> io::Result<()> {
-        let raw = i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let pid = Pid::from_raw(raw).ok_or(io::ErrorKind::InvalidInput)?;
-        let fd = rustix::process::pidfd_open(pid, PidfdFlags::empty())?;
-        self.pidfds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pid.as_raw_nonzero().get() as u32, fd);
-        Ok(())
-    }
-
-    /// Stops watching `pid`: its owners are never reported dead again.
-    pub fn forget(&self, pid: u32) {
-        self.pidfds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pid);
-    }
-
-    /// Whether the watched process `pid` has exited (`poll(2)` on its pidfd, zero timeout).
-    /// `false` for a process not watched.
-    pub fn is_pid_dead(&self, pid: u32) -> bool {
-        let map = self.pidfds.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(fd) = map.get(&pid) else {
-            return false;
-        };
-        let mut fds = [PollFd::new(fd, PollFlags::IN)];
-        let zero = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
-    }
-}
-
-impl Liveness for PidfdLiveness {
-    fn is_dead(&self, owner: OwnerId) -> bool {
-        owner.pid().is_some_and(|pid| self.is_pid_dead(pid))
-    }
-}
+use super::error::BindError;
 
 /// Most file descriptors one message carries.
-pub const MAX_FDS: usize = 4;
+pub(crate) const MAX_FDS: usize = 4;
 
 /// Who is on the other end of a Unix-domain socket, as the kernel recorded it when the
 /// connection was made (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerCredentials {
+pub(crate) struct PeerCredentials {
     /// Process id of the peer (of the process that called `connect(2)`).
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Effective user id of the peer.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// Effective group id of the peer.
-    pub gid: u32,
+    pub(crate) gid: u32,
 }
 
 /// The credentials of the process at the other end of `sock`, from the kernel.
@@ -141,7 +51,7 @@ pub struct PeerCredentials {
 /// # Errors
 ///
 /// The error of `getsockopt(SO_PEERCRED)`.
-pub fn peer_credentials(sock: impl AsFd) -> io::Result<PeerCredentials> {
+pub(crate) fn peer_credentials(sock: impl AsFd) -> io::Result<PeerCredentials> {
     use std::os::fd::AsRawFd;
     // Not rustix's `socket_peercred`: it stores the pid in a non-zero type, and the kernel
     // reports 0 for a peer outside our pid namespace.
@@ -180,63 +90,14 @@ pub fn peer_credentials(sock: impl AsFd) -> io::Result<PeerCredentials> {
 
 /// What to do when the socket path already exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Stale {
-    /// Refuse: [`BindError::Stale`] if nobody listens there (a crashed server's leftover),
-    /// [`BindError::InUse`] if someone does.
+pub(crate) enum Stale {
+    /// Refuse: `BindError::Stale` if nobody listens there (a crashed server's leftover),
+    /// `BindError::InUse` if someone does.
     #[default]
     Refuse,
     /// Remove a leftover socket file and bind — only if nobody listens on it (a connect is
     /// refused). A live server's socket is never replaced: [`BindError::InUse`].
     Replace,
-}
-
-/// Binding the rendezvous socket failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum BindError {
-    /// A server is listening at the path.
-    InUse,
-    /// A socket file is at the path but nobody listens on it: a server crashed without
-    /// removing it. Bind with [`Stale::Replace`] to take it over.
-    Stale,
-    /// Something that is not a socket is at the path; it is left alone.
-    NotASocket,
-    /// Any other system error.
-    Io(io::Error),
-}
-
-impl std::fmt::Display for BindError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::InUse => f.write_str("a server is listening at the socket path"),
-            Self::Stale => f.write_str(
-                "a stale socket file (nobody listening) is at the path; bind with Stale::Replace",
-            ),
-            Self::NotASocket => f.write_str("the path exists and is not a socket"),
-            Self::Io(e) => write!(f, "binding the socket: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BindError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for BindError {
-    fn from(e: io::Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-impl From<rustix::io::Errno> for BindError {
-    fn from(e: rustix::io::Errno) -> Self {
-        Self::Io(e.into())
-    }
 }
 
 /// Creates a listening Unix-domain stream socket at `path`, mode `0600`, non-blocking.
@@ -253,7 +114,7 @@ impl From<rustix::io::Errno> for BindError {
 ///
 /// [`BindError::InUse`], [`BindError::Stale`] (see [`Stale`]), [`BindError::NotASocket`],
 /// or [`BindError::Io`].
-pub fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindError> {
+pub(crate) fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindError> {
     use std::os::unix::fs::FileTypeExt;
     let addr = SocketAddrUnix::new(path)?;
     let sock = rustix::net::socket_with(
@@ -304,7 +165,7 @@ pub fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindErro
 ///
 /// The error of `sendmsg(2)`; [`io::ErrorKind::InvalidInput`] for too many descriptors or
 /// empty bytes; [`io::ErrorKind::WriteZero`] if the message did not go whole.
-pub fn send_fds(sock: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub(crate) fn send_fds(sock: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     if fds.len() > MAX_FDS || bytes.is_empty() {
         return Err(io::ErrorKind::InvalidInput.into());
     }
@@ -332,7 +193,7 @@ pub fn send_fds(sock: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Re
 /// # Errors
 ///
 /// The error of `recvmsg(2)`; [`io::ErrorKind::InvalidData`] for truncated control data.
-pub fn recv_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub(crate) fn recv_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = rustix::net::recvmsg(
@@ -359,7 +220,7 @@ pub fn recv_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Owned
 /// Whether the other end of a connected stream socket has gone: it closed, or its process
 /// died (the kernel closes a dead process's descriptors). A `poll(2)` with zero timeout; an
 /// error polling counts as gone. Bytes waiting to be read do not count.
-pub fn is_hung_up(sock: impl AsFd) -> bool {
+pub(crate) fn is_hung_up(sock: impl AsFd) -> bool {
     let mut fds = [PollFd::new(&sock, PollFlags::RDHUP)];
     let zero = rustix::event::Timespec {
         tv_sec: 0,

@@ -49,8 +49,16 @@
 //!   connection's in-flight responses.
 //!
 //! This protocol is checked by a loom model (`loom-tests/tests/reactor.rs`): workers
-//! finishing in any order against the reactor's sleeps, with a mutant (the responder ringing
-//! *before* posting) that loom catches as a lost wake-up.
+//! finishing in any order against the reactor's sleeps, with mutants (the responder ringing
+//! *before* posting; the stash sent out of order) that loom catches.
+//!
+//! # Files
+//!
+//! `handler.rs` (handlers and requests), `responder.rs`, `shared.rs` (the completion queue
+//! and the stop handle), `stash.rs` (a connection's order and reorder stash), `executor.rs`,
+//! `pool.rs`, and the serve loop here. The reactor drives any
+//! [`Transport`]; [`Server`](crate::channel::Server) is the one the
+//! crate provides.
 //!
 //! # Panics in handlers
 //!
@@ -68,7 +76,7 @@
 //! let dir = std::env::temp_dir().join(format!("ringbell-reactor-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
 //! let path = dir.join("upper.sock");
-//! let server = Server::bind(&path, ServerConfig::default())?;
+//! let server = Server::bind(&path, ServerConfig::new())?;
 //! let mut reactor = Reactor::new(server, |req: ringbell::reactor::Request, res: ringbell::reactor::Responder| {
 //!     let _ = res.respond(&req.body.to_ascii_uppercase());
 //! })
@@ -90,287 +98,45 @@
 //! ```
 
 use std::boxed::Box;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 use std::vec::Vec;
 
-use crate::channel::{
-    ClientInfo, ConnId, Incoming, RecvRequestError, RequestId, SendResponseError, Status,
-};
-use crate::futex::Instant;
-use crate::mutant::{self, Mutant};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
-
-/// A request handed to a [`Handler`]: copied out of shared memory, its slot already released.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    /// Who sent it (from the kernel, at connect time).
-    pub client: ClientInfo,
-    /// Its id on the connection.
-    pub id: RequestId,
-    /// Its body.
-    pub body: Vec<u8>,
-}
-
-/// Serves requests. Called on the reactor thread (inline) or by the [`Executor`]; answers
-/// through the [`Responder`], now or later, from any thread.
-pub trait Handler: Send + Sync + 'static {
-    /// Handles one request.
-    fn handle(&self, req: Request, res: Responder);
-}
-
-impl<F> Handler for F
-where
-    F: Fn(Request, Responder) + Send + Sync + 'static,
-{
-    fn handle(&self, req: Request, res: Responder) {
-        self(req, res)
-    }
-}
-
-/// A unit of work for an [`Executor`].
-pub type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// Runs the jobs the reactor hands off: requests that arrive while others are in flight.
-///
-/// The crate spawns no threads unless asked: [`InlineExecutor`] runs each job at once on the
-/// reactor thread; [`ThreadPool`] is a small pool that spawns its threads when created.
-pub trait Executor {
-    /// Runs `job`, now or later, on any thread. A job must run exactly once; a job never run
-    /// leaves its request in flight (its client then waits for its deadline).
-    fn execute(&self, job: Job);
-}
-
-/// Runs every job at once on the calling thread (the reactor's): a serial server.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct InlineExecutor;
-
-impl Executor for InlineExecutor {
-    fn execute(&self, job: Job) {
-        job();
-    }
-}
-
-impl<E: Executor + ?Sized> Executor for Arc<E> {
-    fn execute(&self, job: Job) {
-        (**self).execute(job);
-    }
-}
-
-/// A finished answer on its way to the reactor.
-struct Completion {
-    conn: ConnId,
-    seq: u64,
-    reply: Reply,
-}
-
-struct Reply {
-    id: RequestId,
-    status: Status,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    /// What a parked reply counts against the stash limit: its body and a fixed overhead,
-    /// so that empty replies count too.
-    fn cost(&self) -> usize {
-        self.body.len() + 64
-    }
-}
-
-/// What the reactor and the responders share.
-struct Shared {
-    done: Mutex<Vec<Completion>>,
-    /// Completions in `done`; raised under its lock by responders, zeroed under it by the
-    /// reactor; read without the lock as the sleep condition.
-    pending: AtomicUsize,
-    stop: AtomicBool,
-    wake: Box<dyn Fn() + Send + Sync>,
-}
-
+mod executor;
+mod handler;
 #[cfg(not(loom))]
-std::thread_local! {
-    /// Set, on the reactor thread while it runs a handler inline, to that reactor's `Shared`:
-    /// answers given for it on this thread go to `INLINE_DONE` — no lock, no doorbell ring —
-    /// because the reactor collects them as soon as the handler returns. Answers from any
-    /// other thread, or for another reactor, take the shared queue and ring as usual.
-    static INLINE: core::cell::Cell<*const Shared> = const { core::cell::Cell::new(core::ptr::null()) };
-    /// Answers given inline (see `INLINE`).
-    static INLINE_DONE: core::cell::RefCell<Vec<Completion>> = const { core::cell::RefCell::new(Vec::new()) };
-}
-#[cfg(loom)]
-loom::thread_local! {
-    static INLINE: core::cell::Cell<*const Shared> = core::cell::Cell::new(core::ptr::null());
-    static INLINE_DONE: core::cell::RefCell<Vec<Completion>> = core::cell::RefCell::new(Vec::new());
-}
+mod pool;
+mod responder;
+mod shared;
+mod stash;
 
-impl Shared {
-    fn post(&self, c: Completion) {
-        // The reactor collects right after an inline handler returns, on this thread.
-        if core::ptr::eq(INLINE.with(core::cell::Cell::get), self) {
-            INLINE_DONE.with(|d| d.borrow_mut().push(c));
-            return;
-        }
-        if mutant::active(Mutant::ReplyRingsFirst) {
-            (self.wake)();
-        }
-        {
-            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-            done.push(c);
-            self.pending.fetch_add(1, Ordering::Release);
-        }
-        if !mutant::active(Mutant::ReplyRingsFirst) {
-            (self.wake)();
-        }
-    }
+pub use executor::{Executor, InlineExecutor, Job};
+pub use handler::{Handler, Request};
+#[cfg(not(loom))]
+pub use pool::ThreadPool;
+pub use responder::{Responder, ResponseTooLarge};
+pub use shared::StopHandle;
 
-    fn take(&self, into: &mut Vec<Completion>) {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        core::mem::swap(&mut *done, into);
-        self.pending.store(0, Ordering::Relaxed);
-    }
-}
-
-/// A handler's way to answer one request, from any thread. Answer once with
-/// [`respond`](Self::respond) or [`fail`](Self::fail); dropping it unanswered sends
-/// [`Status::Dropped`] (or [`Status::Panicked`] while a panic unwinds).
-pub struct Responder {
-    shared: Arc<Shared>,
-    conn: ConnId,
-    seq: u64,
-    id: RequestId,
-    max_response: usize,
-    answered: bool,
-}
-
-/// The response is larger than the response frame cap; the client got
-/// [`Status::TooLarge`] instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResponseTooLarge {
-    /// The response's length.
-    pub len: usize,
-    /// The cap.
-    pub max: usize,
-}
-
-impl fmt::Display for ResponseTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "response of {} bytes above the cap of {}; the client got TooLarge",
-            self.len, self.max
-        )
-    }
-}
-
-impl std::error::Error for ResponseTooLarge {}
-
-impl Responder {
-    /// The request this answers.
-    pub fn id(&self) -> RequestId {
-        self.id
-    }
-
-    /// The largest response that fits a response frame.
-    pub fn max_response(&self) -> usize {
-        self.max_response
-    }
-
-    /// Answers with `body` ([`Status::Ok`]).
-    ///
-    /// # Errors
-    ///
-    /// [`ResponseTooLarge`] if `body` is above the cap: the client is answered
-    /// [`Status::TooLarge`] instead, at once.
-    pub fn respond(self, body: &[u8]) -> Result<(), ResponseTooLarge> {
-        self.respond_vec(body.to_vec())
-    }
-
-    /// As [`respond`](Self::respond), taking an owned body (no copy).
-    ///
-    /// # Errors
-    ///
-    /// As [`respond`](Self::respond).
-    pub fn respond_vec(mut self, body: Vec<u8>) -> Result<(), ResponseTooLarge> {
-        if body.len() > self.max_response {
-            let err = ResponseTooLarge {
-                len: body.len(),
-                max: self.max_response,
-            };
-            self.finish(Status::TooLarge, Vec::new());
-            return Err(err);
-        }
-        self.finish(Status::Ok, body);
-        Ok(())
-    }
-
-    /// Answers [`Status::Failed`] with `message` as the body (truncated to the cap).
-    pub fn fail(mut self, message: &[u8]) {
-        let n = message.len().min(self.max_response);
-        self.finish(Status::Failed, message[..n].to_vec());
-    }
-
-    fn finish(&mut self, status: Status, body: Vec<u8>) {
-        self.answered = true;
-        self.shared.post(Completion {
-            conn: self.conn,
-            seq: self.seq,
-            reply: Reply {
-                id: self.id,
-                status,
-                body,
-            },
-        });
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        if !self.answered {
-            let status = if std::thread::panicking() {
-                Status::Panicked
-            } else {
-                Status::Dropped
-            };
-            self.finish(status, Vec::new());
-        }
-    }
-}
-
-impl fmt::Debug for Responder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Responder")
-            .field("conn", &self.conn)
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Stops a running [`Reactor`] from any thread: it stops running requests (those it still
-/// takes from the rings are answered [`Status::ShuttingDown`]), finishes what is in flight,
-/// sends what it can, detaches every client, and returns.
-#[derive(Clone)]
-pub struct StopHandle {
-    shared: Arc<Shared>,
-}
-
-impl StopHandle {
-    /// Asks the reactor to stop, and wakes it.
-    pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Release);
-        (self.shared.wake)();
-    }
-}
-
-impl fmt::Debug for StopHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StopHandle").finish_non_exhaustive()
-    }
-}
+use crate::channel::{
+    ClientInfo, ConnId, Incoming, RecvRequestError, SendResponseError, Status, Transport,
+};
+use crate::clock::Instant;
+use crate::mutant::{self, Mutant};
+use crate::sync::{Arc, Ordering};
+use shared::{Completion, Reply, Shared};
+use stash::ConnState;
 
 /// What a reactor run did.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::reactor::ReactorStats;
+///
+/// let s = ReactorStats::default();
+/// assert_eq!(s.requests, s.inline + s.dispatched + s.busy);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReactorStats {
@@ -399,131 +165,6 @@ pub struct ReactorStats {
     pub sleeps: u64,
 }
 
-/// What the reactor needs from a server. [`Server`](crate::channel::Server) implements it;
-/// the loom model implements it over in-process rings.
-#[doc(hidden)]
-pub trait Transport {
-    /// Largest request body.
-    fn max_request(&self) -> usize;
-    /// Largest response body.
-    fn max_response(&self) -> usize;
-    /// Per-connection limits: requests in flight, stash bytes.
-    fn limits(&self) -> (usize, usize);
-    /// See `Server::try_recv_request`.
-    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError>;
-    /// See `Server::has_request`.
-    fn has_request(&self) -> bool;
-    /// See `Server::try_send_response`.
-    fn try_send_response(
-        &mut self,
-        conn: ConnId,
-        id: RequestId,
-        status: Status,
-        body: &[u8],
-    ) -> Result<(), SendResponseError>;
-    /// See `Server::wait`; `None` for the slice means unbounded.
-    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool;
-    /// See `Server::pause`.
-    fn pause(&mut self, conn: ConnId, paused: bool);
-    /// Accepts new connections (if `accept`) and detaches hung-up ones, which it returns.
-    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId>;
-    /// Stops serving: refuses new connections and detaches every connection.
-    fn shutdown(&mut self);
-    /// How often housekeeping is due; `None`: never by time (loom).
-    fn housekeeping_interval(&self) -> Option<Duration>;
-    /// See `Server::client`.
-    fn client(&self, conn: ConnId) -> Option<ClientInfo>;
-    /// Rings the server's doorbell.
-    fn waker(&self) -> Box<dyn Fn() + Send + Sync>;
-}
-
-#[cfg(not(loom))]
-impl Transport for crate::channel::Server {
-    fn max_request(&self) -> usize {
-        self.max_request()
-    }
-    fn max_response(&self) -> usize {
-        self.max_response()
-    }
-    fn limits(&self) -> (usize, usize) {
-        (
-            self.config().get_max_in_flight(),
-            self.config().get_stash_bytes(),
-        )
-    }
-    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
-        self.try_recv_request(buf)
-    }
-    fn has_request(&self) -> bool {
-        self.has_request()
-    }
-    fn try_send_response(
-        &mut self,
-        conn: ConnId,
-        id: RequestId,
-        status: Status,
-        body: &[u8],
-    ) -> Result<(), SendResponseError> {
-        self.try_send_response(conn, id, status, body)
-    }
-    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
-        let slice = self.config().get_wait().get_slice();
-        self.wait(blocked, ready, Some(slice))
-    }
-    fn pause(&mut self, conn: ConnId, paused: bool) {
-        self.pause(conn, paused);
-    }
-    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId> {
-        if accept {
-            // A failing accept (e.g. EMFILE) must not stop the server: existing clients go on.
-            let _ = self.accept_pending();
-        }
-        self.reap_hung_up()
-    }
-    fn shutdown(&mut self) {
-        self.shutdown();
-    }
-    fn housekeeping_interval(&self) -> Option<Duration> {
-        Some(self.config().get_wait().get_slice())
-    }
-    fn client(&self, conn: ConnId) -> Option<ClientInfo> {
-        self.client(conn)
-    }
-    fn waker(&self) -> Box<dyn Fn() + Send + Sync> {
-        let n = self.notifier();
-        Box::new(move || n.notify())
-    }
-}
-
-/// Per-connection state of the reactor.
-struct ConnState {
-    id: ConnId,
-    /// Sequence number of the next request taken.
-    next_seq: u64,
-    /// Sequence number of the next response due.
-    next_send: u64,
-    /// Requests with handlers, not answered.
-    in_flight: usize,
-    /// Answered, not sent, by sequence number.
-    stash: BTreeMap<u64, Reply>,
-    stash_bytes: usize,
-    paused: bool,
-}
-
-impl ConnState {
-    fn new(id: ConnId) -> Self {
-        Self {
-            id,
-            next_seq: 0,
-            next_send: 0,
-            in_flight: 0,
-            stash: BTreeMap::new(),
-            stash_bytes: 0,
-            paused: false,
-        }
-    }
-}
-
 /// How long a stopping reactor waits for in-flight requests and unsent responses.
 const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
@@ -538,7 +179,7 @@ pub struct Reactor<T: Transport, H: Handler, E: Executor = InlineExecutor> {
     in_flight: usize,
     buf: Vec<u8>,
     completions: Vec<Completion>,
-    /// Reused for the answers of inline handlers (see `INLINE`).
+    /// Reused for the answers of inline handlers (see `Shared::run_inline`).
     inline_done: Vec<Completion>,
     /// Reused by `sleep`: connections whose due response did not fit.
     blocked: Vec<(ConnId, usize)>,
@@ -551,12 +192,7 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
     /// running every request on the reactor thread until given an executor
     /// ([`with_executor`](Self::with_executor)).
     pub fn new(transport: T, handler: H) -> Self {
-        let shared = Arc::new(Shared {
-            done: Mutex::new(Vec::new()),
-            pending: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-            wake: transport.waker(),
-        });
+        let shared = Shared::new(transport.waker());
         let buf = std::vec![0u8; transport.max_request()];
         Self {
             transport,
@@ -813,24 +449,23 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             id: inc.id,
             body: self.buf[..inc.len].to_vec(),
         };
-        let res = Responder {
-            shared: self.shared.clone(),
-            conn: inc.conn,
+        let res = Responder::new(
+            self.shared.clone(),
+            inc.conn,
             seq,
-            id: inc.id,
-            max_response: self.transport.max_response(),
-            answered: false,
-        };
+            inc.id,
+            self.transport.max_response(),
+        );
         // A panic drops `res` while unwinding, which answers `Panicked`.
         if self.serial || (in_flight_before == 0 && !self.transport.has_request()) {
             self.stats.inline += 1;
-            INLINE.with(|f| f.set(Arc::as_ptr(&self.shared)));
             let handler = &*self.handler;
-            let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
-            INLINE.with(|f| f.set(core::ptr::null()));
-            // The answer (if given) is in `INLINE_DONE`: send it now, not after a loop turn.
             let mut mine = core::mem::take(&mut self.inline_done);
-            INLINE_DONE.with(|d| core::mem::swap(&mut *d.borrow_mut(), &mut mine));
+            let run = || {
+                let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
+            };
+            self.shared.run_inline(run, &mut mine);
+            // The answer (if given) is in `mine`: send it now, not after a loop turn.
             self.settle(&mut mine);
             self.inline_done = mine;
             self.collect();
@@ -931,7 +566,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         let mut gone = false;
         while let Some(entry) = st.stash.first_entry() {
             let in_order = *entry.key() == st.next_send;
-            if !in_order && !mutant::active(Mutant::SendOutOfOrder) {
+            if !in_order && mutant::keep(Mutant::SendOutOfOrder) {
                 break;
             }
             let r = entry.get();
@@ -983,106 +618,5 @@ impl<T: Transport, H: Handler, E: Executor> fmt::Debug for Reactor<T, H, E> {
             .field("serial", &self.serial)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(not(loom))]
-pub use pool::ThreadPool;
-
-#[cfg(not(loom))]
-mod pool {
-    use super::{Executor, Job};
-    use std::collections::VecDeque;
-    use std::sync::{Arc, Condvar, Mutex};
-    use std::thread::JoinHandle;
-
-    /// A small fixed pool of worker threads, spawned when it is created and joined when it is
-    /// dropped (after the jobs already queued have run).
-    pub struct ThreadPool {
-        inner: Arc<Inner>,
-        threads: Vec<JoinHandle<()>>,
-    }
-
-    struct Inner {
-        queue: Mutex<(VecDeque<Job>, bool)>,
-        ready: Condvar,
-    }
-
-    impl ThreadPool {
-        /// Spawns `threads` workers (at least one).
-        ///
-        /// # Panics
-        ///
-        /// If the operating system refuses to spawn a thread.
-        pub fn new(threads: usize) -> Self {
-            let inner = Arc::new(Inner {
-                queue: Mutex::new((VecDeque::new(), false)),
-                ready: Condvar::new(),
-            });
-            let threads = (0..threads.max(1))
-                .map(|i| {
-                    let inner = inner.clone();
-                    std::thread::Builder::new()
-                        .name(format!("ringbell-worker-{i}"))
-                        .spawn(move || inner.work())
-                        .expect("spawning a worker thread")
-                })
-                .collect();
-            Self { inner, threads }
-        }
-
-        /// Worker threads.
-        pub fn threads(&self) -> usize {
-            self.threads.len()
-        }
-    }
-
-    impl Inner {
-        fn work(&self) {
-            loop {
-                let job = {
-                    let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                    loop {
-                        if let Some(job) = q.0.pop_front() {
-                            break job;
-                        }
-                        if q.1 {
-                            return;
-                        }
-                        q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
-                    }
-                };
-                // Jobs from the reactor catch their own panics; a foreign job's panic must not
-                // kill the worker.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            }
-        }
-    }
-
-    impl Executor for ThreadPool {
-        fn execute(&self, job: Job) {
-            let mut q = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.0.push_back(job);
-            drop(q);
-            self.inner.ready.notify_one();
-        }
-    }
-
-    impl Drop for ThreadPool {
-        fn drop(&mut self) {
-            self.inner.queue.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-            self.inner.ready.notify_all();
-            for t in self.threads.drain(..) {
-                let _ = t.join();
-            }
-        }
-    }
-
-    impl std::fmt::Debug for ThreadPool {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("ThreadPool")
-                .field("threads", &self.threads.len())
-                .finish()
-        }
     }
 }

@@ -1,0 +1,552 @@
+//! The client end of a channel: connect, call, pipeline.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+use std::vec::Vec;
+
+use super::config::ClientOptions;
+use super::error::{CallError, ChannelError};
+use super::handshake::{self, Welcome};
+use super::message::{RequestId, Response};
+use super::socket;
+use crate::clock::{Deadline, Instant};
+use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
+use crate::error::{RecvError, SendError};
+use crate::region::{Bell, Region, Spsc};
+use crate::role::OwnerId;
+use crate::spsc::{Consumer, Producer};
+use crate::wire::ID_MASK;
+
+/// The client end of a channel. See the [module docs](crate::channel).
+///
+/// Requests can be pipelined ([`send_request`](Self::send_request) several, then
+/// [`recv_response`](Self::recv_response) each; they come back in order, matched by id) or
+/// made one at a time ([`call`](Self::call)). Every blocking call returns
+/// [`CallError::Disconnected`] within one wait slice (50 ms by default) of the server's
+/// death: between sleep slices it polls the connection's socket, never per call.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{Client, Server, ServerConfig};
+/// use ringbell::reactor::{Reactor, Request, Responder};
+///
+/// let dir = std::env::temp_dir().join(format!("ringbell-doc-client-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let server = Server::bind(dir.join("echo.sock"), ServerConfig::new())?;
+/// let mut reactor = Reactor::new(server, |req: Request, res: Responder| {
+///     let _ = res.respond(&req.body);
+/// });
+/// let stop = reactor.stop_handle();
+/// let serving = std::thread::spawn(move || reactor.run());
+///
+/// let mut client = Client::connect(dir.join("echo.sock"))?;
+/// assert_eq!(client.call(b"ping")?, b"ping");
+/// stop.stop();
+/// serving.join().unwrap()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Client {
+    sock: UnixStream,
+    /// The server's doorbell region (shared with every client of the server).
+    bell: Region<Bell>,
+    requests: Producer<Region<Spsc>, Region<Bell>>,
+    responses: Consumer<Region<Spsc>, Region<Bell>>,
+    next_id: u32,
+    /// Ids of requests whose `call` timed out: their responses are discarded on arrival.
+    abandoned: HashSet<RequestId>,
+    /// Responses a `call` received for earlier pipelined requests, for `recv_response`.
+    early: VecDeque<Response>,
+    welcome: Welcome,
+    slice: Duration,
+}
+
+impl Client {
+    /// Connects to the server at `path` with default options.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Io`] if nobody listens there; [`ChannelError::ServerFull`],
+    /// [`ChannelError::NotAdmitted`]; [`ChannelError::Timeout`]; [`ChannelError::Protocol`];
+    /// [`ChannelError::Region`]/[`ChannelError::Attach`] if the rings do not check out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ChannelError, Client};
+    ///
+    /// assert!(matches!(Client::connect("/nonexistent.sock"), Err(ChannelError::Io(_))));
+    /// ```
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ChannelError> {
+        Self::connect_with(path, ClientOptions::default())
+    }
+
+    /// Connects to the server at `path`.
+    ///
+    /// The greeting is awaited for at most the connect timeout. The `connect(2)` itself
+    /// returns at once unless the server's listen backlog (128) is full — a server that has
+    /// stopped accepting without closing its socket — in which case it waits for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ChannelError, Client, ClientOptions};
+    /// use std::time::Duration;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-connto-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// // A listener that never greets: the connect times out.
+    /// let _silent = std::os::unix::net::UnixListener::bind(dir.join("s.sock"))?;
+    /// let opts = ClientOptions::new().connect_timeout(Duration::from_millis(20));
+    /// let r = Client::connect_with(dir.join("s.sock"), opts);
+    /// assert!(matches!(r, Err(ChannelError::Timeout)));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect_with(path: impl AsRef<Path>, opts: ClientOptions) -> Result<Self, ChannelError> {
+        let sock = UnixStream::connect(path)?;
+        let (welcome, [bell, requests, responses]) =
+            handshake::receive(&sock, opts.connect_timeout)?;
+        let responses = Region::<Spsc>::open(responses)?;
+        let requests = Region::<Spsc>::open(requests)?;
+        // The doorbell region is shared with every other client: check the fd and its size,
+        // not a header another client may have rewritten.
+        let bell = Region::open_bell_lenient(bell)?;
+        let door = bell_of_unchecked(&bell)?;
+        // See `Server::bind_with` on owner ids.
+        let owner = OwnerId::unique_without_pid();
+        let mut req = Producer::attach_with(requests, Some((door, bell.clone())), None, owner)?;
+        let mut resp = Consumer::attach_with(responses, owner, false, Some((door, bell.clone())))?;
+        req.set_wait_options(opts.wait);
+        resp.set_wait_options(opts.wait);
+        Ok(Self {
+            sock,
+            bell,
+            requests: req,
+            responses: resp,
+            next_id: 0,
+            abandoned: HashSet::new(),
+            early: VecDeque::new(),
+            welcome,
+            slice: opts.wait.slice,
+        })
+    }
+
+    /// The largest request the server accepts, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let buf = vec![0u8; client.max_request()];
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn max_request(&self) -> usize {
+        self.requests.max_frame()
+    }
+
+    /// The largest response the server sends, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// println!("responses up to {} bytes", client.max_response());
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn max_response(&self) -> usize {
+        self.responses.max_frame()
+    }
+
+    /// The server's limit on this client's requests in flight (past it:
+    /// [`Status::Busy`](super::Status::Busy)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// assert!(client.max_in_flight() >= 1);
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn max_in_flight(&self) -> usize {
+        self.welcome.max_in_flight as usize
+    }
+
+    /// The server's process id, as it announced it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// println!("served by pid {}", client.server_pid());
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn server_pid(&self) -> u32 {
+        self.welcome.server_pid
+    }
+
+    /// This connection's slot on the server.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// println!("connection slot {}", client.slot());
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn slot(&self) -> u32 {
+        self.welcome.slot
+    }
+
+    /// Whether the server is gone (its end of the socket closed). One `poll(2)`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// if client.is_disconnected() {
+    ///     eprintln!("the server went away");
+    /// }
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        socket::is_hung_up(&self.sock)
+    }
+
+    /// Sends a request and waits for its response, as long as it takes (but see
+    /// [`CallError::Disconnected`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::TooLarge`] at once; [`CallError::Server`] for an error status;
+    /// [`CallError::Disconnected`]; [`CallError::Corrupt`]; [`CallError::BadStatus`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let answer = client.call(b"GET key")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call(&mut self, req: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_until(req, Deadline::NEVER)
+    }
+
+    /// Sends a request and waits at most `timeout` for its response.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call), and [`CallError::Timeout`] (the response, if it comes, is
+    /// discarded).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let answer = client.call_timeout(b"GET key", Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>, CallError> {
+        self.call_until(req, Deadline::after(timeout))
+    }
+
+    fn call_until(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
+        let id = self.send_until(req, deadline)?;
+        loop {
+            // From the ring only: responses kept aside in `early` are not this call's.
+            match self.next_response(deadline, false) {
+                Ok(r) if r.id == id => return r.into_result(),
+                // An earlier pipelined request's response: keep it for `recv_response`.
+                Ok(r) => self.early.push_back(r),
+                Err(CallError::Timeout) => {
+                    self.abandoned.insert(id);
+                    return Err(CallError::Timeout);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends a request without waiting for its response, blocking while the request ring is
+    /// full; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::TooLarge`] at once; [`CallError::Disconnected`]; [`CallError::Corrupt`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let ids: Vec<_> = (0..4).map(|_| client.send_request(b"work")).collect::<Result<_, _>>()?;
+    /// for id in ids {
+    ///     assert_eq!(client.recv_response()?.id, id); // in order
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_request(&mut self, req: &[u8]) -> Result<RequestId, CallError> {
+        self.send_until(req, Deadline::NEVER)
+    }
+
+    /// As [`send_request`](Self::send_request), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_request`](Self::send_request), and [`CallError::Timeout`] (nothing sent).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let id = client.send_request_timeout(b"work", Duration::from_millis(100))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_request_timeout(
+        &mut self,
+        req: &[u8],
+        timeout: Duration,
+    ) -> Result<RequestId, CallError> {
+        self.send_until(req, Deadline::after(timeout))
+    }
+
+    /// Sends a request if the request ring has room now.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Full`], and as [`send_request`](Self::send_request).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ringbell::channel::CallError;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// match client.try_send_request(b"work") {
+    ///     Ok(id) => println!("sent {id:?}"),
+    ///     Err(CallError::Full) => println!("the server is behind; try later"),
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send_request(&mut self, req: &[u8]) -> Result<RequestId, CallError> {
+        let id = RequestId(self.next_id & ID_MASK);
+        match self.requests.try_send(id.0, req) {
+            Ok(()) => {
+                self.next_id = self.next_id.wrapping_add(1);
+                Ok(id)
+            }
+            Err(e) => Err(send_error(e)),
+        }
+    }
+
+    fn send_until(&mut self, req: &[u8], deadline: Deadline) -> Result<RequestId, CallError> {
+        loop {
+            match self.try_send_request(req) {
+                Err(CallError::Full) => {}
+                done => return done,
+            }
+            // The server may have stopped taking our requests because we do not read our
+            // responses (its stash for us is full): set arrived ones aside, so that it can go on.
+            while let Ok(r) = self.try_recv_from_ring() {
+                self.early.push_back(r);
+            }
+            let t = self.next_slice(deadline)?;
+            let id = RequestId(self.next_id & ID_MASK);
+            match self.requests.send_timeout(id.0, req, t) {
+                Ok(()) => {
+                    self.next_id = self.next_id.wrapping_add(1);
+                    return Ok(id);
+                }
+                Err(SendError::Timeout) => {}
+                Err(e) => return Err(send_error(e)),
+            }
+        }
+    }
+
+    /// The next wait of a blocked send: at most one slice, at most until `deadline`; first
+    /// checks the deadline and the socket (the slow path: the request ring is full).
+    fn next_slice(&self, deadline: Deadline) -> Result<Duration, CallError> {
+        let now = Instant::now();
+        if deadline.passed() {
+            return Err(CallError::Timeout);
+        }
+        if socket::is_hung_up(&self.sock) {
+            return Err(CallError::Disconnected);
+        }
+        let slice_end = now.after(self.slice);
+        Ok(deadline.min(slice_end).since(now))
+    }
+
+    /// Waits for the next response, as long as it takes (but see
+    /// [`CallError::Disconnected`]).
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Disconnected`], [`CallError::Corrupt`], [`CallError::BadStatus`]. An
+    /// error *status* is not an error here: it is in the [`Response`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let id = client.send_request(b"work")?;
+    /// let response = client.recv_response()?;
+    /// assert_eq!(response.id, id);
+    /// let body = response.into_result()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_response(&mut self) -> Result<Response, CallError> {
+        self.next_response(Deadline::NEVER, true)
+    }
+
+    /// Waits at most `timeout` for the next response.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_response`](Self::recv_response), and [`CallError::Timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let response = client.recv_response_timeout(Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_response_timeout(&mut self, timeout: Duration) -> Result<Response, CallError> {
+        self.next_response(Deadline::after(timeout), true)
+    }
+
+    /// Takes the next response if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Empty`], and as [`recv_response`](Self::recv_response).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use ringbell::channel::CallError;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// while let Ok(response) = client.try_recv_response() {
+    ///     println!("{:?} answered", response.id);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_response(&mut self) -> Result<Response, CallError> {
+        match self.early.pop_front() {
+            Some(r) => Ok(r),
+            None => self.try_recv_from_ring(),
+        }
+    }
+
+    /// The next response in the ring, skipping abandoned ones.
+    fn try_recv_from_ring(&mut self) -> Result<Response, CallError> {
+        loop {
+            match self.responses.try_recv() {
+                Ok(f) => {
+                    let r = Response::parse(f.tag, f.data)?;
+                    if self.abandoned.remove(&r.id) {
+                        continue;
+                    }
+                    return Ok(r);
+                }
+                Err(RecvError::Empty) => return Err(CallError::Empty),
+                Err(RecvError::Corrupt(c)) => return Err(CallError::Corrupt(c)),
+                Err(_) => return Err(CallError::Disconnected),
+            }
+        }
+    }
+
+    fn next_response(&mut self, deadline: Deadline, early: bool) -> Result<Response, CallError> {
+        loop {
+            let r = match early {
+                true => self.try_recv_response(),
+                false => self.try_recv_from_ring(),
+            };
+            match r {
+                Err(CallError::Empty) => {}
+                done => return done,
+            }
+            let sock = &self.sock;
+            let ready = |c: &Consumer<_, _>| c.has_data() || c.is_producer_closed();
+            let hung_up = || socket::is_hung_up(sock).then_some(());
+            match self.responses.wait_sliced(ready, deadline, hung_up) {
+                Ok(()) => {}
+                Err(Stop::Timeout) => return Err(CallError::Timeout),
+                // The server may have sent a response just before it died: deliver it first.
+                Err(Stop::By(())) => {
+                    let last = match early {
+                        true => self.try_recv_response(),
+                        false => self.try_recv_from_ring(),
+                    };
+                    return last.map_err(|e| match e {
+                        CallError::Empty => CallError::Disconnected,
+                        e => e,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The shared regions this client maps, for the test hooks.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    pub(crate) fn regions(&self) -> (&Region<Spsc>, &Region<Spsc>, &Region<Bell>) {
+        (
+            self.requests.shared_memory(),
+            self.responses.shared_memory(),
+            &self.bell,
+        )
+    }
+
+    /// This client's wait counters (request side and response side together).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let s = client.stats();
+    /// println!("{} sleeps, {} wakes", s.sleeps, s.wakes);
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn stats(&self) -> WaitStats {
+        self.requests.stats() + self.responses.stats()
+    }
+}
+
+/// A send error as a call sees it.
+fn send_error(e: SendError) -> CallError {
+    match e {
+        SendError::TooLarge { len, max } => CallError::TooLarge { len, max },
+        SendError::Full => CallError::Full,
+        SendError::Timeout => CallError::Timeout,
+        SendError::Corrupt(c) => CallError::Corrupt(c),
+        _ => CallError::Disconnected,
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("slot", &self.welcome.slot)
+            .field("server_pid", &self.welcome.server_pid)
+            .field("next_id", &self.next_id)
+            .finish_non_exhaustive()
+    }
+}
+
+static_assertions::assert_impl_all!(Client: Send);

@@ -1,0 +1,267 @@
+//! How a server and a client are set up: sizes, limits, who is admitted, how they wait.
+
+use std::time::Duration;
+use std::vec::Vec;
+
+use crate::doorbell::WaitOptions;
+
+/// Limits and sizes of a [`Server`](super::Server).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::ServerConfig;
+///
+/// let cfg = ServerConfig::new()
+///     .max_clients(256)
+///     .request_ring(1 << 16)
+///     .response_ring(1 << 20)
+///     .max_in_flight(32);
+/// # let _ = cfg;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub(crate) max_clients: usize,
+    pub(crate) request_ring: usize,
+    pub(crate) response_ring: usize,
+    pub(crate) max_request: Option<usize>,
+    pub(crate) max_response: Option<usize>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) stash_bytes: usize,
+    /// `None`: every user; otherwise the server's own uid and these.
+    pub(crate) allowed_uids: Option<Vec<u32>>,
+    pub(crate) wait: WaitOptions,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_clients: 64,
+            request_ring: 64 << 10,
+            response_ring: 64 << 10,
+            max_request: None,
+            max_response: None,
+            max_in_flight: 64,
+            stash_bytes: 1 << 20,
+            allowed_uids: Some(Vec::new()),
+            wait: WaitOptions::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults: 64 clients, 64 KiB rings each way, frame caps the largest the rings
+    /// allow, 64 requests in flight and 1 MiB of parked responses per client, only this
+    /// process's user admitted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::ServerConfig;
+    ///
+    /// let _ = ServerConfig::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Most clients connected at once (a configurable limit, not a constant).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().max_clients(1000);
+    /// ```
+    pub fn max_clients(mut self, n: usize) -> Self {
+        self.max_clients = n;
+        self
+    }
+
+    /// Bytes in each client's request ring (a power of two, at least 64).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().request_ring(1 << 20);
+    /// ```
+    pub fn request_ring(mut self, bytes: usize) -> Self {
+        self.request_ring = bytes;
+        self
+    }
+
+    /// Bytes in each client's response ring (a power of two, at least 64).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().response_ring(1 << 20);
+    /// ```
+    pub fn response_ring(mut self, bytes: usize) -> Self {
+        self.response_ring = bytes;
+        self
+    }
+
+    /// Largest request accepted, in bytes (at most half the request ring less 8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().max_request(4096);
+    /// ```
+    pub fn max_request(mut self, bytes: usize) -> Self {
+        self.max_request = Some(bytes);
+        self
+    }
+
+    /// Largest response sent, in bytes (at most half the response ring less 8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().max_response(4096);
+    /// ```
+    pub fn max_response(mut self, bytes: usize) -> Self {
+        self.max_response = Some(bytes);
+        self
+    }
+
+    /// Requests of one client handed to handlers and not yet answered, at most; past them a
+    /// request is answered [`Status::Busy`](super::Status::Busy) at once. At least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().max_in_flight(8);
+    /// ```
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Bytes of answered responses the server parks for one client whose response ring is
+    /// full (or which wait for an earlier response); past them the server stops reading that
+    /// client's requests until it reads its responses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().stash_bytes(4 << 20);
+    /// ```
+    pub fn stash_bytes(mut self, bytes: usize) -> Self {
+        self.stash_bytes = bytes;
+        self
+    }
+
+    /// Also admits clients running as `uid` (by default only this process's effective uid;
+    /// root's clients are admitted only if root runs the server or is allowed here).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().allow_uid(1000).allow_uid(1001);
+    /// ```
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        if let Some(v) = &mut self.allowed_uids {
+            v.push(uid);
+        }
+        self
+    }
+
+    /// Admits clients of every user who can open the socket file (whose mode is still
+    /// `0600`: change it yourself to let others reach it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().allow_any_uid();
+    /// ```
+    pub fn allow_any_uid(mut self) -> Self {
+        self.allowed_uids = None;
+        self
+    }
+
+    /// How the server and its rings wait (spin budget, sleep slice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::WaitOptions;
+    ///
+    /// let _ = ringbell::channel::ServerConfig::new().wait_options(WaitOptions::new().spin_budget(0));
+    /// ```
+    pub fn wait_options(mut self, opts: WaitOptions) -> Self {
+        self.wait = opts;
+        self
+    }
+}
+
+/// Options of a [`Client`](super::Client).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::ClientOptions;
+/// use std::time::Duration;
+///
+/// let opts = ClientOptions::new().connect_timeout(Duration::from_secs(1));
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ClientOptions {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) wait: WaitOptions,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            wait: WaitOptions::default(),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The defaults: 5 s to connect, default wait options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ClientOptions::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long [`Client::connect_with`](super::Client::connect_with) waits for the server's
+    /// greeting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let _ = ringbell::channel::ClientOptions::new().connect_timeout(Duration::from_millis(200));
+    /// ```
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// How blocking calls wait (spin budget, sleep slice). Between slices the client checks
+    /// for a dead server, so the slice bounds how late it notices.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::WaitOptions;
+    /// use std::time::Duration;
+    ///
+    /// let opts = WaitOptions::new().slice(Duration::from_millis(10));
+    /// let _ = ringbell::channel::ClientOptions::new().wait_options(opts);
+    /// ```
+    pub fn wait_options(mut self, opts: WaitOptions) -> Self {
+        self.wait = opts;
+        self
+    }
+}

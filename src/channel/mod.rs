@@ -1,0 +1,107 @@
+//! Request/response channels between processes: a [`Server`] and its [`Client`]s.
+//!
+//! # Shape
+//!
+//! A server listens on a Unix-domain socket path (created `0600`). A client connects; the server learns its pid, uid and gid from
+//! the kernel (`SO_PEERCRED`), creates two sealed memfd rings for it — a *request* ring (the
+//! client produces, the server consumes) and a *response* ring (the reverse) — and sends them,
+//! with its doorbell region, over the socket (`SCM_RIGHTS`). From then on every request and
+//! response is a frame in shared memory; the socket carries nothing more and stays open only
+//! so that each side sees the other's death as a hang-up.
+//!
+//! ```text
+//!  client 1 ──request ring──┐                       ┌──response ring──▶ client 1
+//!  client 2 ──request ring──┼─▶ fan-in ─▶ server ───┼──response ring──▶ client 2
+//!  client n ──request ring──┘   (one doorbell)      └──response ring──▶ client n
+//! ```
+//!
+//! The server's intake is a [`FanIn`](crate::fanin::FanIn) of the request rings, so it sleeps on *one* doorbell.
+//! That doorbell is rung by requests (the clients' producers), by [`Server::notifier`]
+//! (worker threads with finished responses), and by freed space in response rings: response
+//! rings are made with [`Config::shared_space_bell`](crate::spsc::Config::shared_space_bell), so a client's read wakes a server
+//! that waits to send it more. The server never blocks on one client.
+//!
+//! # Wire format
+//!
+//! A request is a frame whose tag is its [`RequestId`] (29 bits, wrapping). A response is a
+//! frame whose tag carries the same id and a [`Status`] in the top 3 bits. Responses on a
+//! connection arrive in request order (the [reactor](crate::reactor) guarantees it). The
+//! greeting and the tag layout are in [`wire`](crate::wire).
+//!
+//! # Files
+//!
+//! `message.rs` (ids, statuses, responses), `error.rs`, `config.rs` (server and client
+//! settings), `socket.rs` (the Unix-socket rendezvous), `handshake.rs` (the greeting),
+//! `transport.rs` (what the reactor needs), `server.rs`, `client.rs`.
+//!
+//! # Trust
+//!
+//! The server trusts nothing a client writes: a client can corrupt only its own two rings
+//! (the server then detaches it, see [`RecvRequestError::Detached`]) and ring or disturb the
+//! shared doorbell (which makes the server wake early, or late by at most one sleep slice).
+//! The client's identity comes from the kernel. Clients of another user are refused unless
+//! [`ServerConfig::allow_uid`] or [`ServerConfig::allow_any_uid`] says otherwise.
+//!
+//! # Examples
+//!
+//! ```
+//! use ringbell::channel::{Client, Server, ServerConfig, Status};
+//! use std::time::Duration;
+//!
+//! let dir = std::env::temp_dir().join(format!("ringbell-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("echo.sock");
+//! let mut server = Server::bind(&path, ServerConfig::new())?;
+//!
+//! let client = std::thread::spawn({
+//!     let path = path.clone();
+//!     move || {
+//!         let mut client = Client::connect(&path).unwrap();
+//!         client.call_timeout(b"ping", Duration::from_secs(5)).unwrap()
+//!     }
+//! });
+//!
+//! // A bare serial loop over the server's own API (the reactor does this and more).
+//! let mut buf = vec![0u8; server.max_request()];
+//! loop {
+//!     server.accept_pending()?;
+//!     match server.try_recv_request(&mut buf) {
+//!         Ok(req) => {
+//!             let body = &buf[..req.len];
+//!             server.try_send_response(req.conn, req.id, Status::Ok, body).unwrap();
+//!             break;
+//!         }
+//!         Err(_) => {
+//!             server.wait(&[], || false, Some(Duration::from_millis(5)));
+//!         }
+//!     }
+//! }
+//! assert_eq!(client.join().unwrap(), b"ping");
+//! # drop(server);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[cfg(not(loom))]
+mod client;
+mod config;
+mod error;
+#[cfg(not(loom))]
+mod handshake;
+mod message;
+#[cfg(not(loom))]
+mod server;
+#[cfg(not(loom))]
+mod socket;
+mod transport;
+
+#[cfg(not(loom))]
+pub use client::Client;
+pub use config::{ClientOptions, ServerConfig};
+#[cfg(not(loom))]
+pub use error::{BindError, ChannelError};
+pub use error::{CallError, RecvRequestError, SendResponseError};
+pub use message::{ClientInfo, ConnId, Incoming, RequestId, Response, Status};
+#[cfg(not(loom))]
+pub use server::Server;
+pub use transport::Transport;

@@ -1,0 +1,837 @@
+//! The server end of a channel: the listening socket, the fan-in of request rings, the
+//! response rings, and its [`Transport`] for the reactor.
+
+use std::fmt;
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use std::vec::Vec;
+
+use super::config::ServerConfig;
+use super::error::{ChannelError, RecvRequestError, SendResponseError};
+use super::handshake::{self, Refusal, Welcome};
+use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
+use super::socket::{self, PeerCredentials, Stale};
+use super::transport::Transport;
+use crate::doorbell::{BellConfig, Line, Notifier, WaitStats, bell_of};
+use crate::error::SendError;
+use crate::fanin::{FanIn, FanInError, RingId};
+use crate::region::{Bell, Region, Spsc};
+use crate::role::OwnerId;
+use crate::spsc::{self, Producer};
+
+/// One connected client.
+struct Conn {
+    id: ConnId,
+    cred: PeerCredentials,
+    sock: UnixStream,
+    responses: Producer<Region<Spsc>, Region<Bell>>,
+}
+
+/// The server end of a channel: the rendezvous socket, the fan-in of request rings and the
+/// response rings. See the [module docs](crate::channel). Most servers run it through a
+/// [`Reactor`](crate::reactor::Reactor); its own API is the transport underneath.
+///
+/// Dropping it removes the socket file and closes every ring: clients see
+/// [`CallError::Disconnected`](super::CallError::Disconnected).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{Server, ServerConfig};
+///
+/// let dir = std::env::temp_dir().join(format!("ringbell-doc-server-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+/// assert_eq!(server.clients(), 0);
+/// # drop(server);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server {
+    /// `None` once shut down.
+    listener: Option<UnixListener>,
+    path: PathBuf,
+    /// The socket file's identity, to remove only our own file on drop.
+    inode: (u64, u64),
+    bell: Region<Bell>,
+    /// The doorbell in `bell`, located once when the region was made: clients share the
+    /// region and could rewrite its header later.
+    door: Line,
+    fanin: FanIn<Region<Spsc>, Region<Bell>>,
+    conns: Vec<Option<Conn>>,
+    cfg: ServerConfig,
+    request_cfg: spsc::Config,
+    response_cfg: spsc::Config,
+    owner: OwnerId,
+    generation: u64,
+    uid: u32,
+}
+
+impl Server {
+    /// Listens at `path` (created `0600`); refuses a stale socket file left by a crashed
+    /// server ([`BindError::Stale`](super::BindError::Stale)).
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Bind`], [`ChannelError::Config`] for sizes that make no ring,
+    /// [`ChannelError::Region`] if the doorbell region cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ChannelError, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-bind2-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let bad = Server::bind(dir.join("s.sock"), ServerConfig::new().request_ring(1000));
+    /// assert!(matches!(bad, Err(ChannelError::Config(_)))); // not a power of two
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(path: impl AsRef<Path>, cfg: ServerConfig) -> Result<Self, ChannelError> {
+        Self::bind_with(path.as_ref(), cfg, Stale::Refuse)
+    }
+
+    /// As [`bind`](Self::bind), but takes over a stale socket file — only if no server
+    /// listens on it.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind); [`BindError::InUse`](super::BindError::InUse) if a server is
+    /// alive there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-replace-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("s.sock");
+    /// // A socket file nobody listens on, as a crashed server leaves behind.
+    /// drop(std::os::unix::net::UnixListener::bind(&path)?);
+    /// let server = Server::bind_replacing(&path, ServerConfig::new())?;
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_replacing(path: impl AsRef<Path>, cfg: ServerConfig) -> Result<Self, ChannelError> {
+        Self::bind_with(path.as_ref(), cfg, Stale::Replace)
+    }
+
+    fn bind_with(path: &Path, cfg: ServerConfig, stale: Stale) -> Result<Self, ChannelError> {
+        let mut request_cfg = spsc::Config::new(cfg.request_ring).shared_bell();
+        if let Some(m) = cfg.max_request {
+            request_cfg = request_cfg.frame_cap(m);
+        }
+        let mut response_cfg = spsc::Config::new(cfg.response_ring).shared_space_bell();
+        if let Some(m) = cfg.max_response {
+            response_cfg = response_cfg.frame_cap(m);
+        }
+        request_cfg.geometry().map_err(ChannelError::Config)?;
+        response_cfg.geometry().map_err(ChannelError::Config)?;
+        let bell = Region::create(&BellConfig)?;
+        let door = bell_of(&bell)?;
+        let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
+        fanin.set_wait_options(cfg.wait);
+        let listener = socket::bind_listener(path, stale)?;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+        };
+        Ok(Self {
+            listener: Some(listener),
+            path: path.to_path_buf(),
+            inode: (
+                std::os::unix::fs::MetadataExt::dev(&meta),
+                std::os::unix::fs::MetadataExt::ino(&meta),
+            ),
+            bell,
+            door,
+            fanin,
+            conns: Vec::new(),
+            cfg,
+            request_cfg,
+            response_cfg,
+            // Liveness comes from the sockets, not from pids in the rings: a client in another
+            // pid namespace must not be taken for dead.
+            owner: OwnerId::unique_without_pid(),
+            generation: 0,
+            uid: rustix::process::geteuid().as_raw(),
+        })
+    }
+
+    /// The socket path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-path-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.path(), dir.join("s.sock"));
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The largest request a client can send, in bytes: the size a receive buffer needs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-maxreq-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new().max_request(100))?;
+    /// assert_eq!(server.max_request(), 100);
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_request(&self) -> usize {
+        self.request_cfg.geometry().map_or(0, |g| g.frame_cap)
+    }
+
+    /// The largest response the server can send, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-maxres-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.max_response(), (64 << 10) / 2 - 8);
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_response(&self) -> usize {
+        self.response_cfg.geometry().map_or(0, |g| g.frame_cap)
+    }
+
+    /// Clients connected now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Client, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-clients-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let path = server.path().to_path_buf();
+    /// let client = std::thread::spawn(move || Client::connect(path).map(drop));
+    /// while server.clients() == 0 {
+    ///     server.accept_pending()?;
+    /// }
+    /// client.join().unwrap()?;
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clients(&self) -> usize {
+        self.conns.iter().flatten().count()
+    }
+
+    /// Who is on connection `conn`, if it is still attached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Client, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-client-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let path = server.path().to_path_buf();
+    /// let client = std::thread::spawn(move || Client::connect(path).map(drop));
+    /// while server.accept_pending()? == 0 {}
+    /// let conn = server.connections().next().unwrap();
+    /// assert_eq!(server.client(conn).unwrap().pid, std::process::id());
+    /// client.join().unwrap()?;
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn client(&self, conn: ConnId) -> Option<ClientInfo> {
+        self.conn(conn).map(|c| ClientInfo {
+            conn: c.id,
+            pid: c.cred.pid,
+            uid: c.cred.uid,
+            gid: c.cred.gid,
+        })
+    }
+
+    /// The connections attached now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-conns-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.connections().count(), 0);
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.conns.iter().flatten().map(|c| c.id)
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns
+            .get(id.slot)
+            .and_then(Option::as_ref)
+            .filter(|c| c.id == id)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.slot)
+            .and_then(Option::as_mut)
+            .filter(|c| c.id == id)
+    }
+
+    /// Accepts every connection waiting on the socket, without blocking, and returns how
+    /// many were set up. A connection that is refused (limit, user) or whose setup fails is
+    /// told so, if possible, and closed; its client sees the error.
+    ///
+    /// # Errors
+    ///
+    /// An error of `accept(2)` other than "nothing waiting".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-accept-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.accept_pending()?, 0); // nobody is connecting
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_pending(&mut self) -> io::Result<usize> {
+        let mut n = 0;
+        loop {
+            let Some(listener) = &self.listener else {
+                return Ok(n);
+            };
+            let sock = match listener.accept() {
+                Ok((sock, _)) => sock,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A connection that died in the backlog: skip it.
+                Err(e)
+                    if e.raw_os_error() == Some(rustix::io::Errno::CONNABORTED.raw_os_error()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if self.setup(sock).is_ok() {
+                n += 1;
+            }
+        }
+    }
+
+    fn setup(&mut self, sock: UnixStream) -> Result<(), ChannelError> {
+        let cred = socket::peer_credentials(&sock)?;
+        let admitted = match &self.cfg.allowed_uids {
+            None => true,
+            Some(v) => cred.uid == self.uid || v.contains(&cred.uid),
+        };
+        if !admitted {
+            handshake::refuse(&sock, Refusal::User);
+            return Err(ChannelError::NotAdmitted);
+        }
+        if self.fanin.ring_count() >= self.cfg.max_clients {
+            handshake::refuse(&sock, Refusal::Full);
+            return Err(ChannelError::ServerFull);
+        }
+        // Every fallible step before the greeting; after it, only the ring's removal on a
+        // failed send.
+        let requests = Region::create(&self.request_cfg)?;
+        let responses_region = Region::create(&self.response_cfg)?;
+        let mut responses = Producer::attach_with(
+            responses_region.clone(),
+            None,
+            Some((self.door, self.bell.clone())),
+            self.owner,
+        )?;
+        responses.set_wait_options(self.cfg.wait);
+        let RingId(slot) = self.fanin.add(requests.clone(), self.owner)?;
+        // A client blocked on a full request ring collects its responses when woken for
+        // space: wake it for every request taken, not once per step of the ring.
+        self.fanin.ring_every_release(RingId(slot));
+        self.generation += 1;
+        let id = ConnId {
+            slot,
+            generation: self.generation,
+        };
+        let welcome = Welcome {
+            slot: slot as u32,
+            server_pid: std::process::id(),
+            max_in_flight: self.cfg.max_in_flight as u32,
+        };
+        let fds = [self.bell.fd(), requests.fd(), responses_region.fd()];
+        if let Err(e) = handshake::welcome(&sock, welcome, fds) {
+            self.fanin.remove(RingId(slot));
+            return Err(e.into());
+        }
+        if self.conns.len() <= slot {
+            self.conns.resize_with(slot + 1, || None);
+        }
+        self.conns[slot] = Some(Conn {
+            id,
+            cred,
+            sock,
+            responses,
+        });
+        Ok(())
+    }
+
+    /// Detaches every connection whose client hung up (closed its socket or died) and
+    /// returns them. One `poll(2)` per connection: call it between sleeps, not per request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-reap-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(server.reap_hung_up().is_empty());
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reap_hung_up(&mut self) -> Vec<ConnId> {
+        let dead: Vec<ConnId> = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| socket::is_hung_up(&c.sock))
+            .map(|c| c.id)
+            .collect();
+        for &id in &dead {
+            self.detach(id);
+        }
+        dead
+    }
+
+    /// Detaches a connection: closes its rings and socket; the client sees
+    /// [`CallError::Disconnected`](super::CallError::Disconnected). Returns false if it was
+    /// not attached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ConnId, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-detach-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(!server.detach(ConnId { slot: 0, generation: 1 })); // no such connection
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn detach(&mut self, conn: ConnId) -> bool {
+        if self.conn(conn).is_none() {
+            return false;
+        }
+        self.conns[conn.slot] = None;
+        self.fanin.remove(RingId(conn.slot));
+        true
+    }
+
+    /// Stops serving: closes the listening socket (new clients are refused; the socket file
+    /// is removed) and detaches every connection (their clients see
+    /// [`CallError::Disconnected`](super::CallError::Disconnected)). The reactor calls it when
+    /// it stops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-shut-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// server.shutdown();
+    /// assert!(!dir.join("s.sock").exists());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&mut self) {
+        self.listener = None;
+        self.remove_socket_file();
+        let all: Vec<ConnId> = self.connections().collect();
+        for id in all {
+            self.detach(id);
+        }
+    }
+
+    /// Removes the socket file if it is still ours (not replaced by another server).
+    fn remove_socket_file(&self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            use std::os::unix::fs::MetadataExt;
+            if (meta.dev(), meta.ino()) == self.inode {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+
+    /// Stops (`true`) or resumes reading a connection's requests; see
+    /// [`FanIn::set_paused`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ConnId, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-pause-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// server.pause(ConnId { slot: 0, generation: 1 }, true); // no such connection: nothing
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn pause(&mut self, conn: ConnId, paused: bool) {
+        if self.conn(conn).is_some() {
+            self.fanin.set_paused(RingId(conn.slot), paused);
+        }
+    }
+
+    /// Whether any connection that is not paused has a request (or a close to report). A pure
+    /// peek.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-hasreq-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(!server.has_request());
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn has_request(&self) -> bool {
+        self.fanin.ready()
+    }
+
+    /// Takes the next request, round robin over the clients, into `buf` (which should hold
+    /// [`max_request`](Self::max_request) bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvRequestError::Empty`]; [`RecvRequestError::Detached`] once for a connection
+    /// that closed or was found corrupt; [`RecvRequestError::BufferTooSmall`] if `buf` is
+    /// shorter than the next request (which stays; the connection stays attached).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{RecvRequestError, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-recvreq-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut buf = vec![0u8; server.max_request()];
+    /// assert_eq!(server.try_recv_request(&mut buf), Err(RecvRequestError::Empty));
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+        let (ring, err) = match self.fanin.try_recv_into(buf) {
+            Ok((RingId(slot), tag, len)) => {
+                if let Some(c) = self.conns.get(slot).and_then(Option::as_ref) {
+                    return Ok(Incoming {
+                        conn: c.id,
+                        id: RequestId::from_tag(tag),
+                        len,
+                    });
+                }
+                // A ring without a connection cannot happen; drop it rather than serve it.
+                self.fanin.remove(RingId(slot));
+                return Err(RecvRequestError::Empty);
+            }
+            // A server inherited across fork serves nothing in the child.
+            Err(FanInError::Empty | FanInError::Timeout | FanInError::Forked) => {
+                return Err(RecvRequestError::Empty);
+            }
+            Err(FanInError::BufferTooSmall { ring, needed }) => {
+                return match self.conns.get(ring.0).and_then(Option::as_ref) {
+                    Some(c) => Err(RecvRequestError::BufferTooSmall { conn: c.id, needed }),
+                    None => {
+                        self.fanin.remove(ring);
+                        Err(RecvRequestError::Empty)
+                    }
+                };
+            }
+            Err(FanInError::Closed(r) | FanInError::Disconnected(r)) => (r, None),
+            Err(FanInError::Corrupt(r, c)) => (r, Some(c)),
+            Err(FanInError::NoRings) => return Err(RecvRequestError::Empty),
+        };
+        let id = match self.conns.get_mut(ring.0).and_then(Option::take) {
+            Some(c) => c.id,
+            None => ConnId {
+                slot: ring.0,
+                generation: 0,
+            },
+        };
+        self.fanin.remove(ring);
+        Err(RecvRequestError::Detached(id, err))
+    }
+
+    /// Sends a response on `conn` without blocking.
+    ///
+    /// # Errors
+    ///
+    /// See [`SendResponseError`]; on `Gone` for a ring that turned out closed or corrupt the
+    /// connection is detached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ConnId, RequestId, SendResponseError, Server, ServerConfig, Status};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-sendres-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let nobody = ConnId { slot: 0, generation: 1 };
+    /// let r = server.try_send_response(nobody, RequestId(0), Status::Ok, b"x");
+    /// assert_eq!(r, Err(SendResponseError::Gone));
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send_response(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError> {
+        let c = self.conn_mut(conn).ok_or(SendResponseError::Gone)?;
+        match c.responses.try_send(status.tag(id), body) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full) => Err(SendResponseError::Full),
+            Err(SendError::TooLarge { len, max }) => Err(SendResponseError::TooLarge { len, max }),
+            Err(_) => {
+                self.detach(conn);
+                Err(SendResponseError::Gone)
+            }
+        }
+    }
+
+    /// Whether a response of `len` bytes on `conn` would be accepted now (it fits the frame
+    /// cap and the ring's free space). A pure peek; `false` may go stale as the client reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ConnId, Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-cansend-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(!server.can_send_response(ConnId { slot: 0, generation: 1 }, 8)); // no such connection
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn can_send_response(&self, conn: ConnId, len: usize) -> bool {
+        self.conn(conn).is_some_and(|c| c.responses.can_send(len))
+    }
+
+    /// Sleeps on the server's doorbell until a request is pending ([`has_request`]), one of
+    /// `blocked` (connections and response lengths that did not fit) can be sent (or its
+    /// connection is gone), `ready()` holds, or `timeout` passes. Whatever `ready` reads must
+    /// be written before the [`notifier`](Self::notifier) rings. Returns whether it woke for a
+    /// reason (not the timeout).
+    ///
+    /// New connections and hang-ups do not ring the doorbell: call
+    /// [`accept_pending`](Self::accept_pending) and [`reap_hung_up`](Self::reap_hung_up)
+    /// between waits of at most a slice.
+    ///
+    /// [`has_request`]: Self::has_request
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use std::time::Duration;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-wait-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(!server.wait(&[], || false, Some(Duration::from_millis(2)))); // timed out
+    /// assert!(server.wait(&[], || true, None)); // `ready` held
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(
+        &mut self,
+        blocked: &[(ConnId, usize)],
+        ready: impl Fn() -> bool,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let conns = &self.conns;
+        let sendable = |&(id, len): &(ConnId, usize)| {
+            conns
+                .get(id.slot)
+                .and_then(Option::as_ref)
+                .filter(|c| c.id == id)
+                .is_none_or(|c| len > c.responses.max_frame() || c.responses.room_or_report(len)())
+        };
+        let ready = |f: &FanIn<_, _>| f.ready() || ready() || blocked.iter().any(sendable);
+        match timeout {
+            None => {
+                self.fanin.wait_until(ready);
+                true
+            }
+            Some(t) => self.fanin.wait_until_timeout(ready, t).is_ok(),
+        }
+    }
+
+    /// A handle that wakes this server's [`wait`](Self::wait) from any thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-notify-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let notifier = server.notifier();
+    /// std::thread::spawn(move || notifier.notify()).join().unwrap();
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn notifier(&self) -> Notifier<Region<Bell>> {
+        self.fanin.notifier()
+    }
+
+    /// The server's sleep counters (its own waits, and wakes of clients blocked on full
+    /// request rings).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-sstats-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.stats().wakes, 0);
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> WaitStats {
+        self.fanin.stats()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.listener.is_some() {
+            self.remove_socket_file();
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("path", &self.path)
+            .field("clients", &self.clients())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport for Server {
+    fn max_request(&self) -> usize {
+        self.max_request()
+    }
+    fn max_response(&self) -> usize {
+        self.max_response()
+    }
+    fn limits(&self) -> (usize, usize) {
+        (self.cfg.max_in_flight, self.cfg.stash_bytes)
+    }
+    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+        self.try_recv_request(buf)
+    }
+    fn has_request(&self) -> bool {
+        self.has_request()
+    }
+    fn try_send_response(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError> {
+        self.try_send_response(conn, id, status, body)
+    }
+    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+        let slice = self.cfg.wait.slice;
+        self.wait(blocked, ready, Some(slice))
+    }
+    fn pause(&mut self, conn: ConnId, paused: bool) {
+        self.pause(conn, paused);
+    }
+    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId> {
+        if accept {
+            // A failing accept (e.g. EMFILE) must not stop the server: existing clients go on.
+            let _ = self.accept_pending();
+        }
+        self.reap_hung_up()
+    }
+    fn shutdown(&mut self) {
+        self.shutdown();
+    }
+    fn housekeeping_interval(&self) -> Option<Duration> {
+        Some(self.cfg.wait.slice)
+    }
+    fn client(&self, conn: ConnId) -> Option<ClientInfo> {
+        self.client(conn)
+    }
+    fn waker(&self) -> std::boxed::Box<dyn Fn() + Send + Sync> {
+        let n = self.notifier();
+        std::boxed::Box::new(move || n.notify())
+    }
+}
+
+static_assertions::assert_impl_all!(Server: Send);

@@ -1,0 +1,131 @@
+//! What a [`Reactor`](crate::reactor::Reactor) needs from the server it drives.
+
+use std::boxed::Box;
+use std::time::Duration;
+use std::vec::Vec;
+
+use super::error::{RecvRequestError, SendResponseError};
+use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
+
+/// The server side of a request/response transport, as a [`Reactor`](crate::reactor::Reactor)
+/// drives it: take requests, send responses, sleep until there is something to do, accept
+/// and reap connections.
+///
+/// [`Server`](super::Server) implements it over shared-memory rings. Implement it to serve
+/// the same handlers over another transport, or to drive a reactor in a test or a model (the
+/// crate's loom model of the reactor does, over in-process rings).
+///
+/// The reactor calls every method from its one thread. The contract it relies on:
+///
+/// * every request [`try_recv_request`](Self::try_recv_request) hands out is eventually
+///   answered through [`try_send_response`](Self::try_send_response) on its connection, in
+///   the order the connection's requests were taken, unless the connection is reported gone;
+/// * [`wait`](Self::wait) returns at the latest when something it was told to watch becomes
+///   true (a request pending, a blocked response fitting, `ready()`), and it returns in
+///   bounded time (a sleep slice) so that housekeeping runs;
+/// * the [`waker`](Self::waker) wakes a `wait` from any thread, and a `wait` re-checks
+///   `ready()` after announcing its sleep, so a wake that follows a write `ready()` reads is
+///   never slept through.
+///
+/// # Examples
+///
+/// A transport that has no clients at all: the reactor serves it until stopped.
+///
+/// ```
+/// use ringbell::channel::{ClientInfo, ConnId, Incoming, RecvRequestError, RequestId,
+///     SendResponseError, Status, Transport};
+/// use ringbell::reactor::{Reactor, Request, Responder};
+/// use std::time::Duration;
+///
+/// struct Nobody;
+/// impl Transport for Nobody {
+///     fn max_request(&self) -> usize { 64 }
+///     fn max_response(&self) -> usize { 64 }
+///     fn limits(&self) -> (usize, usize) { (1, 1 << 20) }
+///     fn try_recv_request(&mut self, _: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+///         Err(RecvRequestError::Empty)
+///     }
+///     fn has_request(&self) -> bool { false }
+///     fn try_send_response(&mut self, _: ConnId, _: RequestId, _: Status, _: &[u8])
+///         -> Result<(), SendResponseError> { Err(SendResponseError::Gone) }
+///     fn wait(&mut self, _: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+///         std::thread::sleep(Duration::from_millis(1));
+///         ready()
+///     }
+///     fn pause(&mut self, _: ConnId, _: bool) {}
+///     fn housekeeping(&mut self, _: bool) -> Vec<ConnId> { Vec::new() }
+///     fn shutdown(&mut self) {}
+///     fn housekeeping_interval(&self) -> Option<Duration> { Some(Duration::from_millis(10)) }
+///     fn client(&self, _: ConnId) -> Option<ClientInfo> { None }
+///     fn waker(&self) -> Box<dyn Fn() + Send + Sync> { Box::new(|| {}) }
+/// }
+///
+/// let mut reactor = Reactor::new(Nobody, |_req: Request, res: Responder| drop(res));
+/// let stop = reactor.stop_handle();
+/// stop.stop();
+/// assert_eq!(reactor.run()?.requests, 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Transport {
+    /// The largest request body: the reactor's receive buffer is this long.
+    fn max_request(&self) -> usize;
+
+    /// The largest response body; a handler's longer answer becomes
+    /// [`Status::TooLarge`].
+    fn max_response(&self) -> usize;
+
+    /// Per-connection limits: requests in flight (past it a request is answered
+    /// [`Status::Busy`]), and bytes of parked responses (past it the connection is paused).
+    fn limits(&self) -> (usize, usize);
+
+    /// Takes the next request into `buf` (at least [`max_request`](Self::max_request) long),
+    /// round robin over connections; see
+    /// [`Server::try_recv_request`](super::Server::try_recv_request).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvRequestError::Empty`] when nothing is pending; `Detached` once for a connection
+    /// that went away; `BufferTooSmall` if `buf` is short.
+    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError>;
+
+    /// Whether a request (or a detach to report) is pending: a pure peek. The reactor runs a
+    /// request inline only while this is false.
+    fn has_request(&self) -> bool;
+
+    /// Sends a response on `conn` without blocking.
+    ///
+    /// # Errors
+    ///
+    /// `Full` (the reactor parks the response and retries after a `wait`), `TooLarge`, or
+    /// `Gone` (the connection is detached; the reactor forgets it).
+    fn try_send_response(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError>;
+
+    /// Sleeps until a request is pending, a response in `blocked` (connection and body
+    /// length) would fit, `ready()` holds, or the transport's sleep slice ends; returns
+    /// whether it woke for a reason other than the slice's end.
+    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool;
+
+    /// Stops (`true`) or resumes taking `conn`'s requests.
+    fn pause(&mut self, conn: ConnId, paused: bool);
+
+    /// Accepts new connections (if `accept`) and detaches hung-up ones, which it returns.
+    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId>;
+
+    /// Stops serving: refuses new connections and detaches every connection.
+    fn shutdown(&mut self);
+
+    /// How often housekeeping is due; `None`: never by time (a model without a clock).
+    fn housekeeping_interval(&self) -> Option<Duration>;
+
+    /// Who is on `conn`, if it is attached.
+    fn client(&self, conn: ConnId) -> Option<ClientInfo>;
+
+    /// A function that wakes [`wait`](Self::wait) from any thread.
+    fn waker(&self) -> Box<dyn Fn() + Send + Sync>;
+}

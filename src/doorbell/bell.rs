@@ -1,0 +1,161 @@
+//! Bell regions — a doorbell shared by several rings — and the [`Notifier`] that rings a
+//! consumer's doorbell from another thread.
+//!
+//! A bell region is a region header of kind `Bell` whose data area is one doorbell line
+//! ([`wire::BELL_REGION_SIZE`](crate::wire::BELL_REGION_SIZE) bytes in all). A fan-in's
+//! producers ring it instead of their rings' own data doorbells, so that the fan-in's consumer
+//! sleeps on one doorbell; a channel server's clients ring it when they free space in their
+//! response rings.
+
+use core::fmt;
+
+use super::line::Line;
+use crate::error::{AttachError, HeaderError};
+use crate::header::{self, Geometry};
+use crate::mem::Mem;
+use crate::region::{Bell, Init, RegionConfig, SharedMemory};
+use crate::wire::{BELL_CAPACITY, BELL_REGION_SIZE, HEADER_SIZE, RingKind};
+
+/// The configuration of a bell region (it has no settings): pass it to `HeapRegion::new` or
+/// `Region::create` for a region typed `Bell`.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::BellConfig;
+/// use ringbell::region::{Bell, HeapRegion, RegionConfig};
+///
+/// let bell: HeapRegion<Bell> = HeapRegion::new(&BellConfig)?;
+/// assert_eq!(bell.len(), BellConfig.region_size()?);
+/// # Ok::<(), ringbell::HeaderError>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BellConfig;
+
+fn geometry() -> Geometry {
+    // A valid configuration by construction (128 is a power of two within range).
+    match header::geometry(RingKind::Bell, BELL_CAPACITY, Some(0)) {
+        Ok(g) => g,
+        Err(_) => unreachable!("the bell geometry is valid"),
+    }
+}
+
+impl RegionConfig for BellConfig {
+    type Kind = Bell;
+
+    fn region_size(&self) -> Result<usize, HeaderError> {
+        Ok(BELL_REGION_SIZE)
+    }
+}
+
+impl Init for BellConfig {
+    fn init(&self, mem: &Mem) -> Result<(), HeaderError> {
+        header::init(mem, &geometry(), 0)
+    }
+}
+
+/// Writes a fresh bell region header into `shm` (exactly
+/// [`BELL_REGION_SIZE`](crate::wire::BELL_REGION_SIZE) bytes), for memory the caller maps
+/// itself. Regions the crate makes are initialised by `HeapRegion::new(&BellConfig)` and
+/// `Region::create(&BellConfig)`.
+///
+/// # Errors
+///
+/// [`HeaderError::SizeMismatch`] if `shm` is not `BELL_REGION_SIZE` bytes.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::init_bell;
+/// use ringbell::region::RawRegion;
+/// use ringbell::wire::BELL_REGION_SIZE;
+///
+/// #[repr(C, align(128))]
+/// struct Buf([u8; BELL_REGION_SIZE]);
+/// let buf: &'static mut Buf = Box::leak(Box::new(Buf([0; BELL_REGION_SIZE])));
+/// // SAFETY: leaked, so it lives forever; nothing else touches it.
+/// let region = unsafe { RawRegion::new(buf.0.as_mut_ptr(), BELL_REGION_SIZE) }.unwrap();
+/// init_bell(&region)?;
+/// # Ok::<(), ringbell::HeaderError>(())
+/// ```
+pub fn init_bell<S: SharedMemory + ?Sized>(shm: &S) -> Result<(), HeaderError> {
+    BellConfig.init(&shm.mem())
+}
+
+/// The doorbell of a validated bell region.
+pub(crate) fn bell_of<S: SharedMemory + ?Sized>(shm: &S) -> Result<Line, AttachError> {
+    let mem = shm.mem();
+    header::validate(&mem, RingKind::Bell)?;
+    Ok(Line::at(mem, HEADER_SIZE))
+}
+
+/// The doorbell of a bell region whose header is not checked (only its size): for a region
+/// shared with peers who may have rewritten the header since it was made. Its line is read
+/// and written through bounds-checked atomics only, so whatever is there is harmless.
+#[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+pub(crate) fn bell_of_unchecked<S: SharedMemory + ?Sized>(shm: &S) -> Result<Line, AttachError> {
+    let mem = shm.mem();
+    if mem.len() < BELL_REGION_SIZE {
+        return Err(AttachError::Header(HeaderError::TooSmall {
+            size: mem.len() as u64,
+        }));
+    }
+    Ok(Line::at(mem, HEADER_SIZE))
+}
+
+/// Wakes a consumer blocked on its doorbell — an SPSC consumer in a wait, a fan-in, a channel
+/// server — from another thread or process. The consumer's condition must read what the
+/// notifying thread published before it called [`notify`](Self::notify). Cheap to clone; no
+/// system call unless the consumer sleeps.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let (_tx, mut rx) = ringbell::spsc::channel(256)?;
+/// let done = Arc::new(AtomicBool::new(false));
+/// let notifier = rx.notifier();
+/// let worker = {
+///     let done = done.clone();
+///     std::thread::spawn(move || {
+///         done.store(true, Ordering::Release); // publish,
+///         notifier.notify();                   // then notify
+///     })
+/// };
+/// rx.wait_until(|rx| rx.has_data() || done.load(Ordering::Acquire));
+/// worker.join().unwrap();
+/// # Ok::<(), ringbell::AttachError>(())
+/// ```
+#[derive(Clone)]
+pub struct Notifier<M: SharedMemory> {
+    line: Line,
+    /// Keeps the memory behind `line` alive.
+    _shm: M,
+}
+
+impl<M: SharedMemory> Notifier<M> {
+    pub(crate) fn new(line: Line, shm: M) -> Self {
+        Self { line, _shm: shm }
+    }
+
+    /// Rings the consumer's doorbell. Publish what the consumer's condition reads first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = ringbell::spsc::channel(256)?;
+    /// rx.notifier().notify(); // nobody sleeps: no system call
+    /// # Ok::<(), ringbell::AttachError>(())
+    /// ```
+    pub fn notify(&self) {
+        let _ = self.line.ring();
+    }
+}
+
+impl<M: SharedMemory> fmt::Debug for Notifier<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,108 @@
+//! The doorbell protocol on one line of shared memory: the ringer's steps and the announced
+//! sleep. The argument that no wake-up is lost is in the [module docs](super).
+
+use core::time::Duration;
+
+use super::options::{TimedOut, WaitStats};
+use crate::clock::Instant;
+use crate::futex;
+use crate::mem::Mem;
+use crate::mutant::{self, Mutant};
+use crate::sync::Ordering;
+use crate::wire::{BELL_SEQ, BELL_WAITERS, DOORBELL_SIZE};
+
+/// A doorbell: the line at `off` in `mem`. Copyable: it is two words' address. Whoever holds
+/// one also holds what keeps `mem` alive.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Line {
+    mem: Mem,
+    off: usize,
+}
+
+impl Line {
+    /// The doorbell whose line starts at `off`.
+    pub(crate) fn at(mem: Mem, off: usize) -> Self {
+        debug_assert_eq!(off % DOORBELL_SIZE, 0);
+        Self { mem, off }
+    }
+
+    /// Rings after the caller published something a waiter may be waiting for; returns
+    /// whether it made a wake system call (only if a waiter announced a sleep).
+    #[inline]
+    pub(crate) fn ring(&self) -> bool {
+        // SeqCst: pairs with the waiter's fence in `sleep_until`: either the waiter's re-check
+        // sees what we published, or we see its mark below.
+        mutant::fence(Mutant::RingerFence, Ordering::SeqCst);
+        if self
+            .mem
+            .load_u32(self.off + BELL_WAITERS, Ordering::Relaxed)
+            != 0
+        {
+            return self.wake();
+        }
+        false
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake(&self) -> bool {
+        // One ringer clears the mark and wakes for everyone who set it. AcqRel: the Acquire
+        // half pairs with the waiters' Release swaps of the mark.
+        if self
+            .mem
+            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel)
+            == 0
+        {
+            return false;
+        }
+        let seq = self.off + BELL_SEQ;
+        if mutant::keep(Mutant::SkipBump) {
+            // Release: pairs with the waiter's Acquire load of the sequence; a waiter that
+            // reads this value has seen everything before the bump. One RMW (module docs).
+            mutant::fetch_add_u32(Mutant::BumpLoadStore, &self.mem, seq, 1, Ordering::Release);
+        }
+        futex::wake_all(&self.mem, seq);
+        true
+    }
+
+    /// The sleeping half of a wait, after any spinning: announce, re-check, sleep a slice of
+    /// at most `slice`; until `ready()` or `deadline`.
+    pub(crate) fn sleep_until(
+        &self,
+        mut ready: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+        slice: Duration,
+        stats: &mut WaitStats,
+    ) -> Result<(), TimedOut> {
+        let seq_off = self.off + BELL_SEQ;
+        loop {
+            let timeout = match deadline {
+                None => slice,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(TimedOut);
+                    }
+                    d.since(now).min(slice)
+                }
+            };
+            // Acquire: the bump that answers our mark cannot be read here (module docs).
+            let seq = self.mem.load_u32(seq_off, Ordering::Acquire);
+            // Release (an RMW, see the module docs): joins the release sequence the ringer's
+            // swap reads.
+            self.mem
+                .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
+            stats.sleeps += 1;
+            // SeqCst: pairs with the ringer's fence in `ring` (module docs).
+            mutant::fence(Mutant::WaiterFence, Ordering::SeqCst);
+            if mutant::keep(Mutant::SkipRecheck) && ready() {
+                return Ok(());
+            }
+            stats.futex_waits += 1;
+            futex::wait(&self.mem, seq_off, seq, timeout);
+            if ready() {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Doorbells: sleep until a condition holds, without ever losing a wake-up, and without a
+//! system call while nobody sleeps.
+//!
+//! What users meet here: [`WaitOptions`] (how blocking calls spin and sleep), [`WaitStats`]
+//! (what they did), [`Notifier`] (wake a consumer from another thread), [`Doorbell`] (a
+//! doorbell of one's own in shared memory) and bell regions ([`BellConfig`], [`init_bell`]),
+//! the doorbell a fan-in's producers share. The rings use the same protocol internally.
+//!
+//! A doorbell is two 32-bit words at the start of its own 128-byte line in shared memory
+//! ([`wire::BELL_SEQ`](crate::wire::BELL_SEQ), [`wire::BELL_WAITERS`](crate::wire::BELL_WAITERS)):
+//!
+//! ```text
+//! +0  sequence   the futex word; bumped (fetch_add, Release) by a ringer that wakes
+//! +4  waiters    the waiter mark; set to 1 by a waiter before it sleeps, swapped to 0 by the
+//!                ringer that wakes it
+//! ```
+//!
+//! The steps below are in `doorbell/line.rs`; the spin phase and the sleep slices in
+//! `doorbell/waiter.rs`.
+//!
+//! # The protocol
+//!
+//! **Waiter** (`wait_until(ready, deadline)`): spin a little while `ready()` is false (see
+//! *Spinning*); then loop:
+//!
+//! 1. if the deadline passed, return a timeout
+//! 2. `seq = sequence.load(Acquire)`
+//! 3. `waiters.swap(1, Release)` (an RMW: see *Why an RMW* below)
+//! 4. `fence(SeqCst)`
+//! 5. if `ready()`, return
+//! 6. futex-wait on `sequence` while it still equals `seq`, for at most one *slice*; go to 1
+//!
+//! **Ringer** (after publishing whatever makes `ready()` true — a frame, freed space, a
+//! completion posted by `notify()`):
+//!
+//! 1. `fence(SeqCst)`
+//! 2. if `waiters.load() != 0` and `waiters.swap(0, AcqRel) != 0`:
+//!    `sequence.fetch_add(1, Release)`, then futex-wake **all** waiters.
+//!
+//! # Why no wake-up is lost
+//!
+//! The waiter stores the mark then reads the condition; the ringer stores the condition then
+//! reads the mark. That is the store-buffering shape, and Release/Acquire alone does not stop
+//! both reads from missing both stores. The two `SeqCst` fences do: they are totally ordered,
+//! so either the waiter's fence comes first — then the ringer's mark read sees the mark and it
+//! wakes — or the ringer's fence comes first — then the waiter's re-check (step 4) sees the
+//! published condition and it does not sleep.
+//!
+//! When the ringer wakes, the sleep cannot slip past the wake either: the waiter sleeps only
+//! while `sequence` still equals the value `seq` it read *before* setting the mark, and the
+//! ringer bumps `sequence` after taking a mark and before calling wake. The bump is a
+//! `fetch_add`, so it always moves the word past every value it held before — including
+//! `seq`, which the waiter read (Acquire) before its mark, and so before the bump that answers
+//! it: were the waiter's read to see that bump (Release), the bump would happen-before the
+//! mark it follows in the ringer, which coherence forbids. The kernel compares and sleeps
+//! atomically with respect to wake: either the waiter sees the moved word and returns at
+//! once (`EAGAIN`), or it is asleep when the wake comes.
+//!
+//! The bump must be one `fetch_add`. A load-then-store can store a value a waiter already
+//! holds: with two waiters and three ringers, a ringer preempted between its load and its
+//! store can put the word back to the value the first waiter re-read after another ringer's
+//! bump, and that waiter then sleeps through the ring that answered its mark (the
+//! `bump_load_store` mutant, caught by the `two_waiters_three_rings` model). In production
+//! the slice bounds such a sleep; it is still a lost wake-up.
+//!
+//! **Why an RMW for the mark.** A plain store would do in C++. The swap costs nothing on the
+//! hot path (only a waiter about to sleep pays it), it puts every mark into the release
+//! sequence the ringer's swap reads from, and it keeps loom 0.7 out of a defect where a plain
+//! store racing a swap lets a later load return a value the store overwrote (loom issues
+//! 254/389), which would show as deadlocks no execution can have.
+//!
+//! Waking all (not one) keeps several waiters on one doorbell correct: a ringer that clears
+//! the mark speaks for every waiter that set it. A waiter woken for a condition that is not
+//! its own just loops and sets the mark again.
+//!
+//! # Cost
+//!
+//! While nobody sleeps the ringer pays one fence and one load — no system call. A sleeping
+//! waiter costs its ringer one swap, one `fetch_add` and one `FUTEX_WAKE`; the mark is set at
+//! most once per sleep announced, so **wake system calls ≤ sleeps announced** (counted in
+//! [`WaitStats`]). A waiter killed while asleep leaves its mark set; the next ringer clears it
+//! with one wasted wake and later messages pay nothing — the mark heals itself.
+//!
+//! # Bounded sleeps
+//!
+//! Every futex wait lasts at most one slice ([`WaitOptions::slice`], default 50 ms), so a
+//! 32-bit sequence that wrapped to the exact value a waiter holds can never turn into an
+//! endless sleep: the waiter re-checks at least once a slice (the callers' `ready()` includes
+//! the peer's closed flag, so a clean close is seen at once; the rings' blocking calls also
+//! sleep in slices of their own and, between them, poll a pidfd of the peer's process, so a
+//! peer killed without closing is seen within a slice). On `EINTR`, `EAGAIN`,
+//! a timeout or a spurious return the waiter recomputes the remaining time and loops; on any
+//! other futex error it sleeps briefly instead, so it never spins hot.
+//!
+//! # Spinning
+//!
+//! Before announcing a sleep the waiter spins, re-checking `ready()`, for up to
+//! [`WaitOptions::spin_budget`] iterations. The budget adapts: a wait that ended while
+//! spinning doubles the next budget (up to the configured one); a wait that had to sleep
+//! halves it, down to a floor of 1/64 of the configured budget; every 16th wait tries the
+//! full budget again, so a peer that got fast again is noticed. When this process already has
+//! as many spinning threads as CPUs but one, a waiter skips spinning and sleeps at once, so
+//! spinners never starve the thread they wait for. Spin budget 0 never spins: every wait that
+//! is not satisfied at once sleeps.
+
+mod bell;
+mod handle;
+mod line;
+mod options;
+mod waiter;
+
+pub use bell::{BellConfig, Notifier, init_bell};
+#[allow(unused_imports)] // `bell_of_unchecked` is the channel client's only
+pub(crate) use bell::{bell_of, bell_of_unchecked};
+pub use handle::Doorbell;
+pub(crate) use line::Line;
+pub use options::{DEFAULT_SLICE, DEFAULT_SPIN_BUDGET, TimedOut, WaitOptions, WaitStats};
+pub(crate) use waiter::{Stop, Waiter};

@@ -1,0 +1,63 @@
+//! Where handed-off requests run: the executor trait and the inline executor.
+
+use std::boxed::Box;
+
+use crate::sync::Arc;
+
+/// A unit of work for an [`Executor`].
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Runs the jobs the reactor hands off: requests that arrive while others are in flight.
+///
+/// The crate spawns no threads unless asked: [`InlineExecutor`] runs each job at once on the
+/// reactor thread; [`ThreadPool`](super::ThreadPool) is a small pool that spawns its threads
+/// when created. Size a pool by your own budget, never by the host's core count.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::reactor::{Executor, Job};
+///
+/// /// A thread per job (a sketch; a real server bounds its threads).
+/// struct Spawner;
+/// impl Executor for Spawner {
+///     fn execute(&self, job: Job) {
+///         std::thread::spawn(job);
+///     }
+/// }
+/// # let _ = Spawner;
+/// ```
+pub trait Executor {
+    /// Runs `job`, now or later, on any thread. A job must run exactly once; a job never run
+    /// leaves its request in flight (its client then waits for its deadline).
+    fn execute(&self, job: Job);
+}
+
+/// Runs every job at once on the calling thread (the reactor's): a serial server.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::reactor::{Executor, InlineExecutor};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// let ran = Arc::new(AtomicBool::new(false));
+/// let r = ran.clone();
+/// InlineExecutor.execute(Box::new(move || r.store(true, Ordering::Relaxed)));
+/// assert!(ran.load(Ordering::Relaxed)); // ran before `execute` returned
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InlineExecutor;
+
+impl Executor for InlineExecutor {
+    fn execute(&self, job: Job) {
+        job();
+    }
+}
+
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    fn execute(&self, job: Job) {
+        (**self).execute(job);
+    }
+}

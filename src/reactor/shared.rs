@@ -1,0 +1,161 @@
+//! What a reactor shares with the responders and stop handles it gives out: the completion
+//! queue, the stop flag, and the way to wake the reactor.
+//!
+//! A responder (1) pushes its answer onto the queue and raises the pending count, both under
+//! the queue's lock, then (2) rings the server's doorbell. The reactor sleeps only through
+//! the doorbell's wait, whose re-check reads the pending count: the doorbell argument of
+//! [`crate::doorbell`] with "pending > 0" as the condition (mutant `reply_rings_first`).
+
+use core::cell::{Cell, RefCell};
+use std::boxed::Box;
+use std::fmt;
+use std::vec::Vec;
+
+use crate::channel::{ConnId, RequestId, Status};
+use crate::mutant::{self, Mutant};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+
+/// A finished answer on its way to the reactor.
+pub(super) struct Completion {
+    pub(super) conn: ConnId,
+    /// The request's sequence number on its connection.
+    pub(super) seq: u64,
+    pub(super) reply: Reply,
+}
+
+/// An answer: what goes out in a response frame.
+pub(super) struct Reply {
+    pub(super) id: RequestId,
+    pub(super) status: Status,
+    pub(super) body: Vec<u8>,
+}
+
+impl Reply {
+    /// What a parked reply counts against the stash limit: its body and a fixed overhead,
+    /// so that empty replies count too.
+    pub(super) fn cost(&self) -> usize {
+        self.body.len() + 64
+    }
+}
+
+/// What the reactor and the responders share.
+pub(super) struct Shared {
+    done: Mutex<Vec<Completion>>,
+    /// Completions in `done`; raised under its lock by responders, zeroed under it by the
+    /// reactor; read without the lock as the sleep condition.
+    pub(super) pending: AtomicUsize,
+    pub(super) stop: AtomicBool,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// Set, on the reactor thread while it runs a handler inline, to that reactor's `Shared`:
+    /// answers given for it on this thread go to `INLINE_DONE` — no lock, no doorbell ring —
+    /// because the reactor collects them as soon as the handler returns. Answers from any
+    /// other thread, or for another reactor, take the shared queue and ring as usual.
+    static INLINE: Cell<*const Shared> = const { Cell::new(core::ptr::null()) };
+    /// Answers given inline (see `INLINE`).
+    static INLINE_DONE: RefCell<Vec<Completion>> = const { RefCell::new(Vec::new()) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static INLINE: Cell<*const Shared> = Cell::new(core::ptr::null());
+    static INLINE_DONE: RefCell<Vec<Completion>> = RefCell::new(Vec::new());
+}
+
+impl Shared {
+    pub(super) fn new(wake: Box<dyn Fn() + Send + Sync>) -> Arc<Self> {
+        Arc::new(Self {
+            done: Mutex::new(Vec::new()),
+            pending: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            wake,
+        })
+    }
+
+    /// Posts an answer and wakes the reactor (or, on the reactor's own thread while it runs
+    /// a handler inline, keeps it for the reactor to collect when the handler returns).
+    pub(super) fn post(&self, c: Completion) {
+        if core::ptr::eq(INLINE.with(Cell::get), self) {
+            INLINE_DONE.with(|d| d.borrow_mut().push(c));
+            return;
+        }
+        if mutant::active(Mutant::ReplyRingsFirst) {
+            (self.wake)();
+        }
+        {
+            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            done.push(c);
+            self.pending.fetch_add(1, Ordering::Release);
+        }
+        if mutant::keep(Mutant::ReplyRingsFirst) {
+            (self.wake)();
+        }
+    }
+
+    /// Moves every posted answer into `into` (which the caller passes empty).
+    pub(super) fn take(&self, into: &mut Vec<Completion>) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        core::mem::swap(&mut *done, into);
+        self.pending.store(0, Ordering::Relaxed);
+    }
+
+    /// Runs `handler` (an inline handler, which catches its own panics) on this thread, with
+    /// the answers it gives for this reactor collected into `into`.
+    pub(super) fn run_inline(&self, handler: impl FnOnce(), into: &mut Vec<Completion>) {
+        INLINE.with(|f| f.set(self));
+        handler();
+        INLINE.with(|f| f.set(core::ptr::null()));
+        INLINE_DONE.with(|d| core::mem::swap(&mut *d.borrow_mut(), into));
+    }
+
+    /// Wakes the reactor.
+    pub(super) fn wake(&self) {
+        (self.wake)();
+    }
+}
+
+/// Stops a running [`Reactor`](super::Reactor) from any thread: it stops running requests
+/// (those it still takes from the rings are answered [`Status::ShuttingDown`]), finishes what
+/// is in flight, sends what it can, detaches every client, and returns.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{Server, ServerConfig};
+/// use ringbell::reactor::{Reactor, Request, Responder};
+///
+/// let dir = std::env::temp_dir().join(format!("ringbell-doc-stop-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+/// let mut reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+/// let stop = reactor.stop_handle();
+/// let serving = std::thread::spawn(move || reactor.run());
+/// stop.stop();
+/// serving.join().unwrap()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct StopHandle {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl StopHandle {
+    /// Asks the reactor to stop, and wakes it.
+    ///
+    /// # Examples
+    ///
+    /// See [`StopHandle`].
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake();
+    }
+}
+
+impl fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopHandle").finish_non_exhaustive()
+    }
+}

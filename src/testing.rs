@@ -1,0 +1,108 @@
+//! Hooks for tests and fuzzers that play a misbehaving peer (feature `test-hooks`).
+//!
+//! Nothing here is for production code: it hands out write access to shared memory past
+//! every protocol, and stops protocols half way. The crate's own integration tests, fuzz
+//! targets and benchmarks enable the feature; a user's build never needs it.
+
+use crate::error::SendError;
+use crate::region::{HeapRegion, SharedMemory, Untyped};
+
+pub use crate::mem::View;
+
+/// A borrowed view of a region's memory, with atomic word access and byte copies at any
+/// offset: to write what a buggy or hostile peer would.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::testing;
+/// use ringbell::wire::WRITE_POS_OFF;
+/// use std::sync::atomic::Ordering::Relaxed;
+///
+/// let (tx, mut rx) = ringbell::spsc::channel(4096)?;
+/// testing::view(tx.shared_memory()).store_u64(WRITE_POS_OFF, 3, Relaxed); // off the grid
+/// assert!(matches!(rx.try_recv(), Err(ringbell::RecvError::Corrupt(_))));
+/// # Ok::<(), ringbell::AttachError>(())
+/// ```
+pub fn view<S: SharedMemory + ?Sized>(shm: &S) -> View<'_> {
+    View::new(shm.mem())
+}
+
+/// A zeroed, uninitialised heap region of `len` bytes, for a header of the test's own.
+///
+/// # Panics
+///
+/// If `len` is 0 or cannot be allocated as one block.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::{testing, spsc, AttachError, HeaderError};
+///
+/// let region = testing::zeroed_heap_region(1024 + 256);
+/// let r = spsc::Producer::new(region).map(drop);
+/// assert!(matches!(r, Err(AttachError::Header(HeaderError::BadMagic { .. }))));
+/// ```
+pub fn zeroed_heap_region(len: usize) -> HeapRegion<Untyped> {
+    HeapRegion::zeroed(len).expect("a heap region needs 1 to isize::MAX - 127 bytes")
+}
+
+/// Claims room for `len` bytes in an MPSC ring and stops there, as if the process died right
+/// after its claim succeeded: the record's header stays 0 and the slot stays in-claim.
+///
+/// # Errors
+///
+/// As [`mpsc::Producer::reserve`](crate::mpsc::Producer::reserve).
+///
+/// # Examples
+///
+/// ```
+/// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
+/// let mut tx = ringbell::mpsc::Producer::new(region)?;
+/// ringbell::testing::mpsc_claim_and_stop(&mut tx, 8)?;
+/// assert!(!rx.has_data()); // stuck behind a claim nobody will commit
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn mpsc_claim_and_stop<S: SharedMemory>(
+    producer: &mut crate::mpsc::Producer<S>,
+    len: usize,
+) -> Result<(), SendError> {
+    producer.claim_and_stop(len)
+}
+
+/// The shared regions a channel client maps — its request ring, its response ring and the
+/// server's bell region — for playing a hostile client.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn f(client: &ringbell::channel::Client) {
+/// let (requests, responses, bell) = ringbell::testing::client_regions(client);
+/// # }
+/// ```
+pub fn client_regions(
+    client: &crate::channel::Client,
+) -> (
+    &crate::region::Region<crate::region::Spsc>,
+    &crate::region::Region<crate::region::Spsc>,
+    &crate::region::Region<crate::region::Bell>,
+) {
+    client.regions()
+}
+
+/// Zeroes the header of a client's server bell region, as a hostile client could (the region
+/// is writable by every client).
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn f(client: &ringbell::channel::Client) {
+/// ringbell::testing::scribble_on_bell_header(client);
+/// # }
+/// ```
+pub fn scribble_on_bell_header(client: &crate::channel::Client) {
+    let view = view(client.regions().2);
+    for off in (0..crate::wire::HEADER_SIZE).step_by(8) {
+        view.store_u64(off, 0, core::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,26 @@
+//! Doorbell words and the bell region.
+//!
+//! A doorbell is the first two `u32` words of a 128-byte line of its own:
+//!
+//! ```text
+//! +0  sequence   the futex word; bumped (fetch_add, Release) by a ringer that wakes
+//! +4  waiters    the waiter mark; set to 1 (swap, Release) by a waiter about to sleep,
+//!                swapped to 0 (AcqRel) by the ringer that wakes it
+//! ```
+//!
+//! The protocol on these words is argued in [`doorbell`](crate::doorbell). A *bell region* is
+//! a region header of kind [`Bell`](super::RingKind::Bell) whose data area is one doorbell
+//! line: the doorbell a fan-in's producers, or a channel server's clients, share.
+
+use super::header::HEADER_SIZE;
+
+/// Offset of the sequence (futex) word within a doorbell line.
+pub const BELL_SEQ: usize = 0;
+/// Offset of the waiter mark within a doorbell line.
+pub const BELL_WAITERS: usize = 4;
+/// Bytes a doorbell occupies: a whole line, so that nothing else shares it.
+pub const DOORBELL_SIZE: usize = 128;
+/// Data-area size of a bell region: one doorbell line.
+pub const BELL_CAPACITY: usize = DOORBELL_SIZE;
+/// Bytes a bell region occupies: a header and one doorbell line.
+pub const BELL_REGION_SIZE: usize = HEADER_SIZE + BELL_CAPACITY;
