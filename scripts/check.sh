@@ -31,6 +31,7 @@ install_targets() {
 step "install cross targets" install_targets
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "cargo clippy (lib, default features, no test hooks)" cargo clippy --lib -- -D warnings
 step "cargo clippy (no_std)" cargo clippy --no-default-features --lib -- -D warnings
 step "cargo clippy (no_std + alloc)" cargo clippy --no-default-features --features alloc --lib -- -D warnings
 step "no_std build" cargo build --no-default-features --lib
@@ -38,7 +39,15 @@ step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 step "cargo check aarch64" cargo check --target aarch64-unknown-linux-gnu --lib --tests --examples
 step "cargo check i686" cargo check --target i686-unknown-linux-gnu --lib --tests --examples
 step "cargo check i686 (no_std)" cargo check --target i686-unknown-linux-gnu --no-default-features --lib
-step "tests" cargo test --workspace
+# Every integration test runs under a watchdog that names it and fails the run if it hangs
+# (tests/common: `watchdog()`). Doctests run one at a time under a timeout: libtest prints a
+# test's name before it finishes, so a hung doctest is the last name printed.
+step "tests" cargo test --workspace --lib --bins --tests --examples
+doctests() {
+    timeout --foreground 900 cargo test --doc -- --test-threads=1 ||
+        { echo "doctests failed or hung (the last test named above)"; return 1; }
+}
+step "doctests" doctests
 step "loom models and mutants" bash scripts/mutants.sh
 
 # Benchmarks must keep compiling; the comparison with peer crates (its own crate, its own
@@ -63,7 +72,7 @@ miri_available() {
 }
 miri_tests() {
     MIRIFLAGS="$MIRIFLAGS_BASE -Zmiri-many-seeds=0..4" \
-        cargo +nightly miri test --test spsc --test blocking --test fanin --test mpsc -- \
+        timeout --foreground 1200 cargo +nightly miri test --test spsc --test blocking --test fanin --test mpsc -- \
         "${MIRI_TESTS[@]}"
 }
 miri_mutant() {

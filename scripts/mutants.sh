@@ -48,7 +48,9 @@ t0=$SECONDS
 echo "=== loom models, no mutant (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3})"
 for name in $(printf '%s\n' "${!BIN[@]}" | sort); do
     t1=$SECONDS
-    "${BIN[$name]}" --test-threads=1 --include-ignored -q
+    # A hung model fails the run by name instead of holding CI to its limit.
+    timeout --foreground 900 "${BIN[$name]}" --test-threads=1 --include-ignored -q ||
+        { echo "loom models in $name failed or hung (900 s)"; exit 1; }
     echo "--- $name: $((SECONDS - t1)) s"
 done
 echo "--- loom models pass in $((SECONDS - t0)) s"
@@ -61,7 +63,7 @@ echo "--- loom models pass in $((SECONDS - t0)) s"
 # lies too deep in loom's search to be reached in minutes.
 declare -A BOUND=([dispatched_completions_wake_the_reactor_and_go_out_in_order]=1)
 run_model() { # mutant binary test log
-    bash -c 'LOOM_MAX_PREEMPTIONS=$5 RINGBELL_MUTANT=$1 "$2" --exact "$3" --test-threads=1 >"$4" 2>&1' \
+    bash -c 'LOOM_MAX_PREEMPTIONS=$5 RINGBELL_MUTANT=$1 timeout 600 "$2" --exact "$3" --test-threads=1 >"$4" 2>&1' \
         _ "$@" "${BOUND[$3]:-3}" 2>/dev/null
 }
 missed=()

@@ -2,7 +2,18 @@
 
 use core::fmt;
 
-/// A ring header failed validation (at open) or a ring configuration was refused (at create).
+/// A ring header failed validation (at open) or a ring configuration was refused (at create).///
+/// # Examples
+///
+/// ```
+/// use ringbell::{spsc, AttachError, HeaderError};
+///
+/// // At create: a configuration no ring can have.
+/// assert_eq!(
+///     spsc::channel(1000).map(drop),
+///     Err(AttachError::Header(HeaderError::BadCapacity { capacity: 1000 }))
+/// );
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderError {
@@ -126,7 +137,21 @@ impl core::error::Error for HeaderError {}
 ///
 /// Seeing one means the peer is buggy or hostile, or the memory was overwritten. The ring is
 /// not repaired: every later call on the same side reports corruption again or returns what
-/// it can prove valid.
+/// it can prove valid.///
+/// # Examples
+///
+/// ```
+/// use ringbell::wire::WRITE_POS_OFF;
+/// use ringbell::{testing, Corruption, RecvError};
+/// use std::sync::atomic::Ordering::Relaxed;
+///
+/// let (tx, mut rx) = ringbell::spsc::channel(4096)?;
+/// // A hostile producer moves its position off the 8-byte grid.
+/// testing::view(tx.shared_memory()).store_u64(WRITE_POS_OFF, 3, Relaxed);
+/// let err = rx.try_recv();
+/// assert_eq!(err, Err(RecvError::Corrupt(Corruption::WritePosition { found: 3 })));
+/// # Ok::<(), ringbell::AttachError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Corruption {
@@ -168,7 +193,19 @@ impl fmt::Display for Corruption {
 
 impl core::error::Error for Corruption {}
 
-/// Attaching a producer or consumer to a ring failed.
+/// Attaching a producer or consumer to a ring failed.///
+/// # Examples
+///
+/// ```
+/// use ringbell::{spsc, AttachError, OwnerId};
+/// use ringbell::region::HeapRegion;
+///
+/// let region = HeapRegion::new(&spsc::Config::new(4096))?;
+/// let _tx = spsc::Producer::attach(region.clone(), OwnerId::new(1).unwrap())?;
+/// let second = spsc::Producer::attach(region, OwnerId::new(2).unwrap());
+/// assert_eq!(second.map(drop), Err(AttachError::RoleTaken { owner: 1 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AttachError {
@@ -225,7 +262,18 @@ impl From<HeaderError> for AttachError {
     }
 }
 
-/// Sending a frame failed; nothing was written.
+/// Sending a frame failed; nothing was written.///
+/// # Examples
+///
+/// ```
+/// use ringbell::SendError;
+///
+/// let (mut tx, rx) = ringbell::spsc::channel(64)?;
+/// assert_eq!(tx.try_send(0, &[0; 25]), Err(SendError::TooLarge { len: 25, max: 24 }));
+/// drop(rx);
+/// assert_eq!(tx.try_send(0, b"x"), Err(SendError::Closed));
+/// # Ok::<(), ringbell::AttachError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
@@ -286,7 +334,18 @@ impl core::error::Error for SendError {
 }
 
 /// Receiving a frame failed; no frame was consumed (a padding record in front of the next
-/// frame may have been skipped).
+/// frame may have been skipped).///
+/// # Examples
+///
+/// ```
+/// use ringbell::RecvError;
+///
+/// let (tx, mut rx) = ringbell::spsc::channel(64)?;
+/// assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(RecvError::Closed));
+/// # Ok::<(), ringbell::AttachError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RecvError {

@@ -165,6 +165,26 @@ impl core::error::Error for FanInError {
 
 /// One consumer over many SPSC rings in memory `R` sharing one doorbell in memory `B`; see
 /// the [module docs](self). `Send`, not `Sync`.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::BellConfig;
+/// use ringbell::fanin::FanIn;
+/// use ringbell::region::HeapRegion;
+/// use ringbell::{spsc, OwnerId};
+///
+/// let bell = HeapRegion::new(&BellConfig)?;
+/// let mut fanin = FanIn::new(bell.clone(), 4)?;
+/// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+/// fanin.add(ring.clone(), OwnerId::unique())?;
+/// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+/// tx.try_send(0, b"a")?;
+/// let (ring_id, frame) = fanin.recv()?;
+/// assert_eq!(frame.data, b"a");
+/// # let _ = ring_id;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct FanIn<R: SharedMemory, B: SharedMemory = R> {
     /// The shared doorbell (in `bell_shm`).
     bell: Line,
@@ -203,7 +223,7 @@ where
     /// use ringbell::region::{HeapRegion, Spsc};
     ///
     /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 8)?;
-    /// assert_eq!(fanin.max_rings(), 8);
+    /// assert_eq!(fanin.ring_count(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(bell: B, max_rings: usize) -> Result<Self, AttachError> {
@@ -397,23 +417,6 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
     /// ```
     pub fn ring_count(&self) -> usize {
         self.live
-    }
-
-    /// Most rings at once (the limit given to [`new`](Self::new)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringbell::doorbell::BellConfig;
-    /// use ringbell::fanin::FanIn;
-    /// use ringbell::region::{HeapRegion, Spsc};
-    ///
-    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 3)?;
-    /// assert_eq!(fanin.max_rings(), 3);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn max_rings(&self) -> usize {
-        self.max_rings
     }
 
     /// Bytes published and not yet received, over every attached ring (see
@@ -964,6 +967,25 @@ impl<R: SharedMemory, B: SharedMemory> fmt::Debug for FanIn<R, B> {
 }
 
 /// What a fan-in can receive now; see [`FanIn::try_iter`].
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::BellConfig;
+/// use ringbell::fanin::FanIn;
+/// use ringbell::region::HeapRegion;
+/// use ringbell::{spsc, OwnerId};
+///
+/// let bell = HeapRegion::new(&BellConfig)?;
+/// let mut fanin = FanIn::new(bell.clone(), 4)?;
+/// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+/// fanin.add(ring.clone(), OwnerId::unique())?;
+/// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+/// tx.try_send(0, b"a")?;
+/// let it: ringbell::fanin::TryIter<'_, _, _> = fanin.try_iter();
+/// assert_eq!(it.count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "std")]
 pub struct TryIter<'a, R: SharedMemory, B: SharedMemory = R> {
     fanin: &'a mut FanIn<R, B>,
@@ -1003,6 +1025,26 @@ impl<R: SharedMemory, B: SharedMemory> fmt::Debug for TryIter<'_, R, B> {
 }
 
 /// What a fan-in receives, waiting for each; see [`FanIn::iter`].
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::BellConfig;
+/// use ringbell::fanin::FanIn;
+/// use ringbell::region::HeapRegion;
+/// use ringbell::{spsc, OwnerId};
+///
+/// let bell = HeapRegion::new(&BellConfig)?;
+/// let mut fanin = FanIn::new(bell.clone(), 4)?;
+/// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+/// fanin.add(ring.clone(), OwnerId::unique())?;
+/// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+/// tx.try_send(0, b"a")?;
+/// drop(tx);
+/// let it: ringbell::fanin::Iter<'_, _, _> = fanin.iter();
+/// assert_eq!(it.count(), 2); // the frame, then the close; then no ring is left
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "std")]
 pub struct Iter<'a, R: SharedMemory, B: SharedMemory = R> {
     fanin: &'a mut FanIn<R, B>,

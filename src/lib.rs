@@ -37,7 +37,7 @@
 //!
 //! // A sealed memfd; another process would receive `region.fd()` and open it.
 //! let region = Region::create(&spsc::Config::new(1 << 16))?;
-//! let (mut tx, mut rx) = (spsc::Producer::new(region.clone())?, spsc::Consumer::new(region)?);
+//! let (mut tx, mut rx) = (region.producer()?, region.consumer()?);
 //! tx.try_send(42, b"hello")?;
 //! let frame = rx.try_recv()?;
 //! assert_eq!((frame.tag, frame.data.as_slice()), (42, &b"hello"[..]));

@@ -43,7 +43,18 @@ use crate::sync::Ordering;
 /// assert!(!Threads.is_dead(OwnerId::new(1).unwrap()));
 /// ```
 pub trait Liveness {
-    /// Whether `owner` is known dead.
+    /// Whether `owner` is known dead: certain, never a guess.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::mpsc::{Liveness, PidfdLiveness};
+    /// use ringbell::OwnerId;
+    ///
+    /// let live = PidfdLiveness::new();
+    /// live.watch(std::process::id()).unwrap();
+    /// assert!(!live.is_dead(OwnerId::unique()));
+    /// ```
     fn is_dead(&self, owner: OwnerId) -> bool;
 }
 

@@ -21,6 +21,17 @@ const PID_BIT: u64 = 1 << 62;
 ///
 /// Under `std`, [`OwnerId::unique`] builds one from the process id and a per-process counter,
 /// so every handle in every process gets its own.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::{spsc, OwnerId};
+/// use ringbell::region::HeapRegion;
+///
+/// let region = HeapRegion::new(&spsc::Config::new(4096))?;
+/// let tx = spsc::Producer::attach(region, OwnerId::unique())?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OwnerId(NonZeroU64);
 
@@ -46,6 +57,12 @@ impl OwnerId {
     }
 
     /// The raw value stored in the role word.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ringbell::OwnerId::new(42).unwrap().get(), 42);
+    /// ```
     pub const fn get(self) -> u64 {
         self.0.get()
     }
@@ -103,6 +120,15 @@ impl OwnerId {
 
     /// The process that holds this id, for ids made by [`OwnerId::unique`] (which mark it);
     /// `None` for ids made by [`OwnerId::new`], which say nothing about a process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::OwnerId;
+    ///
+    /// assert_eq!(OwnerId::unique().pid(), Some(std::process::id()));
+    /// assert_eq!(OwnerId::new(42).unwrap().pid(), None);
+    /// ```
     pub const fn pid(self) -> Option<u32> {
         if self.0.get() & PID_BIT != 0 {
             Some(self.0.get() as u32)

@@ -37,10 +37,10 @@ pub fn view<S: SharedMemory + ?Sized>(shm: &S) -> View<'_> {
 /// # Examples
 ///
 /// ```
-/// use ringbell::{testing, spsc, AttachError, HeaderError};
+/// use ringbell::{testing, spsc, AttachError, HeaderError, OwnerId};
 ///
 /// let region = testing::zeroed_heap_region(1024 + 256);
-/// let r = spsc::Producer::new(region).map(drop);
+/// let r = spsc::Producer::attach(region, OwnerId::unique()).map(drop);
 /// assert!(matches!(r, Err(AttachError::Header(HeaderError::BadMagic { .. }))));
 /// ```
 pub fn zeroed_heap_region(len: usize) -> HeapRegion<Untyped> {
@@ -58,7 +58,7 @@ pub fn zeroed_heap_region(len: usize) -> HeapRegion<Untyped> {
 ///
 /// ```
 /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-/// let mut tx = ringbell::mpsc::Producer::new(region)?;
+/// let mut tx = region.producer()?;
 /// ringbell::testing::mpsc_claim_and_stop(&mut tx, 8)?;
 /// assert!(!rx.has_data()); // stuck behind a claim nobody will commit
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -12,6 +12,7 @@ use ringbell::{RecvError, SendError};
 
 #[test]
 fn deadlines_are_honoured() {
+    let _watchdog = common::watchdog();
     let (mut tx, mut rx) = spsc::channel(64).unwrap();
     let t = Instant::now();
     assert_eq!(
@@ -40,6 +41,7 @@ fn deadlines_are_honoured() {
 /// are ten seconds long, and each blocked call must return within one.
 #[test]
 fn a_close_wakes_a_blocked_peer() {
+    let _watchdog = common::watchdog();
     let long = WaitOptions::new()
         .spin_budget(0)
         .slice(Duration::from_secs(10));
@@ -80,6 +82,7 @@ fn a_close_wakes_a_blocked_peer() {
 /// at most one wake system call per sleep the consumer announced, and the other way round.
 #[test]
 fn wake_calls_never_exceed_announced_sleeps() {
+    let _watchdog = common::watchdog();
     let frames: u32 = if cfg!(miri) { 2_000 } else { 1_000_000 };
     for spin in [0, ringbell::doorbell::DEFAULT_SPIN_BUDGET] {
         let (mut tx, mut rx) = spsc::channel(4096).unwrap();
@@ -124,6 +127,7 @@ const PINGS: u32 = 100_000;
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn cross_process_ping_pong_where_every_message_sleeps() {
+    let _watchdog = common::watchdog();
     let cfg = spsc::Config::new(4096);
     let ping = Region::create(&cfg).unwrap();
     let back = Region::create(&cfg).unwrap();
@@ -156,6 +160,7 @@ fn cross_process_ping_pong_where_every_message_sleeps() {
 
 #[test]
 fn ping_pong_child() {
+    let _watchdog = common::watchdog();
     if common::child_role().as_deref() != Some("ping-pong") {
         return;
     }
@@ -186,6 +191,7 @@ fn ping_pong_child() {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn a_killed_peer_ends_blocking_calls_without_a_deadline() {
+    let _watchdog = common::watchdog();
     use std::io::Read;
     use std::process::Stdio;
     for role in ["peer-producer", "peer-consumer"] {
@@ -235,6 +241,7 @@ fn a_killed_peer_ends_blocking_calls_without_a_deadline() {
 
 #[test]
 fn killed_peer_child() {
+    let _watchdog = common::watchdog();
     use std::io::Write;
     let Some(role) = common::child_role() else {
         return;
@@ -262,6 +269,7 @@ fn killed_peer_child() {
 /// blocked on the full ring goes on at once rather than at the end of its sleep slice.
 #[test]
 fn a_consumer_stopping_short_wakes_a_blocked_producer() {
+    let _watchdog = common::watchdog();
     let (mut tx, mut rx) = spsc::channel(4096).unwrap();
     let max = tx.max_frame();
     tx.try_send(0, &[0; 56]).unwrap(); // 64 bytes
@@ -290,5 +298,33 @@ fn a_consumer_stopping_short_wakes_a_blocked_producer() {
     assert!(
         waited < Duration::from_secs(10),
         "producer slept {waited:?}"
+    );
+}
+
+/// The watchdog every test starts with fails a hung test, naming it, within its bound: a
+/// child copy of this binary runs a test that never finishes under a 300 ms watchdog.
+#[test]
+#[cfg_attr(miri, ignore = "runs a child process")]
+fn the_watchdog_fails_a_hung_test_and_names_it() {
+    let _watchdog = common::watchdog();
+    if common::child_role().as_deref() == Some("hang") {
+        let _short = common::watchdog_for(Duration::from_millis(300));
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    let start = Instant::now();
+    let out = common::child_command("the_watchdog_fails_a_hung_test_and_names_it", "hang", &[])
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the hung child ran too long"
+    );
+    assert!(!out.status.success(), "a hung test passed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WATCHDOG: test `the_watchdog_fails_a_hung_test_and_names_it`"),
+        "the watchdog did not name the test: {stderr}"
     );
 }

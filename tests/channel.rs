@@ -55,6 +55,7 @@ fn echo(req: Request, res: Responder) {
 
 #[test]
 fn the_socket_file_is_private_and_a_live_server_is_not_replaced() {
+    let _watchdog = common::watchdog();
     use std::os::unix::fs::PermissionsExt;
     let path = sock_path("mode");
     let server = Server::bind(&path, ServerConfig::default()).unwrap();
@@ -74,6 +75,7 @@ fn the_socket_file_is_private_and_a_live_server_is_not_replaced() {
 
 #[test]
 fn a_stale_socket_file_is_reported_and_replaced_only_on_request() {
+    let _watchdog = common::watchdog();
     let path = sock_path("stale");
     // A socket file nobody listens on, as a crashed server leaves it.
     let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
@@ -96,6 +98,7 @@ fn a_stale_socket_file_is_reported_and_replaced_only_on_request() {
 
 #[test]
 fn sixteen_pipelined_requests_finished_in_reverse_arrive_in_request_order() {
+    let _watchdog = common::watchdog();
     let path = sock_path("reverse");
     let parked: Arc<Mutex<Vec<(Request, Responder)>>> = Arc::default();
     let p = parked.clone();
@@ -136,6 +139,7 @@ fn sixteen_pipelined_requests_finished_in_reverse_arrive_in_request_order() {
 
 #[test]
 fn a_lone_client_is_served_inline_and_a_busy_server_dispatches() {
+    let _watchdog = common::watchdog();
     let path = sock_path("inline");
     let serving = serve(&path, ServerConfig::default(), 2, echo);
     let mut client = Client::connect(&path).unwrap();
@@ -163,6 +167,7 @@ fn a_lone_client_is_served_inline_and_a_busy_server_dispatches() {
 
 #[test]
 fn past_its_credits_a_request_is_answered_busy_in_order() {
+    let _watchdog = common::watchdog();
     let path = sock_path("busy");
     let parked: Arc<Mutex<Vec<Responder>>> = Arc::default();
     let p = parked.clone();
@@ -204,6 +209,7 @@ fn past_its_credits_a_request_is_answered_busy_in_order() {
 
 #[test]
 fn a_panicking_handler_and_a_dropped_responder_become_error_responses() {
+    let _watchdog = common::watchdog();
     let path = sock_path("panic");
     let serving = serve(
         &path,
@@ -253,6 +259,7 @@ fn a_panicking_handler_and_a_dropped_responder_become_error_responses() {
 
 #[test]
 fn oversized_requests_and_responses_are_typed_errors_at_once() {
+    let _watchdog = common::watchdog();
     let path = sock_path("large");
     let cfg = ServerConfig::default()
         .request_ring(4096)
@@ -285,6 +292,7 @@ fn oversized_requests_and_responses_are_typed_errors_at_once() {
 
 #[test]
 fn a_client_that_never_reads_does_not_stall_another() {
+    let _watchdog = common::watchdog();
     let path = sock_path("slow");
     let cfg = ServerConfig::default()
         .request_ring(4096)
@@ -334,6 +342,7 @@ fn a_client_that_never_reads_does_not_stall_another() {
 
 #[test]
 fn four_client_processes_get_exactly_their_own_responses() {
+    let _watchdog = common::watchdog();
     const N: u32 = 1000;
     if child_role().as_deref() == Some("client") {
         let path = std::env::var(PATH_ENV).unwrap();
@@ -402,6 +411,7 @@ fn four_client_processes_get_exactly_their_own_responses() {
 
 #[test]
 fn a_client_killed_with_requests_in_flight_is_detached_and_others_go_on() {
+    let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("victim") {
         let path = std::env::var(PATH_ENV).unwrap();
         let mut c = Client::connect(&path).unwrap();
@@ -458,6 +468,7 @@ fn a_client_killed_with_requests_in_flight_is_detached_and_others_go_on() {
 
 #[test]
 fn a_killed_server_fails_every_waiting_call_within_200ms() {
+    let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("server") {
         let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
         let server = Server::bind(&path, ServerConfig::default()).unwrap();
@@ -528,6 +539,7 @@ fn a_killed_server_fails_every_waiting_call_within_200ms() {
 
 #[test]
 fn the_client_limit_is_configurable_and_refusals_are_typed() {
+    let _watchdog = common::watchdog();
     let path = sock_path("limit");
     let serving = serve(&path, ServerConfig::default().max_clients(3), 1, echo);
     let mut clients: Vec<_> = (0..3).map(|_| Client::connect(&path).unwrap()).collect();
@@ -557,6 +569,7 @@ fn the_client_limit_is_configurable_and_refusals_are_typed() {
 
 #[test]
 fn stop_drains_what_is_in_flight() {
+    let _watchdog = common::watchdog();
     let path = sock_path("stop");
     let serving = serve(
         &path,
@@ -585,6 +598,7 @@ fn stop_drains_what_is_in_flight() {
 
 #[test]
 fn a_timed_out_call_does_not_confuse_the_next() {
+    let _watchdog = common::watchdog();
     let path = sock_path("late");
     let serving = serve(
         &path,
@@ -608,6 +622,7 @@ fn a_timed_out_call_does_not_confuse_the_next() {
 
 #[test]
 fn a_call_after_pipelined_requests_keeps_their_responses_for_later() {
+    let _watchdog = common::watchdog();
     let path = sock_path("mixed");
     let serving = serve(&path, ServerConfig::default(), 2, echo);
     let mut client = Client::connect(&path).unwrap();
@@ -625,6 +640,7 @@ fn a_call_after_pipelined_requests_keeps_their_responses_for_later() {
 
 #[test]
 fn pipelining_past_every_buffer_without_reading_does_not_deadlock() {
+    let _watchdog = common::watchdog();
     let path = sock_path("overpipe");
     let cfg = ServerConfig::default()
         .request_ring(1024)
@@ -647,6 +663,7 @@ fn pipelining_past_every_buffer_without_reading_does_not_deadlock() {
 
 #[test]
 fn a_stopped_reactor_disconnects_its_clients_and_refuses_new_ones() {
+    let _watchdog = common::watchdog();
     let path = sock_path("shutdown");
     let serving = serve(&path, ServerConfig::default(), 1, echo);
     let mut client = Client::connect(&path).unwrap();
@@ -661,6 +678,7 @@ fn a_stopped_reactor_disconnects_its_clients_and_refuses_new_ones() {
 
 #[test]
 fn a_client_that_scribbles_on_the_shared_doorbell_header_does_not_lock_out_others() {
+    let _watchdog = common::watchdog();
     let path = sock_path("scribble");
     let serving = serve(&path, ServerConfig::default(), 1, echo);
     let hostile = Client::connect(&path).unwrap();
@@ -675,6 +693,7 @@ fn a_client_that_scribbles_on_the_shared_doorbell_header_does_not_lock_out_other
 
 #[test]
 fn clients_of_another_user_are_refused_unless_allowed() {
+    let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("nobody") {
         // Become uid/gid 65534 on this thread (the one that connects: the kernel records the
         // connecting task's credentials).
@@ -740,4 +759,45 @@ fn clients_of_another_user_are_refused_unless_allowed() {
         true,
     );
     assert!(v.starts_with("admitted Ok("), "{v}");
+}
+
+/// A server buffer shorter than the next request is the caller's mistake, reported as such:
+/// the request stays, the client stays attached, and a long enough buffer then takes it. It
+/// used to be reported as a corrupt ring, and the innocent client was detached.
+#[test]
+fn a_short_request_buffer_is_reported_and_the_client_stays() {
+    let _watchdog = common::watchdog();
+    use ringbell::channel::RecvRequestError;
+    let path = sock_path("short-buffer");
+    let mut server = Server::bind(&path, ServerConfig::new()).unwrap();
+    let client = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut c = Client::connect(&path).unwrap();
+            c.call_timeout(b"0123456789", T).unwrap()
+        }
+    });
+    while server.clients() == 0 {
+        server.accept_pending().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut short = [0u8; 4];
+    let conn = loop {
+        match server.try_recv_request(&mut short) {
+            Err(RecvRequestError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+            Err(RecvRequestError::BufferTooSmall { conn, needed }) => {
+                assert_eq!(needed, 10);
+                break conn;
+            }
+            other => panic!("expected BufferTooSmall, got {other:?}"),
+        }
+    };
+    assert_eq!(server.clients(), 1, "the client was detached");
+    let mut buf = vec![0u8; server.max_request()];
+    let req = server.try_recv_request(&mut buf).unwrap();
+    assert_eq!((req.conn, &buf[..req.len]), (conn, &b"0123456789"[..]));
+    server
+        .try_send_response(req.conn, req.id, Status::Ok, b"done")
+        .unwrap();
+    assert_eq!(client.join().unwrap(), b"done");
 }

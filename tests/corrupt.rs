@@ -38,6 +38,7 @@ fn header_err(f: impl FnOnce(&View)) -> HeaderError {
 
 #[test]
 fn each_bad_header_field_has_its_error() {
+    let _watchdog = common::watchdog();
     use HeaderError::*;
     assert_eq!(header_err(|m| m.store_u32(READY_OFF, 0, Relaxed)), NotReady);
     assert_eq!(
@@ -112,6 +113,7 @@ fn each_bad_header_field_has_its_error() {
 
 #[test]
 fn memory_smaller_than_a_header_is_refused() {
+    let _watchdog = common::watchdog();
     let region = testing::zeroed_heap_region(100);
     assert_eq!(
         attach_err(&region),
@@ -126,6 +128,7 @@ fn memory_smaller_than_a_header_is_refused() {
 
 #[test]
 fn inconsistent_positions_at_attach_are_refused() {
+    let _watchdog = common::watchdog();
     let region = fresh(256);
     testing::view(&region).store_u64(WRITE_POS_OFF, 264, Relaxed); // 264 bytes ahead of read 0
     assert!(matches!(attach_err(&region), AttachError::Corrupt(_)));
@@ -156,6 +159,7 @@ fn pair(
 
 #[test]
 fn write_position_ahead_by_more_than_capacity() {
+    let _watchdog = common::watchdog();
     for bad in [264u64, u64::MAX - 7, 1 << 63, 5] {
         let (region, _tx, mut rx) = pair(256);
         let mem = testing::view(&region);
@@ -172,6 +176,7 @@ fn write_position_ahead_by_more_than_capacity() {
 
 #[test]
 fn write_position_moving_backwards() {
+    let _watchdog = common::watchdog();
     let (region, mut tx, mut rx) = pair(256);
     let mem = testing::view(&region);
     tx.try_send(1, &[0; 40]).unwrap();
@@ -189,6 +194,7 @@ fn write_position_moving_backwards() {
 
 #[test]
 fn read_position_garbage_is_refused_by_the_producer() {
+    let _watchdog = common::watchdog();
     for bad in [8u64, 1 << 40, 3] {
         let (region, mut tx, _rx) = pair(64);
         let mem = testing::view(&region);
@@ -218,6 +224,7 @@ fn corrupt_record(word: u32, cap: usize, len_published: u64) -> RecvError {
 
 #[test]
 fn invalid_record_headers() {
+    let _watchdog = common::watchdog();
     let corrupt = |word| RecvError::Corrupt(Corruption::Record { position: 0, word });
     // Not committed (all zero, or length only).
     assert_eq!(corrupt_record(0, 256, 16), corrupt(0));
@@ -245,6 +252,7 @@ fn invalid_record_headers() {
 
 #[test]
 fn padding_that_does_not_reach_the_end() {
+    let _watchdog = common::watchdog();
     let (region, mut tx, mut rx) = pair(64);
     let mem = testing::view(&region);
     tx.try_send(0, &[0; 24]).unwrap();
@@ -261,6 +269,7 @@ fn padding_that_does_not_reach_the_end() {
 /// A hostile producer that keeps publishing padding never traps the consumer in a loop.
 #[test]
 fn endless_padding_is_bounded() {
+    let _watchdog = common::watchdog();
     let (region, mut tx, mut rx) = pair(64);
     let mem = testing::view(&region);
     tx.try_send(0, &[0; 24]).unwrap();
@@ -275,6 +284,7 @@ fn endless_padding_is_bounded() {
 /// Garbage in every shared word, over and over: every call returns, none panics.
 #[test]
 fn random_garbage_never_panics() {
+    let _watchdog = common::watchdog();
     let mut rng = common::Rng::new(1);
     for _ in 0..if cfg!(miri) { 20 } else { 2000 } {
         let (region, mut tx, mut rx) = pair(64);
@@ -308,6 +318,7 @@ fn random_garbage_never_panics() {
 /// owner is not a live process we can watch; the calls go on.
 #[test]
 fn an_owner_id_with_an_impossible_pid_is_not_a_panic() {
+    let _watchdog = common::watchdog();
     const PID_BIT: u64 = 1 << 62;
     for pid in [0x8000_0000u64, 0xFFFF_FFFF] {
         let (region, mut tx, mut rx) = pair(64);
@@ -324,5 +335,32 @@ fn an_owner_id_with_an_impossible_pid_is_not_a_panic() {
             Err(SendError::Timeout)
         ));
         drop(rx);
+    }
+}
+
+/// Every error that wraps a `Corruption` gives it as its `source()`, so that error chains
+/// (anyhow, eyre, `Error::source` loops) show the cause.
+#[test]
+fn errors_that_wrap_a_corruption_give_it_as_their_source() {
+    let _watchdog = common::watchdog();
+    use ringbell::channel::{CallError, ConnId, RecvRequestError};
+    use ringbell::fanin::{FanInError, RingId};
+    use std::error::Error;
+    let c = Corruption::WritePosition { found: 3 };
+    let conn = ConnId {
+        slot: 0,
+        generation: 1,
+    };
+    let errors: [&dyn Error; 6] = [
+        &FanInError::Corrupt(RingId(0), c),
+        &RecvRequestError::Detached(conn, Some(c)),
+        &CallError::Corrupt(c),
+        &SendError::Corrupt(c),
+        &RecvError::Corrupt(c),
+        &AttachError::Corrupt(c),
+    ];
+    for e in errors {
+        let source = e.source().unwrap_or_else(|| panic!("{e} gives no source"));
+        assert_eq!(source.downcast_ref::<Corruption>(), Some(&c), "{e}");
     }
 }

@@ -47,6 +47,7 @@ fn setup(n: usize, cap: usize) -> Setup {
 
 #[test]
 fn rings_are_served_in_turn() {
+    let _watchdog = common::watchdog();
     let (_b, mut fanin, _r, mut p) = setup(3, 4096);
     for i in 0..10u32 {
         p[0].try_send(i, b"busy").unwrap();
@@ -68,6 +69,7 @@ fn rings_are_served_in_turn() {
 
 #[test]
 fn has_data_changes_nothing() {
+    let _watchdog = common::watchdog();
     let (bell, fanin, rings, mut p) = setup(3, 256);
     fn snapshot<S: ringbell::region::SharedMemory>(r: &S) -> Vec<u8> {
         let view = testing::view(r);
@@ -93,6 +95,7 @@ fn has_data_changes_nothing() {
 
 #[test]
 fn a_corrupt_ring_is_detached_and_the_others_go_on() {
+    let _watchdog = common::watchdog();
     let (_b, mut fanin, rings, mut p) = setup(3, 256);
     p[0].try_send(0, b"a").unwrap();
     p[2].try_send(2, b"c").unwrap();
@@ -121,6 +124,7 @@ fn a_corrupt_ring_is_detached_and_the_others_go_on() {
 
 #[test]
 fn a_closed_ring_is_drained_then_reported_once() {
+    let _watchdog = common::watchdog();
     let (_b, mut fanin, _r, mut p) = setup(2, 256);
     p[1].try_send(7, b"last").unwrap();
     drop(p.remove(1));
@@ -150,6 +154,7 @@ fn a_closed_ring_is_drained_then_reported_once() {
 
 #[test]
 fn rings_and_bells_must_match() {
+    let _watchdog = common::watchdog();
     let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), 1).unwrap();
     let plain = HeapRegion::new(&spsc::Config::new(256)).unwrap();
@@ -193,6 +198,7 @@ fn rings_and_bells_must_match() {
 /// the sleeps the fan-in announced.
 #[test]
 fn threads_stream_without_a_wake_per_message() {
+    let _watchdog = common::watchdog();
     let per: u32 = if cfg!(miri) { 200 } else { 100_000 };
     let (_b, mut fanin, _r, producers) = setup(4, 4096);
     let handles: Vec<_> = producers
@@ -236,6 +242,7 @@ const PROC_FRAMES: u32 = 250_000;
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn four_processes_into_one_fanin() {
+    let _watchdog = common::watchdog();
     let bell = Region::create(&ringbell::doorbell::BellConfig).unwrap();
     let mut fanin = FanIn::new(bell.clone(), PROCS).unwrap();
     let mut children = Vec::new();
@@ -289,6 +296,7 @@ fn four_processes_into_one_fanin() {
 
 #[test]
 fn fanin_producer_child() {
+    let _watchdog = common::watchdog();
     let Some(role) = common::child_role() else {
         return;
     };
@@ -313,4 +321,29 @@ fn fanin_producer_child() {
         tx.send_timeout(i, &payload[..len], Duration::from_secs(30))
             .unwrap();
     }
+}
+
+/// A blocking receive with no ring left — each was reported closed and detached — returns
+/// `NoRings` instead of sleeping for ever (nothing can add a ring while it blocks). It used to
+/// wait until its deadline, and without one for ever.
+#[test]
+fn a_blocking_receive_with_every_ring_closed_returns_no_rings() {
+    let _watchdog = common::watchdog_for(Duration::from_secs(20));
+    let (_bell, mut fanin, _rings, producers) = setup(2, 256);
+    drop(producers);
+    let mut buf = [0u8; 16];
+    let mut closed = Vec::new();
+    let end = loop {
+        match fanin.recv_into(&mut buf) {
+            Err(FanInError::Closed(r)) => closed.push(r),
+            other => break other,
+        }
+    };
+    closed.sort();
+    assert_eq!(closed, [RingId(0), RingId(1)]);
+    assert_eq!(end, Err(FanInError::NoRings));
+    // Every ring paused counts as none to receive from, too.
+    let (_bell, mut fanin, _rings, _p) = setup(1, 256);
+    fanin.set_paused(RingId(0), true);
+    assert_eq!(fanin.recv().map(drop), Err(FanInError::NoRings));
 }

@@ -388,6 +388,7 @@ fn fanin_producer_dies(rng: &mut Rng, seed: u64) -> bool {
 
 #[test]
 fn a_hundred_random_kills_never_hang_lose_or_corrupt() {
+    let _watchdog = common::watchdog();
     if let Some(role) = child_role() {
         return child(&role);
     }
@@ -424,6 +425,7 @@ fn a_hundred_random_kills_never_hang_lose_or_corrupt() {
 
 #[test]
 fn a_forked_child_cannot_act_as_a_second_producer() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let mut tx = region.producer().unwrap();
     let mut rx = region.consumer().unwrap();

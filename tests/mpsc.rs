@@ -36,6 +36,7 @@ fn recv(rx: &mut Consumer<HeapRegion<Mpsc>>) -> Result<(u32, Vec<u8>), RecvError
 
 #[test]
 fn frames_from_several_producers_keep_claim_order() {
+    let _watchdog = common::watchdog();
     let (region, mut rx) = ring(mpsc::Config::new(4096));
     let mut a = producer(&region);
     let mut b = producer(&region);
@@ -59,6 +60,7 @@ fn frames_from_several_producers_keep_claim_order() {
 
 #[test]
 fn frame_cap_and_full() {
+    let _watchdog = common::watchdog();
     let (region, mut rx) = ring(mpsc::Config::new(256));
     let mut p = producer(&region);
     assert_eq!(p.max_frame(), 256 / 8 - 8);
@@ -92,6 +94,7 @@ fn frame_cap_and_full() {
 
 #[test]
 fn positions_near_u64_max() {
+    let _watchdog = common::watchdog();
     let (region, mut rx) = ring(mpsc::Config::new(256).start_position(u64::MAX - 127));
     let mut p = producer(&region);
     for i in 0..500u32 {
@@ -102,6 +105,7 @@ fn positions_near_u64_max() {
 
 #[test]
 fn registry_limit() {
+    let _watchdog = common::watchdog();
     let (region, _rx) = ring(mpsc::Config::new(256).slots(2));
     let a = producer(&region);
     let _b = producer(&region);
@@ -115,6 +119,7 @@ fn registry_limit() {
 
 #[test]
 fn has_data_changes_nothing() {
+    let _watchdog = common::watchdog();
     let (region, mut rx) = ring(mpsc::Config::new(256));
     let mut p = producer(&region);
     let snap = || {
@@ -141,6 +146,7 @@ fn has_data_changes_nothing() {
 /// in claim order; aborted grants vanish.
 #[test]
 fn uncommitted_records_block_exactly_as_designed() {
+    let _watchdog = common::watchdog();
     let mut rng = Rng::new(5);
     for _ in 0..if cfg!(miri) { 8 } else { 200 } {
         let (region, mut rx) = ring(mpsc::Config::new(1024));
@@ -182,6 +188,7 @@ fn uncommitted_records_block_exactly_as_designed() {
 /// model of the committed prefix.
 #[test]
 fn random_operations_match_a_model() {
+    let _watchdog = common::watchdog();
     for seed in 0..8u64 {
         let mut rng = Rng::new(seed);
         let (region, mut rx) = ring(mpsc::Config::new(512).frame_cap(100));
@@ -225,6 +232,7 @@ fn random_operations_match_a_model() {
 /// order kept; the producers' wake calls never exceed the consumer's announced sleeps.
 #[test]
 fn sixty_four_producer_threads() {
+    let _watchdog = common::watchdog();
     let per: u32 = if cfg!(miri) { 4 } else { 5_000 };
     let (region, mut rx) = ring(mpsc::Config::new(1 << 16).slots(64));
     let handles: Vec<_> = (0..64u32)
@@ -262,6 +270,7 @@ fn sixty_four_producer_threads() {
 /// fast as they can.
 #[test]
 fn a_large_frame_is_not_starved_by_small_ones() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(4096).frame_cap(1500);
     let (region, mut rx) = ring(cfg);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -314,6 +323,7 @@ fn a_large_frame_is_not_starved_by_small_ones() {
 /// Corrupt shared state gives typed errors.
 #[test]
 fn corrupt_headers_give_typed_errors() {
+    let _watchdog = common::watchdog();
     let (region, mut rx) = ring(mpsc::Config::new(256));
     let mem = testing::view(&region);
     // A committed header longer than the frame cap.
@@ -333,6 +343,7 @@ fn corrupt_headers_give_typed_errors() {
 /// With `NeverDead`, a record whose producer stopped mid-claim is never skipped.
 #[test]
 fn a_stuck_record_of_a_live_producer_is_never_skipped() {
+    let _watchdog = common::watchdog();
     let (region, mut rx) = ring(mpsc::Config::new(1024));
     rx.set_stall_timeout(Duration::from_millis(5));
     let mut stuck = producer(&region);
@@ -357,6 +368,7 @@ const PROC_FRAMES: u32 = 250_000;
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn four_processes_into_one_ring() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&mpsc::Config::new(64 << 10)).unwrap();
     let mut rx = Consumer::attach(region.clone(), OwnerId::unique(), NeverDead).unwrap();
     let children: Vec<_> = (0..PROCS)
@@ -400,6 +412,7 @@ fn four_processes_into_one_ring() {
 
 #[test]
 fn mpsc_producer_child() {
+    let _watchdog = common::watchdog();
     let Some(role) = common::child_role() else {
         return;
     };
@@ -430,6 +443,7 @@ fn mpsc_producer_child() {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn a_producer_killed_mid_claim_is_skipped() {
+    let _watchdog = common::watchdog();
     for stage in ["described", "claimed"] {
         let region = Region::create(&mpsc::Config::new(64 << 10)).unwrap();
         let live = PidfdLiveness::new();
@@ -491,6 +505,7 @@ fn a_producer_killed_mid_claim_is_skipped() {
 
 #[test]
 fn mpsc_dying_child() {
+    let _watchdog = common::watchdog();
     let Some(role) = common::child_role() else {
         return;
     };
@@ -512,6 +527,7 @@ fn mpsc_dying_child() {
 /// consumer skipped because the liveness source said so) learns it at commit.
 #[test]
 fn a_late_commit_after_a_skip_fails() {
+    let _watchdog = common::watchdog();
     struct AllDead;
     impl mpsc::Liveness for AllDead {
         fn is_dead(&self, _: OwnerId) -> bool {

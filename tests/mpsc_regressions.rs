@@ -1,6 +1,8 @@
 //! Regression tests for the MPSC ring: each one a schedule or input a review found that broke
 //! an earlier version (named for what must hold now).
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,6 +40,7 @@ fn region(cfg: &mpsc::Config) -> HeapRegion<Mpsc> {
 /// read position off the 8-byte grid and panicked the next access).
 #[test]
 fn misaligned_padding_is_corruption_not_a_panic() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(256);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
@@ -54,6 +57,7 @@ fn misaligned_padding_is_corruption_not_a_panic() {
 
 #[test]
 fn misaligned_padding_does_not_panic_has_data() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(256);
     let reg = region(&cfg);
     let rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
@@ -69,6 +73,7 @@ fn misaligned_padding_does_not_panic_has_data() {
 /// its deadline).
 #[test]
 fn a_stall_appearing_during_a_wait_is_examined() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
@@ -95,6 +100,7 @@ fn a_stall_appearing_during_a_wait_is_examined() {
 /// skipped (once, D's record lost its owner's slot and stuck the ring forever).
 #[test]
 fn two_dead_producers_do_not_stick_the_ring() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
@@ -139,6 +145,7 @@ impl Liveness for Racy {
 
 #[test]
 fn a_gap_skip_never_covers_a_live_claim_or_frees_its_slot() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(1024).slots(4);
     let reg = region(&cfg);
     let live = Producer::attach(reg.clone(), OwnerId::unique()).unwrap(); // slot 0
@@ -177,6 +184,7 @@ fn a_gap_skip_never_covers_a_live_claim_or_frees_its_slot() {
 /// (it once spun at 100% CPU past its deadline).
 #[test]
 fn a_small_producer_sleeps_while_a_reservation_is_posted() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(4096).frame_cap(1500);
     let reg = region(&cfg);
     let _rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
@@ -205,6 +213,7 @@ fn a_small_producer_sleeps_while_a_reservation_is_posted() {
 /// A large send wakes as soon as its claim fits (its wait once asked for twice its size).
 #[test]
 fn a_large_send_wakes_when_it_fits() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(4096).frame_cap(2040);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
@@ -232,6 +241,7 @@ fn a_large_send_wakes_when_it_fits() {
 /// Crashed producers (here: forgotten handles) do not keep their registry slots for good.
 #[test]
 fn crashed_producers_do_not_leak_registry_slots() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(1024).slots(2);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
@@ -256,6 +266,7 @@ fn crashed_producers_do_not_leak_registry_slots() {
 /// did, and the gap skip, which needs every in-claim producer dead, kept refusing).
 #[test]
 fn a_spinning_try_send_does_not_starve_the_skip() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
@@ -291,6 +302,7 @@ fn a_spinning_try_send_does_not_starve_the_skip() {
 /// Its two pieces count as two skipped regions: `skipped()` over-counts rather than hides.
 #[test]
 fn a_wrapped_dead_claim_is_skipped() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(256).frame_cap(120);
     let reg = region(&cfg);
     let dead: &'static Dead = Box::leak(Box::new(Dead::new()));
@@ -319,6 +331,7 @@ fn a_wrapped_dead_claim_is_skipped() {
 /// assertion.
 #[test]
 fn an_unaligned_claim_position_is_corruption_not_a_panic() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(128).slots(2);
     let reg = region(&cfg);
     let mut p = Producer::attach(reg.clone(), OwnerId::unique()).unwrap();
@@ -335,6 +348,7 @@ fn an_unaligned_claim_position_is_corruption_not_a_panic() {
 /// be reported (a review found it waited on silently, or spun, instead).
 #[test]
 fn a_claim_word_corrupted_behind_a_pending_record_is_reported() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(1024);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
@@ -363,6 +377,7 @@ fn a_claim_word_corrupted_behind_a_pending_record_is_reported() {
 /// producer blocked on the full ring goes on at once rather than at the end of its slice.
 #[test]
 fn a_consumer_stopping_short_wakes_a_blocked_producer() {
+    let _watchdog = common::watchdog();
     let cfg = mpsc::Config::new(4096);
     let reg = region(&cfg);
     let mut rx = Consumer::attach(reg.clone(), OwnerId::unique(), NeverDead).unwrap();
@@ -395,4 +410,47 @@ fn a_consumer_stopping_short_wakes_a_blocked_producer() {
         waited < Duration::from_secs(10),
         "producer slept {waited:?}"
     );
+}
+
+/// `mpsc::init` publishes the ready word once, after zeroing the registry and every record
+/// header. It used to publish it first (through the header's initialisation), zero, then
+/// publish again: an opener that saw the first one could attach a producer whose slot, and
+/// claim a record whose header, was then wiped. An observer spinning on the ready word must
+/// find everything zeroed the moment it sees it, even in a reused (garbage-filled) buffer.
+#[test]
+#[cfg_attr(miri, ignore = "a 4 MiB ring is slow to zero under miri")]
+fn init_publishes_ready_once_after_zeroing() {
+    let _watchdog = common::watchdog();
+    use ringbell::wire::{READY, READY_OFF, REGISTRY_SLOT_SIZE};
+    let capacity = 4 << 20;
+    let cfg = mpsc::Config::new(capacity).slots(4);
+    let len = cfg.region_size().unwrap();
+    let last_header = HEADER_SIZE + capacity - 8;
+    let last_slot = HEADER_SIZE + capacity + 3 * REGISTRY_SLOT_SIZE;
+    for round in 0..8 {
+        let region = testing::zeroed_heap_region(len);
+        let view = testing::view(&region);
+        view.copy_in(HEADER_SIZE, &vec![0xAB; len - HEADER_SIZE]);
+        let start = std::sync::Barrier::new(2);
+        let seen = std::thread::scope(|s| {
+            let observer = s.spawn(|| {
+                start.wait();
+                while view.load_u32(READY_OFF, std::sync::atomic::Ordering::Acquire) != READY {
+                    std::hint::spin_loop();
+                }
+                (
+                    view.load_u32(last_header, Relaxed),
+                    view.load_u64(last_slot, Relaxed),
+                )
+            });
+            start.wait();
+            mpsc::init(&region, &cfg).unwrap();
+            observer.join().unwrap()
+        });
+        assert_eq!(
+            seen,
+            (0, 0),
+            "round {round}: ready before the zeroing finished"
+        );
+    }
 }

@@ -28,6 +28,7 @@ const SEALS: SealFlags = ringbell::region::REQUIRED_SEALS;
 
 #[test]
 fn a_created_region_cannot_be_resized() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let fd = region.fd();
     assert_eq!(rustix::fs::ftruncate(fd, 100), Err(rustix::io::Errno::PERM));
@@ -43,6 +44,7 @@ fn a_created_region_cannot_be_resized() {
 
 #[test]
 fn an_fd_that_is_not_a_memfd_is_refused() {
+    let _watchdog = common::watchdog();
     let file = std::fs::File::open("/proc/self/exe").unwrap();
     let err = Region::<ringbell::region::Spsc>::open(OwnedFd::from(file)).unwrap_err();
     assert!(matches!(err, RegionError::NotMemfd), "{err}");
@@ -50,6 +52,7 @@ fn an_fd_that_is_not_a_memfd_is_refused() {
 
 #[test]
 fn a_memfd_without_seals_is_refused() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let size = region.len() as u64;
     // Same bytes, unsealed: someone could shrink it under us.
@@ -74,6 +77,7 @@ fn a_memfd_without_seals_is_refused() {
 
 #[test]
 fn a_write_sealed_memfd_is_refused() {
+    let _watchdog = common::watchdog();
     let fd = memfd(8192, SEALS | SealFlags::WRITE);
     assert!(matches!(
         Region::<ringbell::region::Spsc>::open(fd),
@@ -83,6 +87,7 @@ fn a_write_sealed_memfd_is_refused() {
 
 #[test]
 fn a_memfd_smaller_than_a_header_is_refused_before_mapping() {
+    let _watchdog = common::watchdog();
     for size in [0u64, 8, HEADER_SIZE as u64 - 1] {
         let err = Region::<ringbell::region::Spsc>::open(memfd(size, SEALS)).unwrap_err();
         assert!(
@@ -96,6 +101,7 @@ fn a_memfd_smaller_than_a_header_is_refused_before_mapping() {
 /// capacity; after, it must match the capacity the header states.
 #[test]
 fn a_memfd_whose_size_differs_from_its_header_is_refused() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let mut bytes = vec![0u8; region.len()];
     testing::view(&region).copy_out(0, &mut bytes);
@@ -127,6 +133,7 @@ fn a_memfd_whose_size_differs_from_its_header_is_refused() {
 
 #[test]
 fn a_region_not_ready_is_refused() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(4096)).unwrap();
     testing::view(&region).store_u32(READY_OFF, 0, std::sync::atomic::Ordering::Relaxed);
     let fd = region.fd().try_clone_to_owned().unwrap();
@@ -138,6 +145,7 @@ fn a_region_not_ready_is_refused() {
 
 #[test]
 fn wrong_magic_and_version_are_refused() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(4096)).unwrap();
     let fd = || region.fd().try_clone_to_owned().unwrap();
     let mem = testing::view(&region);
@@ -168,6 +176,7 @@ fn wrong_magic_and_version_are_refused() {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot map memfds")]
 fn only_small_rings_are_prefaulted() {
+    let _watchdog = common::watchdog();
     let big = Region::create(&spsc::Config::new(32 << 20)).unwrap();
     assert!(!big.is_prefaulted());
     let rss = common::mapping_rss_kib(big.as_ptr());
@@ -211,6 +220,7 @@ fn stream_len(rng: &mut Rng, max: usize) -> usize {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn cross_process_stream_through_an_inherited_fd() {
+    let _watchdog = common::watchdog();
     let region = Region::create(&spsc::Config::new(64 << 10)).unwrap();
     let mut rx = region.consumer().unwrap();
     let mut child = common::spawn_child(
@@ -251,6 +261,7 @@ fn cross_process_stream_through_an_inherited_fd() {
 /// as an ordinary test.
 #[test]
 fn stream_producer_child() {
+    let _watchdog = common::watchdog();
     if common::child_role().as_deref() != Some("stream-producer") {
         return;
     }

@@ -37,6 +37,7 @@ fn recv(rx: &mut Rx) -> Result<(u32, Vec<u8>), RecvError> {
 /// area through padding and arrive intact.
 #[test]
 fn wrap_at_every_offset() {
+    let _watchdog = common::watchdog();
     const CAP: usize = 64;
     for start in (0..CAP as u64).step_by(8) {
         for len in 0..=CAP / 2 - 8 {
@@ -57,6 +58,7 @@ fn wrap_at_every_offset() {
 /// fit exactly when they should, and not otherwise.
 #[test]
 fn wrap_needs_room_for_padding_and_record() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(64));
     tx.try_send(0, &[1; 16]).unwrap(); // 24 bytes: write at 24
     tx.try_send(1, &[2; 16]).unwrap(); // write at 48
@@ -74,6 +76,7 @@ fn wrap_needs_room_for_padding_and_record() {
 
 #[test]
 fn zero_and_max_length_frames() {
+    let _watchdog = common::watchdog();
     for cap in [16usize, 64, 4096] {
         let (_r, mut tx, mut rx) = ring(spsc::Config::new(cap));
         let max = tx.max_frame();
@@ -91,6 +94,7 @@ fn zero_and_max_length_frames() {
 /// One byte over the cap is refused at once, whatever the ring holds, and writes nothing.
 #[test]
 fn max_plus_one_is_refused_at_once() {
+    let _watchdog = common::watchdog();
     let (region, mut tx, mut rx) = ring(spsc::Config::new(256));
     let max = tx.max_frame();
     let over = vec![0; max + 1];
@@ -116,6 +120,7 @@ fn max_plus_one_is_refused_at_once() {
 
 #[test]
 fn configured_frame_cap_is_enforced() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, _rx) = ring(spsc::Config::new(4096).frame_cap(100));
     assert_eq!(tx.max_frame(), 100);
     tx.try_send(0, &[0; 100]).unwrap();
@@ -135,6 +140,7 @@ fn configured_frame_cap_is_enforced() {
 /// zero mid-stream without noticing.
 #[test]
 fn positions_near_u64_max() {
+    let _watchdog = common::watchdog();
     for start in [u64::MAX - 7, u64::MAX - 63, u64::MAX - 255, u64::MAX - 4095] {
         let (region, mut tx, mut rx) = ring(spsc::Config::new(256).start_position(start & !7));
         let mut rng = Rng::new(start);
@@ -169,6 +175,7 @@ fn snapshot(region: &HeapRegion<Spsc>) -> Vec<u8> {
 /// `has_data` changes nothing: not one byte of shared memory, not the consumer's local state.
 #[test]
 fn has_data_changes_nothing() {
+    let _watchdog = common::watchdog();
     let (region, mut tx, mut rx) = ring(spsc::Config::new(64));
     let check = |rx: &Rx, expect: bool| {
         let (shared, local) = (snapshot(&region), format!("{rx:?}"));
@@ -194,6 +201,7 @@ fn has_data_changes_nothing() {
 /// `has_data` returning true means the next receive yields a frame.
 #[test]
 fn has_data_true_means_receive_succeeds() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(128));
     let mut rng = Rng::new(7);
     for i in 0..20_000u32 {
@@ -229,6 +237,7 @@ impl SpaceModel {
 /// when the ring reports `Full`.
 #[test]
 fn random_operations_match_a_model() {
+    let _watchdog = common::watchdog();
     for seed in 0..16u64 {
         let mut rng = Rng::new(seed);
         let cap = 16usize << rng.below(7); // 16 ..= 1024
@@ -323,6 +332,7 @@ fn random_operations_match_a_model() {
 /// Partial commits clamp; aborted grants send nothing.
 #[test]
 fn grant_commit_len_clamps_and_drop_aborts() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     let mut g = tx.reserve(10).unwrap();
     g.write_at(0, b"hello");
@@ -338,6 +348,7 @@ fn grant_commit_len_clamps_and_drop_aborts() {
 
 #[test]
 fn trusted_slices_see_the_same_bytes() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     let mut g = tx.reserve(4).unwrap();
     // SAFETY: both ends are ours, in this thread: nobody else touches the bytes.
@@ -350,6 +361,7 @@ fn trusted_slices_see_the_same_bytes() {
 
 #[test]
 fn second_producer_or_consumer_is_refused() {
+    let _watchdog = common::watchdog();
     let (region, tx, rx) = ring(spsc::Config::new(256));
     assert!(matches!(
         region.producer(),
@@ -373,6 +385,7 @@ fn second_producer_or_consumer_is_refused() {
 
 #[test]
 fn producer_close_is_seen_after_draining() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     tx.try_send(1, b"last words").unwrap();
     assert!(!rx.is_producer_closed());
@@ -385,6 +398,7 @@ fn producer_close_is_seen_after_draining() {
 
 #[test]
 fn consumer_close_refuses_sends() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, rx) = ring(spsc::Config::new(256));
     tx.try_send(1, b"x").unwrap();
     drop(rx);
@@ -394,6 +408,7 @@ fn consumer_close_refuses_sends() {
 
 #[test]
 fn threads_stream_in_order() {
+    let _watchdog = common::watchdog();
     let n: u32 = if cfg!(miri) { 500 } else { 200_000 };
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(1024));
     let producer = std::thread::spawn(move || {
@@ -429,6 +444,7 @@ fn threads_stream_in_order() {
 
 #[test]
 fn header_size_constant_matches() {
+    let _watchdog = common::watchdog();
     assert_eq!(HEADER_SIZE, 1024);
     assert_eq!(
         spsc::Config::new(64).region_size().unwrap(),
@@ -440,6 +456,7 @@ fn header_size_constant_matches() {
 /// received in batches of random length arrive in order, intact, each once.
 #[test]
 fn threads_stream_in_order_in_batches() {
+    let _watchdog = common::watchdog();
     let n: u32 = if cfg!(miri) { 500 } else { 200_000 };
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(1024));
     let producer = std::thread::spawn(move || {
@@ -484,6 +501,7 @@ fn threads_stream_in_order_in_batches() {
 /// frame's error), and receives in batches take frames in order.
 #[test]
 fn batches_match_the_model() {
+    let _watchdog = common::watchdog();
     let mut rng = Rng::new(11);
     for _ in 0..200 {
         let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
@@ -541,6 +559,7 @@ fn batches_match_the_model() {
 /// left waiting for it.
 #[test]
 fn a_panicking_batch_callback_loses_nothing_and_frees_the_space() {
+    let _watchdog = common::watchdog();
     let (_r, mut tx, mut rx) = ring(spsc::Config::new(256));
     let mut sent = 0u32;
     while tx.try_send(sent, &[sent as u8; 24]).is_ok() {
@@ -575,6 +594,7 @@ fn a_panicking_batch_callback_loses_nothing_and_frees_the_space() {
 /// publish, or at the drop), once.
 #[test]
 fn a_panicking_batch_iterator_sends_what_it_yielded_once() {
+    let _watchdog = common::watchdog();
     for drop_first in [false, true] {
         let (_r, mut tx, mut rx) = ring(spsc::Config::new(1024));
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -10,7 +10,7 @@ use std::vec::Vec;
 use super::config::ClientOptions;
 use super::error::{CallError, ChannelError};
 use super::handshake::{self, Welcome};
-use super::message::{RequestId, Response};
+use super::message::{RequestId, Status};
 use super::socket;
 use crate::clock::{Deadline, Instant};
 use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
@@ -18,7 +18,7 @@ use crate::error::{RecvError, SendError};
 use crate::region::{Bell, Region, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{Consumer, Producer};
-use crate::wire::ID_MASK;
+use crate::wire::{ID_BITS, ID_MASK};
 
 /// The client end of a channel. See the [module docs](crate::channel).
 ///
@@ -550,3 +550,58 @@ impl fmt::Debug for Client {
 }
 
 static_assertions::assert_impl_all!(Client: Send);
+
+/// A response, matched to its request by id.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{Response, RequestId, Status};
+///
+/// let ok = Response { id: RequestId(3), status: Status::Ok, body: b"done".to_vec() };
+/// assert_eq!(ok.into_result(), Ok(b"done".to_vec()));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The request it answers.
+    pub id: RequestId,
+    /// How the server answered.
+    pub status: Status,
+    /// The handler's response ([`Status::Ok`]), its message ([`Status::Failed`]), or empty.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body if the status is [`Status::Ok`].
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Server`] with the status otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{CallError, Response, RequestId, Status};
+    ///
+    /// let failed = Response { id: RequestId(0), status: Status::Failed, body: b"no".to_vec() };
+    /// assert_eq!(failed.into_result(), Err(CallError::Server(Status::Failed)));
+    /// ```
+    pub fn into_result(self) -> Result<Vec<u8>, CallError> {
+        match self.status {
+            Status::Ok => Ok(self.body),
+            s => Err(CallError::Server(s)),
+        }
+    }
+
+    /// Decodes a response frame's tag.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn parse(tag: u32, body: Vec<u8>) -> Result<Self, CallError> {
+        let code = tag >> ID_BITS;
+        let status = Status::from_code(code).ok_or(CallError::BadStatus { code })?;
+        Ok(Self {
+            id: RequestId::from_tag(tag),
+            status,
+            body,
+        })
+    }
+}

@@ -1,8 +1,5 @@
 //! What a channel carries: request ids, statuses, responses, and the names of connections.
 
-use std::vec::Vec;
-
-use super::error::CallError;
 use crate::wire::{
     ID_BITS, ID_MASK, STATUS_BUSY, STATUS_DROPPED, STATUS_FAILED, STATUS_OK, STATUS_PANICKED,
     STATUS_SHUTTING_DOWN, STATUS_TOO_LARGE,
@@ -70,7 +67,7 @@ impl Status {
         }
     }
 
-    fn from_code(code: u32) -> Option<Self> {
+    pub(crate) fn from_code(code: u32) -> Option<Self> {
         Some(match code {
             STATUS_OK => Self::Ok,
             STATUS_BUSY => Self::Busy,
@@ -152,59 +149,4 @@ pub struct Incoming {
     pub id: RequestId,
     /// Its length in the buffer.
     pub len: usize,
-}
-
-/// A response, matched to its request by id.
-///
-/// # Examples
-///
-/// ```
-/// use ringbell::channel::{Response, RequestId, Status};
-///
-/// let ok = Response { id: RequestId(3), status: Status::Ok, body: b"done".to_vec() };
-/// assert_eq!(ok.into_result(), Ok(b"done".to_vec()));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Response {
-    /// The request it answers.
-    pub id: RequestId,
-    /// How the server answered.
-    pub status: Status,
-    /// The handler's response ([`Status::Ok`]), its message ([`Status::Failed`]), or empty.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The body if the status is [`Status::Ok`].
-    ///
-    /// # Errors
-    ///
-    /// [`CallError::Server`] with the status otherwise.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringbell::channel::{CallError, Response, RequestId, Status};
-    ///
-    /// let failed = Response { id: RequestId(0), status: Status::Failed, body: b"no".to_vec() };
-    /// assert_eq!(failed.into_result(), Err(CallError::Server(Status::Failed)));
-    /// ```
-    pub fn into_result(self) -> Result<Vec<u8>, CallError> {
-        match self.status {
-            Status::Ok => Ok(self.body),
-            s => Err(CallError::Server(s)),
-        }
-    }
-
-    /// Decodes a response frame's tag.
-    #[cfg_attr(loom, allow(dead_code))]
-    pub(crate) fn parse(tag: u32, body: Vec<u8>) -> Result<Self, CallError> {
-        let code = tag >> ID_BITS;
-        let status = Status::from_code(code).ok_or(CallError::BadStatus { code })?;
-        Ok(Self {
-            id: RequestId::from_tag(tag),
-            status,
-            body,
-        })
-    }
 }

@@ -96,12 +96,12 @@ mod socket;
 mod transport;
 
 #[cfg(not(loom))]
-pub use client::Client;
+pub use client::{Client, Response};
 pub use config::{ClientOptions, ServerConfig};
 #[cfg(not(loom))]
 pub use error::{BindError, ChannelError};
 pub use error::{CallError, RecvRequestError, SendResponseError};
-pub use message::{ClientInfo, ConnId, Incoming, RequestId, Response, Status};
+pub use message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 #[cfg(not(loom))]
 pub use server::Server;
 pub use transport::Transport;

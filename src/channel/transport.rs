@@ -68,14 +68,54 @@ use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 /// ```
 pub trait Transport {
     /// The largest request body: the reactor's receive buffer is this long.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-max_request-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(Transport::max_request(&server), server.max_request());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn max_request(&self) -> usize;
 
     /// The largest response body; a handler's longer answer becomes
     /// [`Status::TooLarge`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-max_response-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(Transport::max_response(&server), server.max_response());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn max_response(&self) -> usize;
 
     /// Per-connection limits: requests in flight (past it a request is answered
     /// [`Status::Busy`]), and bytes of parked responses (past it the connection is paused).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-limits-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let (in_flight, stash) = Transport::limits(&server);
+    /// assert_eq!((in_flight, stash), (64, 1 << 20)); // the defaults
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn limits(&self) -> (usize, usize);
 
     /// Takes the next request into `buf` (at least [`max_request`](Self::max_request) long),
@@ -86,10 +126,38 @@ pub trait Transport {
     ///
     /// [`RecvRequestError::Empty`] when nothing is pending; `Detached` once for a connection
     /// that went away; `BufferTooSmall` if `buf` is short.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-try_recv_request-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut buf = vec![0u8; Transport::max_request(&server)];
+    /// let mut server = server;
+    /// assert!(Transport::try_recv_request(&mut server, &mut buf).is_err()); // nothing pending
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError>;
 
     /// Whether a request (or a detach to report) is pending: a pure peek. The reactor runs a
     /// request inline only while this is false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-has_request-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(!Transport::has_request(&server));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn has_request(&self) -> bool;
 
     /// Sends a response on `conn` without blocking.
@@ -98,6 +166,22 @@ pub trait Transport {
     ///
     /// `Full` (the reactor parks the response and retries after a `wait`), `TooLarge`, or
     /// `Gone` (the connection is detached; the reactor forgets it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-try_send_response-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut server = server;
+    /// let nobody = ringbell::channel::ConnId { slot: 0, generation: 1 };
+    /// let r = Transport::try_send_response(&mut server, nobody, ringbell::channel::RequestId(0), ringbell::channel::Status::Ok, b"");
+    /// assert_eq!(r, Err(ringbell::channel::SendResponseError::Gone));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn try_send_response(
         &mut self,
         conn: ConnId,
@@ -109,23 +193,120 @@ pub trait Transport {
     /// Sleeps until a request is pending, a response in `blocked` (connection and body
     /// length) would fit, `ready()` holds, or the transport's sleep slice ends; returns
     /// whether it woke for a reason other than the slice's end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-wait-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut server = server;
+    /// assert!(Transport::wait(&mut server, &[], &|| true)); // `ready` held
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool;
 
     /// Stops (`true`) or resumes taking `conn`'s requests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-pause-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut server = server;
+    /// Transport::pause(&mut server, ringbell::channel::ConnId { slot: 0, generation: 1 }, true);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn pause(&mut self, conn: ConnId, paused: bool);
 
     /// Accepts new connections (if `accept`) and detaches hung-up ones, which it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-housekeeping-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut server = server;
+    /// assert!(Transport::housekeeping(&mut server, true).is_empty()); // nobody hung up
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn housekeeping(&mut self, accept: bool) -> Vec<ConnId>;
 
     /// Stops serving: refuses new connections and detaches every connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-shutdown-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut server = server;
+    /// Transport::shutdown(&mut server);
+    /// assert!(!dir.join("s.sock").exists());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn shutdown(&mut self);
 
     /// How often housekeeping is due; `None`: never by time (a model without a clock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-housekeeping_interval-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(Transport::housekeeping_interval(&server), Some(std::time::Duration::from_millis(50)));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn housekeeping_interval(&self) -> Option<Duration>;
 
     /// Who is on `conn`, if it is attached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-client-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(Transport::client(&server, ringbell::channel::ConnId { slot: 0, generation: 1 }), None);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn client(&self, conn: ConnId) -> Option<ClientInfo>;
 
     /// A function that wakes [`wait`](Self::wait) from any thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-waker-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let wake = Transport::waker(&server);
+    /// std::thread::spawn(move || wake()).join().unwrap();
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn waker(&self) -> Box<dyn Fn() + Send + Sync>;
 }

@@ -44,6 +44,7 @@ impl Mem {
 
     /// Whether the view is empty.
     #[inline]
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -87,8 +87,8 @@ impl Config {
     /// use ringbell::{mpsc, AttachError};
     ///
     /// let (_rx, region) = mpsc::channel_with(&mpsc::Config::new(4096).slots(1))?;
-    /// let _one = mpsc::Producer::new(region.clone())?;
-    /// assert_eq!(mpsc::Producer::new(region).map(drop), Err(AttachError::Limit { max: 1 }));
+    /// let _one = region.producer()?;
+    /// assert_eq!(region.producer().map(drop), Err(AttachError::Limit { max: 1 }));
     /// # Ok::<(), AttachError>(())
     /// ```
     pub const fn slots(mut self, n: usize) -> Self {
@@ -105,7 +105,7 @@ impl Config {
     ///
     /// let cfg = mpsc::Config::new(256).start_position(u64::MAX - 63);
     /// let (mut rx, region) = mpsc::channel_with(&cfg)?;
-    /// let mut tx = mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// for i in 0..50 {
     ///     tx.try_send(i, b"wrap")?;
     ///     assert_eq!(rx.try_recv()?.tag, i);

@@ -8,7 +8,7 @@ use core::time::Duration;
 use super::config::DEFAULT_STALL_TIMEOUT;
 use super::registry::Registry;
 use crate::clock::{Deadline, Instant};
-use crate::doorbell::{Line, Notifier, WaitOptions, WaitStats, Waiter};
+use crate::doorbell::{Line, WaitOptions, WaitStats, Waiter};
 use crate::error::{AttachError, Corruption, RecvError};
 use crate::fork;
 use crate::header::{self, Geometry};
@@ -57,7 +57,7 @@ struct Rec {
 ///
 /// ```
 /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-/// let mut tx = ringbell::mpsc::Producer::new(region)?;
+/// let mut tx = region.producer()?;
 /// tx.try_send(1, b"one")?;
 /// assert_eq!(rx.try_recv()?.data, b"one");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -163,12 +163,12 @@ where
     /// use ringbell::mpsc;
     ///
     /// let region = HeapRegion::new(&mpsc::Config::new(4096))?;
-    /// let rx = mpsc::Consumer::new(region, mpsc::PidfdLiveness::new())?;
+    /// let rx = region.consumer(mpsc::PidfdLiveness::new())?;
     /// assert_eq!(rx.skipped(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "std")]
-    pub fn new(shm: S, liveness: L) -> Result<Self, AttachError> {
+    pub(crate) fn new(shm: S, liveness: L) -> Result<Self, AttachError> {
         Self::attach(shm, OwnerId::unique(), liveness)
     }
 }
@@ -239,7 +239,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, &[0; 8])?;
     /// assert_eq!(rx.len(), 16);
     /// rx.try_recv()?;
@@ -358,7 +358,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// assert!(!rx.has_data());
     /// let grant = tx.reserve(4)?;
     /// assert!(!rx.has_data()); // claimed, not committed
@@ -491,7 +491,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(3, b"in place")?;
     /// let frame = rx.try_read()?;
     /// assert_eq!((frame.tag(), frame.len()), (3, 8));
@@ -517,7 +517,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     /// use ringbell::RecvError;
     ///
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(2, b"abc")?;
     /// let mut small = [0u8; 2];
     /// assert_eq!(rx.try_recv_into(&mut small), Err(RecvError::BufferTooSmall { needed: 3 }));
@@ -549,7 +549,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// for i in 0..4 {
     ///     tx.try_send(i, b"x")?;
     /// }
@@ -603,7 +603,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// std::thread::spawn(move || tx.send(4, b"soon").unwrap());
     /// let mut buf = [0u8; 8];
     /// assert_eq!(rx.recv_into(&mut buf)?, (4, 4));
@@ -687,72 +687,6 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         }
     }
 
-    /// Waits until `ready(self)` holds, as long as it takes: for a consumer that also waits
-    /// for a worker's result, announced with a [`Notifier`] on the same doorbell (see
-    /// [`spsc::Consumer::wait_until`](crate::spsc::Consumer::wait_until)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
-    /// std::thread::spawn(move || tx.send(0, b"x").unwrap());
-    /// rx.wait_until(|rx| rx.has_data());
-    /// assert!(rx.try_recv().is_ok());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn wait_until(&self, mut ready: impl FnMut(&Self) -> bool) {
-        let _ = self.waiter.wait(&self.data_bell, || ready(self), None);
-    }
-
-    /// Waits until `ready(self)` holds or `timeout` passes.
-    ///
-    /// # Errors
-    ///
-    /// [`RecvError::Timeout`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringbell::RecvError;
-    /// use std::time::Duration;
-    ///
-    /// let (rx, _region) = ringbell::mpsc::channel(4096)?;
-    /// let r = rx.wait_until_timeout(|rx| rx.has_data(), Duration::from_millis(2));
-    /// assert_eq!(r, Err(RecvError::Timeout));
-    /// # Ok::<(), ringbell::AttachError>(())
-    /// ```
-    pub fn wait_until_timeout(
-        &self,
-        mut ready: impl FnMut(&Self) -> bool,
-        timeout: Duration,
-    ) -> Result<(), RecvError> {
-        self.waiter
-            .wait(
-                &self.data_bell,
-                || ready(self),
-                Deadline::after(timeout).at(),
-            )
-            .map_err(|_| RecvError::Timeout)
-    }
-
-    /// A handle other threads use to wake this consumer (see
-    /// [`wait_until`](Self::wait_until)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (rx, _region) = ringbell::mpsc::channel(4096)?;
-    /// rx.notifier().notify();
-    /// # Ok::<(), ringbell::AttachError>(())
-    /// ```
-    pub fn notifier(&self) -> Notifier<S>
-    where
-        S: Clone,
-    {
-        Notifier::new(self.data_bell, self.shm.clone())
-    }
-
     /// How blocking calls wait.
     ///
     /// # Examples
@@ -796,7 +730,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     /// use ringbell::RecvError;
     ///
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// assert_eq!(rx.try_recv(), Err(RecvError::Empty));
     /// tx.try_send(1, b"x")?;
     /// assert_eq!(rx.try_recv()?.data, b"x");
@@ -821,7 +755,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// std::thread::spawn(move || tx.send(1, b"later").unwrap());
     /// assert_eq!(rx.recv()?.data, b"later");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -866,7 +800,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(1, b"a")?;
     /// tx.try_send(2, b"b")?;
     /// assert_eq!(rx.try_iter().count(), 2);
@@ -887,7 +821,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// std::thread::spawn(move || for i in 0..5 { tx.send(i, b"x").unwrap() });
     /// let tags: Vec<u32> = rx.iter().take(5).map(|f| f.unwrap().tag).collect();
     /// assert_eq!(tags, [0, 1, 2, 3, 4]);
@@ -929,7 +863,7 @@ impl<S: SharedMemory, L: Liveness> fmt::Debug for Consumer<S, L> {
 ///
 /// ```
 /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-/// let mut tx = ringbell::mpsc::Producer::new(region)?;
+/// let mut tx = region.producer()?;
 /// tx.try_send(0, b"guarded")?;
 /// let guard = rx.try_read()?;
 /// assert_eq!(guard.to_vec(), b"guarded");
@@ -948,7 +882,7 @@ impl<S: SharedMemory, L: Liveness> ReadGuard<'_, S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(11, b"")?;
     /// assert_eq!(rx.try_read()?.tag(), 11);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -963,7 +897,7 @@ impl<S: SharedMemory, L: Liveness> ReadGuard<'_, S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, b"four")?;
     /// assert_eq!(rx.try_read()?.len(), 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -978,7 +912,7 @@ impl<S: SharedMemory, L: Liveness> ReadGuard<'_, S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, b"")?;
     /// assert!(rx.try_read()?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -997,7 +931,7 @@ impl<S: SharedMemory, L: Liveness> ReadGuard<'_, S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, b"abcdef")?;
     /// let guard = rx.try_read()?;
     /// let mut tail = [0u8; 2];
@@ -1021,7 +955,7 @@ impl<S: SharedMemory, L: Liveness> ReadGuard<'_, S, L> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, b"vec")?;
     /// assert_eq!(rx.try_read()?.to_vec(), b"vec");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -1050,6 +984,16 @@ impl<S: SharedMemory, L: Liveness> fmt::Debug for ReadGuard<'_, S, L> {
 }
 
 /// The frames that can be received now; see [`Consumer::try_iter`].
+///
+/// # Examples
+///
+/// ```
+/// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
+/// region.producer()?.try_send(0, b"a")?;
+/// let it: ringbell::mpsc::TryIter<'_, _> = rx.try_iter();
+/// assert_eq!(it.count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "std")]
 pub struct TryIter<'a, S: SharedMemory, L: Liveness = NeverDead> {
     consumer: &'a mut Consumer<S, L>,
@@ -1089,6 +1033,16 @@ impl<S: SharedMemory, L: Liveness> fmt::Debug for TryIter<'_, S, L> {
 }
 
 /// Frames as they arrive; see [`Consumer::iter`].
+///
+/// # Examples
+///
+/// ```
+/// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
+/// region.producer()?.try_send(0, b"a")?;
+/// let mut it: ringbell::mpsc::Iter<'_, _> = rx.iter();
+/// assert_eq!(it.next().unwrap()?.data, b"a");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "std")]
 pub struct Iter<'a, S: SharedMemory, L: Liveness = NeverDead> {
     consumer: &'a mut Consumer<S, L>,

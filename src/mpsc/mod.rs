@@ -107,7 +107,7 @@
 //! let (mut rx, region) = mpsc::channel(1 << 16)?;
 //! let producers: Vec<_> = (0..4u32)
 //!     .map(|i| {
-//!         let mut tx = mpsc::Producer::new(region.clone()).unwrap();
+//!         let mut tx = region.producer().unwrap();
 //!         std::thread::spawn(move || tx.send(i, b"hello").unwrap())
 //!     })
 //!     .collect();
@@ -142,7 +142,7 @@ use crate::region::{HeapRegion, Mpsc, Region};
 #[cfg(all(feature = "std", not(loom)))]
 impl Region<Mpsc> {
     /// Registers a producer of the ring with a fresh [`OwnerId::unique`](crate::OwnerId::unique)
-    /// (see [`Producer::new`]).
+    /// (see [`Producer::attach`]).
     ///
     /// # Errors
     ///
@@ -232,7 +232,7 @@ impl HeapRegion<Mpsc> {
 
 /// Creates an in-process MPSC ring of `capacity` bytes on the heap (frame cap
 /// `capacity / 8 - 8`, see [`Config`]); returns its consumer — which never skips: producers
-/// are threads — and the region to attach producers to ([`Producer::new`]).
+/// are threads — and the region to attach producers to ([`HeapRegion::producer`]).
 ///
 /// # Errors
 ///
@@ -242,7 +242,7 @@ impl HeapRegion<Mpsc> {
 ///
 /// ```
 /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-/// let mut tx = ringbell::mpsc::Producer::new(region)?;
+/// let mut tx = region.producer()?;
 /// tx.try_send(1, b"hi")?;
 /// assert_eq!(rx.try_recv()?.data, b"hi");
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -31,7 +31,7 @@ use crate::wire::{
 ///
 /// ```
 /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-/// let mut a = ringbell::mpsc::Producer::new(region)?;
+/// let mut a = region.producer()?;
 /// let mut b = a.try_clone()?;
 /// a.try_send(1, b"from a")?;
 /// b.try_send(2, b"from b")?;
@@ -120,12 +120,12 @@ where
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let tx = ringbell::mpsc::Producer::new(region)?;
+    /// let tx = region.producer()?;
     /// assert_eq!(tx.max_frame(), 4096 / 8 - 8);
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     #[cfg(feature = "std")]
-    pub fn new(shm: S) -> Result<Self, AttachError> {
+    pub(crate) fn new(shm: S) -> Result<Self, AttachError> {
         Self::attach(shm, OwnerId::unique())
     }
 
@@ -143,7 +143,7 @@ where
     /// use ringbell::{mpsc, AttachError};
     ///
     /// let (_rx, region) = mpsc::channel_with(&mpsc::Config::new(4096).slots(2))?;
-    /// let a = mpsc::Producer::new(region)?;
+    /// let a = region.producer()?;
     /// let b = a.try_clone()?;
     /// assert_ne!(a.slot(), b.slot());
     /// assert_eq!(a.try_clone().map(drop), Err(AttachError::Limit { max: 2 }));
@@ -169,7 +169,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// assert_eq!(ringbell::mpsc::Producer::new(region)?.max_frame(), 504);
+    /// assert_eq!(region.producer()?.max_frame(), 504);
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     pub fn max_frame(&self) -> usize {
@@ -182,7 +182,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// assert_eq!(ringbell::mpsc::Producer::new(region)?.capacity(), 4096);
+    /// assert_eq!(region.producer()?.capacity(), 4096);
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     pub fn capacity(&self) -> usize {
@@ -197,7 +197,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, &[0; 5])?;
     /// assert_eq!(tx.len(), 16);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -214,7 +214,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// assert!(ringbell::mpsc::Producer::new(region)?.is_empty());
+    /// assert!(region.producer()?.is_empty());
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -227,7 +227,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel_with(&ringbell::mpsc::Config::new(64).frame_cap(24))?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, &[0; 24])?;
     /// tx.try_send(0, &[0; 24])?;
     /// assert!(tx.is_full());
@@ -246,7 +246,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let tx = ringbell::mpsc::Producer::new(region)?;
+    /// let tx = region.producer()?;
     /// assert!(tx.can_send(504));
     /// assert!(!tx.can_send(505)); // above the frame cap
     /// # Ok::<(), ringbell::AttachError>(())
@@ -280,8 +280,8 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let a = ringbell::mpsc::Producer::new(region.clone())?;
-    /// let b = ringbell::mpsc::Producer::new(region)?;
+    /// let a = region.producer()?;
+    /// let b = region.producer()?;
     /// assert_eq!((a.slot(), b.slot()), (0, 1));
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
@@ -295,7 +295,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let tx = ringbell::mpsc::Producer::new(region)?;
+    /// let tx = region.producer()?;
     /// assert_eq!(tx.shared_memory().len(), 1024 + 4096 + 64 * 32);
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
@@ -309,7 +309,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let tx = ringbell::mpsc::Producer::new(region)?;
+    /// let tx = region.producer()?;
     /// drop(rx);
     /// assert!(tx.is_consumer_closed());
     /// # Ok::<(), ringbell::AttachError>(())
@@ -458,7 +458,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// let mut grant = tx.reserve(4)?;
     /// grant.write_at(0, b"abcd");
     /// grant.commit(7)?;
@@ -484,7 +484,7 @@ impl<S: SharedMemory> Producer<S> {
     /// use ringbell::{mpsc, SendError};
     ///
     /// let (mut rx, region) = mpsc::channel(4096)?;
-    /// let mut tx = mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(1, b"hello")?;
     /// assert!(matches!(tx.try_send(2, &[0; 505]), Err(SendError::TooLarge { .. })));
     /// assert_eq!(rx.try_recv()?.tag, 1);
@@ -510,7 +510,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// let frames = [(1, &b"a"[..]), (2, &b"b"[..])];
     /// assert_eq!(tx.try_send_batch(frames), Ok(2));
     /// assert_eq!(rx.try_recv()?.tag, 1);
@@ -568,7 +568,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(256)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// let consumer = std::thread::spawn(move || {
     ///     (0..100).map(|_| rx.recv().unwrap().tag).sum::<u32>()
     /// });
@@ -595,7 +595,7 @@ impl<S: SharedMemory> Producer<S> {
     /// use std::time::Duration;
     ///
     /// let (_rx, region) = mpsc::channel_with(&mpsc::Config::new(64).frame_cap(24))?;
-    /// let mut tx = mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, &[0; 24])?;
     /// tx.try_send(0, &[0; 24])?;
     /// let full = tx.send_timeout(0, &[0; 24], Duration::from_millis(5));
@@ -669,7 +669,7 @@ impl<S: SharedMemory> Producer<S> {
     /// use ringbell::doorbell::WaitOptions;
     ///
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.set_wait_options(WaitOptions::new().spin_budget(0));
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
@@ -683,7 +683,7 @@ impl<S: SharedMemory> Producer<S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// tx.try_send(0, b"x")?;
     /// assert_eq!(tx.stats().wakes, 0); // the consumer was not asleep
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -726,7 +726,7 @@ impl<S: SharedMemory> fmt::Debug for Producer<S> {
 ///
 /// ```
 /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-/// let mut tx = ringbell::mpsc::Producer::new(region)?;
+/// let mut tx = region.producer()?;
 /// let mut grant = tx.reserve(8)?;
 /// grant.copy_from_slice(&42u64.to_le_bytes());
 /// grant.commit(0)?;
@@ -749,7 +749,7 @@ impl<S: SharedMemory> Grant<'_, S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// assert_eq!(tx.reserve(9)?.len(), 9);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -763,7 +763,7 @@ impl<S: SharedMemory> Grant<'_, S> {
     ///
     /// ```
     /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// assert!(tx.reserve(0)?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -781,7 +781,7 @@ impl<S: SharedMemory> Grant<'_, S> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// let mut grant = tx.reserve(4)?;
     /// grant.write_at(2, b"zz");
     /// grant.write_at(0, b"aa");
@@ -811,7 +811,7 @@ impl<S: SharedMemory> Grant<'_, S> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// let mut grant = tx.reserve(2)?;
     /// grant.copy_from_slice(b"ok");
     /// grant.commit(0)?;
@@ -836,7 +836,7 @@ impl<S: SharedMemory> Grant<'_, S> {
     ///
     /// ```
     /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
-    /// let mut tx = ringbell::mpsc::Producer::new(region)?;
+    /// let mut tx = region.producer()?;
     /// let grant = tx.reserve(0)?;
     /// grant.commit(5)?;
     /// assert_eq!(rx.try_recv()?.tag, 5);

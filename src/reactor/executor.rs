@@ -5,6 +5,15 @@ use std::boxed::Box;
 use crate::sync::Arc;
 
 /// A unit of work for an [`Executor`].
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::reactor::Job;
+///
+/// let job: Job = Box::new(|| println!("handled"));
+/// job();
+/// ```
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Runs the jobs the reactor hands off: requests that arrive while others are in flight.
@@ -30,6 +39,17 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 pub trait Executor {
     /// Runs `job`, now or later, on any thread. A job must run exactly once; a job never run
     /// leaves its request in flight (its client then waits for its deadline).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::reactor::{Executor, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(1);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.execute(Box::new(move || tx.send(()).unwrap()));
+    /// rx.recv().unwrap();
+    /// ```
     fn execute(&self, job: Job);
 }
 

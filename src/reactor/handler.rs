@@ -47,7 +47,23 @@ pub struct Request {
 /// # is_handler(Upper);
 /// ```
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one request.
+    /// Handles one request: answer through `res`, now or later, from any thread; dropping
+    /// it unanswered answers `Dropped`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::reactor::{Handler, Request, Responder};
+    ///
+    /// struct Len;
+    /// impl Handler for Len {
+    ///     fn handle(&self, req: Request, res: Responder) {
+    ///         let _ = res.respond(&(req.body.len() as u64).to_le_bytes());
+    ///     }
+    /// }
+    /// # fn is_handler<H: Handler>(_: H) {}
+    /// # is_handler(Len);
+    /// ```
     fn handle(&self, req: Request, res: Responder);
 }
 

@@ -169,6 +169,29 @@ pub struct ReactorStats {
 const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
 /// The serve loop; see the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{Client, Server, ServerConfig};
+/// use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
+///
+/// # let dir = std::env::temp_dir().join(format!("ringbell-doc-reactor-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+/// let handler = |req: Request, res: Responder| {
+///     let _ = res.respond(&req.body);
+/// };
+/// let mut reactor = Reactor::new(server, handler).with_executor(ThreadPool::new(2));
+/// let stop = reactor.stop_handle();
+/// let serving = std::thread::spawn(move || reactor.run());
+/// let mut client = Client::connect(dir.join("s.sock"))?;
+/// assert_eq!(client.call(b"echo")?, b"echo");
+/// stop.stop();
+/// assert_eq!(serving.join().unwrap()?.requests, 1);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Reactor<T: Transport, H: Handler, E: Executor = InlineExecutor> {
     transport: T,
     handler: Arc<H>,
@@ -191,6 +214,22 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
     /// A reactor serving `transport` (a [`Server`](crate::channel::Server)) with `handler`,
     /// running every request on the reactor thread until given an executor
     /// ([`with_executor`](Self::with_executor)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |req: Request, res: Responder| {
+    ///     let _ = res.respond(&req.body);
+    /// });
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(transport: T, handler: H) -> Self {
         let shared = Shared::new(transport.waker());
         let buf = std::vec![0u8; transport.max_request()];
@@ -214,6 +253,21 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
 
 impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// Hands requests that arrive while others are in flight to `executor`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |_: Request, res: Responder| drop(res))
+    ///     .with_executor(ThreadPool::new(4));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_executor<E2: Executor>(self, executor: E2) -> Reactor<T, H, E2> {
         Reactor {
             transport: self.transport,
@@ -234,6 +288,20 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
 
     /// Serial mode (`true`): every request runs inline on the reactor thread, one at a time,
     /// whatever the executor. Responses are still ordered and parked when a ring is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |_: Request, res: Responder| drop(res)).serial(true);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn serial(mut self, serial: bool) -> Self {
         self.serial = serial;
         self
@@ -241,12 +309,43 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
 
     /// How long a stopping reactor waits for in-flight requests and unsent responses (5 s
     /// by default); what is still unsent then is discarded and counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |_: Request, res: Responder| drop(res))
+    ///     .drain_timeout(std::time::Duration::from_secs(1));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn drain_timeout(mut self, t: Duration) -> Self {
         self.drain = t;
         self
     }
 
     /// A handle that stops [`run`](Self::run) from any thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+    /// reactor.stop_handle().stop(); // stopped before it runs: `run` returns at once
+    /// reactor.run()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
             shared: self.shared.clone(),
@@ -254,11 +353,41 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     }
 
     /// The transport (the server).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+    /// assert_eq!(reactor.transport().clients(), 0);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn transport(&self) -> &T {
         &self.transport
     }
 
     /// Counters so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+    /// assert_eq!(reactor.stats().requests, 0);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> ReactorStats {
         self.stats
     }
@@ -271,6 +400,24 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # Errors
     ///
     /// None at present; the `Result` leaves room for transport failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+    /// let stop = reactor.stop_handle();
+    /// let serving = std::thread::spawn(move || reactor.run());
+    /// stop.stop();
+    /// let stats = serving.join().unwrap()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run(&mut self) -> std::io::Result<ReactorStats> {
         let interval = self.transport.housekeeping_interval();
         let mut last_housekeeping = Instant::now();
@@ -321,6 +468,24 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// detaches hung-up ones (system calls). Returns whether it did anything besides the
     /// housekeeping. For driving the reactor from a loop of one's own; [`run`](Self::run)
     /// does the same with sleeping, housekeeping once per slice, and the stop protocol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+    /// for _ in 0..3 {
+    ///     let busy = reactor.poll(); // accepts, serves, sends; never sleeps
+    ///     # let _ = busy;
+    /// }
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn poll(&mut self) -> bool {
         let mut progress = self.collect();
         progress |= self.flush_all();

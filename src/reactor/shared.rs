@@ -143,11 +143,25 @@ pub struct StopHandle {
 }
 
 impl StopHandle {
-    /// Asks the reactor to stop, and wakes it.
+    /// Asks the reactor to stop, and wakes it. It returns once what is in flight is answered
+    /// (for at most its drain timeout).
     ///
     /// # Examples
     ///
-    /// See [`StopHandle`].
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-stop2-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let mut reactor = Reactor::new(server, |_: Request, res: Responder| drop(res));
+    /// let stop = reactor.stop_handle();
+    /// std::thread::spawn(move || stop.stop()); // from any thread
+    /// reactor.run()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.wake();

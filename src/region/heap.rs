@@ -22,8 +22,8 @@ use crate::mem::Mem;
 /// use ringbell::spsc;
 ///
 /// let region = HeapRegion::new(&spsc::Config::new(4096))?;
-/// let mut tx = spsc::Producer::new(region.clone())?;
-/// let mut rx = spsc::Consumer::new(region)?;
+/// let mut tx = region.producer()?;
+/// let mut rx = region.consumer()?;
 /// tx.try_send(0, b"heap")?;
 /// assert_eq!(rx.try_recv()?.data, b"heap");
 /// # Ok::<(), Box<dyn std::error::Error>>(())

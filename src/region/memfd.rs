@@ -46,6 +46,18 @@ pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK
 pub const DEFAULT_PREFAULT_THRESHOLD: usize = 1 << 20;
 
 /// Opening or creating a region failed.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::region::{Region, RegionError, Spsc};
+///
+/// // Any file that is not a sealed memfd is refused before it is mapped.
+/// let file = std::fs::File::open("/dev/null")?;
+/// let r = Region::<Spsc>::open(file.into());
+/// assert!(matches!(r, Err(RegionError::NotMemfd)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RegionError {
@@ -114,6 +126,18 @@ fn io_err(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> RegionError {
 }
 
 /// Options for creating and opening regions.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::region::{Region, RegionOptions};
+///
+/// // Populate page tables for mappings up to 64 MiB (the default is 1 MiB).
+/// let opts = RegionOptions::new().prefault_threshold(64 << 20);
+/// let region = Region::create_with(&ringbell::spsc::Config::new(32 << 20), &opts)?;
+/// assert!(region.is_prefaulted());
+/// # Ok::<(), ringbell::region::RegionError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegionOptions {
     prefault_threshold: usize,
@@ -129,11 +153,30 @@ impl Default for RegionOptions {
 
 impl RegionOptions {
     /// Default options: pre-fault mappings of at most 1 MiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::region::RegionOptions;
+    ///
+    /// assert_eq!(RegionOptions::new(), RegionOptions::default());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Pre-fault this process's mapping when it is at most `bytes` long (0: never).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::region::{Region, RegionOptions};
+    ///
+    /// let never = RegionOptions::new().prefault_threshold(0);
+    /// let region = Region::create_with(&ringbell::spsc::Config::new(4096), &never)?;
+    /// assert!(!region.is_prefaulted());
+    /// # Ok::<(), ringbell::region::RegionError>(())
+    /// ```
     pub fn prefault_threshold(mut self, bytes: usize) -> Self {
         self.prefault_threshold = bytes;
         self
@@ -238,11 +281,11 @@ impl Mapping {
 /// use ringbell::spsc;
 ///
 /// let region = Region::create(&spsc::Config::new(1 << 16))?;
-/// let mut tx = spsc::Producer::new(region.clone())?;
+/// let mut tx = region.producer()?;
 ///
 /// // Another process would receive the fd; here we reopen a duplicate in this one.
 /// let other = Region::<Spsc>::open(region.fd().try_clone_to_owned()?)?;
-/// let mut rx = spsc::Consumer::new(other)?;
+/// let mut rx = other.consumer()?;
 /// tx.try_send(1, b"across the mapping")?;
 /// assert_eq!(rx.try_recv()?.data, b"across the mapping");
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -18,7 +18,7 @@
 //! use ringbell::spsc;
 //!
 //! let region: HeapRegion<Spsc> = HeapRegion::new(&spsc::Config::new(4096))?;
-//! let (mut tx, mut rx) = (spsc::Producer::new(region.clone())?, spsc::Consumer::new(region)?);
+//! let (mut tx, mut rx) = (region.producer()?, region.consumer()?);
 //! tx.try_send(1, b"hi")?;
 //! assert_eq!(rx.try_recv()?.data, b"hi");
 //! # Ok::<(), Box<dyn std::error::Error>>(())

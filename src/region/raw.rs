@@ -55,38 +55,6 @@ impl RawRegion {
         // SAFETY: forwarded from this function's contract.
         unsafe { Mem::from_raw_parts(ptr, len) }.map(|mem| Self { mem })
     }
-
-    /// Length in bytes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringbell::region::RawRegion;
-    ///
-    /// let buf: &'static mut [u64; 8] = Box::leak(Box::new([0u64; 8]));
-    /// // SAFETY: leaked, so it lives forever; nothing else touches it.
-    /// let region = unsafe { RawRegion::new(buf.as_mut_ptr().cast(), 64) }.unwrap();
-    /// assert_eq!(region.len(), 64);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.mem.len()
-    }
-
-    /// Whether the region is empty.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ringbell::region::RawRegion;
-    ///
-    /// let buf: &'static mut [u64; 8] = Box::leak(Box::new([0u64; 8]));
-    /// // SAFETY: leaked, so it lives forever; nothing else touches it.
-    /// let region = unsafe { RawRegion::new(buf.as_mut_ptr().cast(), 64) }.unwrap();
-    /// assert!(!region.is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.mem.is_empty()
-    }
 }
 
 impl sealed::Memory for RawRegion {

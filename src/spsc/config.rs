@@ -64,7 +64,7 @@ impl Config {
     ///
     /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
     /// // A plain attach refuses it: its producer must ring the fan-in's doorbell.
-    /// assert_eq!(spsc::Producer::new(ring).map(drop), Err(AttachError::WrongBell));
+    /// assert_eq!(ring.producer().map(drop), Err(AttachError::WrongBell));
     /// # Ok::<(), ringbell::HeaderError>(())
     /// ```
     pub const fn shared_bell(mut self) -> Self {

@@ -129,12 +129,12 @@ where
     /// use ringbell::spsc;
     ///
     /// let region = HeapRegion::new(&spsc::Config::new(4096))?;
-    /// let rx = spsc::Consumer::new(region)?;
+    /// let rx = region.consumer()?;
     /// assert!(!rx.has_data());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "std")]
-    pub fn new(shm: S) -> Result<Self, AttachError> {
+    pub(crate) fn new(shm: S) -> Result<Self, AttachError> {
         Self::attach(shm, OwnerId::unique())
     }
 }
@@ -1002,6 +1002,16 @@ impl<S: SharedMemory, B: SharedMemory> fmt::Debug for Consumer<S, B> {
 }
 
 /// The frames that can be received now; see [`Consumer::try_iter`].
+///
+/// # Examples
+///
+/// ```
+/// let (mut tx, mut rx) = ringbell::spsc::channel(4096)?;
+/// tx.try_send(0, b"a")?;
+/// let it: ringbell::spsc::TryIter<'_, _> = rx.try_iter();
+/// assert_eq!(it.count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "std")]
 #[derive(Debug)]
 pub struct TryIter<'a, S: SharedMemory, B: SharedMemory = S> {
@@ -1035,6 +1045,17 @@ impl<S: SharedMemory, B: SharedMemory> Iterator for TryIter<'_, S, B> {
 impl<S: SharedMemory, B: SharedMemory> core::iter::FusedIterator for TryIter<'_, S, B> {}
 
 /// Frames as they arrive, until the producer closes; see [`Consumer::iter`].
+///
+/// # Examples
+///
+/// ```
+/// let (mut tx, mut rx) = ringbell::spsc::channel(4096)?;
+/// tx.try_send(0, b"a")?;
+/// drop(tx);
+/// let it: ringbell::spsc::Iter<'_, _> = rx.iter();
+/// assert_eq!(it.count(), 1); // ends at the close
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "std")]
 #[derive(Debug)]
 pub struct Iter<'a, S: SharedMemory, B: SharedMemory = S> {

@@ -100,8 +100,9 @@
 //! ```
 //!
 //! Between processes, the ring lives in a sealed memfd ([`region::Region`](crate::region::Region))
-//! whose fd the other process receives; each side attaches its end with [`Producer::new`] or
-//! [`Consumer::new`].
+//! whose fd the other process receives; each side attaches its end
+//! ([`Region::producer`](crate::region::Region::producer),
+//! [`Region::consumer`](crate::region::Region::consumer)).
 
 mod config;
 mod consumer;
@@ -121,7 +122,7 @@ use crate::region::{HeapRegion, Region, Spsc};
 #[cfg(all(feature = "std", not(loom)))]
 impl Region<Spsc> {
     /// Attaches the ring's producer end with a fresh [`OwnerId::unique`](crate::OwnerId::unique)(crate::OwnerId::unique)
-    /// (see [`Producer::new`]).
+    /// (see [`Producer::attach`]).
     ///
     /// # Errors
     ///
@@ -144,7 +145,7 @@ impl Region<Spsc> {
     }
 
     /// Attaches the ring's consumer end with a fresh [`OwnerId::unique`](crate::OwnerId::unique)(crate::OwnerId::unique)
-    /// (see [`Consumer::new`]).
+    /// (see [`Consumer::attach`]).
     ///
     /// # Errors
     ///

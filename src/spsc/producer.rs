@@ -110,12 +110,12 @@ where
     /// use ringbell::spsc;
     ///
     /// let region = HeapRegion::new(&spsc::Config::new(4096))?;
-    /// let tx = spsc::Producer::new(region)?;
+    /// let tx = region.producer()?;
     /// assert_eq!(tx.capacity(), 4096);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "std")]
-    pub fn new(shm: S) -> Result<Self, AttachError> {
+    pub(crate) fn new(shm: S) -> Result<Self, AttachError> {
         Self::attach(shm, OwnerId::unique())
     }
 }

@@ -79,6 +79,15 @@ pub enum RingKind {
 
 impl RingKind {
     /// The kind with this wire value, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::wire::RingKind;
+    ///
+    /// assert_eq!(RingKind::from_u32(3), Some(RingKind::Bell));
+    /// assert_eq!(RingKind::from_u32(0), None);
+    /// ```
     pub const fn from_u32(v: u32) -> Option<Self> {
         match v {
             1 => Some(Self::Spsc),

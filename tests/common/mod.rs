@@ -144,3 +144,65 @@ pub fn mapping_rss_kib(addr: *const u8) -> u64 {
     }
     panic!("no mapping at {addr:p} in /proc/self/smaps");
 }
+
+/// Fails the whole test binary, naming the test, if it is not dropped within its bound: a
+/// hung test would otherwise hold CI until its global limit and name nothing. Every test
+/// that could block starts with `let _watchdog = common::watchdog();`.
+///
+/// Under miri (whose clock and threads are emulated) it does nothing: the check script bounds
+/// the miri run as a whole.
+pub struct Watchdog {
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long any one test may take before its watchdog fails the run: far above the slowest
+/// test's time on a loaded 2-CPU machine (a few seconds), far below CI's limit.
+pub const WATCHDOG_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A [`Watchdog`] for the calling test, with [`WATCHDOG_BOUND`].
+#[track_caller]
+pub fn watchdog() -> Watchdog {
+    watchdog_for(WATCHDOG_BOUND)
+}
+
+/// A [`Watchdog`] that fires after `bound`.
+#[track_caller]
+pub fn watchdog_for(bound: std::time::Duration) -> Watchdog {
+    let place = std::panic::Location::caller().to_string();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed)")
+        .to_string();
+    let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let thread = (!cfg!(miri)).then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (lock, cv) = &*done;
+            let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            let (guard, _) = cv
+                .wait_timeout_while(guard, bound, |finished| !*finished)
+                .unwrap_or_else(|e| e.into_inner());
+            if !*guard {
+                eprintln!(
+                    "\nWATCHDOG: test `{test}` (started at {place}) did not finish within \
+                     {bound:?}; aborting the test binary (pid {})",
+                    std::process::id()
+                );
+                std::process::abort();
+            }
+        })
+    });
+    Watchdog { done, thread }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
