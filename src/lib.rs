@@ -95,6 +95,8 @@ pub use role::OwnerId;
 mod docs {
     #[doc = include_str!("../README.md")]
     struct Readme;
+    #[doc = include_str!("../docs/api.md")]
+    struct Api;
 }
 
 /// A frame received into owned memory.
