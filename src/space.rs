@@ -51,7 +51,7 @@ impl SpaceWaker {
 
     /// Called after storing the released position `released` (Release): rings `line` if a
     /// step was crossed since the last ring, or if the consumer has `caught_up`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn released(
         &mut self,
         released: u64,

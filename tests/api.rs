@@ -220,3 +220,36 @@ fn a_snapshot_reads_and_never_writes() {
         Err(SnapshotError::Header(HeaderError::TooSmall { size: 64 }))
     );
 }
+
+/// Every end is `Send` (move it to the thread that uses it) and none is `Sync`: an end's wait
+/// state lives in `Cell`s, as rtrb's ends do. A change to either is a break the CHANGELOG must
+/// carry, so it is pinned here.
+mod send_not_sync {
+    use ringbell::channel::{Client, Server};
+    use ringbell::doorbell::Doorbell;
+    use ringbell::fanin::FanIn;
+    use ringbell::region::{Bell, HeapRegion, Mpsc, Spsc};
+    use ringbell::{mpsc, spsc};
+    use static_assertions::{assert_impl_all, assert_not_impl_any};
+
+    type SpscHeap = HeapRegion<Spsc>;
+    type MpscHeap = HeapRegion<Mpsc>;
+
+    assert_impl_all!(spsc::Producer<SpscHeap>: Send);
+    assert_impl_all!(spsc::Consumer<SpscHeap>: Send);
+    assert_impl_all!(mpsc::Producer<MpscHeap>: Send);
+    assert_impl_all!(mpsc::Consumer<MpscHeap>: Send);
+    assert_impl_all!(FanIn<SpscHeap, HeapRegion<Bell>>: Send);
+    assert_impl_all!(Doorbell<HeapRegion<Bell>>: Send);
+    assert_impl_all!(Server: Send);
+    assert_impl_all!(Client: Send);
+
+    assert_not_impl_any!(spsc::Producer<SpscHeap>: Sync);
+    assert_not_impl_any!(spsc::Consumer<SpscHeap>: Sync);
+    assert_not_impl_any!(mpsc::Producer<MpscHeap>: Sync);
+    assert_not_impl_any!(mpsc::Consumer<MpscHeap>: Sync);
+    assert_not_impl_any!(FanIn<SpscHeap, HeapRegion<Bell>>: Sync);
+    assert_not_impl_any!(Doorbell<HeapRegion<Bell>>: Sync);
+    assert_not_impl_any!(Server: Sync);
+    assert_not_impl_any!(Client: Sync);
+}

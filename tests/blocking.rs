@@ -6,9 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ringbell::doorbell::WaitOptions;
-use ringbell::region::Region;
-use ringbell::spsc;
+use ringbell::inspect::RegionSnapshot;
+use ringbell::region::{Region, SharedMemory};
 use ringbell::{RecvError, SendError};
+use ringbell::{mpsc, spsc};
 
 #[test]
 fn deadlines_are_honoured() {
@@ -294,6 +295,118 @@ fn a_consumer_stopping_short_wakes_a_blocked_producer() {
         rx.try_recv_into(&mut buf),
         Err(RecvError::BufferTooSmall { needed: max })
     );
+    let waited = sender.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "producer slept {waited:?}"
+    );
+}
+
+/// Asleep for a minute unless rung: a producer waiting with these options (and a 30 s
+/// deadline) goes on within 10 s only if a consumer rings for it.
+fn rung_or_asleep() -> WaitOptions {
+    WaitOptions::new()
+        .spin_budget(0)
+        .slice(Duration::from_secs(60))
+}
+
+/// Waits (at most 10 s) until a producer of the ring in `shm` has announced a sleep on the
+/// space doorbell, so that what the test does next is what must wake it.
+fn until_a_producer_sleeps(shm: &impl SharedMemory) {
+    let start = Instant::now();
+    while RegionSnapshot::read(shm).space_bell.waiters == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the producer never slept"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// As above, for a batch receive that takes frames and then stops at one its buffer cannot
+/// hold: the batch frees less than a wake step, and must still ring.
+#[test]
+fn an_spsc_batch_stopping_short_wakes_a_blocked_producer() {
+    let _watchdog = common::watchdog();
+    let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+    let max = tx.max_frame();
+    tx.try_send(0, &[0; 56]).unwrap(); // 64 bytes each
+    tx.try_send(0, &[0; 56]).unwrap();
+    while tx.try_send(1, &vec![1; max]).is_ok() {}
+    while tx.try_send(2, &[2; 56]).is_ok() {}
+    tx.set_wait_options(rung_or_asleep());
+    let sender = std::thread::spawn(move || {
+        let t = Instant::now();
+        tx.send_timeout(3, &[3; 56], Duration::from_secs(30))
+            .unwrap();
+        t.elapsed()
+    });
+    until_a_producer_sleeps(rx.shared_memory());
+    let mut buf = [0u8; 64];
+    assert_eq!(rx.try_recv_batch_into(&mut buf, 16, |_, _| {}), Ok(2));
+    let waited = sender.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "producer slept {waited:?}"
+    );
+}
+
+/// The MPSC batch, stopping at a frame its buffer cannot hold.
+#[test]
+fn an_mpsc_batch_stopping_at_a_large_frame_wakes_a_blocked_producer() {
+    let _watchdog = common::watchdog();
+    let (mut rx, region) = mpsc::channel(4096).unwrap();
+    let mut tx = region.producer().unwrap();
+    let max = tx.max_frame();
+    tx.try_send(0, &[0; 56]).unwrap(); // 64 bytes each
+    tx.try_send(0, &[0; 56]).unwrap();
+    while tx.try_send(1, &vec![1; max]).is_ok() {}
+    while tx.try_send(2, &[2; 56]).is_ok() {}
+    let mut blocked = region.producer().unwrap();
+    blocked.set_wait_options(rung_or_asleep());
+    let sender = std::thread::spawn(move || {
+        let t = Instant::now();
+        blocked
+            .send_timeout(3, &[3; 56], Duration::from_secs(30))
+            .unwrap();
+        t.elapsed()
+    });
+    until_a_producer_sleeps(rx.shared_memory());
+    let mut buf = [0u8; 64];
+    assert_eq!(rx.try_recv_batch_into(&mut buf, 16, |_, _| {}), Ok(2));
+    let waited = sender.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "producer slept {waited:?}"
+    );
+}
+
+/// The MPSC batch, stopping at a record another producer claimed and has not committed: the
+/// space it took before the claim must be published and rung for, not left to the end of the
+/// batch's next call.
+#[test]
+fn an_mpsc_batch_stopping_at_an_uncommitted_claim_wakes_a_blocked_producer() {
+    let _watchdog = common::watchdog();
+    let (mut rx, region) = mpsc::channel(4096).unwrap();
+    rx.set_stall_timeout(Duration::from_secs(60)); // the claim is never skipped here
+    let mut tx = region.producer().unwrap();
+    tx.try_send(0, &[0; 56]).unwrap(); // 64 bytes each
+    tx.try_send(0, &[0; 56]).unwrap();
+    let mut stuck = region.producer().unwrap();
+    ringbell::testing::mpsc_claim_and_stop(&mut stuck, 56).unwrap();
+    while tx.try_send(2, &[2; 56]).is_ok() {}
+    let mut blocked = region.producer().unwrap();
+    blocked.set_wait_options(rung_or_asleep());
+    let sender = std::thread::spawn(move || {
+        let t = Instant::now();
+        blocked
+            .send_timeout(3, &[3; 56], Duration::from_secs(30))
+            .unwrap();
+        t.elapsed()
+    });
+    until_a_producer_sleeps(rx.shared_memory());
+    let mut buf = [0u8; 64];
+    assert_eq!(rx.try_recv_batch_into(&mut buf, 16, |_, _| {}), Ok(2));
     let waited = sender.join().unwrap();
     assert!(
         waited < Duration::from_secs(10),

@@ -801,3 +801,44 @@ fn a_short_request_buffer_is_reported_and_the_client_stays() {
         .unwrap();
     assert_eq!(client.join().unwrap(), b"done");
 }
+
+#[test]
+fn a_call_whose_deadline_is_shorter_than_a_slice_still_notices_a_killed_server() {
+    let _watchdog = common::watchdog();
+    if child_role().as_deref() == Some("server") {
+        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let server = Server::bind(&path, ServerConfig::default()).unwrap();
+        Reactor::new(server, echo).run().unwrap();
+        return;
+    }
+    let path = sock_path("short-deadline");
+    let mut server = child_command(
+        "a_call_whose_deadline_is_shorter_than_a_slice_still_notices_a_killed_server",
+        "server",
+        &[],
+    )
+    .env(PATH_ENV, &path)
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    let mut client = loop {
+        match Client::connect(&path) {
+            Ok(c) => break c,
+            Err(_) => {
+                assert!(start.elapsed() < T, "server never came up");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    assert_eq!(client.call_timeout(b"x", T).unwrap(), b"x");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    // Each deadline ends inside the first sleep slice, so only the check made at the deadline
+    // can see the hang-up: without it every call would time out against a dead server.
+    for _ in 0..3 {
+        assert_eq!(
+            client.call_timeout(b"y", Duration::from_millis(1)),
+            Err(CallError::Disconnected)
+        );
+    }
+}

@@ -13,7 +13,7 @@ use super::line::Line;
 use crate::error::{AttachError, HeaderError};
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
-use crate::region::{Bell, Init, RegionConfig, SharedMemory};
+use crate::region::{Admits, Bell, Init, RegionConfig, SharedMemory};
 use crate::wire::{BELL_CAPACITY, BELL_REGION_SIZE, HEADER_SIZE, RingKind};
 
 /// The configuration of a bell region (it has no settings): pass it to `HeapRegion::new` or
@@ -58,6 +58,8 @@ impl Init for BellConfig {
 /// [`BELL_REGION_SIZE`](crate::wire::BELL_REGION_SIZE) bytes), for memory the caller maps
 /// itself. Regions the crate makes are initialised by `HeapRegion::new(&BellConfig)` and
 /// `Region::create(&BellConfig)`.
+/// The memory must be untyped or typed [`Bell`]: a region typed for another kind does not
+/// compile.
 ///
 /// # Errors
 ///
@@ -78,7 +80,11 @@ impl Init for BellConfig {
 /// init_bell(&region)?;
 /// # Ok::<(), ringbell::HeaderError>(())
 /// ```
-pub fn init_bell<S: SharedMemory + ?Sized>(shm: &S) -> Result<(), HeaderError> {
+pub fn init_bell<S>(shm: &S) -> Result<(), HeaderError>
+where
+    S: SharedMemory + ?Sized,
+    S::Kind: Admits<Bell>,
+{
     BellConfig.init(&shm.mem())
 }
 

@@ -28,7 +28,7 @@ impl Line {
 
     /// Rings after the caller published something a waiter may be waiting for; returns
     /// whether it made a wake system call (only if a waiter announced a sleep).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ring(&self) -> bool {
         // SeqCst: pairs with the waiter's fence in `sleep_until`: either the waiter's re-check
         // sees what we published, or we see its mark below.

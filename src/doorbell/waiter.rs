@@ -52,7 +52,7 @@ impl Waiter {
     }
 
     /// Rings `line`, counting a wake system call if one is made.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ring(&self, line: &Line) {
         if line.ring() {
             self.count(|s| s.wakes += 1);
@@ -79,21 +79,26 @@ impl Waiter {
             return Ok(());
         }
         let opts = self.opts.get();
-        let mut stats = self.stats.get();
+        // Counted locally and added at the end: `ready()` may ring through this same waiter,
+        // and its count must not be overwritten by ours.
+        let mut delta = WaitStats::default();
         let mut spinner = self.spinner.get();
-        let spun = spinner.spin(&mut ready, &opts, &mut stats);
+        let spun = spinner.spin(&mut ready, &opts, &mut delta);
         self.spinner.set(spinner);
         let r = if spun {
             Ok(())
         } else {
-            line.sleep_until(&mut ready, deadline, opts.slice, &mut stats)
+            line.sleep_until(&mut ready, deadline, opts.slice, &mut delta)
         };
-        self.stats.set(stats);
+        self.stats.set(self.stats.get() + delta);
         r
     }
 
-    /// Waits until `ready()` or `deadline`, one slice at a time; between slices that end
-    /// without `ready()`, asks `between` (a dead-peer check, say) whether to stop.
+    /// Waits until `ready()` or `deadline`, one slice at a time; after each slice that ends
+    /// without `ready()`, asks `between` (a dead-peer check, say) whether to stop. It is asked
+    /// once more when the deadline passes, before giving up with [`Stop::Timeout`]: a caller
+    /// whose deadline is shorter than a slice still learns of a dead peer rather than timing
+    /// out against it for ever.
     pub(crate) fn wait_sliced<E>(
         &self,
         line: &Line,
@@ -109,11 +114,11 @@ impl Waiter {
             {
                 return Ok(());
             }
-            if deadline.passed() {
-                return Err(Stop::Timeout);
-            }
             if let Some(e) = between() {
                 return Err(Stop::By(e));
+            }
+            if deadline.passed() {
+                return Err(Stop::Timeout);
             }
         }
     }

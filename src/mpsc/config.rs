@@ -6,7 +6,7 @@ use super::registry;
 use crate::error::HeaderError;
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
-use crate::region::{Init, Mpsc, RegionConfig, SharedMemory};
+use crate::region::{Admits, Init, Mpsc, RegionConfig, SharedMemory};
 use crate::sync::Ordering;
 use crate::wire::{self, HEADER_SIZE, MPSC_LEN_MASK, RingKind};
 
@@ -201,6 +201,8 @@ impl Init for Config {
 /// Writes a fresh MPSC ring into `shm` (exactly the configuration's region size), for memory
 /// the caller maps itself. Regions the crate makes are initialised by `HeapRegion::new` and
 /// `Region::create`.
+/// The memory must be untyped or typed [`Mpsc`]: a region typed for another kind does not
+/// compile.
 ///
 /// # Errors
 ///
@@ -220,6 +222,10 @@ impl Init for Config {
 /// mpsc::init(&region, &cfg)?;
 /// # Ok::<(), ringbell::HeaderError>(())
 /// ```
-pub fn init<S: SharedMemory + ?Sized>(shm: &S, cfg: &Config) -> Result<(), HeaderError> {
+pub fn init<S>(shm: &S, cfg: &Config) -> Result<(), HeaderError>
+where
+    S: SharedMemory + ?Sized,
+    S::Kind: Admits<Mpsc>,
+{
     cfg.init(&shm.mem())
 }

@@ -470,7 +470,12 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                         continue;
                     }
                     // We stop short of the claims: a producer blocked on the space freed so
-                    // far must not wait for the record ahead to be committed.
+                    // far must not wait for the record ahead to be committed. That includes
+                    // space a batch (this one, or one whose callback panicked) has not yet
+                    // published.
+                    if self.published != self.read {
+                        self.publish_release();
+                    }
                     self.announce_space();
                     return Err(RecvError::Empty);
                 }
@@ -566,6 +571,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         mut f: impl FnMut(u32, &[u8]),
     ) -> Result<usize, RecvError> {
         let mut got = 0;
+        let mut short = false;
         while got < max {
             let rec = match self.next() {
                 Ok(rec) => rec,
@@ -577,6 +583,7 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
                     self.announce_space();
                     return Err(RecvError::BufferTooSmall { needed: rec.len });
                 }
+                short = true;
                 break;
             };
             self.mem.copy_out(rec.off, dst);
@@ -586,8 +593,15 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
             got += 1;
             f(rec.tag, dst);
         }
-        if got > 0 {
+        // An empty ring or a record still being written, met mid-batch, has already
+        // published (`next`).
+        if self.published != self.read {
             self.publish_release();
+        }
+        if short {
+            // Stopped short of catching up: a producer waiting for the space must not be
+            // left to its sleep slice.
+            self.announce_space();
         }
         Ok(got)
     }

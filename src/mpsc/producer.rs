@@ -502,6 +502,11 @@ impl<S: SharedMemory> Producer<S> {
     /// were sent: a prefix of `frames`. Sending the first frame not sent on its own tells why
     /// it stopped.
     ///
+    /// Each frame is visible to a consumer that polls as soon as it is committed, but a
+    /// consumer asleep on the doorbell is woken only when the batch ends — after the iterator
+    /// has returned `None` (or a frame could not be sent). An iterator that is slow to yield
+    /// delays that wake-up: hand in frames that are ready.
+    ///
     /// # Errors
     ///
     /// Only when no frame was sent: as [`try_send`](Self::try_send) for the first frame.

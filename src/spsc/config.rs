@@ -3,7 +3,7 @@
 use crate::error::HeaderError;
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
-use crate::region::{Init, RegionConfig, SharedMemory, Spsc};
+use crate::region::{Admits, Init, RegionConfig, SharedMemory, Spsc};
 use crate::wire::{self, RingKind};
 
 /// How to create an SPSC ring.
@@ -198,6 +198,15 @@ impl Init for Config {
 /// initialised by `HeapRegion::new` and `Region::create`.
 ///
 /// Call it once, on memory nobody uses yet: re-initialising a live ring loses its frames.
+/// The memory must be untyped or typed [`Spsc`]: laying an SPSC ring over a region typed for
+/// another kind does not compile.
+///
+/// ```compile_fail
+/// use ringbell::region::{HeapRegion, Mpsc};
+///
+/// let region = HeapRegion::<Mpsc>::new(&ringbell::mpsc::Config::new(4096)).unwrap();
+/// ringbell::spsc::init(&region, &ringbell::spsc::Config::new(4096)); // an MPSC region
+/// ```
 ///
 /// # Errors
 ///
@@ -220,6 +229,10 @@ impl Init for Config {
 /// assert!(matches!(too_big, Err(HeaderError::SizeMismatch { .. })));
 /// # Ok::<(), HeaderError>(())
 /// ```
-pub fn init<S: SharedMemory + ?Sized>(shm: &S, cfg: &Config) -> Result<(), HeaderError> {
+pub fn init<S>(shm: &S, cfg: &Config) -> Result<(), HeaderError>
+where
+    S: SharedMemory + ?Sized,
+    S::Kind: Admits<Spsc>,
+{
     cfg.init(&shm.mem())
 }

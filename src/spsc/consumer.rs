@@ -379,7 +379,7 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
 
     /// Frees `size` bytes at our position (and any a batch moved past without publishing),
     /// then rings the space doorbell as [`crate::space`] says.
-    #[inline]
+    #[inline(always)]
     fn release(&mut self, size: usize) {
         self.read = self.read.wrapping_add(size as u64);
         self.published = self.read;
@@ -408,7 +408,9 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
     }
 
     /// Finds and validates the next record, skipping (and freeing) one padding record.
-    #[inline]
+    // Always inlined: where it was not (a caller's loop in a large function), the call cost a
+    // third of the batched stream's rate (the comparison, A/B: 24 vs 38 M/s).
+    #[inline(always)]
     fn next_record(&mut self) -> Result<Rec, RecvError> {
         if fork::forked(self.fork_gen) {
             return Err(RecvError::Forked);
@@ -584,8 +586,8 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
     }
 
     /// Receives up to `max` frames, copying each into `buf` and handing it to `f` with its
-    /// tag, then releases their space together: one position store and one doorbell ring for
-    /// the batch instead of one per frame. Returns how many were received (0 if `max` is 0,
+    /// tag, then releases their space together: one position store and at most one doorbell
+    /// ring for the batch instead of one per frame. Returns how many were received (0 if `max` is 0,
     /// whatever the ring holds). If `f` panics, the frames before it and the one it was given
     /// count as received; their space is freed when the ring next looks empty to this
     /// consumer, or when another frame is freed.
@@ -616,6 +618,7 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
         mut f: impl FnMut(u32, &[u8]),
     ) -> Result<usize, RecvError> {
         let mut got = 0;
+        let mut short = false;
         while got < max {
             let rec = match self.next_record() {
                 Ok(rec) => rec,
@@ -627,6 +630,7 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
                     self.announce_space();
                     return Err(RecvError::BufferTooSmall { needed: rec.len });
                 }
+                short = true;
                 break;
             };
             self.mem.copy_out(payload_off(rec.off), dst);
@@ -636,8 +640,14 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
             got += 1;
             f(rec.tag, dst);
         }
-        if got > 0 {
+        // An empty ring met mid-batch has already published (`empty_or_closed`).
+        if self.published != self.read {
             self.release(0);
+        }
+        if short {
+            // Stopped short of catching up: a producer waiting for the space must not be
+            // left to its sleep slice.
+            self.announce_space();
         }
         Ok(got)
     }

@@ -679,7 +679,7 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
     }
 
     /// Writes the headers of a filled grant and publishes it.
-    #[inline]
+    #[inline(always)]
     fn publish(&mut self, record: usize, pad: usize, len: usize, tag: u32) {
         self.write_headers(record, pad, len, tag);
         self.publish_position();
@@ -687,7 +687,7 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
 
     /// Writes the headers of a filled grant and moves our position past it, without
     /// publishing: the consumer sees nothing until [`publish_position`](Self::publish_position).
-    #[inline]
+    #[inline(always)]
     fn write_headers(&mut self, record: usize, pad: usize, len: usize, tag: u32) {
         let mem = &self.mem;
         if pad > 0 {
@@ -703,7 +703,7 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
     }
 
     /// Publishes our position (every record written so far) and rings the data doorbell.
-    #[inline]
+    #[inline(always)]
     fn publish_position(&mut self) {
         self.published = self.write;
         // Release: pairs with the Acquire loads of WRITE_POS in `Consumer::refresh_write` and
