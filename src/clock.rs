@@ -29,17 +29,20 @@ impl Instant {
     }
 
     /// `self + d`, saturating.
+    #[inline]
     pub(crate) fn after(self, d: Duration) -> Self {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Self(self.0.saturating_add(ns))
     }
 
     /// Whole milliseconds since the clock's origin (the same in every process).
+    #[inline]
     pub(crate) fn as_millis(self) -> u64 {
         self.0 / 1_000_000
     }
 
     /// Time from `earlier` to `self`, zero if `earlier` is later.
+    #[inline]
     pub(crate) fn since(self, earlier: Self) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
@@ -55,26 +58,31 @@ impl Deadline {
     pub(crate) const NEVER: Self = Self(None);
 
     /// A call that gives up `timeout` from now.
+    #[inline]
     pub(crate) fn after(timeout: Duration) -> Self {
         Self(Some(Instant::now().after(timeout)))
     }
 
     /// A call that gives up at `t`.
+    #[inline]
     pub(crate) fn until(t: Instant) -> Self {
         Self(Some(t))
     }
 
     /// The instant, if any.
+    #[inline]
     pub(crate) fn at(self) -> Option<Instant> {
         self.0
     }
 
     /// Whether the deadline has passed.
+    #[inline]
     pub(crate) fn passed(self) -> bool {
         self.0.is_some_and(|d| Instant::now() >= d)
     }
 
     /// The earlier of the deadline and `t`.
+    #[inline]
     pub(crate) fn min(self, t: Instant) -> Instant {
         self.0.map_or(t, |d| d.min(t))
     }

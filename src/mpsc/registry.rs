@@ -7,7 +7,8 @@ use crate::role::OwnerId;
 use crate::sync::Ordering;
 use crate::wire::{IN_CLAIM, REGISTRY_SLOT_SIZE, SLOT_OWNER, SLOT_REC_POS, SLOT_STATE};
 
-/// The registry slots of one MPSC region.
+/// The registry slots of one MPSC region. The accessors a send makes are `#[inline]`: they
+/// are not generic, so without it a caller in another crate pays a call for each store.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Registry {
     mem: Mem,
@@ -35,6 +36,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     fn at(&self, slot: usize) -> usize {
         self.off + slot * REGISTRY_SLOT_SIZE
     }
@@ -82,12 +84,14 @@ impl Registry {
 
     /// Marks `slot` in-claim, before its producer's claim CAS (which is Release, so anyone
     /// who sees the claim sees the mark).
+    #[inline]
     pub(crate) fn mark(&self, slot: usize) {
         self.mem
             .store_u32(self.at(slot) + SLOT_STATE, IN_CLAIM, Ordering::Relaxed);
     }
 
     /// Records the position of the record `slot`'s producer is filling.
+    #[inline]
     pub(crate) fn set_rec_pos(&self, slot: usize, pos: u64) {
         self.mem
             .store_u64(self.at(slot) + SLOT_REC_POS, pos, Ordering::Relaxed);
@@ -95,18 +99,21 @@ impl Registry {
 
     /// Clears `slot`'s in-claim mark. Release: everything the claim wrote happens before a
     /// consumer sees the slot idle.
+    #[inline]
     pub(crate) fn unmark(&self, slot: usize) {
         self.mem
             .store_u32(self.at(slot) + SLOT_STATE, 0, Ordering::Release);
     }
 
     /// The owner id in `slot` (0: free).
+    #[inline]
     pub(crate) fn owner(&self, slot: usize) -> u64 {
         self.mem
             .load_u64(self.at(slot) + SLOT_OWNER, Ordering::Acquire)
     }
 
     /// Whether `slot` is marked in-claim.
+    #[inline]
     pub(crate) fn in_claim(&self, slot: usize) -> bool {
         self.mem
             .load_u32(self.at(slot) + SLOT_STATE, Ordering::Acquire)
@@ -115,6 +122,7 @@ impl Registry {
     }
 
     /// The record position `slot` last recorded.
+    #[inline]
     pub(crate) fn rec_pos(&self, slot: usize) -> u64 {
         self.mem
             .load_u64(self.at(slot) + SLOT_REC_POS, Ordering::Relaxed)

@@ -20,17 +20,25 @@ fn now_ms() -> u64 {
 }
 
 /// Whether a record of `size` bytes in a ring of `capacity` bytes is large enough to reserve.
+#[inline]
 pub(crate) fn is_large(size: u64, capacity: usize) -> bool {
     size > capacity as u64 / 4
 }
 
 /// The size of the live reservation of a producer other than `slot`'s, to leave room for; 0
 /// if there is none.
+#[inline]
 pub(crate) fn foreign(mem: &Mem, slot: usize, capacity: usize) -> u64 {
     let r = mem.load_u64(RESERVATION_OFF, Ordering::Acquire);
     if r == 0 || (r & 0xffff_ffff) as usize == slot + 1 {
         return 0;
     }
+    posted(mem, r, capacity)
+}
+
+/// The size of the posted reservation `r` if it is still live.
+#[cold]
+fn posted(mem: &Mem, r: u64, capacity: usize) -> u64 {
     let stamp = mem.load_u64(RESERVATION_STAMP_OFF, Ordering::Relaxed);
     if now_ms().saturating_sub(stamp) > RESERVATION_TTL_MS {
         return 0;

@@ -453,7 +453,12 @@ fn stream_ringbell(n: u64, len: usize, cap: usize) -> Duration {
     for _ in 0..n {
         loop {
             match rx.try_recv_into(&mut buf) {
-                Ok(_) => break,
+                // Read, as a user would: otherwise the copy into `buf` may be dropped as a
+                // dead store and the case measures a producer alone.
+                Ok(_) => {
+                    std::hint::black_box(&mut buf);
+                    break;
+                }
                 Err(RecvError::Empty) => std::hint::spin_loop(),
                 Err(e) => panic!("{e}"),
             }
