@@ -276,30 +276,16 @@ fn a_consumer_stopping_short_wakes_a_blocked_producer() {
     tx.try_send(0, &[0; 56]).unwrap(); // 64 bytes
     while tx.try_send(1, &vec![1; max]).is_ok() {}
     while tx.try_send(2, &[2; 56]).is_ok() {}
-    // Asleep for a whole minute unless rung.
-    tx.set_wait_options(
-        WaitOptions::new()
-            .spin_budget(0)
-            .slice(Duration::from_secs(60)),
-    );
-    let sender = std::thread::spawn(move || {
-        let t = Instant::now();
-        tx.send_timeout(3, &[3; 56], Duration::from_secs(30))
-            .unwrap();
-        t.elapsed()
-    });
-    std::thread::sleep(Duration::from_millis(100)); // let it fall asleep
+    tx.set_wait_options(rung_or_asleep());
+    let sender = blocked_send(move || tx.send_timeout(3, &[3; 56], Duration::from_secs(30)));
+    until_a_producer_sleeps(rx.shared_memory());
     let mut buf = [0u8; 64];
     assert_eq!(rx.try_recv_into(&mut buf), Ok((0, 56))); // frees 64 bytes, rings nothing
     assert_eq!(
         rx.try_recv_into(&mut buf),
         Err(RecvError::BufferTooSmall { needed: max })
     );
-    let waited = sender.join().unwrap();
-    assert!(
-        waited < Duration::from_secs(10),
-        "producer slept {waited:?}"
-    );
+    woke_promptly(sender);
 }
 
 /// Asleep for a minute unless rung: a producer waiting with these options (and a 30 s
@@ -308,6 +294,26 @@ fn rung_or_asleep() -> WaitOptions {
     WaitOptions::new()
         .spin_budget(0)
         .slice(Duration::from_secs(60))
+}
+
+/// Runs `send` (a send that will block) on a thread; the handle gives how long it took.
+fn blocked_send(
+    send: impl FnOnce() -> Result<(), SendError> + Send + 'static,
+) -> std::thread::JoinHandle<Duration> {
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        send().unwrap();
+        t.elapsed()
+    })
+}
+
+/// Asserts that the send on `sender` was woken, not left to sleep out its deadline.
+fn woke_promptly(sender: std::thread::JoinHandle<Duration>) {
+    let waited = sender.join().unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "producer slept {waited:?}"
+    );
 }
 
 /// Waits (at most 10 s) until a producer of the ring in `shm` has announced a sleep on the
@@ -323,8 +329,9 @@ fn until_a_producer_sleeps(shm: &impl SharedMemory) {
     }
 }
 
-/// As above, for a batch receive that takes frames and then stops at one its buffer cannot
-/// hold: the batch frees less than a wake step, and must still ring.
+/// As `a_consumer_stopping_short_wakes_a_blocked_producer`, for a batch receive that takes
+/// frames and then stops at one its buffer cannot hold: the batch frees less than a wake
+/// step, and must still ring.
 #[test]
 fn an_spsc_batch_stopping_short_wakes_a_blocked_producer() {
     let _watchdog = common::watchdog();
@@ -335,20 +342,11 @@ fn an_spsc_batch_stopping_short_wakes_a_blocked_producer() {
     while tx.try_send(1, &vec![1; max]).is_ok() {}
     while tx.try_send(2, &[2; 56]).is_ok() {}
     tx.set_wait_options(rung_or_asleep());
-    let sender = std::thread::spawn(move || {
-        let t = Instant::now();
-        tx.send_timeout(3, &[3; 56], Duration::from_secs(30))
-            .unwrap();
-        t.elapsed()
-    });
+    let sender = blocked_send(move || tx.send_timeout(3, &[3; 56], Duration::from_secs(30)));
     until_a_producer_sleeps(rx.shared_memory());
     let mut buf = [0u8; 64];
     assert_eq!(rx.try_recv_batch_into(&mut buf, 16, |_, _| {}), Ok(2));
-    let waited = sender.join().unwrap();
-    assert!(
-        waited < Duration::from_secs(10),
-        "producer slept {waited:?}"
-    );
+    woke_promptly(sender);
 }
 
 /// The MPSC batch, stopping at a frame its buffer cannot hold.
@@ -364,21 +362,11 @@ fn an_mpsc_batch_stopping_at_a_large_frame_wakes_a_blocked_producer() {
     while tx.try_send(2, &[2; 56]).is_ok() {}
     let mut blocked = region.producer().unwrap();
     blocked.set_wait_options(rung_or_asleep());
-    let sender = std::thread::spawn(move || {
-        let t = Instant::now();
-        blocked
-            .send_timeout(3, &[3; 56], Duration::from_secs(30))
-            .unwrap();
-        t.elapsed()
-    });
+    let sender = blocked_send(move || blocked.send_timeout(3, &[3; 56], Duration::from_secs(30)));
     until_a_producer_sleeps(rx.shared_memory());
     let mut buf = [0u8; 64];
     assert_eq!(rx.try_recv_batch_into(&mut buf, 16, |_, _| {}), Ok(2));
-    let waited = sender.join().unwrap();
-    assert!(
-        waited < Duration::from_secs(10),
-        "producer slept {waited:?}"
-    );
+    woke_promptly(sender);
 }
 
 /// The MPSC batch, stopping at a record another producer claimed and has not committed: the
@@ -397,21 +385,11 @@ fn an_mpsc_batch_stopping_at_an_uncommitted_claim_wakes_a_blocked_producer() {
     while tx.try_send(2, &[2; 56]).is_ok() {}
     let mut blocked = region.producer().unwrap();
     blocked.set_wait_options(rung_or_asleep());
-    let sender = std::thread::spawn(move || {
-        let t = Instant::now();
-        blocked
-            .send_timeout(3, &[3; 56], Duration::from_secs(30))
-            .unwrap();
-        t.elapsed()
-    });
+    let sender = blocked_send(move || blocked.send_timeout(3, &[3; 56], Duration::from_secs(30)));
     until_a_producer_sleeps(rx.shared_memory());
     let mut buf = [0u8; 64];
     assert_eq!(rx.try_recv_batch_into(&mut buf, 16, |_, _| {}), Ok(2));
-    let waited = sender.join().unwrap();
-    assert!(
-        waited < Duration::from_secs(10),
-        "producer slept {waited:?}"
-    );
+    woke_promptly(sender);
 }
 
 /// The watchdog every test starts with fails a hung test, naming it, within its bound: a
