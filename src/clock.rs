@@ -75,6 +75,20 @@ impl Deadline {
         self.0
     }
 
+    /// The time left, or `None` if the deadline has passed. A deadline of never has a day
+    /// left, always: enough for any one system call's timeout.
+    #[inline]
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))] // the channel asks
+    pub(crate) fn left(self) -> Option<Duration> {
+        match self.0 {
+            None => Some(Duration::from_secs(86_400)),
+            Some(d) => {
+                let now = Instant::now();
+                (now < d).then(|| d.since(now))
+            }
+        }
+    }
+
     /// Whether the deadline has passed.
     #[inline]
     pub(crate) fn passed(self) -> bool {

@@ -87,18 +87,26 @@ impl<L: Liveness + ?Sized> Liveness for &L {
 
 /// Whether the process behind `pidfd` has exited: `poll(2)` for `POLLIN`, zero timeout.
 ///
-/// A poll that fails says nothing about the process, so it counts as alive: a signal
-/// (`EINTR`) or a transient error must never make a live peer look dead.
+/// A poll interrupted by a signal (`EINTR`) is asked again (at most 64 times in a row); a
+/// poll that fails otherwise says nothing about the process, so it counts as alive: a signal
+/// or a transient error must never make a live peer look dead.
 #[cfg(not(loom))]
 #[cfg_attr(all(miri, not(feature = "std")), allow(dead_code))]
 pub(crate) fn pidfd_exited(pidfd: rustix::fd::BorrowedFd<'_>) -> bool {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
     let zero = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    for _ in 0..64 {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&zero)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// [`Liveness`] from pidfds: an owner is dead once the process of its pid (as recorded by

@@ -1,7 +1,9 @@
 //! The client end of a channel: connect, call, pipeline.
 
+use core::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use super::socket;
 use crate::clock::{Deadline, Instant};
 use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
 use crate::error::{RecvError, SendError};
+use crate::liveness::pidfd_exited;
 use crate::region::{Bell, Region, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{Consumer, Producer};
@@ -51,7 +54,7 @@ use crate::wire::{ID_BITS, ID_MASK};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Client {
-    sock: UnixStream,
+    server: ServerWatch,
     /// The server's doorbell region (shared with every client of the server).
     bell: Region<Bell>,
     requests: Producer<Region<Spsc>, Region<Bell>>,
@@ -112,9 +115,12 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect_with(path: impl AsRef<Path>, opts: ClientOptions) -> Result<Self, ChannelError> {
-        let sock = UnixStream::connect(path)?;
-        let (welcome, [bell, requests, responses]) =
-            handshake::receive(&sock, opts.connect_timeout)?;
+        let deadline = Deadline::after(opts.connect_timeout);
+        let sock = socket::connect(path.as_ref(), deadline)?;
+        handshake::hello(&sock)?;
+        let admitted = handshake::receive(&sock, deadline)?;
+        let [bell, requests, responses] = admitted.fds;
+        let welcome = admitted.welcome;
         let responses = Region::<Spsc>::open(responses)?;
         let requests = Region::<Spsc>::open(requests)?;
         // The doorbell region is shared with every other client: check the fd and its size,
@@ -128,7 +134,11 @@ impl Client {
         req.set_wait_options(opts.wait);
         resp.set_wait_options(opts.wait);
         Ok(Self {
-            sock,
+            server: ServerWatch {
+                sock,
+                pidfd: admitted.server_pidfd,
+                gone: Cell::new(false),
+            },
             bell,
             requests: req,
             responses: resp,
@@ -218,7 +228,7 @@ impl Client {
     /// # Ok::<(), ringbell::channel::ChannelError>(())
     /// ```
     pub fn is_disconnected(&self) -> bool {
-        socket::is_hung_up(&self.sock)
+        self.server.gone()
     }
 
     /// Sends a request and waits for its response, as long as it takes (but see
@@ -382,7 +392,7 @@ impl Client {
         if deadline.passed() {
             return Err(CallError::Timeout);
         }
-        if socket::is_hung_up(&self.sock) {
+        if self.server.gone() {
             return Err(CallError::Disconnected);
         }
         let slice_end = now.after(self.slice);
@@ -467,6 +477,7 @@ impl Client {
                 }
                 Err(RecvError::Empty) => return Err(CallError::Empty),
                 Err(RecvError::Corrupt(c)) => return Err(CallError::Corrupt(c)),
+                Err(RecvError::Forked) => return Err(CallError::Forked),
                 Err(_) => return Err(CallError::Disconnected),
             }
         }
@@ -482,9 +493,9 @@ impl Client {
                 Err(CallError::Empty) => {}
                 done => return done,
             }
-            let sock = &self.sock;
+            let server = &self.server;
             let ready = |c: &Consumer<_, _>| c.has_data() || c.is_producer_closed();
-            let hung_up = || socket::is_hung_up(sock).then_some(());
+            let hung_up = || server.gone().then_some(());
             match self.responses.wait_sliced(ready, deadline, hung_up) {
                 Ok(()) => {}
                 Err(Stop::Timeout) => return Err(CallError::Timeout),
@@ -535,7 +546,33 @@ fn send_error(e: SendError) -> CallError {
         SendError::Full => CallError::Full,
         SendError::Timeout => CallError::Timeout,
         SendError::Corrupt(c) => CallError::Corrupt(c),
+        SendError::Forked => CallError::Forked,
         _ => CallError::Disconnected,
+    }
+}
+
+/// How a client watches its server: the connection's socket (the server closed it, or its
+/// process died and the kernel closed it) and, if the server sent one, a pidfd of the serving
+/// process — which says it died even while a process it forked holds the socket open. Once
+/// gone, gone for good.
+#[derive(Debug)]
+struct ServerWatch {
+    sock: UnixStream,
+    pidfd: Option<OwnedFd>,
+    gone: Cell<bool>,
+}
+
+impl ServerWatch {
+    /// Whether the server is gone. One or two `poll(2)`s, each with zero timeout; an
+    /// interrupted or failed poll never says gone.
+    fn gone(&self) -> bool {
+        if !self.gone.get()
+            && (socket::is_hung_up(&self.sock)
+                || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd())))
+        {
+            self.gone.set(true);
+        }
+        self.gone.get()
     }
 }
 

@@ -22,6 +22,8 @@ use crate::doorbell::WaitOptions;
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub(crate) max_clients: usize,
+    pub(crate) max_per_uid: Option<usize>,
+    pub(crate) max_per_process: Option<usize>,
     pub(crate) request_ring: usize,
     pub(crate) response_ring: usize,
     pub(crate) max_request: Option<usize>,
@@ -37,6 +39,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_clients: 64,
+            max_per_uid: None,
+            max_per_process: None,
             request_ring: 64 << 10,
             response_ring: 64 << 10,
             max_request: None,
@@ -74,6 +78,39 @@ impl ServerConfig {
     /// ```
     pub fn max_clients(mut self, n: usize) -> Self {
         self.max_clients = n;
+        self
+    }
+
+    /// Most connections one user (by the uid the kernel reports for the connecting process)
+    /// may hold at once; beyond it a client is refused with
+    /// [`ChannelError::LimitReached`](super::ChannelError::LimitReached). Unlimited (up to
+    /// [`max_clients`](Self::max_clients)) by default. With
+    /// [`allow_any_uid`](Self::allow_any_uid), set it, so that one user cannot take every
+    /// slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().allow_any_uid().max_clients_per_uid(8);
+    /// ```
+    pub fn max_clients_per_uid(mut self, n: usize) -> Self {
+        self.max_per_uid = Some(n);
+        self
+    }
+
+    /// Most connections one process (by the pid the kernel reports for the connecting
+    /// process) may hold at once; beyond it a client is refused with
+    /// [`ChannelError::LimitReached`](super::ChannelError::LimitReached). Unlimited by
+    /// default. A client in a pid namespace the server cannot see has pid 0 and is not
+    /// counted here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _ = ringbell::channel::ServerConfig::new().max_clients_per_process(4);
+    /// ```
+    pub fn max_clients_per_process(mut self, n: usize) -> Self {
+        self.max_per_process = Some(n);
         self
     }
 

@@ -40,6 +40,16 @@ pub enum BindError {
     Stale,
     /// Something that is not a socket is at the path; it is left alone.
     NotASocket,
+    /// The path is longer than [`MAX_SOCKET_PATH`](super::MAX_SOCKET_PATH) bytes: Linux
+    /// would bind it, but no client could connect to it.
+    PathTooLong {
+        /// The path's length in bytes.
+        len: usize,
+        /// The longest path allowed.
+        max: usize,
+    },
+    /// The path is empty or holds a NUL byte.
+    InvalidPath,
     /// Any other system error.
     Io(io::Error),
 }
@@ -53,6 +63,10 @@ impl fmt::Display for BindError {
                 "a stale socket file (nobody listening) is at the path; bind with bind_replacing",
             ),
             Self::NotASocket => f.write_str("the path exists and is not a socket"),
+            Self::PathTooLong { len, max } => {
+                write!(f, "the socket path is {len} bytes, longer than {max}")
+            }
+            Self::InvalidPath => f.write_str("the socket path is empty or holds a NUL byte"),
             Self::Io(e) => write!(f, "binding the socket: {e}"),
         }
     }
@@ -72,6 +86,33 @@ impl std::error::Error for BindError {
 impl From<io::Error> for BindError {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
+    }
+}
+
+#[cfg(not(loom))]
+impl From<super::socket::PathError> for BindError {
+    fn from(e: super::socket::PathError) -> Self {
+        match e {
+            super::socket::PathError::TooLong { len, max } => Self::PathTooLong { len, max },
+            super::socket::PathError::Invalid => Self::InvalidPath,
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl From<super::socket::PathError> for ChannelError {
+    fn from(e: super::socket::PathError) -> Self {
+        match e {
+            super::socket::PathError::TooLong { len, max } => Self::PathTooLong { len, max },
+            super::socket::PathError::Invalid => Self::InvalidPath,
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl From<rustix::io::Errno> for ChannelError {
+    fn from(e: rustix::io::Errno) -> Self {
+        Self::Io(e.into())
     }
 }
 
@@ -108,10 +149,30 @@ pub enum ChannelError {
     ServerFull,
     /// The server refused the connection: this user is not admitted.
     NotAdmitted,
+    /// The server refused the connection: this user or this process already holds as many
+    /// connections as the server allows one
+    /// ([`ServerConfig::max_clients_per_uid`](super::ServerConfig::max_clients_per_uid),
+    /// [`max_clients_per_process`](super::ServerConfig::max_clients_per_process)).
+    LimitReached,
+    /// The server refused the connection: it has no file descriptors (its `RLIMIT_NOFILE`)
+    /// or memory for another one. Retry later.
+    ServerOutOfResources,
+    /// The handle was inherited across `fork(2)`: only the process that made it may use it.
+    Forked,
     /// The server's greeting was malformed (not a ringbell server, or another version).
     Protocol(&'static str),
-    /// The server did not greet within the connect timeout.
+    /// The server did not take the connection, or did not greet, within the connect
+    /// timeout.
     Timeout,
+    /// The socket path is longer than [`MAX_SOCKET_PATH`](super::MAX_SOCKET_PATH) bytes.
+    PathTooLong {
+        /// The path's length in bytes.
+        len: usize,
+        /// The longest path allowed.
+        max: usize,
+    },
+    /// The socket path is empty or holds a NUL byte.
+    InvalidPath,
     /// A socket system call failed.
     Io(io::Error),
 }
@@ -126,8 +187,19 @@ impl fmt::Display for ChannelError {
             Self::Config(e) => write!(f, "server configuration: {e}"),
             Self::ServerFull => f.write_str("the server is at its client limit"),
             Self::NotAdmitted => f.write_str("the server does not admit this user"),
+            Self::LimitReached => {
+                f.write_str("this user or process holds as many connections as the server allows")
+            }
+            Self::ServerOutOfResources => {
+                f.write_str("the server has no descriptors or memory for another connection")
+            }
+            Self::Forked => f.write_str("the handle was inherited across fork"),
             Self::Protocol(what) => write!(f, "bad greeting from the server: {what}"),
             Self::Timeout => f.write_str("the server did not answer the connection in time"),
+            Self::PathTooLong { len, max } => {
+                write!(f, "the socket path is {len} bytes, longer than {max}")
+            }
+            Self::InvalidPath => f.write_str("the socket path is empty or holds a NUL byte"),
             Self::Io(e) => write!(f, "socket: {e}"),
         }
     }
@@ -249,6 +321,8 @@ pub enum SendResponseError {
     /// The connection is gone (detached, or its client closed its response ring or corrupted
     /// it — the connection is detached now).
     Gone,
+    /// The server was inherited across `fork(2)`: only the process that bound it may serve.
+    Forked,
 }
 
 impl fmt::Display for SendResponseError {
@@ -259,6 +333,7 @@ impl fmt::Display for SendResponseError {
                 write!(f, "response of {len} bytes above the cap of {max}")
             }
             Self::Gone => f.write_str("connection gone"),
+            Self::Forked => f.write_str("the server was inherited across fork"),
         }
     }
 }
@@ -294,6 +369,8 @@ pub enum CallError {
     /// The server is gone: it closed the connection, exited or was killed. Responses it sent
     /// before were delivered first.
     Disconnected,
+    /// The client was inherited across `fork(2)`: only the process that connected may call.
+    Forked,
     /// The server answered with an error status (not [`Status::Ok`]).
     Server(Status),
     /// A ring of the connection is corrupt.
@@ -315,6 +392,7 @@ impl fmt::Display for CallError {
             Self::Full => f.write_str("request ring full"),
             Self::Empty => f.write_str("no response waiting"),
             Self::Disconnected => f.write_str("the server is gone"),
+            Self::Forked => f.write_str("the client was inherited across fork"),
             Self::Server(s) => write!(f, "the server answered {s:?}"),
             Self::Corrupt(c) => write!(f, "corrupt ring: {c}"),
             Self::BadStatus { code } => write!(f, "response with unknown status code {code}"),

@@ -2,15 +2,18 @@
 //! regions of the connection. The bytes are in [`wire`](crate::wire) ("channel").
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::vec::Vec;
 
 use super::error::ChannelError;
 use super::socket;
+use crate::clock::Deadline;
 use crate::wire::{
-    HELLO_FDS, HELLO_FULL, HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_MAGIC, HELLO_OK, HELLO_PID_OFF,
-    HELLO_SLOT_OFF, HELLO_UID, HELLO_VERDICT_OFF,
+    CLIENT_HELLO_FLAGS_OFF, CLIENT_HELLO_LEN, CLIENT_HELLO_MAGIC, CLIENT_HELLO_PID_OFF,
+    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAGS_OFF, HELLO_FULL,
+    HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC, HELLO_OK, HELLO_PID_OFF,
+    HELLO_RESOURCES, HELLO_SLOT_OFF, HELLO_UID, HELLO_VERDICT_OFF,
 };
 
 /// What a server tells an admitted client.
@@ -24,6 +27,16 @@ pub(crate) struct Welcome {
     pub(crate) max_in_flight: u32,
 }
 
+/// What an admitted client receives: the greeting and its descriptors.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) welcome: Welcome,
+    /// Bell region, request ring, response ring.
+    pub(crate) fds: [OwnedFd; HELLO_FDS],
+    /// A pidfd of the serving process, if it sent one.
+    pub(crate) server_pidfd: Option<OwnedFd>,
+}
+
 /// Why a server turned a client away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -31,6 +44,10 @@ pub(crate) enum Refusal {
     Full,
     /// The client's user is not admitted.
     User,
+    /// The client's user or process is at its own limit.
+    Limit,
+    /// No descriptors or memory for another connection.
+    Resources,
 }
 
 fn word(m: &[u8], at: usize) -> u32 {
@@ -39,25 +56,95 @@ fn word(m: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(w)
 }
 
-fn encode(verdict: u32, slot: u32, pid: u32, in_flight: u32) -> [u8; HELLO_LEN] {
+fn put(m: &mut [u8], at: usize, v: u32) {
+    m[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn encode(verdict: u32, w: Welcome, flags: u32) -> [u8; HELLO_LEN] {
     let mut m = [0u8; HELLO_LEN];
     m[0..4].copy_from_slice(&HELLO_MAGIC);
-    m[HELLO_VERDICT_OFF..][..4].copy_from_slice(&verdict.to_ne_bytes());
-    m[HELLO_SLOT_OFF..][..4].copy_from_slice(&slot.to_ne_bytes());
-    m[HELLO_PID_OFF..][..4].copy_from_slice(&pid.to_ne_bytes());
-    m[HELLO_IN_FLIGHT_OFF..][..4].copy_from_slice(&in_flight.to_ne_bytes());
+    put(&mut m, HELLO_VERDICT_OFF, verdict);
+    put(&mut m, HELLO_SLOT_OFF, w.slot);
+    put(&mut m, HELLO_PID_OFF, w.server_pid);
+    put(&mut m, HELLO_IN_FLIGHT_OFF, w.max_in_flight);
+    put(&mut m, HELLO_FLAGS_OFF, flags);
     m
 }
 
+/// A pidfd of this process (`pidfd_open(getpid())`), if the kernel gives one.
+pub(crate) fn own_pidfd() -> Option<OwnedFd> {
+    rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .ok()
+}
+
+/// Sends a client's hello on a fresh connection: its pid and, if it can make one, a pidfd of
+/// its own process.
+pub(crate) fn hello(sock: &UnixStream) -> io::Result<()> {
+    let mut m = [0u8; CLIENT_HELLO_LEN];
+    m[0..4].copy_from_slice(&CLIENT_HELLO_MAGIC);
+    put(&mut m, CLIENT_HELLO_PID_OFF, std::process::id());
+    let pidfd = own_pidfd();
+    if pidfd.is_some() {
+        put(&mut m, CLIENT_HELLO_FLAGS_OFF, CLIENT_HELLO_PIDFD);
+    }
+    let fds: Vec<BorrowedFd<'_>> = pidfd.iter().map(AsFd::as_fd).collect();
+    socket::send_fds(sock, &m, &fds)
+}
+
+/// What the server made of the bytes a client sent after connecting.
+#[derive(Debug)]
+pub(crate) enum ClientHello {
+    /// Nothing yet.
+    Pending,
+    /// A hello, with the client's pidfd if it sent one.
+    Hello(Option<OwnedFd>),
+    /// Something else, or the end of the stream: the client is watched through its socket.
+    Other,
+}
+
+/// Reads a client's hello if it has arrived, without waiting.
+pub(crate) fn try_client_hello(sock: &UnixStream) -> ClientHello {
+    let mut m = [0u8; CLIENT_HELLO_LEN];
+    match socket::try_recv_fds(sock, &mut m) {
+        Ok(None) => ClientHello::Pending,
+        Ok(Some((n, mut fds))) => {
+            let flags = if n == CLIENT_HELLO_LEN && m[0..4] == CLIENT_HELLO_MAGIC {
+                word(&m, CLIENT_HELLO_FLAGS_OFF)
+            } else {
+                return ClientHello::Other;
+            };
+            // One descriptor exactly when the flag says so; anything else is not a hello (the
+            // descriptors are closed as `fds` drops).
+            match (flags & CLIENT_HELLO_PIDFD != 0, fds.len()) {
+                (true, 1) => ClientHello::Hello(fds.pop()),
+                (false, 0) => ClientHello::Hello(None),
+                _ => ClientHello::Other,
+            }
+        }
+        Err(_) => ClientHello::Other,
+    }
+}
+
 /// Greets an admitted client, handing it the bell region, its request ring and its response
-/// ring, in that order.
+/// ring, in that order, and the server's pidfd if there is one.
 pub(crate) fn welcome(
     sock: &UnixStream,
     w: Welcome,
     fds: [BorrowedFd<'_>; HELLO_FDS],
+    server_pidfd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
-    let msg = encode(HELLO_OK, w.slot, w.server_pid, w.max_in_flight);
-    socket::send_fds(sock, &msg, &fds)
+    let mut all: Vec<BorrowedFd<'_>> = fds.to_vec();
+    let flags = match server_pidfd {
+        Some(p) => {
+            all.push(p);
+            HELLO_FLAG_PIDFD
+        }
+        None => 0,
+    };
+    socket::send_fds(sock, &encode(HELLO_OK, w, flags), &all)
 }
 
 /// Tells a client it is refused (best effort: it may be gone already).
@@ -65,76 +152,112 @@ pub(crate) fn refuse(sock: &UnixStream, why: Refusal) {
     let verdict = match why {
         Refusal::Full => HELLO_FULL,
         Refusal::User => HELLO_UID,
+        Refusal::Limit => HELLO_LIMIT,
+        Refusal::Resources => HELLO_RESOURCES,
     };
-    let _ = socket::send_fds(sock, &encode(verdict, 0, 0, 0), &[]);
+    let nobody = Welcome {
+        slot: 0,
+        server_pid: 0,
+        max_in_flight: 0,
+    };
+    let _ = socket::send_fds(sock, &encode(verdict, nobody, 0), &[]);
 }
 
-/// Waits at most `timeout` for the server's greeting on `sock`; returns what it said and the
-/// three descriptors (bell region, request ring, response ring).
-pub(crate) fn receive(
-    sock: &UnixStream,
-    timeout: Duration,
-) -> Result<(Welcome, [OwnedFd; HELLO_FDS]), ChannelError> {
-    sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+/// Waits until `deadline` for the server's greeting on `sock`.
+pub(crate) fn receive(sock: &UnixStream, deadline: Deadline) -> Result<Admitted, ChannelError> {
     let mut msg = [0u8; HELLO_LEN];
-    let (n, fds) = match socket::recv_fds(sock, &mut msg) {
-        Ok(x) => x,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(ChannelError::Timeout),
-        Err(e) => return Err(e.into()),
-    };
-    sock.set_read_timeout(None)?;
+    let (n, mut fds) =
+        socket::recv_fds_until(sock, &mut msg, deadline)?.ok_or(ChannelError::Timeout)?;
     if n == 0 {
         return Err(ChannelError::Protocol(
             "connection closed before the greeting",
         ));
     }
     if n != HELLO_LEN || msg[0..4] != HELLO_MAGIC {
-        return Err(ChannelError::Protocol("not a ringbell channel server"));
+        return Err(ChannelError::Protocol(
+            "not a ringbell channel server of this version",
+        ));
     }
     match word(&msg, HELLO_VERDICT_OFF) {
         HELLO_OK => {}
         HELLO_FULL => return Err(ChannelError::ServerFull),
         HELLO_UID => return Err(ChannelError::NotAdmitted),
+        HELLO_LIMIT => return Err(ChannelError::LimitReached),
+        HELLO_RESOURCES => return Err(ChannelError::ServerOutOfResources),
         _ => return Err(ChannelError::Protocol("unknown verdict")),
     }
+    let with_pidfd = word(&msg, HELLO_FLAGS_OFF) & HELLO_FLAG_PIDFD != 0;
+    let server_pidfd = match (with_pidfd, fds.len()) {
+        (true, 4) => fds.pop(),
+        (false, 3) => None,
+        _ => return Err(ChannelError::Protocol("wrong number of descriptors")),
+    };
     let fds: [OwnedFd; HELLO_FDS] = fds
         .try_into()
-        .map_err(|_| ChannelError::Protocol("expected three descriptors"))?;
+        .map_err(|_| ChannelError::Protocol("wrong number of descriptors"))?;
     let welcome = Welcome {
         slot: word(&msg, HELLO_SLOT_OFF),
         server_pid: word(&msg, HELLO_PID_OFF),
         max_in_flight: word(&msg, HELLO_IN_FLIGHT_OFF),
     };
-    Ok((welcome, fds))
+    Ok(Admitted {
+        welcome,
+        fds,
+        server_pidfd,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn soon() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
 
     #[test]
     fn greetings_round_trip() {
         let (a, b) = UnixStream::pair().unwrap();
         let region = crate::region::Region::create(&crate::doorbell::BellConfig).unwrap();
-        use std::os::fd::AsFd;
         let fd = region.fd();
         let w = Welcome {
             slot: 3,
             server_pid: 77,
             max_in_flight: 9,
         };
-        welcome(&a, w, [fd.as_fd(), fd.as_fd(), fd.as_fd()]).unwrap();
-        let (got, _fds) = receive(&b, Duration::from_secs(5)).unwrap();
-        assert_eq!(got, w);
-        refuse(&a, Refusal::Full);
-        assert!(matches!(
-            receive(&b, Duration::from_secs(5)),
-            Err(ChannelError::ServerFull)
-        ));
-        refuse(&a, Refusal::User);
-        assert!(matches!(
-            receive(&b, Duration::from_secs(5)),
-            Err(ChannelError::NotAdmitted)
-        ));
+        welcome(&a, w, [fd.as_fd(), fd.as_fd(), fd.as_fd()], None).unwrap();
+        let got = receive(&b, soon()).unwrap();
+        assert_eq!(got.welcome, w);
+        assert!(got.server_pidfd.is_none());
+        let pidfd = own_pidfd().expect("pidfd_open on this kernel");
+        welcome(
+            &a,
+            w,
+            [fd.as_fd(), fd.as_fd(), fd.as_fd()],
+            Some(pidfd.as_fd()),
+        )
+        .unwrap();
+        assert!(receive(&b, soon()).unwrap().server_pidfd.is_some());
+        for (why, want) in [
+            (Refusal::Full, "ServerFull"),
+            (Refusal::User, "NotAdmitted"),
+            (Refusal::Limit, "LimitReached"),
+            (Refusal::Resources, "ServerOutOfResources"),
+        ] {
+            refuse(&a, why);
+            let got = receive(&b, soon()).unwrap_err();
+            assert_eq!(format!("{got:?}"), want);
+        }
+    }
+
+    #[test]
+    fn a_client_hello_is_read_when_it_has_come_and_not_waited_for() {
+        let (a, b) = UnixStream::pair().unwrap();
+        assert!(matches!(try_client_hello(&b), ClientHello::Pending));
+        hello(&a).unwrap();
+        assert!(matches!(try_client_hello(&b), ClientHello::Hello(Some(_))));
+        std::io::Write::write_all(&mut &a, b"not a hello at all").unwrap();
+        assert!(matches!(try_client_hello(&b), ClientHello::Other));
     }
 }

@@ -6,8 +6,41 @@
 //! the kernel (`SO_PEERCRED`), creates two sealed memfd rings for it — a *request* ring (the
 //! client produces, the server consumes) and a *response* ring (the reverse) — and sends them,
 //! with its doorbell region, over the socket (`SCM_RIGHTS`). From then on every request and
-//! response is a frame in shared memory; the socket carries nothing more and stays open only
-//! so that each side sees the other's death as a hang-up.
+//! response is a frame in shared memory; the socket carries nothing more.
+//!
+//! # Liveness
+//!
+//! Each side learns of the other's end two ways: the socket hangs up (the peer closed it, or
+//! its process died and the kernel closed it), and — because a process the peer forked may
+//! keep a copy of the socket open for as long as it lives — a *pidfd* of the peer process,
+//! which the handshake passes both ways and which says "exited" whatever happened to the
+//! socket (and whatever namespace the peer's pid lives in). A client checks between the sleep
+//! slices of a blocking call, a server once a slice in its housekeeping: a death is seen
+//! within a slice (50 ms by default), never on every call. A `poll` interrupted by a signal
+//! (`EINTR`) is asked again; a poll that fails never counts as a death.
+//!
+//! # Under load and in odd processes
+//!
+//! * **Signals.** Every system call on the way — `connect`, the greeting's `recvmsg`, the
+//!   `sendmsg`s, `accept`, `poll`, the futex waits — treats `EINTR` as "ask again", with
+//!   deadlines kept: a handled signal is never a hang-up, a timeout or an error.
+//! * **Connect storms.** [`Server::accept_pending`] takes at most eight connections a call, and
+//!   a reactor calls it once a slice, so clients that connect and vanish by the thousand slow
+//!   the newcomers, not the connected clients. It reaps dead connections before it accepts, so
+//!   a client replacing a dead one finds its slot free.
+//! * **Exhaustion.** Limits per user and per process
+//!   ([`ServerConfig::max_clients_per_uid`], [`ServerConfig::max_clients_per_process`]) keep
+//!   one user from taking every slot; a connection costs the server four descriptors, checked
+//!   against `RLIMIT_NOFILE` before the handshake (refused:
+//!   [`ChannelError::ServerOutOfResources`]); an `accept` out of descriptors pauses accepting
+//!   (10 ms doubling to 1 s) instead of spinning.
+//! * **Fork.** A [`Server`], [`Client`], [`Reactor`](crate::reactor::Reactor) or
+//!   [`ThreadPool`](crate::reactor::ThreadPool) inherited by a forked child does nothing
+//!   there ([`ChannelError::Forked`], [`CallError::Forked`]): dropping it neither removes the
+//!   parent's socket file nor closes its connections, nor joins threads that do not exist in
+//!   the child. Bind, connect and build reactors after daemonising, not before.
+//! * **Socket paths** longer than [`MAX_SOCKET_PATH`] (107) bytes are refused at bind:
+//!   Linux would bind a 108-byte path that no client can name.
 //!
 //! ```text
 //!  client 1 ──request ring──┐                       ┌──response ring──▶ client 1
@@ -31,7 +64,8 @@
 //! # Files
 //!
 //! `message.rs` (ids, statuses, responses), `error.rs`, `config.rs` (server and client
-//! settings), `socket.rs` (the Unix-socket rendezvous), `handshake.rs` (the greeting),
+//! settings), `socket.rs` (the Unix-socket rendezvous), `handshake.rs` (the hello and the
+//! greeting),
 //! `transport.rs` (what the reactor needs), `server.rs`, `client.rs`.
 //!
 //! # Trust
@@ -104,4 +138,6 @@ pub use error::{CallError, RecvRequestError, SendResponseError};
 pub use message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 #[cfg(not(loom))]
 pub use server::Server;
+#[cfg(not(loom))]
+pub use socket::MAX_SOCKET_PATH;
 pub use transport::Transport;

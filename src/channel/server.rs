@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,16 +11,35 @@ use std::vec::Vec;
 
 use super::config::ServerConfig;
 use super::error::{ChannelError, RecvRequestError, SendResponseError};
-use super::handshake::{self, Refusal, Welcome};
+use super::handshake::{self, ClientHello, Refusal, Welcome};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 use super::socket::{self, PeerCredentials, Stale};
 use super::transport::Transport;
+use crate::clock::Instant;
 use crate::doorbell::{BellConfig, Line, Notifier, WaitStats, bell_of};
 use crate::error::SendError;
 use crate::fanin::{FanIn, FanInError, RingId};
+use crate::fork;
+use crate::liveness::pidfd_exited;
 use crate::region::{Bell, Region, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{self, Producer};
+
+/// Connections accepted per call of [`Server::accept_pending`]: a connect storm must leave
+/// the serve loop time for the clients already connected.
+pub(crate) const ACCEPTS_PER_CALL: usize = 8;
+
+/// Descriptors one connection costs the server: its socket, its two ring regions and the
+/// client's pidfd.
+const FDS_PER_CLIENT: usize = 4;
+
+/// Descriptors left to the rest of the process when budgeting connections.
+const FD_RESERVE: usize = 16;
+
+/// The first pause of accepting after `accept` ran out of descriptors; it doubles, to
+/// [`MAX_ACCEPT_BACKOFF`], while that goes on.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// One connected client.
 struct Conn {
@@ -27,6 +47,11 @@ struct Conn {
     cred: PeerCredentials,
     sock: UnixStream,
     responses: Producer<Region<Spsc>, Region<Bell>>,
+    /// The client's pidfd, from its hello: it says the client process died even while a
+    /// process it forked holds the socket open.
+    pidfd: Option<OwnedFd>,
+    /// The client's hello has not been read yet.
+    hello_pending: bool,
 }
 
 /// The server end of a channel: the rendezvous socket, the fan-in of request rings and the
@@ -67,6 +92,16 @@ pub struct Server {
     owner: OwnerId,
     generation: u64,
     uid: u32,
+    /// The fork generation when bound: a copy inherited by a forked child neither serves nor
+    /// removes the socket file.
+    fork_gen: u32,
+    /// A pidfd of this process, handed to every client.
+    pidfd: Option<OwnedFd>,
+    /// Descriptors open in this process when it bound.
+    base_fds: usize,
+    /// After `accept` ran out of descriptors: no accepting before this instant.
+    accept_resume: Option<Instant>,
+    accept_backoff: Duration,
 }
 
 impl Server {
@@ -122,6 +157,7 @@ impl Server {
     }
 
     fn bind_with(path: &Path, cfg: ServerConfig, stale: Stale) -> Result<Self, ChannelError> {
+        let fork_gen = fork::generation();
         let mut request_cfg = spsc::Config::new(cfg.request_ring).shared_bell();
         if let Some(m) = cfg.max_request {
             request_cfg = request_cfg.frame_cap(m);
@@ -163,7 +199,28 @@ impl Server {
             owner: OwnerId::unique_without_pid(),
             generation: 0,
             uid: rustix::process::geteuid().as_raw(),
+            fork_gen,
+            pidfd: handshake::own_pidfd(),
+            base_fds: open_fds(),
+            accept_resume: None,
+            accept_backoff: MIN_ACCEPT_BACKOFF,
         })
+    }
+
+    /// Whether this is a copy inherited by a forked child.
+    fn forked(&self) -> bool {
+        fork::forked(self.fork_gen)
+    }
+
+    /// Whether the descriptor limit leaves room for one more connection: the descriptors
+    /// open at bind, a reserve for the rest of the process, and [`FDS_PER_CLIENT`] for each
+    /// connection, against the soft `RLIMIT_NOFILE` now.
+    fn fd_budget_allows_one_more(&self) -> bool {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let need = self.base_fds + FD_RESERVE + FDS_PER_CLIENT * (self.clients() + 1);
+        need <= limit
     }
 
     /// The socket path.
@@ -309,13 +366,21 @@ impl Server {
             .filter(|c| c.id == id)
     }
 
-    /// Accepts every connection waiting on the socket, without blocking, and returns how
-    /// many were set up. A connection that is refused (limit, user) or whose setup fails is
-    /// told so, if possible, and closed; its client sees the error.
+    /// Accepts connections waiting on the socket, without blocking — at most eight per call,
+    /// so that a storm of connecting clients cannot keep a serve loop from the clients it
+    /// already has — and returns how many were set up. A connection that is refused (limits,
+    /// user, descriptors) or whose setup fails is told so, if possible, and closed; its
+    /// client sees the error.
+    ///
+    /// When `accept` itself runs out of descriptors (`EMFILE`, `ENFILE`) the error is
+    /// returned and accepting pauses — 10 ms, doubling to a second while it goes on — rather
+    /// than spinning on a backlog it cannot take; the waiting clients wait (see
+    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout)).
     ///
     /// # Errors
     ///
-    /// An error of `accept(2)` other than "nothing waiting".
+    /// [`ChannelError::Forked`] in a child that inherited the server; [`ChannelError::Io`]
+    /// for an error of `accept(2)` other than "nothing waiting" or an interruption.
     ///
     /// # Examples
     ///
@@ -330,48 +395,76 @@ impl Server {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn accept_pending(&mut self) -> io::Result<usize> {
+    pub fn accept_pending(&mut self) -> Result<usize, ChannelError> {
+        if self.forked() {
+            return Err(ChannelError::Forked);
+        }
+        if let Some(resume) = self.accept_resume {
+            if Instant::now() < resume {
+                return Ok(0);
+            }
+            self.accept_resume = None;
+        }
         let mut n = 0;
-        loop {
+        for _ in 0..ACCEPTS_PER_CALL {
             let Some(listener) = &self.listener else {
                 return Ok(n);
             };
             let sock = match listener.accept() {
                 Ok((sock, _)) => sock,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // Interrupted, or a connection that died in the backlog: the next one.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // A connection that died in the backlog: skip it.
+                Err(e) if errno_is(&e, &[rustix::io::Errno::CONNABORTED]) => continue,
                 Err(e)
-                    if e.raw_os_error() == Some(rustix::io::Errno::CONNABORTED.raw_os_error()) =>
+                    if errno_is(
+                        &e,
+                        &[
+                            rustix::io::Errno::MFILE,
+                            rustix::io::Errno::NFILE,
+                            rustix::io::Errno::NOBUFS,
+                            rustix::io::Errno::NOMEM,
+                        ],
+                    ) =>
                 {
-                    continue;
+                    self.accept_resume = Some(Instant::now().after(self.accept_backoff));
+                    self.accept_backoff = (self.accept_backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                    return Err(e.into());
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             if self.setup(sock).is_ok() {
                 n += 1;
             }
         }
+        self.accept_backoff = MIN_ACCEPT_BACKOFF;
+        Ok(n)
     }
 
     fn setup(&mut self, sock: UnixStream) -> Result<(), ChannelError> {
         let cred = socket::peer_credentials(&sock)?;
-        let admitted = match &self.cfg.allowed_uids {
-            None => true,
-            Some(v) => cred.uid == self.uid || v.contains(&cred.uid),
-        };
-        if !admitted {
-            handshake::refuse(&sock, Refusal::User);
-            return Err(ChannelError::NotAdmitted);
-        }
-        if self.fanin.ring_count() >= self.cfg.max_clients {
-            handshake::refuse(&sock, Refusal::Full);
-            return Err(ChannelError::ServerFull);
+        if let Some(why) = self.refusal(&cred) {
+            handshake::refuse(&sock, why);
+            return Err(match why {
+                Refusal::User => ChannelError::NotAdmitted,
+                Refusal::Full => ChannelError::ServerFull,
+                Refusal::Limit => ChannelError::LimitReached,
+                Refusal::Resources => ChannelError::ServerOutOfResources,
+            });
         }
         // Every fallible step before the greeting; after it, only the ring's removal on a
-        // failed send.
-        let requests = Region::create(&self.request_cfg)?;
-        let responses_region = Region::create(&self.response_cfg)?;
+        // failed send. Running out of descriptors or memory here is told as such.
+        let made = Region::create(&self.request_cfg)
+            .and_then(|req| Ok((req, Region::create(&self.response_cfg)?)));
+        let (requests, responses_region) = match made {
+            Ok(r) => r,
+            Err(e) => {
+                if region_out_of_resources(&e) {
+                    handshake::refuse(&sock, Refusal::Resources);
+                }
+                return Err(e.into());
+            }
+        };
         let mut responses = Producer::attach_with(
             responses_region.clone(),
             None,
@@ -394,24 +487,67 @@ impl Server {
             max_in_flight: self.cfg.max_in_flight as u32,
         };
         let fds = [self.bell.fd(), requests.fd(), responses_region.fd()];
-        if let Err(e) = handshake::welcome(&sock, welcome, fds) {
+        let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
+        if let Err(e) = handshake::welcome(&sock, welcome, fds, pidfd) {
             self.fanin.remove(RingId(slot));
             return Err(e.into());
         }
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
         }
-        self.conns[slot] = Some(Conn {
+        let mut conn = Conn {
             id,
             cred,
             sock,
             responses,
-        });
+            pidfd: None,
+            hello_pending: true,
+        };
+        // The client sends its hello as soon as it has connected: it is usually here already.
+        conn.read_hello();
+        self.conns[slot] = Some(conn);
         Ok(())
     }
 
-    /// Detaches every connection whose client hung up (closed its socket or died) and
-    /// returns them. One `poll(2)` per connection: call it between sleeps, not per request.
+    /// Why a client with these credentials is turned away, if it is.
+    fn refusal(&self, cred: &PeerCredentials) -> Option<Refusal> {
+        let admitted = match &self.cfg.allowed_uids {
+            None => true,
+            Some(v) => cred.uid == self.uid || v.contains(&cred.uid),
+        };
+        if !admitted {
+            return Some(Refusal::User);
+        }
+        if self.fanin.ring_count() >= self.cfg.max_clients {
+            return Some(Refusal::Full);
+        }
+        let holding = |same: &dyn Fn(&PeerCredentials) -> bool| {
+            self.conns
+                .iter()
+                .flatten()
+                .filter(|c| same(&c.cred))
+                .count()
+        };
+        if let Some(n) = self.cfg.max_per_uid {
+            if holding(&|c| c.uid == cred.uid) >= n {
+                return Some(Refusal::Limit);
+            }
+        }
+        if let Some(n) = self.cfg.max_per_process {
+            if cred.pid != 0 && holding(&|c| c.pid == cred.pid) >= n {
+                return Some(Refusal::Limit);
+            }
+        }
+        if !self.fd_budget_allows_one_more() {
+            return Some(Refusal::Resources);
+        }
+        None
+    }
+
+    /// Detaches every connection whose client hung up (closed its socket) or whose process
+    /// died (its pidfd says so, even while a process it forked keeps the socket open) and
+    /// returns them. A `poll(2)` or two per connection: call it between sleeps, not per
+    /// request. An interrupted or failed poll never counts as a hang-up.
     ///
     /// # Examples
     ///
@@ -427,12 +563,14 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reap_hung_up(&mut self) -> Vec<ConnId> {
+        if self.forked() {
+            return Vec::new();
+        }
         let dead: Vec<ConnId> = self
             .conns
-            .iter()
+            .iter_mut()
             .flatten()
-            .filter(|c| socket::is_hung_up(&c.sock))
-            .map(|c| c.id)
+            .filter_map(|c| c.is_gone().then_some(c.id))
             .collect();
         for &id in &dead {
             self.detach(id);
@@ -458,7 +596,7 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn detach(&mut self, conn: ConnId) -> bool {
-        if self.conn(conn).is_none() {
+        if self.forked() || self.conn(conn).is_none() {
             return false;
         }
         self.conns[conn.slot] = None;
@@ -485,6 +623,11 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&mut self) {
+        if self.forked() {
+            // The parent's server: neither its socket file nor its connections are ours.
+            self.listener = None;
+            return;
+        }
         self.listener = None;
         self.remove_socket_file();
         let all: Vec<ConnId> = self.connections().collect();
@@ -639,6 +782,9 @@ impl Server {
         status: Status,
         body: &[u8],
     ) -> Result<(), SendResponseError> {
+        if self.forked() {
+            return Err(SendResponseError::Forked);
+        }
         let c = self.conn_mut(conn).ok_or(SendResponseError::Gone)?;
         match c.responses.try_send(status.tag(id), body) {
             Ok(()) => Ok(()),
@@ -765,10 +911,58 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if self.listener.is_some() {
+        // A copy inherited by a forked child leaves the parent's socket file alone (its ring
+        // ends know they are copies and do not close either).
+        if self.listener.is_some() && !self.forked() {
             self.remove_socket_file();
         }
     }
+}
+
+impl Conn {
+    /// Reads the client's hello if it has come (without waiting).
+    fn read_hello(&mut self) {
+        match handshake::try_client_hello(&self.sock) {
+            ClientHello::Pending => {}
+            ClientHello::Hello(pidfd) => {
+                self.pidfd = pidfd;
+                self.hello_pending = false;
+            }
+            ClientHello::Other => self.hello_pending = false,
+        }
+    }
+
+    /// Whether the client is gone: its socket hung up, or its process exited.
+    fn is_gone(&mut self) -> bool {
+        if self.hello_pending {
+            self.read_hello();
+        }
+        socket::is_hung_up(&self.sock)
+            || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd()))
+    }
+}
+
+/// Whether `e` is one of the `errnos`.
+fn errno_is(e: &io::Error, errnos: &[rustix::io::Errno]) -> bool {
+    e.raw_os_error()
+        .is_some_and(|raw| errnos.iter().any(|n| n.raw_os_error() == raw))
+}
+
+/// Whether making a region failed for want of descriptors or memory.
+fn region_out_of_resources(e: &crate::region::RegionError) -> bool {
+    use rustix::io::Errno;
+    match e {
+        crate::region::RegionError::Io { source, .. } => errno_is(
+            source,
+            &[Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::NOSPC],
+        ),
+        _ => false,
+    }
+}
+
+/// How many descriptors this process has open (`/proc/self/fd`; 64 if it cannot be read).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(64, Iterator::count)
 }
 
 impl fmt::Debug for Server {
@@ -813,11 +1007,14 @@ impl Transport for Server {
         self.pause(conn, paused);
     }
     fn housekeeping(&mut self, accept: bool) -> Vec<ConnId> {
+        // Reap first: a client reconnecting right after its old connection died finds the
+        // old one's slot free.
+        let gone = self.reap_hung_up();
         if accept {
             // A failing accept (e.g. EMFILE) must not stop the server: existing clients go on.
             let _ = self.accept_pending();
         }
-        self.reap_hung_up()
+        gone
     }
     fn shutdown(&mut self) {
         self.shutdown();

@@ -26,10 +26,96 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 
-use super::error::BindError;
+use super::error::{BindError, ChannelError};
+use crate::clock::Deadline;
 
 /// Most file descriptors one message carries.
 pub(crate) const MAX_FDS: usize = 4;
+
+/// The longest socket path, in bytes: `sun_path` holds 108, and a path must leave room for
+/// its terminating NUL. Linux binds a 108-byte path without one, but no client can then
+/// name it (glibc and Rust's standard library both refuse such a path), so it is refused at
+/// bind.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// `path` as a socket address, if a client can reach it: at most [`MAX_SOCKET_PATH`] bytes,
+/// no NUL byte.
+pub(crate) fn address(path: &Path) -> Result<SocketAddrUnix, PathError> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() > MAX_SOCKET_PATH {
+        return Err(PathError::TooLong {
+            len: bytes.len(),
+            max: MAX_SOCKET_PATH,
+        });
+    }
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(PathError::Invalid);
+    }
+    SocketAddrUnix::new(path).map_err(|_| PathError::Invalid)
+}
+
+/// Why a socket path cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PathError {
+    TooLong { len: usize, max: usize },
+    Invalid,
+}
+
+/// Connects a stream socket to the server at `path`, giving up at `deadline` (a connect
+/// waits while the server's backlog is full). A signal interrupting the wait (`EINTR`)
+/// connects again with the time left; running out of time is [`ChannelError::Timeout`].
+pub(crate) fn connect(path: &Path, deadline: Deadline) -> Result<UnixStream, ChannelError> {
+    use rustix::net::sockopt::{Timeout, set_socket_timeout};
+    let addr = address(path)?;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    loop {
+        let left = deadline.left().ok_or(ChannelError::Timeout)?;
+        // SO_SNDTIMEO bounds the wait for backlog room (zero would mean "for ever").
+        set_socket_timeout(&sock, Timeout::Send, Some(left.max(MIN_TIMEOUT)))?;
+        match rustix::net::connect(&sock, &addr) {
+            Ok(()) => break,
+            // Interrupted while waiting for room: the socket is still unconnected.
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Err(ChannelError::Timeout),
+            Err(e) => return Err(io::Error::from(e).into()),
+        }
+    }
+    set_socket_timeout(&sock, Timeout::Send, None)?;
+    Ok(UnixStream::from(sock))
+}
+
+/// Receives one message as [`recv_fds`] does, giving up at `deadline` (`Ok(None)`). A
+/// signal interrupting the wait receives again with the time left.
+pub(crate) fn recv_fds_until(
+    sock: &UnixStream,
+    buf: &mut [u8],
+    deadline: Deadline,
+) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    loop {
+        let Some(left) = deadline.left() else {
+            return Ok(None);
+        };
+        sock.set_read_timeout(Some(left.max(MIN_TIMEOUT)))?;
+        match recv_fds(sock, buf) {
+            Ok(got) => {
+                sock.set_read_timeout(None)?;
+                return Ok(Some(got));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The shortest socket timeout set: a zero timeout would mean "no timeout".
+const MIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Who is on the other end of a Unix-domain socket, as the kernel recorded it when the
 /// connection was made (`SO_PEERCRED`).
@@ -116,7 +202,7 @@ pub(crate) enum Stale {
 /// or [`BindError::Io`].
 pub(crate) fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindError> {
     use std::os::unix::fs::FileTypeExt;
-    let addr = SocketAddrUnix::new(path)?;
+    let addr = address(path)?;
     let sock = rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -174,16 +260,39 @@ pub(crate) fn send_fds(sock: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) ->
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(io::ErrorKind::InvalidInput.into());
     }
-    let sent = rustix::net::sendmsg(
-        sock,
-        &[IoSlice::new(bytes)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )?;
+    // Interrupted before anything was sent (a stream socket reports a partial send as a
+    // count, not as EINTR): send again.
+    let sent = loop {
+        match rustix::net::sendmsg(
+            &sock,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
+        }
+    };
     if sent != bytes.len() {
         return Err(io::ErrorKind::WriteZero.into());
     }
     Ok(())
+}
+
+/// Receives one message as [`recv_fds`] does if one is waiting; `Ok(None)` at once if not.
+/// A signal interrupting the call receives again.
+pub(crate) fn try_recv_fds(
+    sock: &UnixStream,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    loop {
+        match recv_fds_with(sock, buf, RecvFlags::DONTWAIT) {
+            Ok(got) => return Ok(Some(got)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Receives one message into `buf` and the descriptors that came with it (close-on-exec).
@@ -194,13 +303,21 @@ pub(crate) fn send_fds(sock: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) ->
 ///
 /// The error of `recvmsg(2)`; [`io::ErrorKind::InvalidData`] for truncated control data.
 pub(crate) fn recv_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    recv_fds_with(sock, buf, RecvFlags::empty())
+}
+
+fn recv_fds_with(
+    sock: impl AsFd,
+    buf: &mut [u8],
+    flags: RecvFlags,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = rustix::net::recvmsg(
         sock,
         &mut [IoSliceMut::new(buf)],
         &mut control,
-        RecvFlags::CMSG_CLOEXEC,
+        flags | RecvFlags::CMSG_CLOEXEC,
     )?;
     let mut fds = Vec::new();
     for m in control.drain() {
@@ -218,19 +335,36 @@ pub(crate) fn recv_fds(sock: impl AsFd, buf: &mut [u8]) -> io::Result<(usize, Ve
 }
 
 /// Whether the other end of a connected stream socket has gone: it closed, or its process
-/// died (the kernel closes a dead process's descriptors). A `poll(2)` with zero timeout; an
-/// error polling counts as gone. Bytes waiting to be read do not count.
+/// died (the kernel closes a dead process's descriptors). A `poll(2)` with zero timeout.
+/// Bytes waiting to be read do not count.
+///
+/// Only the kernel's answer "hung up" counts: a `poll` interrupted by a signal (`EINTR`,
+/// which `SA_RESTART` does not restart for `poll`) is asked again, and any other failure to
+/// ask (`ENOMEM`) reports the peer as still there — a live peer taken for dead would be
+/// detached for good, while a dead one is asked about again a slice later.
 pub(crate) fn is_hung_up(sock: impl AsFd) -> bool {
-    let mut fds = [PollFd::new(&sock, PollFlags::RDHUP)];
+    poll_now(sock.as_fd(), PollFlags::RDHUP).is_some_and(|revents| {
+        revents.intersects(PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR | PollFlags::NVAL)
+    })
+}
+
+/// The events of `fd` right now (a `poll(2)` for `events` with zero timeout): `Some(empty)`
+/// if none, `None` if the kernel could not be asked. An `EINTR` is retried (a zero-timeout
+/// poll cannot wait, so the retry is bounded by how often signals arrive; after 64 in a row
+/// it gives up with `None`).
+pub(crate) fn poll_now(fd: BorrowedFd<'_>, events: PollFlags) -> Option<PollFlags> {
     let zero = rustix::event::Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    match rustix::event::poll(&mut fds, Some(&zero)) {
-        Ok(0) => false,
-        Ok(_) => fds[0]
-            .revents()
-            .intersects(PollFlags::HUP | PollFlags::RDHUP | PollFlags::ERR | PollFlags::NVAL),
-        Err(_) => true,
+    for _ in 0..64 {
+        let mut fds = [PollFd::new(&fd, events)];
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(0) => return Some(PollFlags::empty()),
+            Ok(_) => return Some(fds[0].revents()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
     }
+    None
 }

@@ -208,6 +208,8 @@ pub struct Reactor<T: Transport, H: Handler, E: Executor = InlineExecutor> {
     blocked: Vec<(ConnId, usize)>,
     drain: Duration,
     stats: ReactorStats,
+    /// The fork generation when made: a copy in a forked child does not serve.
+    fork_gen: u32,
 }
 
 impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
@@ -247,6 +249,7 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
             blocked: Vec::new(),
             drain: DEFAULT_DRAIN,
             stats: ReactorStats::default(),
+            fork_gen: crate::fork::generation(),
         }
     }
 }
@@ -283,6 +286,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             blocked: self.blocked,
             drain: self.drain,
             stats: self.stats,
+            fork_gen: self.fork_gen,
         }
     }
 
@@ -399,7 +403,9 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     ///
     /// # Errors
     ///
-    /// None at present; the `Result` leaves room for transport failures.
+    /// An error of kind [`Other`](std::io::ErrorKind::Other) at once if the reactor was
+    /// inherited across `fork(2)`: only the process that made it serves (its server, pool
+    /// and clients' rings are the parent's).
     ///
     /// # Examples
     ///
@@ -419,6 +425,11 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run(&mut self) -> std::io::Result<ReactorStats> {
+        if crate::fork::forked(self.fork_gen) {
+            return Err(std::io::Error::other(
+                "the reactor was inherited across fork: only the process that made it serves",
+            ));
+        }
         let interval = self.transport.housekeeping_interval();
         let mut last_housekeeping = Instant::now();
         let mut drain_deadline: Option<Instant> = None;
@@ -695,7 +706,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                     self.stats.sent += 1;
                     return;
                 }
-                Err(SendResponseError::Gone) => {
+                Err(SendResponseError::Gone | SendResponseError::Forked) => {
                     self.forget(conn);
                     return;
                 }
@@ -751,7 +762,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                     st.stash_bytes += r.cost();
                     continue;
                 }
-                Err(SendResponseError::Gone) => {
+                Err(SendResponseError::Gone | SendResponseError::Forked) => {
                     gone = true;
                     break;
                 }

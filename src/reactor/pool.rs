@@ -9,6 +9,9 @@ use std::thread::JoinHandle;
 /// dropped (after the jobs already queued have run). Size it by your own budget: the crate
 /// never sizes anything by the host's core count.
 ///
+/// A child forked from the process that made the pool has none of its workers: there
+/// `execute` runs each job on the calling thread, and dropping the pool joins nothing.
+///
 /// # Examples
 ///
 /// ```
@@ -23,6 +26,8 @@ use std::thread::JoinHandle;
 pub struct ThreadPool {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
+    /// The fork generation when made: a forked child has none of the workers.
+    fork_gen: u32,
 }
 
 struct Inner {
@@ -57,7 +62,11 @@ impl ThreadPool {
                     .expect("spawning a worker thread")
             })
             .collect();
-        Self { inner, threads }
+        Self {
+            inner,
+            threads,
+            fork_gen: crate::fork::generation(),
+        }
     }
 
     /// Worker threads.
@@ -96,6 +105,12 @@ impl Inner {
 
 impl Executor for ThreadPool {
     fn execute(&self, job: Job) {
+        if crate::fork::forked(self.fork_gen) {
+            // A forked child has none of the workers, and the queue's lock may have been
+            // held by one of them at the fork: run the job here.
+            job();
+            return;
+        }
         let mut q = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.0.push_back(job);
         drop(q);
@@ -105,6 +120,13 @@ impl Executor for ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
+        if crate::fork::forked(self.fork_gen) {
+            // The workers are the parent's: there is nothing to join here, and the queue (its
+            // lock possibly held at the fork, its jobs the parent's) is left untouched.
+            core::mem::forget(core::mem::take(&mut self.threads));
+            core::mem::forget(self.inner.clone());
+            return;
+        }
         self.inner.queue.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
         self.inner.ready.notify_all();
         for t in self.threads.drain(..) {

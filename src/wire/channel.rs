@@ -1,28 +1,55 @@
-//! A channel's greeting and its request/response tags.
+//! A channel's handshake and its request/response tags.
 //!
-//! A client connects to the server's Unix-domain socket. The server answers with one message
-//! of [`HELLO_LEN`] bytes (native byte order):
+//! A client connects to the server's Unix-domain socket and at once sends its hello, one
+//! message of [`CLIENT_HELLO_LEN`] bytes (native byte order):
 //!
 //! ```text
-//! +0   magic         HELLO_MAGIC, "RBC1"
-//! +4   verdict       HELLO_OK, HELLO_FULL or HELLO_UID
+//! +0   magic         CLIENT_HELLO_MAGIC, "RBH2"
+//! +4   client pid    the client process, as it sees itself
+//! +8   flags         CLIENT_HELLO_PIDFD if a descriptor comes with it
+//! +12  reserved      zero
+//! ```
+//!
+//! carrying, if the client could make one, a pidfd of its own process (`SCM_RIGHTS`). The
+//! server answers with one message of [`HELLO_LEN`] bytes:
+//!
+//! ```text
+//! +0   magic         HELLO_MAGIC, "RBC2"
+//! +4   verdict       HELLO_OK, HELLO_FULL, HELLO_UID, HELLO_LIMIT or HELLO_RESOURCES
 //! +8   slot          the connection's slot on the server
 //! +12  server pid    the serving process, as the server sees itself
 //! +16  in flight     the server's limit on this client's requests in flight
-//! +20  reserved      zero
+//! +20  flags         HELLO_FLAG_PIDFD if a fourth descriptor comes with it
 //! ```
 //!
 //! With `HELLO_OK` the message carries three descriptors (`SCM_RIGHTS`), in this order: the
 //! server's bell region, the client's request ring (the client produces), and its response
-//! ring (the client consumes). With any other verdict it carries none and the server closes
-//! the connection.
+//! ring (the client consumes) — and a fourth, a pidfd of the serving process, if the flag says
+//! so. With any other verdict it carries none and the server closes the connection.
+//!
+//! The pidfds are how each side learns that the other *process* died even while a process it
+//! forked keeps a copy of the connection's socket (the socket then never hangs up). Either
+//! pidfd may be missing (a kernel without `pidfd_open`, a sandbox that forbids it): that side
+//! is then watched through the socket only. A server reads the client's hello without
+//! waiting for it: a client that never sends one is served, watched through its socket only.
 //!
 //! A request is a frame whose tag is its request id ([`ID_BITS`] bits, wrapping). A response
 //! is a frame whose tag carries the same id in the low bits and a status code
 //! ([`STATUS_OK`] …) in the top three.
 
-/// First bytes of the server's greeting.
-pub const HELLO_MAGIC: [u8; 4] = *b"RBC1";
+/// First bytes of a client's hello.
+pub const CLIENT_HELLO_MAGIC: [u8; 4] = *b"RBH2";
+/// Length of a client's hello in bytes.
+pub const CLIENT_HELLO_LEN: usize = 16;
+/// Offset of the client's pid in its hello (`u32`).
+pub const CLIENT_HELLO_PID_OFF: usize = 4;
+/// Offset of the flags in a client's hello (`u32`).
+pub const CLIENT_HELLO_FLAGS_OFF: usize = 8;
+/// Client hello flag: a pidfd of the client process comes with it.
+pub const CLIENT_HELLO_PIDFD: u32 = 1;
+/// First bytes of the server's greeting. The digit is the handshake's version: version 1
+/// (no hellos, no pidfds) is not spoken any more.
+pub const HELLO_MAGIC: [u8; 4] = *b"RBC2";
 /// Length of the greeting in bytes.
 pub const HELLO_LEN: usize = 24;
 /// Greeting verdict: admitted; the rings follow.
@@ -31,6 +58,12 @@ pub const HELLO_OK: u32 = 0;
 pub const HELLO_FULL: u32 = 1;
 /// Greeting verdict: refused, the client's user is not admitted.
 pub const HELLO_UID: u32 = 2;
+/// Greeting verdict: refused, the client's user or process holds as many connections as the
+/// server allows one.
+pub const HELLO_LIMIT: u32 = 3;
+/// Greeting verdict: refused, the server has no file descriptors or memory for another
+/// connection.
+pub const HELLO_RESOURCES: u32 = 4;
 /// Offset of the verdict in the greeting (`u32`).
 pub const HELLO_VERDICT_OFF: usize = 4;
 /// Offset of the connection's slot in the greeting (`u32`).
@@ -39,7 +72,12 @@ pub const HELLO_SLOT_OFF: usize = 8;
 pub const HELLO_PID_OFF: usize = 12;
 /// Offset of the in-flight limit in the greeting (`u32`).
 pub const HELLO_IN_FLIGHT_OFF: usize = 16;
-/// Descriptors a greeting with [`HELLO_OK`] carries: bell region, request ring, response ring.
+/// Offset of the flags in the greeting (`u32`).
+pub const HELLO_FLAGS_OFF: usize = 20;
+/// Greeting flag: a pidfd of the serving process comes as a fourth descriptor.
+pub const HELLO_FLAG_PIDFD: u32 = 1;
+/// Descriptors a greeting with [`HELLO_OK`] carries: bell region, request ring, response ring
+/// (and the server's pidfd, with [`HELLO_FLAG_PIDFD`]).
 pub const HELLO_FDS: usize = 3;
 
 /// Bits of a frame tag that carry the request id.

@@ -11,7 +11,7 @@
 //! | records | the 8-byte record header of every frame, padding, the MPSC claim state ([`RECORD_HEADER`], [`COMMITTED`], [`PADDING`], [`CLAIMED`]) |
 //! | doorbells | the sequence and waiter words of a doorbell line ([`BELL_SEQ`], [`BELL_WAITERS`]) and the bell region ([`BELL_REGION_SIZE`]) |
 //! | MPSC registry | the producer slots after an MPSC ring's data area ([`REGISTRY_SLOT_SIZE`], [`SLOT_OWNER`], [`IN_CLAIM`]) and the large-frame reservation word |
-//! | channel | the greeting a server sends on its socket ([`HELLO_MAGIC`], [`HELLO_LEN`]) and the request/response tags ([`ID_BITS`], [`STATUS_OK`] …) |
+//! | channel | the handshake on its socket (a client's hello, [`CLIENT_HELLO_MAGIC`]; the server's greeting, [`HELLO_MAGIC`], [`HELLO_LEN`]) and the request/response tags ([`ID_BITS`], [`STATUS_OK`] …) |
 //!
 //! Every multi-byte word is in the creator's native byte order (the header's endianness
 //! marker lets an opener refuse the other order) and is accessed atomically with its natural
