@@ -771,6 +771,29 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         Notifier::new(self.bell, self.bell_shm.clone())
     }
 
+    /// The fan-in's doorbell for a reactor's watcher thread: what a
+    /// [`Transport`](crate::channel::Transport) built on a fan-in returns from
+    /// [`watch_bell`](crate::channel::Transport::watch_bell).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::BellConfig;
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::{HeapRegion, Spsc};
+    ///
+    /// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+    /// let _bell = fanin.watch_bell();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn watch_bell(&self) -> crate::doorbell::WatchBell
+    where
+        B: Clone + Send + Sync + 'static,
+    {
+        crate::doorbell::WatchBell::new(self.bell, self.bell_shm.clone())
+    }
+
     /// How blocking calls wait; applies to every ring's consumer too.
     ///
     /// # Examples

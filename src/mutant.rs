@@ -26,6 +26,7 @@
 //! | `mpsc_no_catch_up_ring` | the MPSC consumer rings the space doorbell only when it crosses a wake step, not when it catches up with the claims | loom (`a_blocked_producer_wakes_when_the_consumer_catches_up`: the producer sleeps through the release it waits for → deadlock) |
 //! | `reply_rings_first` | a reactor responder rings the server's doorbell *before* posting its answer | loom (`reactor`: the reactor re-checks between ring and post, sleeps through the answer → deadlock) |
 //! | `send_out_of_order` | the reactor sends parked responses without waiting for the one due next | loom (`reactor`: a client sees responses out of request order) |
+//! | `back_rings_first` | the reactor thread, back from an overrunning inline handler, rings the doorbell *before* saying it wants the core back | loom (`reactor` hand-over model: the watcher re-checks between ring and store and sleeps holding the core → deadlock) |
 
 use crate::mem::Mem;
 use crate::sync::Ordering;
@@ -49,6 +50,7 @@ pub(crate) enum Mutant {
     SpscNoCatchUpRing,
     ReplyRingsFirst,
     SendOutOfOrder,
+    BackRingsFirst,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -70,6 +72,7 @@ impl Mutant {
             Self::SpscNoCatchUpRing => "spsc_no_catch_up_ring",
             Self::ReplyRingsFirst => "reply_rings_first",
             Self::SendOutOfOrder => "send_out_of_order",
+            Self::BackRingsFirst => "back_rings_first",
         }
     }
 }

@@ -24,13 +24,17 @@ pub(crate) fn spin_loop() {
 #[cfg(all(loom, feature = "std"))]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, AtomicUsize},
+    Arc, Condvar, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, AtomicUsize},
 };
 
 #[cfg(all(not(loom), feature = "std"))]
 #[allow(unused_imports)]
 pub(crate) use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, AtomicUsize},
+    Arc, Condvar, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, AtomicUsize},
 };
+
+#[cfg(feature = "std")]
+#[allow(unused_imports)]
+pub(crate) use std::sync::TryLockError;

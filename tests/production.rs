@@ -707,3 +707,82 @@ fn a_killed_client_is_detached_while_its_forked_helper_holds_the_socket() {
     unsafe { libc::kill(helper, libc::SIGKILL) };
     assert_eq!(stats.detached, 1, "{stats:?}");
 }
+
+// ---------------------------------------------------------------- slow handlers
+
+/// A 2 s request arrives while the server is idle, so it runs inline on the reactor thread.
+/// Another client's trivial calls, made while it runs, are answered all the same: the
+/// watcher takes the serve loop over and dispatches them to the idle pool. And a request
+/// pipelined behind the slow one on its own connection is answered after it, in order.
+#[test]
+fn a_slow_inline_handler_does_not_stall_other_clients() {
+    let _watchdog = common::watchdog();
+    if child_role().as_deref() == Some("server") {
+        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let server = Server::bind(&path, ServerConfig::new()).unwrap();
+        fn handler(req: Request, res: Responder) {
+            if req.body == b"slow" {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            let _ = res.respond(&req.body);
+        }
+        let reactor = Reactor::new(server, handler as fn(Request, Responder))
+            .with_executor(ThreadPool::new(4));
+        let stats = serve_until_stdin_closes(reactor);
+        println!("stats {} {}", stats.inline, stats.handovers);
+        return;
+    }
+    let path = sock_path("slow");
+    let mut server = child_command(
+        "a_slow_inline_handler_does_not_stall_other_clients",
+        "server",
+        &[],
+    )
+    .env(PATH_ENV, &path)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut slow = connect_when_up(&path);
+    let mut other = connect_when_up(&path);
+    let first = slow.send_request(b"slow").unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // taken, alone: it runs inline
+    let second = slow.send_request(b"behind").unwrap();
+    let start = Instant::now();
+    let mut answered = 0u32;
+    while start.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(other.call_timeout(b"quick", T), Ok(b"quick".to_vec()));
+        answered += 1;
+    }
+    let r1 = slow.recv_response().unwrap();
+    let r2 = slow.recv_response().unwrap();
+    assert_eq!((r1.id, r2.id), (first, second), "responses out of order");
+    assert_eq!(
+        (r1.into_result(), r2.into_result()),
+        (Ok(b"slow".to_vec()), Ok(b"behind".to_vec()))
+    );
+    drop(server.stdin.take());
+    let mut out = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(wait_bounded(&mut server, T).success());
+    let (inline, handovers) = out
+        .rsplit_once("stats ")
+        .and_then(|(_, s)| s.lines().next()?.trim().split_once(' '))
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.trim().parse::<u64>().unwrap()))
+        .expect("the server's stats");
+    // Counts, not latencies: without the hand-over the quick client is stuck for the whole
+    // slow request and completes at most one call in the 1.5 s.
+    assert!(
+        answered >= 50,
+        "{answered} quick calls answered during the slow one"
+    );
+    assert!(
+        inline >= 1 && handovers >= 1,
+        "inline {inline}, handovers {handovers}"
+    );
+}

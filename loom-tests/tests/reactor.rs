@@ -11,6 +11,12 @@
 //! Mutants: `reply_rings_first` (a responder rings before posting: the reactor re-checks in
 //! between and sleeps through the answer — deadlock) and `send_out_of_order` (the stash is
 //! sent without waiting for the due sequence number — the client sees id 1 first).
+//!
+//! The hand-over model: the first request runs inline and will not return until the second
+//! has been handled, which only the watcher thread can arrange (it must take the serve loop
+//! over and dispatch it). The client checks both answers come in request order. Mutant
+//! `back_rings_first` (the reactor thread rings before saying it wants the core back: the
+//! watcher, leading, re-checks in between and sleeps holding the core — deadlock).
 #![cfg(loom)]
 
 use loom::sync::{Arc, Mutex};
@@ -108,6 +114,9 @@ impl Transport for LoomServer {
         let n = self.fanin.notifier();
         Box::new(move || n.notify())
     }
+    fn watch_bell(&self) -> Option<ringbell::doorbell::WatchBell> {
+        Some(self.fanin.watch_bell())
+    }
 }
 
 /// Runs each job on a new thread.
@@ -154,7 +163,9 @@ fn dispatched_completions_wake_the_reactor_and_go_out_in_order() {
                 res.respond(&req.body).unwrap();
             },
         )
-        .with_executor(spawner.clone());
+        .with_executor(spawner.clone())
+        // The hand-over has a model of its own (below).
+        .inline_budget(None);
         let stop = reactor.stop_handle();
 
         let client = thread::spawn(move || {
@@ -179,5 +190,106 @@ fn dispatched_completions_wake_the_reactor_and_go_out_in_order() {
         assert_eq!(stats.requests, 2);
         assert_eq!(stats.sent, 2);
         assert_eq!(stats.inline + stats.dispatched, 2);
+    });
+}
+
+/// The model's world: a fan-in of one request ring, its response ring, the client's ends.
+struct World {
+    server: LoomServer,
+    requests: Producer<LoomRegion>,
+    answers: Consumer<LoomRegion>,
+}
+
+fn world() -> World {
+    let bell = LoomRegion::zeroed(BELL_REGION_SIZE);
+    init_bell(&bell).unwrap();
+    let server_id = OwnerId::new(1).unwrap();
+    let client_id = OwnerId::new(2).unwrap();
+    let mut fanin = FanIn::new(bell.clone(), 1).unwrap();
+    fanin.set_wait_options(no_spin());
+    let req_ring = region(&spsc::Config::new(64).shared_bell());
+    let resp_ring = region(&spsc::Config::new(64).shared_space_bell());
+    assert_eq!(fanin.add(req_ring.clone(), server_id).unwrap(), RingId(0));
+    let responses =
+        Producer::attach_shared_space_bell(resp_ring.clone(), bell.clone(), server_id).unwrap();
+    let mut requests = Producer::attach_shared_bell(req_ring, bell.clone(), client_id).unwrap();
+    let mut answers = Consumer::attach_shared_space_bell(resp_ring, bell, client_id).unwrap();
+    requests.set_wait_options(no_spin());
+    answers.set_wait_options(no_spin());
+    World {
+        server: LoomServer { fanin, responses },
+        requests,
+        answers,
+    }
+}
+
+/// A one-shot event: `set` once, `wait` until set (blocking, not spinning: loom explores a
+/// blocked thread for free, a spinning one branch by branch).
+#[derive(Default)]
+struct Event(Mutex<bool>, loom::sync::Condvar);
+
+impl Event {
+    fn set(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+    fn wait(&self) {
+        let mut set = self.0.lock().unwrap();
+        while !*set {
+            set = self.1.wait(set).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_overrunning_inline_handler_hands_the_serve_loop_over_in_order() {
+    // Four threads (reactor, watcher, client, one worker) over three regions, a queue and
+    // two locks: one execution takes more than loom's default thousand branches.
+    let mut b = builder_bounded(1);
+    b.max_branches = b.max_branches.max(5_000);
+    b.check(|| {
+        let World {
+            server,
+            mut requests,
+            mut answers,
+        } = world();
+        // Request 0 runs inline and returns only once request 1 has been handled; the client
+        // sends request 1 only once request 0 has started (so 0 was alone: inline).
+        let started = Arc::new(Event::default());
+        let second_done = Arc::new(Event::default());
+        let (s, d) = (started.clone(), second_done.clone());
+        let spawner = Arc::new(Spawner::default());
+        let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
+            if req.body == [10] {
+                s.set();
+                d.wait();
+            } else {
+                d.set();
+            }
+            res.respond(&req.body).unwrap();
+        })
+        .with_executor(spawner.clone())
+        .inline_budget(Some(std::time::Duration::ZERO));
+        let stop = reactor.stop_handle();
+
+        let client = thread::spawn(move || {
+            requests.send(0, &[10]).unwrap();
+            started.wait();
+            requests.send(1, &[11]).unwrap();
+            let mut buf = [0u8; 8];
+            for want in 0..2u32 {
+                let (tag, len) = answers.recv_into(&mut buf).unwrap();
+                assert_eq!(tag & 0x1fff_ffff, want, "responses out of request order");
+                assert_eq!(&buf[..len], &[10 + want as u8]);
+            }
+            stop.stop();
+        });
+        let stats = reactor.run().unwrap();
+        client.join().unwrap();
+        for t in spawner.0.lock().unwrap().drain(..) {
+            t.join().unwrap();
+        }
+        assert_eq!((stats.requests, stats.sent), (2, 2));
+        assert_eq!((stats.inline, stats.dispatched, stats.handovers), (1, 1, 1));
     });
 }

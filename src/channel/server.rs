@@ -1029,6 +1029,9 @@ impl Transport for Server {
         let n = self.notifier();
         std::boxed::Box::new(move || n.notify())
     }
+    fn watch_bell(&self) -> Option<crate::doorbell::WatchBell> {
+        Some(self.fanin.watch_bell())
+    }
 }
 
 static_assertions::assert_impl_all!(Server: Send);

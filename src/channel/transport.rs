@@ -6,6 +6,7 @@ use std::vec::Vec;
 
 use super::error::{RecvRequestError, SendResponseError};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
+use crate::doorbell::WatchBell;
 
 /// The server side of a request/response transport, as a [`Reactor`](crate::reactor::Reactor)
 /// drives it: take requests, send responses, sleep until there is something to do, accept
@@ -15,7 +16,9 @@ use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 /// the same handlers over another transport, or to drive a reactor in a test or a model (the
 /// crate's loom model of the reactor does, over in-process rings).
 ///
-/// The reactor calls every method from its one thread. The contract it relies on:
+/// The reactor calls the methods from one thread at a time: its own, or — while a handler
+/// it runs inline overruns its budget — its watcher thread (see
+/// [`watch_bell`](Self::watch_bell)). The contract it relies on:
 ///
 /// * every request [`try_recv_request`](Self::try_recv_request) hands out is eventually
 ///   answered through [`try_send_response`](Self::try_send_response) on its connection, in
@@ -309,4 +312,29 @@ pub trait Transport {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn waker(&self) -> Box<dyn Fn() + Send + Sync>;
+
+    /// The doorbell [`wait`](Self::wait) sleeps on, for the reactor's watcher thread: while
+    /// the reactor thread runs a handler inline it sets the bell's waiter mark (no system
+    /// call), so that the ring of a request or an answer arriving meanwhile wakes the
+    /// watcher, which takes over the serve loop if the handler overruns its budget (see
+    /// [`Reactor::inline_budget`](crate::reactor::Reactor::inline_budget)). It must be the
+    /// doorbell every producer of work rings — requests, the [`waker`](Self::waker), freed
+    /// response space — and `wait` must sleep on it through the crate's doorbell protocol.
+    /// `None` (the default): no hand-over; a slow inline handler holds up the others.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-watch-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(Transport::watch_bell(&server).is_some());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn watch_bell(&self) -> Option<WatchBell> {
+        None
+    }
 }

@@ -165,3 +165,44 @@ impl<M: SharedMemory> fmt::Debug for Notifier<M> {
         f.debug_struct("Notifier").finish_non_exhaustive()
     }
 }
+
+/// A doorbell a reactor's watcher thread listens on while the reactor thread runs a handler
+/// inline: see [`Transport::watch_bell`](crate::channel::Transport::watch_bell). Made by
+/// [`FanIn::watch_bell`](crate::fanin::FanIn::watch_bell); it keeps the doorbell's memory
+/// alive.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::BellConfig;
+/// use ringbell::fanin::FanIn;
+/// use ringbell::region::{HeapRegion, Spsc};
+///
+/// let fanin: FanIn<HeapRegion<Spsc>, _> = FanIn::new(HeapRegion::new(&BellConfig)?, 4)?;
+/// let bell = fanin.watch_bell();
+/// # let _ = bell;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "std")]
+pub struct WatchBell {
+    pub(crate) line: Line,
+    /// Keeps the memory behind `line` alive.
+    _keep: std::boxed::Box<dyn Send + Sync>,
+}
+
+#[cfg(feature = "std")]
+impl WatchBell {
+    pub(crate) fn new<M: SharedMemory + Send + Sync + 'static>(line: Line, shm: M) -> Self {
+        Self {
+            line,
+            _keep: std::boxed::Box::new(shm),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl fmt::Debug for WatchBell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchBell").finish_non_exhaustive()
+    }
+}

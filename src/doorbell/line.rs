@@ -65,6 +65,57 @@ impl Line {
         true
     }
 
+    /// Sets the waiter mark without sleeping: from now on a ringer makes the wake system call,
+    /// waking whoever waits on the sequence with [`wait_for_ring`](Self::wait_for_ring). For
+    /// a thread that will be busy but wants a watcher woken by the next ring. The caller must
+    /// re-check its condition after this (the fence makes it the waiter's half of the fence
+    /// pair, as in `sleep_until`).
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn arm(&self) {
+        self.mem
+            .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
+        crate::sync::fence(Ordering::SeqCst);
+    }
+
+    /// Clears the waiter mark: rings no longer make the wake system call. Only for the one
+    /// thread that may sleep on this line, when it is not sleeping (else it could sleep
+    /// through a ring).
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn disarm(&self) {
+        self.mem
+            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::Relaxed);
+    }
+
+    /// Whether the waiter mark is set (no ring since it was set).
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn armed(&self) -> bool {
+        self.mem
+            .load_u32(self.off + BELL_WAITERS, Ordering::Acquire)
+            != 0
+    }
+
+    /// The ring sequence now. Acquire: a ring's mark swap is seen by loads after this.
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn sequence(&self) -> u32 {
+        self.mem.load_u32(self.off + BELL_SEQ, Ordering::Acquire)
+    }
+
+    /// Sleeps until a ring (one made while the mark was set) moves the sequence past `seen`,
+    /// or `timeout`, or spuriously — without setting the mark itself, so rings that find no
+    /// mark stay free. The caller loops and re-checks.
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn wait_for_ring(&self, seen: u32, timeout: Duration) {
+        futex::wait(&self.mem, self.off + BELL_SEQ, seen, timeout);
+    }
+
+    /// Moves the sequence on and wakes every sleeper, mark or not: to end a watcher's wait.
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    pub(crate) fn wake_everyone(&self) {
+        self.mem
+            .fetch_add_u32(self.off + BELL_SEQ, 1, Ordering::Release);
+        futex::wake_all(&self.mem, self.off + BELL_SEQ);
+    }
+
     /// The sleeping half of a wait, after any spinning: announce, re-check, sleep a slice of
     /// at most `slice`; until `ready()` or `deadline`.
     pub(crate) fn sleep_until(

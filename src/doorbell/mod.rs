@@ -109,6 +109,8 @@ mod line;
 mod options;
 mod waiter;
 
+#[cfg(feature = "std")]
+pub use bell::WatchBell;
 pub use bell::{BellConfig, Notifier, init_bell};
 #[allow(unused_imports)] // `bell_of_unchecked` is the channel client's only
 pub(crate) use bell::{bell_of, bell_of_unchecked};

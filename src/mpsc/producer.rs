@@ -125,6 +125,7 @@ where
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(loom, allow(dead_code))] // the regions that call it are not built under loom
     pub(crate) fn new(shm: S) -> Result<Self, AttachError> {
         Self::attach(shm, OwnerId::unique())
     }

@@ -51,6 +51,23 @@ pub trait Executor {
     /// rx.recv().unwrap();
     /// ```
     fn execute(&self, job: Job);
+
+    /// Whether jobs run on other threads than the caller's, so that the reactor may hand its
+    /// serve loop to its watcher while an inline handler overruns (see
+    /// [`Reactor::inline_budget`](super::Reactor::inline_budget)). True unless the executor
+    /// runs each job on the calling thread, as [`InlineExecutor`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::reactor::{Executor, InlineExecutor, ThreadPool};
+    ///
+    /// assert!(ThreadPool::new(1).runs_concurrently());
+    /// assert!(!InlineExecutor.runs_concurrently());
+    /// ```
+    fn runs_concurrently(&self) -> bool {
+        true
+    }
 }
 
 /// Runs every job at once on the calling thread (the reactor's): a serial server.
@@ -74,10 +91,18 @@ impl Executor for InlineExecutor {
     fn execute(&self, job: Job) {
         job();
     }
+
+    fn runs_concurrently(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
     fn execute(&self, job: Job) {
         (**self).execute(job);
+    }
+
+    fn runs_concurrently(&self) -> bool {
+        (**self).runs_concurrently()
     }
 }

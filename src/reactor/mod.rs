@@ -97,17 +97,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::boxed::Box;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
-use std::vec::Vec;
 
 mod executor;
 mod handler;
+mod handover;
 #[cfg(not(loom))]
 mod pool;
 mod responder;
+mod serve;
 mod shared;
 mod stash;
 
@@ -118,14 +117,12 @@ pub use pool::ThreadPool;
 pub use responder::{Responder, ResponseTooLarge};
 pub use shared::StopHandle;
 
-use crate::channel::{
-    ClientInfo, ConnId, Incoming, RecvRequestError, SendResponseError, Status, Transport,
-};
+use crate::channel::Transport;
 use crate::clock::Instant;
-use crate::mutant::{self, Mutant};
-use crate::sync::{Arc, Ordering};
-use shared::{Completion, Reply, Shared};
-use stash::ConnState;
+use crate::sync::{Arc, Mutex, MutexGuard, Ordering};
+use handover::{Handover, Served};
+use serve::{Core, InlineRun};
+use shared::Shared;
 
 /// What a reactor run did.
 ///
@@ -163,6 +160,9 @@ pub struct ReactorStats {
     pub max_stash_bytes: usize,
     /// Sleeps on the doorbell.
     pub sleeps: u64,
+    /// Times the watcher took the serve loop over from an inline handler that overran its
+    /// budget with work waiting.
+    pub handovers: u64,
 }
 
 /// How long a stopping reactor waits for in-flight requests and unsent responses.
@@ -193,24 +193,20 @@ const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Reactor<T: Transport, H: Handler, E: Executor = InlineExecutor> {
-    transport: T,
+    /// The serve loop's state; `None` only while `run` has it behind its lock.
+    core: Option<Core<T, H, E>>,
     handler: Arc<H>,
-    executor: E,
-    serial: bool,
     shared: Arc<Shared>,
-    conns: Vec<Option<ConnState>>,
-    in_flight: usize,
-    buf: Vec<u8>,
-    completions: Vec<Completion>,
-    /// Reused for the answers of inline handlers (see `Shared::run_inline`).
-    inline_done: Vec<Completion>,
-    /// Reused by `sleep`: connections whose due response did not fit.
-    blocked: Vec<(ConnId, usize)>,
     drain: Duration,
-    stats: ReactorStats,
+    /// How long an inline handler may run with work waiting before the watcher takes over;
+    /// `None`: never.
+    budget: Option<Duration>,
     /// The fork generation when made: a copy in a forked child does not serve.
     fork_gen: u32,
 }
+
+/// The inline budget a reactor starts with.
+pub const DEFAULT_INLINE_BUDGET: Duration = Duration::from_millis(1);
 
 impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
     /// A reactor serving `transport` (a [`Server`](crate::channel::Server)) with `handler`,
@@ -234,21 +230,13 @@ impl<T: Transport, H: Handler> Reactor<T, H, InlineExecutor> {
     /// ```
     pub fn new(transport: T, handler: H) -> Self {
         let shared = Shared::new(transport.waker());
-        let buf = std::vec![0u8; transport.max_request()];
+        let core = Core::new(transport, handler, InlineExecutor, shared.clone());
         Self {
-            transport,
-            handler: Arc::new(handler),
-            executor: InlineExecutor,
-            serial: false,
+            handler: core.handler.clone(),
+            core: Some(core),
             shared,
-            conns: Vec::new(),
-            in_flight: 0,
-            buf,
-            completions: Vec::new(),
-            inline_done: Vec::new(),
-            blocked: Vec::new(),
             drain: DEFAULT_DRAIN,
-            stats: ReactorStats::default(),
+            budget: Some(DEFAULT_INLINE_BUDGET),
             fork_gen: crate::fork::generation(),
         }
     }
@@ -273,19 +261,11 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// ```
     pub fn with_executor<E2: Executor>(self, executor: E2) -> Reactor<T, H, E2> {
         Reactor {
-            transport: self.transport,
+            core: self.core.map(|c| c.with_executor(executor)),
             handler: self.handler,
-            executor,
-            serial: self.serial,
             shared: self.shared,
-            conns: self.conns,
-            in_flight: self.in_flight,
-            buf: self.buf,
-            completions: self.completions,
-            inline_done: self.inline_done,
-            blocked: self.blocked,
             drain: self.drain,
-            stats: self.stats,
+            budget: self.budget,
             fork_gen: self.fork_gen,
         }
     }
@@ -307,7 +287,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn serial(mut self, serial: bool) -> Self {
-        self.serial = serial;
+        self.core_mut().serial = serial;
         self
     }
 
@@ -331,6 +311,47 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     pub fn drain_timeout(mut self, t: Duration) -> Self {
         self.drain = t;
         self
+    }
+
+    /// How long a handler running inline on the reactor thread may take while other
+    /// requests wait before the reactor hands the serve loop to its watcher thread, which
+    /// dispatches them to the executor (1 ms by default); `None` never hands over. A request
+    /// then waits behind a slow inline handler for at most about twice the budget. Only a
+    /// reactor with an executor that runs jobs concurrently
+    /// ([`Executor::runs_concurrently`]) and not in [serial](Self::serial) mode hands over
+    /// (see the [module docs](self), "Slow inline handlers").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
+    /// use std::time::Duration;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let reactor = Reactor::new(server, |_: Request, res: Responder| drop(res))
+    ///     .with_executor(ThreadPool::new(4))
+    ///     .inline_budget(Some(Duration::from_micros(500)));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inline_budget(mut self, budget: Option<Duration>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    fn core(&self) -> &Core<T, H, E> {
+        self.core
+            .as_ref()
+            .expect("the reactor's state is back after `run`")
+    }
+
+    fn core_mut(&mut self) -> &mut Core<T, H, E> {
+        self.core
+            .as_mut()
+            .expect("the reactor's state is back after `run`")
     }
 
     /// A handle that stops [`run`](Self::run) from any thread.
@@ -373,7 +394,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn transport(&self) -> &T {
-        &self.transport
+        &self.core().transport
     }
 
     /// Counters so far.
@@ -393,7 +414,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> ReactorStats {
-        self.stats
+        self.core().stats
     }
 
     /// Serves until stopped ([`StopHandle::stop`]); then finishes what is in flight (for at
@@ -424,54 +445,134 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn run(&mut self) -> std::io::Result<ReactorStats> {
+    pub fn run(&mut self) -> std::io::Result<ReactorStats>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         if crate::fork::forked(self.fork_gen) {
             return Err(std::io::Error::other(
                 "the reactor was inherited across fork: only the process that made it serves",
             ));
         }
-        let interval = self.transport.housekeeping_interval();
-        let mut last_housekeeping = Instant::now();
+        let core = Arc::new(Mutex::new(
+            self.core
+                .take()
+                .expect("the reactor's state is back after `run`"),
+        ));
+        let bell = {
+            let c = handover::lock(&core);
+            (!c.serial && c.executor.runs_concurrently())
+                .then(|| c.transport.watch_bell())
+                .flatten()
+        };
+        let served = match (self.budget, bell) {
+            (Some(budget), Some(bell)) => {
+                let handover = Arc::new(Handover::new(bell, budget));
+                handover::with_watcher(&core, &handover, || self.serve(&core, Some(&handover)))
+            }
+            _ => self.serve(&core, None),
+        };
+        if served == Served::Forked {
+            // A child forked inside an inline handler: the state, the server and the pool
+            // are the parent's. Touch none of it (its lock may be held by a thread that does
+            // not exist here).
+            core::mem::forget(core);
+            return Err(std::io::Error::other(
+                "the process forked inside an inline handler: only the parent serves",
+            ));
+        }
+        let core = match Arc::try_unwrap(core) {
+            Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()),
+            Err(_) => unreachable!("the watcher, the only other owner, has been joined"),
+        };
+        let stats = core.stats;
+        self.core = Some(core);
+        Ok(stats)
+    }
+
+    /// The reactor thread's loop (see `run`), leading unless the watcher took over during an
+    /// inline handler.
+    fn serve(&self, lock: &Mutex<Core<T, H, E>>, handover: Option<&Handover>) -> Served {
+        let mut core = handover::lock(lock);
+        let interval = core.transport.housekeeping_interval();
         let mut drain_deadline: Option<Instant> = None;
-        let mut since_clock = 0u32;
-        self.housekeeping(true);
+        core.housekeeping(true);
         loop {
             let stopping = self.shared.stop.load(Ordering::Acquire);
-            let mut progress = self.collect();
-            progress |= self.flush_all();
+            let mut progress = core.collect();
+            progress |= core.flush_all();
             if stopping {
                 let deadline =
                     *drain_deadline.get_or_insert_with(|| Instant::now().after(self.drain));
-                if self.in_flight == 0 && self.conns.iter().flatten().all(|c| c.stash.is_empty()) {
+                if core.drained() {
                     break;
                 }
                 if interval.is_some() && Instant::now() >= deadline {
-                    for c in self.conns.iter_mut().flatten() {
-                        self.stats.discarded += c.stash.len() as u64;
-                        c.stash.clear();
-                    }
+                    core.discard_stashes();
                     break;
                 }
             }
-            progress |= self.intake(stopping);
-            if let Some(every) = interval {
-                since_clock += 1;
-                if !progress || since_clock >= 256 {
-                    since_clock = 0;
-                    let now = Instant::now();
-                    if now.since(last_housekeeping) >= every {
-                        last_housekeeping = now;
-                        self.housekeeping(!stopping);
-                    }
+            let (took, inline) = core.intake(stopping, true);
+            progress |= took;
+            if let Some(run) = inline {
+                match self.run_inline(core, lock, run, handover) {
+                    Some(c) => core = c,
+                    None => return Served::Forked,
                 }
             }
+            core.housekeeping_if_due(progress, stopping);
             if progress {
                 continue;
             }
-            self.sleep(stopping);
+            core.sleep(stopping, None);
         }
-        self.transport.shutdown();
-        Ok(self.stats)
+        core.transport.shutdown();
+        Served::Done
+    }
+
+    /// Runs one request inline on this thread and settles its answer here, holding the core,
+    /// in sequence order. With a watcher, the doorbell is armed and the core released while
+    /// the handler runs (so that the watcher can lead if work waits behind it), and taken back
+    /// after. `None` if the handler forked and this is the child.
+    fn run_inline<'a>(
+        &self,
+        mut core: MutexGuard<'a, Core<T, H, E>>,
+        lock: &'a Mutex<Core<T, H, E>>,
+        run: InlineRun,
+        handover: Option<&Handover>,
+    ) -> Option<MutexGuard<'a, Core<T, H, E>>> {
+        let conn = run.conn;
+        let mut mine = core::mem::take(&mut core.inline_done);
+        match handover {
+            None => {
+                run.run(&*self.handler, &self.shared, &mut mine);
+                if crate::fork::forked(self.fork_gen) {
+                    return None;
+                }
+            }
+            Some(h) => {
+                h.arm();
+                // After the mark: a ring before it woke nobody, so what came before must be
+                // seen here (the fence pair).
+                if core.work_waiting() {
+                    h.abandon_inline();
+                    core.inline_done = mine;
+                    core.dispatch(run);
+                    return Some(core);
+                }
+                h.go_inline();
+                drop(core);
+                run.run(&*self.handler, &self.shared, &mut mine);
+                if crate::fork::forked(self.fork_gen) {
+                    return None;
+                }
+                core = h.retake(lock, || self.shared.wake());
+            }
+        }
+        core.finish_inline(conn, &mut mine);
+        core.inline_done = mine;
+        Some(core)
     }
 
     /// One turn of the serve loop, without sleeping: moves answers in, sends what fits, takes
@@ -498,301 +599,34 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll(&mut self) -> bool {
-        let mut progress = self.collect();
-        progress |= self.flush_all();
-        progress |= self.intake(false);
-        self.housekeeping(true);
+        let shared = self.shared.clone();
+        let handler = self.handler.clone();
+        let core = self.core_mut();
+        let mut progress = core.collect();
+        progress |= core.flush_all();
+        let (took, inline) = core.intake(false, true);
+        progress |= took;
+        if let Some(run) = inline {
+            let conn = run.conn;
+            let mut mine = core::mem::take(&mut core.inline_done);
+            run.run(&*handler, &shared, &mut mine);
+            core.finish_inline(conn, &mut mine);
+            core.inline_done = mine;
+        }
+        core.housekeeping(true);
         progress
-    }
-
-    /// Takes at most one request from the server (or notes a detached connection). Returns
-    /// whether there was anything.
-    fn intake(&mut self, stopping: bool) -> bool {
-        match self.transport.try_recv_request(&mut self.buf) {
-            Ok(inc) => {
-                self.take(inc, stopping);
-                true
-            }
-            Err(RecvRequestError::Detached(conn, _)) => {
-                self.forget(conn);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Sleeps until a request, a completion, room for a parked response, a stop, or (with a
-    /// real server) the end of a slice.
-    fn sleep(&mut self, stopping: bool) {
-        let mut blocked = core::mem::take(&mut self.blocked);
-        blocked.clear();
-        blocked.extend(self.conns.iter().flatten().filter_map(
-            |c| match c.stash.first_key_value() {
-                Some((&seq, r)) if seq == c.next_send => Some((c.id, r.body.len())),
-                _ => None,
-            },
-        ));
-        let shared = &*self.shared;
-        // Once stopping, the stop flag no longer ends a sleep (it stays set): the drain sleeps
-        // until a completion or room, like any other wait.
-        let ready = || {
-            shared.pending.load(Ordering::Acquire) > 0
-                || (!stopping && shared.stop.load(Ordering::Acquire))
-        };
-        self.stats.sleeps += 1;
-        self.transport.wait(&blocked, &ready);
-        self.blocked = blocked;
-    }
-
-    fn housekeeping(&mut self, accept: bool) {
-        for conn in self.transport.housekeeping(accept) {
-            self.forget(conn);
-        }
-    }
-
-    /// Drops a gone connection's state: its parked responses and its in-flight count (late
-    /// answers for it are discarded).
-    fn forget(&mut self, conn: ConnId) {
-        self.stats.detached += 1;
-        if let Some(slot) = self.conns.get_mut(conn.slot) {
-            if slot.as_ref().is_some_and(|c| c.id == conn) {
-                let c = slot.take().expect("checked");
-                self.in_flight -= c.in_flight;
-                self.stats.discarded += c.stash.len() as u64;
-            }
-        }
-    }
-
-    fn state(&mut self, conn: ConnId) -> &mut ConnState {
-        if self.conns.len() <= conn.slot {
-            self.conns.resize_with(conn.slot + 1, || None);
-        }
-        let slot = &mut self.conns[conn.slot];
-        if slot.as_ref().is_some_and(|c| c.id != conn) {
-            // The slot's previous connection is gone (its detach was seen by the server
-            // first); its answers are void.
-            let old = slot.take().expect("checked");
-            self.in_flight -= old.in_flight;
-            self.stats.discarded += old.stash.len() as u64;
-            self.stats.detached += 1;
-        }
-        self.conns[conn.slot].get_or_insert_with(|| ConnState::new(conn))
-    }
-
-    /// Takes one request: numbers it, then answers `Busy` (or `ShuttingDown`), runs it
-    /// inline or dispatches it.
-    fn take(&mut self, inc: Incoming, stopping: bool) {
-        self.stats.requests += 1;
-        let (max_in_flight, _) = self.transport.limits();
-        let in_flight_before = self.in_flight;
-        let st = self.state(inc.conn);
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        let refusal = if stopping {
-            Some(Status::ShuttingDown)
-        } else if st.in_flight >= max_in_flight {
-            Some(Status::Busy)
-        } else {
-            None
-        };
-        if let Some(status) = refusal {
-            if status == Status::Busy {
-                self.stats.busy += 1;
-            }
-            self.park(
-                inc.conn,
-                seq,
-                Reply {
-                    id: inc.id,
-                    status,
-                    body: Vec::new(),
-                },
-            );
-            return;
-        }
-        st.in_flight += 1;
-        self.in_flight += 1;
-        // A request always comes from an attached connection; should the lookup fail, claim
-        // nobody's identity (not root's).
-        let client = self.transport.client(inc.conn).unwrap_or(ClientInfo {
-            conn: inc.conn,
-            pid: 0,
-            uid: u32::MAX,
-            gid: u32::MAX,
-        });
-        let req = Request {
-            client,
-            id: inc.id,
-            body: self.buf[..inc.len].to_vec(),
-        };
-        let res = Responder::new(
-            self.shared.clone(),
-            inc.conn,
-            seq,
-            inc.id,
-            self.transport.max_response(),
-        );
-        // A panic drops `res` while unwinding, which answers `Panicked`.
-        if self.serial || (in_flight_before == 0 && !self.transport.has_request()) {
-            self.stats.inline += 1;
-            let handler = &*self.handler;
-            let mut mine = core::mem::take(&mut self.inline_done);
-            let run = || {
-                let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
-            };
-            self.shared.run_inline(run, &mut mine);
-            // The answer (if given) is in `mine`: send it now, not after a loop turn.
-            self.settle(&mut mine);
-            self.inline_done = mine;
-            self.collect();
-            self.flush(inc.conn.slot);
-        } else {
-            self.stats.dispatched += 1;
-            let handler = self.handler.clone();
-            self.executor.execute(Box::new(move || {
-                let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
-            }));
-        }
-    }
-
-    /// Moves completions from the queue into their connections' stashes.
-    fn collect(&mut self) -> bool {
-        if self.shared.pending.load(Ordering::Acquire) == 0 {
-            return false;
-        }
-        let mut done = core::mem::take(&mut self.completions);
-        self.shared.take(&mut done);
-        let any = !done.is_empty();
-        self.settle(&mut done);
-        self.completions = done;
-        any
-    }
-
-    /// Moves completions into their connections' stashes (or sends them), emptying `done`.
-    fn settle(&mut self, done: &mut Vec<Completion>) {
-        for c in done.drain(..) {
-            let live = self
-                .conns
-                .get_mut(c.conn.slot)
-                .and_then(Option::as_mut)
-                .filter(|s| s.id == c.conn);
-            let Some(st) = live else {
-                self.stats.discarded += 1;
-                continue;
-            };
-            st.in_flight -= 1;
-            self.in_flight -= 1;
-            if c.reply.status == Status::Panicked {
-                self.stats.panicked += 1;
-            }
-            self.park(c.conn, c.seq, c.reply);
-        }
-    }
-
-    /// Puts a reply in its connection's stash; pauses the connection past the stash limit.
-    fn park(&mut self, conn: ConnId, seq: u64, reply: Reply) {
-        let (_, limit) = self.transport.limits();
-        let Some(st) = self.conns.get_mut(conn.slot).and_then(Option::as_mut) else {
-            return;
-        };
-        if seq == st.next_send && st.stash.is_empty() {
-            // The common case: the reply due next, nothing parked before it. Send it now.
-            match self
-                .transport
-                .try_send_response(conn, reply.id, reply.status, &reply.body)
-            {
-                Ok(()) => {
-                    st.next_send += 1;
-                    self.stats.sent += 1;
-                    return;
-                }
-                Err(SendResponseError::Gone | SendResponseError::Forked) => {
-                    self.forget(conn);
-                    return;
-                }
-                // Parked below; `flush` deals with it.
-                Err(SendResponseError::Full | SendResponseError::TooLarge { .. }) => {}
-            }
-        }
-        st.stash_bytes += reply.cost();
-        st.stash.insert(seq, reply);
-        self.stats.max_stash_bytes = self.stats.max_stash_bytes.max(st.stash_bytes);
-        if !st.paused && st.stash_bytes >= limit {
-            st.paused = true;
-            self.stats.paused += 1;
-            self.transport.pause(conn, true);
-        }
-    }
-
-    fn flush_all(&mut self) -> bool {
-        let mut any = false;
-        for slot in 0..self.conns.len() {
-            any |= self.flush(slot);
-        }
-        any
-    }
-
-    /// Sends a connection's due responses while they fit. Returns whether it sent any.
-    fn flush(&mut self, slot: usize) -> bool {
-        let (_, limit) = self.transport.limits();
-        let mut sent = false;
-        let Some(st) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return false;
-        };
-        let mut gone = false;
-        while let Some(entry) = st.stash.first_entry() {
-            let in_order = *entry.key() == st.next_send;
-            if !in_order && mutant::keep(Mutant::SendOutOfOrder) {
-                break;
-            }
-            let r = entry.get();
-            match self
-                .transport
-                .try_send_response(st.id, r.id, r.status, &r.body)
-            {
-                Ok(()) => {}
-                Err(SendResponseError::Full) => break,
-                Err(SendResponseError::TooLarge { .. }) => {
-                    // A responder checks the cap; a reply past it cannot reach here. Should
-                    // it, the client still gets an answer.
-                    let r = entry.into_mut();
-                    st.stash_bytes -= r.cost();
-                    r.status = Status::TooLarge;
-                    r.body = Vec::new();
-                    st.stash_bytes += r.cost();
-                    continue;
-                }
-                Err(SendResponseError::Gone | SendResponseError::Forked) => {
-                    gone = true;
-                    break;
-                }
-            }
-            let r = entry.remove();
-            st.stash_bytes -= r.cost();
-            st.next_send += 1;
-            self.stats.sent += 1;
-            sent = true;
-        }
-        if gone {
-            let id = st.id;
-            self.forget(id);
-            return true;
-        }
-        if st.paused && (st.stash.is_empty() || st.stash_bytes <= limit / 2) {
-            st.paused = false;
-            let id = st.id;
-            self.transport.pause(id, false);
-        }
-        sent
     }
 }
 
 impl<T: Transport, H: Handler, E: Executor> fmt::Debug for Reactor<T, H, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reactor")
-            .field("in_flight", &self.in_flight)
-            .field("serial", &self.serial)
-            .field("stats", &self.stats)
+        let mut d = f.debug_struct("Reactor");
+        if let Some(c) = &self.core {
+            d.field("in_flight", &c.in_flight)
+                .field("serial", &c.serial)
+                .field("stats", &c.stats);
+        }
+        d.field("inline_budget", &self.budget)
             .finish_non_exhaustive()
     }
 }

@@ -35,6 +35,11 @@ pub struct Responder {
 }
 
 impl Responder {
+    /// The request's sequence number on its connection.
+    pub(super) fn seq(&self) -> u64 {
+        self.seq
+    }
+
     pub(super) fn new(
         shared: Arc<Shared>,
         conn: ConnId,

@@ -48,19 +48,32 @@ pub(super) struct Shared {
     wake: Box<dyn Fn() + Send + Sync>,
 }
 
+/// The inline run in progress on this thread, if any: its reactor's shared state and the
+/// request's connection and sequence number.
+#[derive(Clone, Copy)]
+struct InlineKey {
+    shared: *const Shared,
+    conn: ConnId,
+    seq: u64,
+}
+
+const NO_INLINE: InlineKey = InlineKey {
+    shared: core::ptr::null(),
+    conn: ConnId {
+        slot: usize::MAX,
+        generation: 0,
+    },
+    seq: 0,
+};
+
 #[cfg(not(loom))]
 std::thread_local! {
-    /// Set, on the reactor thread while it runs a handler inline, to that reactor's `Shared`:
-    /// answers given for it on this thread go to `INLINE_DONE` — no lock, no doorbell ring —
-    /// because the reactor collects them as soon as the handler returns. Answers from any
-    /// other thread, or for another reactor, take the shared queue and ring as usual.
-    static INLINE: Cell<*const Shared> = const { Cell::new(core::ptr::null()) };
-    /// Answers given inline (see `INLINE`).
+    static INLINE: Cell<InlineKey> = const { Cell::new(NO_INLINE) };
     static INLINE_DONE: RefCell<Vec<Completion>> = const { RefCell::new(Vec::new()) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static INLINE: Cell<*const Shared> = Cell::new(core::ptr::null());
+    static INLINE: Cell<InlineKey> = Cell::new(NO_INLINE);
     static INLINE_DONE: RefCell<Vec<Completion>> = RefCell::new(Vec::new());
 }
 
@@ -77,7 +90,12 @@ impl Shared {
     /// Posts an answer and wakes the reactor (or, on the reactor's own thread while it runs
     /// a handler inline, keeps it for the reactor to collect when the handler returns).
     pub(super) fn post(&self, c: Completion) {
-        if core::ptr::eq(INLINE.with(Cell::get), self) {
+        // The inline request's own answer, given on the thread running it: kept for that
+        // thread to settle when the handler returns (no lock, no ring). Any other answer —
+        // another request's responder used from inside an inline handler — goes through the
+        // queue, so that a leader can send it while the handler still runs.
+        let key = INLINE.with(Cell::get);
+        if core::ptr::eq(key.shared, self) && key.conn == c.conn && key.seq == c.seq {
             INLINE_DONE.with(|d| d.borrow_mut().push(c));
             return;
         }
@@ -103,10 +121,30 @@ impl Shared {
 
     /// Runs `handler` (an inline handler, which catches its own panics) on this thread, with
     /// the answers it gives for this reactor collected into `into`.
-    pub(super) fn run_inline(&self, handler: impl FnOnce(), into: &mut Vec<Completion>) {
-        INLINE.with(|f| f.set(self));
+    pub(super) fn run_inline(
+        &self,
+        conn: ConnId,
+        seq: u64,
+        handler: impl FnOnce(),
+        into: &mut Vec<Completion>,
+    ) {
+        /// Clears the key however the handler ends.
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                INLINE.with(|f| f.set(NO_INLINE));
+            }
+        }
+        INLINE.with(|f| {
+            f.set(InlineKey {
+                shared: self,
+                conn,
+                seq,
+            })
+        });
+        let clear = Clear;
         handler();
-        INLINE.with(|f| f.set(core::ptr::null()));
+        drop(clear);
         INLINE_DONE.with(|d| core::mem::swap(&mut *d.borrow_mut(), into));
     }
 
