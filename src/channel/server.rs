@@ -1032,6 +1032,9 @@ impl Transport for Server {
     fn watch_bell(&self) -> Option<crate::doorbell::WatchBell> {
         Some(self.fanin.watch_bell())
     }
+    fn connections(&self) -> usize {
+        self.fanin.ring_count()
+    }
 }
 
 static_assertions::assert_impl_all!(Server: Send);

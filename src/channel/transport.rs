@@ -337,4 +337,25 @@ pub trait Transport {
     fn watch_bell(&self) -> Option<WatchBell> {
         None
     }
+
+    /// How many clients are connected. With one, the reactor does not arm its watcher for an
+    /// inline run: only that client could send meanwhile, and its answers could not pass the
+    /// inline one's anyway — so a lone client's calls skip the arming's cache traffic. The
+    /// default, `usize::MAX`, always arms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-conns-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(Transport::connections(&server), 0);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn connections(&self) -> usize {
+        usize::MAX
+    }
 }

@@ -72,6 +72,8 @@ impl Line {
     /// pair, as in `sleep_until`).
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
     pub(crate) fn arm(&self) {
+        // An RMW, as a waiter's mark is (module docs, "Why an RMW for the mark"): a plain
+        // store would do in C++, but loom 0.7 mis-models a plain store racing a ringer's swap.
         self.mem
             .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
         crate::sync::fence(Ordering::SeqCst);
@@ -82,6 +84,7 @@ impl Line {
     /// through a ring).
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
     pub(crate) fn disarm(&self) {
+        // An RMW for the same reason as `arm`.
         self.mem
             .swap_u32(self.off + BELL_WAITERS, 0, Ordering::Relaxed);
     }

@@ -18,9 +18,12 @@ pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// Runs the jobs the reactor hands off: requests that arrive while others are in flight.
 ///
-/// The crate spawns no threads unless asked: [`InlineExecutor`] runs each job at once on the
-/// reactor thread; [`ThreadPool`](super::ThreadPool) is a small pool that spawns its threads
-/// when created. Size a pool by your own budget, never by the host's core count.
+/// [`InlineExecutor`] runs each job at once on the reactor thread;
+/// [`ThreadPool`](super::ThreadPool) is a small pool that spawns its threads when created.
+/// Size a pool by your own budget, never by the host's core count. With an executor that runs
+/// jobs concurrently, [`Reactor::run`](super::Reactor::run) also starts one watcher thread
+/// (see "Slow inline handlers" in the [module docs](super)); otherwise the crate spawns no
+/// thread.
 ///
 /// # Examples
 ///

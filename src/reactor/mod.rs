@@ -52,11 +52,74 @@
 //! finishing in any order against the reactor's sleeps, with mutants (the responder ringing
 //! *before* posting; the stash sent out of order) that loom catches.
 //!
+//! # Slow inline handlers
+//!
+//! Running a request inline is what makes a lone client as fast as a serial loop, but a
+//! handler that takes long would hold up every request that arrives meanwhile. So when the
+//! executor runs jobs on other threads ([`Executor::runs_concurrently`]) and the reactor is
+//! not [serial](Reactor::serial), [`run`](Reactor::run) starts a *watcher* thread, and the
+//! serve state (the server, the executor, the stashes) lives behind a lock that the reactor
+//! thread holds — releasing it only around an inline handler. No request waits behind an
+//! inline handler for much longer than the [inline budget](Reactor::inline_budget) (1 ms by
+//! default): then the watcher takes the lock and serves, dispatching everything, until the
+//! handler returns.
+//!
+//! How the watcher learns, without a timer and without a system call on the fast path:
+//!
+//! 1. Before an inline run the reactor thread sets the waiter mark of the server's doorbell
+//!    (the one every request, answer and freed response slot rings) — a swap and a
+//!    `fence(SeqCst)`, no system call — then re-checks for waiting work (a request pending,
+//!    an answer queued). If there is some, the request is dispatched instead. Otherwise it
+//!    bumps its inline counter to an odd value and releases the lock.
+//! 2. The watcher sleeps on the doorbell's sequence word *without* setting the mark, so a
+//!    ring that finds no mark (the reactor thread awake and serving) costs the ringer nothing
+//!    and wakes nobody. A ring during an inline run finds the mark, clears it and wakes the
+//!    watcher. By the doorbell's fence pair, work that arrived before the mark was set is
+//!    seen by the re-check in step 1, and work after it rings through the mark: none is
+//!    missed.
+//! 3. Awake, the watcher reads the sequence, then the counter, then the mark. An odd counter
+//!    with the mark cleared means something rang during that inline run. It waits out the
+//!    budget; if the same run is still going, it takes the lock (the counter is re-read
+//!    under it) and leads: collects answers, sends, takes and *dispatches* requests, does the
+//!    housekeeping, and sleeps on the doorbell like the reactor thread — never running a
+//!    handler itself.
+//! 4. When the handler returns, the reactor thread takes the lock back (fast path: one
+//!    compare-and-swap), moves the counter to even and clears the mark (a swap) (only it and the
+//!    watcher sleep on that doorbell, and neither is asleep). If the watcher holds the lock,
+//!    the reactor thread sets `back`, then rings; the watcher checks `back` at every turn and
+//!    in its sleep's re-check, so by the same fence pair it either sees `back` or is woken by
+//!    the ring, and hands the lock back (mutant `back_rings_first`: ringing before setting
+//!    `back` lets the watcher re-check in between and sleep holding the lock — loom finds the
+//!    deadlock).
+//! 5. Order: sequence numbers are given under the lock in ring order; the inline request's
+//!    answer is settled by the reactor thread after it has the lock again, through the same
+//!    stash as every other answer, so the answers of requests the watcher dispatched
+//!    meanwhile wait for it. Only the inline request's own answer, given on its thread, takes
+//!    the thread-local short cut; an answer to another request given from inside an inline
+//!    handler goes through the queue, and a leading watcher sends it at once.
+//!
+//! Costs: an inline run pays the mark swap, the fence, the re-check, one lock release and one
+//! compare-and-swap, and the clearing swap — and the cache line of the doorbell, which the
+//! clients read on every ring, moves to the reactor thread and back: about 5 % of a round
+//! trip at one request in flight. So with a single client connected the reactor neither arms
+//! nor releases the lock ([`Transport::connections`]): that client is the only one that could
+//! send meanwhile, and the answers to its pipelined requests could not pass the inline one's
+//! anyway (their execution waits too, which is the price). A client connecting during such a
+//! run waits for the handler too, as it always did. The watcher wakes only when the reactor thread
+//! sleeps (a ring wakes both; it finds no inline run and sleeps again) and when work arrives
+//! during an inline run; an idle server costs nothing more. It ends when `run` returns or
+//! unwinds. A child forked inside an inline handler gets an error from `run` and leaves the
+//! parent's state alone. [`poll`](Reactor::poll) has no watcher. Checked by the loom model
+//! `an_overrunning_inline_handler_hands_the_serve_loop_over_in_order` (a handler that returns
+//! only once the request behind it has been handled — which only a hand-over allows) and by
+//! `tests/production.rs` with real processes.
+//!
 //! # Files
 //!
 //! `handler.rs` (handlers and requests), `responder.rs`, `shared.rs` (the completion queue
-//! and the stop handle), `stash.rs` (a connection's order and reorder stash), `executor.rs`,
-//! `pool.rs`, and the serve loop here. The reactor drives any
+//! and the stop handle), `stash.rs` (a connection's order and reorder stash), `serve.rs` (the
+//! serve state and one turn of the loop), `handover.rs` (the watcher), `executor.rs`,
+//! `pool.rs`, and `run` here. The reactor drives any
 //! [`Transport`]; [`Server`](crate::channel::Server) is the one the
 //! crate provides.
 //!
@@ -313,13 +376,13 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         self
     }
 
-    /// How long a handler running inline on the reactor thread may take while other
-    /// requests wait before the reactor hands the serve loop to its watcher thread, which
-    /// dispatches them to the executor (1 ms by default); `None` never hands over. A request
-    /// then waits behind a slow inline handler for at most about twice the budget. Only a
-    /// reactor with an executor that runs jobs concurrently
-    /// ([`Executor::runs_concurrently`]) and not in [serial](Self::serial) mode hands over
-    /// (see the [module docs](self), "Slow inline handlers").
+    /// How long work — a request, an answer to send — may wait behind a handler running
+    /// inline on the reactor thread before the reactor hands the serve loop to its watcher
+    /// thread, which dispatches to the executor until the handler returns (1 ms by default);
+    /// `None` never hands over. Only a reactor with an executor that runs jobs concurrently
+    /// ([`Executor::runs_concurrently`]), not in [serial](Self::serial) mode, and with more
+    /// than one client connected hands over (see the [module docs](self), "Slow inline
+    /// handlers").
     ///
     /// # Examples
     ///
@@ -422,11 +485,16 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// [`Status::ShuttingDown`], shuts the server down (new clients are refused, connected
     /// ones see `Disconnected`) and returns the counters.
     ///
+    /// With an executor that runs jobs concurrently it starts a watcher thread for slow
+    /// inline handlers (see the [module docs](self)) and joins it before returning; the
+    /// transport and the executor are then used from that thread too, one thread at a time
+    /// (hence `Send`). If the thread cannot be spawned, the reactor runs without it.
+    ///
     /// # Errors
     ///
     /// An error of kind [`Other`](std::io::ErrorKind::Other) at once if the reactor was
-    /// inherited across `fork(2)`: only the process that made it serves (its server, pool
-    /// and clients' rings are the parent's).
+    /// inherited across `fork(2)`, and in a child forked inside an inline handler: only the
+    /// process that made it serves (its server, pool and clients' rings are the parent's).
     ///
     /// # Examples
     ///
@@ -546,6 +614,13 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
         let mut mine = core::mem::take(&mut core.inline_done);
         match handover {
             None => {
+                run.run(&*self.handler, &self.shared, &mut mine);
+                if crate::fork::forked(self.fork_gen) {
+                    return None;
+                }
+            }
+            // One client: nobody else can send meanwhile (see `Transport::connections`).
+            Some(_) if core.transport.connections() <= 1 => {
                 run.run(&*self.handler, &self.shared, &mut mine);
                 if crate::fork::forked(self.fork_gen) {
                     return None;

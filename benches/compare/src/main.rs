@@ -751,6 +751,27 @@ fn idle_cpu(d: Duration) -> f64 {
     t.join().unwrap()
 }
 
+/// CPU a reactor with a 2-thread pool (so with its watcher thread) and four connected idle
+/// clients burns, in percent of one core: the whole process's CPU over the period, nothing
+/// else running.
+fn idle_reactor_cpu(d: Duration) -> f64 {
+    let dir = std::env::temp_dir().join(format!("ringbell-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let running = reactor_c1::reactor(&dir.join("idle.sock"), Some(2), false);
+    let clients: Vec<_> = (0..4)
+        .map(|_| ringbell::channel::Client::connect(dir.join("idle.sock")).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // settle: spinning ends, sleeps begin
+    let c0 = cpu_time();
+    let start = Instant::now();
+    std::thread::sleep(d);
+    let pct = (cpu_time() - c0).as_secs_f64() / start.elapsed().as_secs_f64() * 100.0;
+    drop(clients);
+    running.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    pct
+}
+
 /// Streams frames through a small ring with the default blocking calls; returns, for each
 /// direction, wake system calls made minus sleeps the other side announced (≤ 0 is the rule).
 fn wakes_minus_sleeps(n: u64) -> i64 {
@@ -1074,10 +1095,15 @@ fn main() {
         );
     }
     let idle = idle_cpu(z.idle);
+    let idle_reactor = idle_reactor_cpu(z.idle);
     let wakes = wakes_minus_sleeps(z.stream);
     let rss = rss_32mib();
     println!(
         "idle consumer, default settings, {:?}: {idle:.3} % of a core",
+        z.idle
+    );
+    println!(
+        "idle reactor + 2-thread pool, 4 idle clients, default settings, {:?}: {idle_reactor:.3} % of a core",
         z.idle
     );
     println!(
@@ -1127,5 +1153,6 @@ fn main() {
     );
     println!("figure wake_syscalls_minus_sleeps {wakes}");
     println!("figure idle_cpu_percent {idle:.3}");
+    println!("figure idle_reactor_cpu_percent {idle_reactor:.3}");
     println!("figure rss_32MiB_ring_KiB {rss}");
 }
