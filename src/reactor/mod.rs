@@ -7,7 +7,7 @@
 //! 1. It copies the request out of its ring (releasing the slot at once, so the client can
 //!    send the next one) and gives it the connection's next sequence number.
 //! 2. If the connection already has [`max_in_flight`](crate::channel::ServerConfig::max_in_flight)
-//!    requests with handlers, the request is answered [`Status::Busy`] without running.
+//!    requests with handlers, the request is answered [`Status::Busy`](crate::channel::Status::Busy) without running.
 //! 3. **Inline fast path**: if no request of any connection is in flight and no further
 //!    request is pending ([`Server::has_request`](crate::channel::Server::has_request)), the
 //!    handler runs on the reactor thread — no hand-off, no wake-up: a lone client pays what a
@@ -37,8 +37,8 @@
 //!   and for response-ring space (the clients' consumers ring it after releasing).
 //! * **Nothing dropped unanswered.** Every request that leaves a ring gets exactly one
 //!   response: the handler's, `Busy`, or — if the [`Responder`] is dropped unanswered,
-//!   including by a panic unwinding through the handler — [`Status::Dropped`] or
-//!   [`Status::Panicked`]. Only a connection that is gone (its client closed or died) has its
+//!   including by a panic unwinding through the handler — [`Status::Dropped`](crate::channel::Status::Dropped) or
+//!   [`Status::Panicked`](crate::channel::Status::Panicked). Only a connection that is gone (its client closed or died) has its
 //!   parked responses freed.
 //! * **One slow client never stalls the others.** The reactor never blocks on a response
 //!   ring: a response that does not fit waits in the stash, and the reactor goes on with the
@@ -126,7 +126,7 @@
 //! # Panics in handlers
 //!
 //! A handler that panics (with `panic = "unwind"`, the default) becomes a
-//! [`Status::Panicked`] response and the reactor goes on; the panic hook still prints the
+//! [`Status::Panicked`](crate::channel::Status::Panicked) response and the reactor goes on; the panic hook still prints the
 //! message. Built with `panic = "abort"` the process aborts instead, and its clients see
 //! [`CallError::Disconnected`](crate::channel::CallError::Disconnected).
 //!
@@ -482,7 +482,7 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
 
     /// Serves until stopped ([`StopHandle::stop`]); then finishes what is in flight (for at
     /// most the drain timeout), answering requests that still arrive
-    /// [`Status::ShuttingDown`], shuts the server down (new clients are refused, connected
+    /// [`Status::ShuttingDown`](crate::channel::Status::ShuttingDown), shuts the server down (new clients are refused, connected
     /// ones see `Disconnected`) and returns the counters.
     ///
     /// With an executor that runs jobs concurrently it starts a watcher thread for slow
