@@ -26,6 +26,7 @@
 //! | `mpsc_no_catch_up_ring` | the MPSC consumer rings the space doorbell only when it crosses a wake step, not when it catches up with the claims | loom (`a_blocked_producer_wakes_when_the_consumer_catches_up`: the producer sleeps through the release it waits for → deadlock) |
 //! | `reply_rings_first` | a reactor responder rings the server's doorbell *before* posting its answer | loom (`reactor`: the reactor re-checks between ring and post, sleeps through the answer → deadlock) |
 //! | `send_out_of_order` | the reactor sends parked responses without waiting for the one due next | loom (`reactor`: a client sees responses out of request order) |
+//! | `odd_after_arm` | the reactor thread sets the doorbell's mark for an inline run *before* moving its inline counter to the run's odd value | loom (`reactor` hand-over model with a request at any moment: a ring between the two finds the mark, the watcher still reads "no inline run" and sleeps; the run never hands over → deadlock) |
 //! | `back_rings_first` | the reactor thread, back from an overrunning inline handler, rings the doorbell *before* saying it wants the core back | loom (`reactor` hand-over model: the watcher re-checks between ring and store and sleeps holding the core → deadlock) |
 
 use crate::mem::Mem;
@@ -51,6 +52,7 @@ pub(crate) enum Mutant {
     ReplyRingsFirst,
     SendOutOfOrder,
     BackRingsFirst,
+    OddAfterArm,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -73,6 +75,7 @@ impl Mutant {
             Self::ReplyRingsFirst => "reply_rings_first",
             Self::SendOutOfOrder => "send_out_of_order",
             Self::BackRingsFirst => "back_rings_first",
+            Self::OddAfterArm => "odd_after_arm",
         }
     }
 }

@@ -391,8 +391,8 @@ fn a_server_short_of_descriptors_refuses_with_a_typed_error() {
         let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
         let limit = open + 16 + 2 * 4;
         let rl = libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: limit.max(1024),
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: limit.max(1024) as libc::rlim_t,
         };
         // SAFETY: `rl` is a valid rlimit; lowering our own soft limit has no other effect.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);

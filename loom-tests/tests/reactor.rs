@@ -127,6 +127,9 @@ impl Executor for Spawner {
     fn execute(&self, job: Job) {
         self.0.lock().unwrap().push(thread::spawn(job));
     }
+    fn runs_concurrently(&self) -> bool {
+        true
+    }
 }
 
 fn region(cfg: &spsc::Config) -> LoomRegion {
@@ -291,5 +294,62 @@ fn an_overrunning_inline_handler_hands_the_serve_loop_over_in_order() {
         }
         assert_eq!((stats.requests, stats.sent), (2, 2));
         assert_eq!((stats.inline, stats.dispatched, stats.handovers), (1, 1, 1));
+    });
+}
+
+/// The same, with the second request sent as soon as the first has been taken from the ring
+/// — while the reactor thread marks the run and arms the doorbell, while it re-checks, or
+/// once the handler runs. Whatever the moment, the first request's handler (which returns
+/// only once the second has been handled) must not wait for ever: either the re-check sees
+/// the second and the first is dispatched after all, or the second's ring reaches the
+/// watcher (mutant `odd_after_arm`: a ring between the arming and the counter's odd value
+/// is missed — deadlock).
+#[test]
+fn a_request_at_any_moment_of_an_inline_run_is_not_missed() {
+    let mut b = builder_bounded(1);
+    b.max_branches = b.max_branches.max(5_000);
+    b.check(|| {
+        let World {
+            server,
+            mut requests,
+            mut answers,
+        } = world();
+        let second_done = Arc::new(Event::default());
+        let d = second_done.clone();
+        let spawner = Arc::new(Spawner::default());
+        let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
+            if req.body == [10] {
+                d.wait();
+            } else {
+                d.set();
+            }
+            res.respond(&req.body).unwrap();
+        })
+        .with_executor(spawner.clone())
+        .inline_budget(Some(std::time::Duration::ZERO));
+        let stop = reactor.stop_handle();
+
+        let client = thread::spawn(move || {
+            requests.send(0, &[10]).unwrap();
+            // Taken (alone, so to run inline): now, at any point of the arming.
+            while !requests.is_empty() {
+                thread::yield_now();
+            }
+            requests.send(1, &[11]).unwrap();
+            let mut buf = [0u8; 8];
+            for want in 0..2u32 {
+                let (tag, len) = answers.recv_into(&mut buf).unwrap();
+                assert_eq!(tag & 0x1fff_ffff, want, "responses out of request order");
+                assert_eq!(&buf[..len], &[10 + want as u8]);
+            }
+            stop.stop();
+        });
+        let stats = reactor.run().unwrap();
+        client.join().unwrap();
+        for t in spawner.0.lock().unwrap().drain(..) {
+            t.join().unwrap();
+        }
+        assert_eq!((stats.requests, stats.sent), (2, 2));
+        assert_eq!(stats.inline + stats.dispatched, 2);
     });
 }

@@ -84,9 +84,10 @@ impl Line {
     /// through a ring).
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
     pub(crate) fn disarm(&self) {
-        // An RMW for the same reason as `arm`.
+        // An RMW for the same reason as `arm`; Release so that a watcher reading the cleared
+        // mark also reads what this thread wrote before (the counter moved on).
         self.mem
-            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::Relaxed);
+            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::Release);
     }
 
     /// Whether the waiter mark is set (no ring since it was set).

@@ -55,21 +55,35 @@ pub trait Executor {
     /// ```
     fn execute(&self, job: Job);
 
-    /// Whether jobs run on other threads than the caller's, so that the reactor may hand its
-    /// serve loop to its watcher while an inline handler overruns (see
-    /// [`Reactor::inline_budget`](super::Reactor::inline_budget)). True unless the executor
-    /// runs each job on the calling thread, as [`InlineExecutor`] does.
+    /// Whether `execute` never runs a job on the calling thread, so that the reactor may hand
+    /// its serve loop to its watcher thread while an inline handler keeps work waiting (see
+    /// [`Reactor::inline_budget`](super::Reactor::inline_budget)): the watcher dispatches
+    /// while it leads, and must not end up running a handler itself. False by default —
+    /// an executor that runs jobs on the caller, always or when it is saturated, must not
+    /// say true; [`ThreadPool`](super::ThreadPool) says true.
     ///
     /// # Examples
     ///
     /// ```
-    /// use ringbell::reactor::{Executor, InlineExecutor, ThreadPool};
+    /// use ringbell::reactor::{Executor, InlineExecutor, Job, ThreadPool};
     ///
     /// assert!(ThreadPool::new(1).runs_concurrently());
     /// assert!(!InlineExecutor.runs_concurrently());
+    ///
+    /// /// A thread per job: never on the caller.
+    /// struct Spawner;
+    /// impl Executor for Spawner {
+    ///     fn execute(&self, job: Job) {
+    ///         std::thread::spawn(job);
+    ///     }
+    ///     fn runs_concurrently(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// assert!(Spawner.runs_concurrently());
     /// ```
     fn runs_concurrently(&self) -> bool {
-        true
+        false
     }
 }
 
@@ -93,10 +107,6 @@ pub struct InlineExecutor;
 impl Executor for InlineExecutor {
     fn execute(&self, job: Job) {
         job();
-    }
-
-    fn runs_concurrently(&self) -> bool {
-        false
     }
 }
 

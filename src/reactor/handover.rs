@@ -29,6 +29,9 @@ pub(super) struct Handover {
     /// The watcher's budget wait (a condvar, so that quitting cuts it short).
     nap: Mutex<()>,
     nap_bell: Condvar,
+    /// The watcher panicked: no more hand-overs this run; its panic waits in `panic`.
+    dead: AtomicBool,
+    panic: Mutex<Option<std::boxed::Box<dyn core::any::Any + Send>>>,
 }
 
 /// Locks `m`, taking the data of a poisoned lock as it is: a panic elsewhere must not stop the
@@ -37,8 +40,10 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A watcher's wait for a ring, with no ring coming: it waits again on waking.
-const LONG: Duration = Duration::from_secs(3600);
+/// The longest a watcher waits for a ring before it looks again: anything that could clear
+/// the mark without waking it (a hostile client ringing, a case this argument missed) costs
+/// at most this, as a sleep slice bounds the doorbell's other waiters.
+const LOOK_AGAIN: Duration = crate::doorbell::DEFAULT_SLICE;
 
 impl Handover {
     pub(super) fn new(bell: WatchBell, budget: Duration) -> Self {
@@ -50,34 +55,51 @@ impl Handover {
             budget,
             nap: Mutex::new(()),
             nap_bell: Condvar::new(),
+            dead: AtomicBool::new(false),
+            panic: Mutex::new(None),
         }
+    }
+
+    /// The watcher's panic, if it had one.
+    pub(super) fn take_panic(&self) -> Option<std::boxed::Box<dyn core::any::Any + Send>> {
+        lock(&self.panic).take()
     }
 
     // ------------------------------------------------------------------ the reactor thread
 
-    /// Before an inline run: sets the doorbell's waiter mark (a swap and a fence, no system
-    /// call), so that from now on a ring — a request, an answer, freed room — wakes the
-    /// watcher. The caller must then re-check for waiting work and, if there is any, not run
-    /// inline (`abandon_inline`): a ring before the mark found no mark and woke nobody. Then
-    /// `go_inline`.
+    /// Before an inline run: moves the counter to the run's odd value, then sets the
+    /// doorbell's waiter mark (a swap and a fence, no system call), so that from now on a
+    /// ring — a request, an answer, freed room — wakes the watcher. The counter first: a
+    /// watcher that sees a ring which found this mark (through the ringer's swap and its
+    /// sequence bump, both after the Release of the mark's swap) then reads the odd value;
+    /// the other order lets a ring between the two find the mark while the watcher still
+    /// reads "no inline run", sleep, and miss it (mutant `odd_after_arm`). The caller must
+    /// then re-check for waiting work and, if there is any, `abandon_inline`: a ring before
+    /// the mark found no mark and woke nobody.
     #[inline]
-    pub(super) fn arm(&self) {
+    pub(super) fn begin_inline(&self) {
+        let n = self.inline.load(Ordering::Relaxed);
+        if mutant::keep(Mutant::OddAfterArm) {
+            self.inline.store(n + 1, Ordering::Relaxed);
+        }
         self.bell.line.arm();
+        if mutant::active(Mutant::OddAfterArm) {
+            self.inline.store(n + 1, Ordering::Relaxed);
+        }
     }
 
-    /// The re-check after `arm` found work: no inline run after all.
+    /// The re-check after `begin_inline` found work: no inline run after all.
     #[cold]
     pub(super) fn abandon_inline(&self) {
         self.bell.line.disarm();
-    }
-
-    /// Marks the inline run begun (the next odd value), before the core is released.
-    /// Release: a watcher that reads the odd value sees the mark set before it (or cleared
-    /// by a ring since).
-    #[inline]
-    pub(super) fn go_inline(&self) {
         let n = self.inline.load(Ordering::Relaxed);
         self.inline.store(n + 1, Ordering::Release);
+    }
+
+    /// Whether the watcher is there to hand over to (it has not panicked).
+    #[inline]
+    pub(super) fn alive(&self) -> bool {
+        !self.dead.load(Ordering::Relaxed)
     }
 
     /// Takes the core back after an inline handler, then clears the mark. Fast path: the lock
@@ -94,8 +116,8 @@ impl Handover {
         };
         let n = self.inline.load(Ordering::Relaxed);
         self.inline.store(n + 1, Ordering::Release);
-        // Nobody sleeps on the bell now (the watcher is not leading, this thread is awake):
-        // rings are free again.
+        // Nobody sleeps on the bell with its mark now (the watcher is not leading, this
+        // thread is awake; a watcher in `wait_for_ring` needs no mark): rings are free again.
         self.bell.line.disarm();
         guard
     }
@@ -139,6 +161,24 @@ impl Handover {
         H: Handler,
         E: Executor,
     {
+        // A panic here (in the transport or the executor, while leading) must not leave the
+        // reactor thread handing over to nobody: it stops arming, and `run` re-raises the
+        // panic once it has put its state back.
+        let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.watch_until_quit(core);
+        }));
+        if let Err(panic) = watched {
+            *lock(&self.panic) = Some(panic);
+            self.dead.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn watch_until_quit<T, H, E>(&self, core: &Mutex<Core<T, H, E>>)
+    where
+        T: Transport,
+        H: Handler,
+        E: Executor,
+    {
         // The inline run last led through: its handler is over, the reactor thread is taking
         // the core back, and it is not taken again.
         let mut led: Option<u64> = None;
@@ -156,7 +196,7 @@ impl Handover {
                 && !self.bell.line.armed()
                 && self.inline.load(Ordering::Acquire) == run;
             if !rung_during_run {
-                self.bell.line.wait_for_ring(seen, LONG);
+                self.bell.line.wait_for_ring(seen, LOOK_AGAIN);
                 continue;
             }
             self.nap();
@@ -166,7 +206,12 @@ impl Handover {
             let guard = match core.try_lock() {
                 Ok(g) => g,
                 Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::WouldBlock) => {
+                    // The reactor thread still holds the core (between marking the run and
+                    // releasing it): with a zero budget this would spin, so let it go on.
+                    yield_now();
+                    continue;
+                }
             };
             // Holding the lock, re-read: the reactor thread stores the next odd value before
             // it releases the core, so this is the inline run it is in now.
@@ -221,13 +266,13 @@ impl Handover {
     }
 }
 
-/// Runs `f` with a watcher thread for `core`; the watcher ends (and is joined) before this
-/// returns, or unwinds — unless `f` says the process is a forked child, where the watcher
-/// thread does not exist. Without a thread to spare (`spawn` fails), `f` runs without one.
+/// Runs `f` with a watcher thread for `core` (`f` gets the hand-over if the thread could be
+/// spawned, `None` if not); the watcher ends, and is joined, before this returns or unwinds —
+/// unless `f` says the process is a forked child, where the watcher thread does not exist.
 pub(super) fn with_watcher<T, H, E>(
     core: &Arc<Mutex<Core<T, H, E>>>,
     handover: &Arc<Handover>,
-    f: impl FnOnce() -> Served,
+    f: impl FnOnce(Option<&Handover>) -> Served,
 ) -> Served
 where
     T: Transport + Send + 'static,
@@ -244,11 +289,8 @@ where
         fn drop(&mut self) {
             if let Some(w) = self.watcher.take() {
                 self.handover.quit();
-                if let Err(panic) = w.join() {
-                    if !std::thread::panicking() {
-                        std::panic::resume_unwind(panic);
-                    }
-                }
+                // The watcher catches its own panics (`Handover::watch`).
+                let _ = w.join();
             }
         }
     }
@@ -257,7 +299,7 @@ where
         handover,
         watcher: spawn(move || h.watch(&c)),
     };
-    let served = f();
+    let served = f(joined.watcher.is_some().then_some(&**handover));
     if served == Served::Forked {
         // The watcher is the parent's: nothing to quit or join here.
         core::mem::forget(joined.watcher.take());
@@ -291,6 +333,16 @@ impl Joinable for loom::thread::JoinHandle<()> {
     fn join(self) -> std::thread::Result<()> {
         loom::thread::JoinHandle::join(self)
     }
+}
+
+#[cfg(not(loom))]
+fn yield_now() {
+    std::thread::yield_now();
+}
+
+#[cfg(loom)]
+fn yield_now() {
+    loom::thread::yield_now();
 }
 
 #[cfg(not(loom))]

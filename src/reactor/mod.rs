@@ -56,41 +56,45 @@
 //!
 //! Running a request inline is what makes a lone client as fast as a serial loop, but a
 //! handler that takes long would hold up every request that arrives meanwhile. So when the
-//! executor runs jobs on other threads ([`Executor::runs_concurrently`]) and the reactor is
-//! not [serial](Reactor::serial), [`run`](Reactor::run) starts a *watcher* thread, and the
-//! serve state (the server, the executor, the stashes) lives behind a lock that the reactor
-//! thread holds — releasing it only around an inline handler. No request waits behind an
-//! inline handler for much longer than the [inline budget](Reactor::inline_budget) (1 ms by
-//! default): then the watcher takes the lock and serves, dispatching everything, until the
-//! handler returns.
+//! executor never runs jobs on the caller ([`Executor::runs_concurrently`], true for
+//! [`ThreadPool`]) and the reactor is not [serial](Reactor::serial), [`run`](Reactor::run)
+//! starts a *watcher* thread, and the serve state (the server, the executor, the stashes)
+//! lives behind a lock that the reactor thread holds — releasing it only around an inline
+//! handler. Work that arrives during an inline run waits at most about the
+//! [inline budget](Reactor::inline_budget) (1 ms by default; twice that in the worst case):
+//! then the watcher takes the lock and serves, dispatching everything, until the handler
+//! returns.
 //!
 //! How the watcher learns, without a timer and without a system call on the fast path:
 //!
-//! 1. Before an inline run the reactor thread sets the waiter mark of the server's doorbell
-//!    (the one every request, answer and freed response slot rings) — a swap and a
-//!    `fence(SeqCst)`, no system call — then re-checks for waiting work (a request pending,
-//!    an answer queued). If there is some, the request is dispatched instead. Otherwise it
-//!    bumps its inline counter to an odd value and releases the lock.
+//! 1. Before an inline run the reactor thread moves its inline counter to the run's odd
+//!    value, then sets the waiter mark of the server's doorbell (the one every request,
+//!    answer and freed response slot rings) — a swap and a `fence(SeqCst)`, no system
+//!    call — then sends what now fits and re-checks for waiting work (a request pending, an
+//!    answer queued). If there is some, the request is dispatched instead (the mark cleared,
+//!    the counter made even). Otherwise it releases the lock.
 //! 2. The watcher sleeps on the doorbell's sequence word *without* setting the mark, so a
 //!    ring that finds no mark (the reactor thread awake and serving) costs the ringer nothing
-//!    and wakes nobody. A ring during an inline run finds the mark, clears it and wakes the
-//!    watcher. By the doorbell's fence pair, work that arrived before the mark was set is
-//!    seen by the re-check in step 1, and work after it rings through the mark: none is
-//!    missed.
-//! 3. Awake, the watcher reads the sequence, then the counter, then the mark. An odd counter
-//!    with the mark cleared means something rang during that inline run. It waits out the
-//!    budget; if the same run is still going, it takes the lock (the counter is re-read
-//!    under it) and leads: collects answers, sends, takes and *dispatches* requests, does the
-//!    housekeeping, and sleeps on the doorbell like the reactor thread — never running a
-//!    handler itself.
+//!    and wakes nobody. A ring during an inline run finds the mark, clears it, moves the
+//!    sequence and wakes the watcher. By the doorbell's fence pair, work that arrived before
+//!    the mark was set is seen by the re-check in step 1, and work after it rings through
+//!    the mark: none is missed.
+//! 3. Awake, the watcher reads the sequence, then the counter, then the mark. A ring that
+//!    found the mark was made after the counter turned odd (the counter is stored before the
+//!    mark's Release swap, which the ringer's swap reads, and the sequence move the watcher
+//!    read comes after that) — so the watcher sees the odd counter with the mark cleared:
+//!    something rang during that run (mutant `odd_after_arm`: with the mark set first, a
+//!    ring in between is taken for one outside any run and missed). It waits out the budget;
+//!    if the same run is still going, it takes the lock (the counter is re-read under it) and
+//!    leads: collects answers, sends, takes and *dispatches* requests, does the housekeeping,
+//!    and sleeps on the doorbell like the reactor thread — never running a handler itself.
 //! 4. When the handler returns, the reactor thread takes the lock back (fast path: one
-//!    compare-and-swap), moves the counter to even and clears the mark (a swap) (only it and the
-//!    watcher sleep on that doorbell, and neither is asleep). If the watcher holds the lock,
-//!    the reactor thread sets `back`, then rings; the watcher checks `back` at every turn and
-//!    in its sleep's re-check, so by the same fence pair it either sees `back` or is woken by
-//!    the ring, and hands the lock back (mutant `back_rings_first`: ringing before setting
-//!    `back` lets the watcher re-check in between and sleep holding the lock — loom finds the
-//!    deadlock).
+//!    compare-and-swap), moves the counter to even and clears the mark (a swap; nobody sleeps
+//!    on the doorbell with its mark then). If the watcher holds the lock, the reactor thread
+//!    sets `back`, then rings; the watcher checks `back` at every turn and in its sleep's
+//!    re-check, so by the same fence pair it either sees `back` or is woken by the ring, and
+//!    hands the lock back (mutant `back_rings_first`: ringing before setting `back` lets the
+//!    watcher re-check in between and sleep holding the lock — loom finds the deadlock).
 //! 5. Order: sequence numbers are given under the lock in ring order; the inline request's
 //!    answer is settled by the reactor thread after it has the lock again, through the same
 //!    stash as every other answer, so the answers of requests the watcher dispatched
@@ -98,20 +102,24 @@
 //!    the thread-local short cut; an answer to another request given from inside an inline
 //!    handler goes through the queue, and a leading watcher sends it at once.
 //!
-//! Costs: an inline run pays the mark swap, the fence, the re-check, one lock release and one
-//! compare-and-swap, and the clearing swap — and the cache line of the doorbell, which the
-//! clients read on every ring, moves to the reactor thread and back: about 5 % of a round
-//! trip at one request in flight. So with a single client connected the reactor neither arms
-//! nor releases the lock ([`Transport::connections`]): that client is the only one that could
-//! send meanwhile, and the answers to its pipelined requests could not pass the inline one's
-//! anyway (their execution waits too, which is the price). A client connecting during such a
-//! run waits for the handler too, as it always did. The watcher wakes only when the reactor thread
-//! sleeps (a ring wakes both; it finds no inline run and sleeps again) and when work arrives
-//! during an inline run; an idle server costs nothing more. It ends when `run` returns or
-//! unwinds. A child forked inside an inline handler gets an error from `run` and leaves the
-//! parent's state alone. [`poll`](Reactor::poll) has no watcher. Checked by the loom model
-//! `an_overrunning_inline_handler_hands_the_serve_loop_over_in_order` (a handler that returns
-//! only once the request behind it has been handled — which only a hand-over allows) and by
+//! Costs: an inline run pays the counter store, the mark swap, the fence, the re-check, one
+//! lock release and one compare-and-swap, and the clearing swap — and the cache line of the
+//! doorbell, which the clients read on every ring, moves to the reactor thread and back:
+//! about 5 % of a round trip at one request in flight. So with a single client connected the
+//! reactor neither arms nor releases the lock ([`Transport::connections`]): that client is
+//! the only one that could send meanwhile, and the answers to its pipelined requests could
+//! not pass the inline one's anyway (their execution waits too, which is the price). The
+//! watcher wakes when the reactor thread is woken from a sleep (a ring wakes both; it finds
+//! no inline run and sleeps again), when work arrives during an inline run, and at least once
+//! per 50 ms slice otherwise, as every doorbell waiter does. A new connection and a client's
+//! hang-up do not ring: they wait for the handler, or for other work to make the watcher
+//! lead. The watcher ends when `run` returns or unwinds; a panic on it stops the hand-overs
+//! and is re-raised by `run` at the end. A child forked inside an inline handler gets an
+//! error from `run` and leaves the parent's state alone. [`poll`](Reactor::poll) has no
+//! watcher. Checked by the loom models
+//! `an_overrunning_inline_handler_hands_the_serve_loop_over_in_order` (a handler that
+//! returns only once the request behind it has been handled — which only a hand-over
+//! allows) and `a_request_at_any_moment_of_an_inline_run_is_not_missed`, and by
 //! `tests/production.rs` with real processes.
 //!
 //! # Files
@@ -523,6 +531,21 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                 "the reactor was inherited across fork: only the process that made it serves",
             ));
         }
+        /// Puts the state back into the reactor however `run` ends (a panic included), so
+        /// that `stats`, `transport` and another `run` still work.
+        struct PutBack<'a, T: Transport, H: Handler, E: Executor> {
+            core: Option<Arc<Mutex<Core<T, H, E>>>>,
+            into: &'a mut Option<Core<T, H, E>>,
+        }
+        impl<T: Transport, H: Handler, E: Executor> Drop for PutBack<'_, T, H, E> {
+            fn drop(&mut self) {
+                // Only after the watcher was joined is the state ours alone; a forked child
+                // took it away (`core` is `None`).
+                if let Some(core) = self.core.take().and_then(|c| Arc::try_unwrap(c).ok()) {
+                    *self.into = Some(core.into_inner().unwrap_or_else(|e| e.into_inner()));
+                }
+            }
+        }
         let core = Arc::new(Mutex::new(
             self.core
                 .take()
@@ -534,120 +557,38 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
                 .then(|| c.transport.watch_bell())
                 .flatten()
         };
+        let (handler, shared, drain, fork_gen) =
+            (&self.handler, &self.shared, self.drain, self.fork_gen);
+        let mut put_back = PutBack {
+            core: Some(core.clone()),
+            into: &mut self.core,
+        };
+        let serve = |h: Option<&Handover>| serve(&**handler, shared, drain, fork_gen, &core, h);
+        let mut watcher_panic = None;
         let served = match (self.budget, bell) {
             (Some(budget), Some(bell)) => {
                 let handover = Arc::new(Handover::new(bell, budget));
-                handover::with_watcher(&core, &handover, || self.serve(&core, Some(&handover)))
+                let served = handover::with_watcher(&core, &handover, serve);
+                watcher_panic = handover.take_panic();
+                served
             }
-            _ => self.serve(&core, None),
+            _ => serve(None),
         };
+        drop(core);
         if served == Served::Forked {
             // A child forked inside an inline handler: the state, the server and the pool
             // are the parent's. Touch none of it (its lock may be held by a thread that does
             // not exist here).
-            core::mem::forget(core);
+            core::mem::forget(put_back.core.take());
             return Err(std::io::Error::other(
                 "the process forked inside an inline handler: only the parent serves",
             ));
         }
-        let core = match Arc::try_unwrap(core) {
-            Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()),
-            Err(_) => unreachable!("the watcher, the only other owner, has been joined"),
-        };
-        let stats = core.stats;
-        self.core = Some(core);
-        Ok(stats)
-    }
-
-    /// The reactor thread's loop (see `run`), leading unless the watcher took over during an
-    /// inline handler.
-    fn serve(&self, lock: &Mutex<Core<T, H, E>>, handover: Option<&Handover>) -> Served {
-        let mut core = handover::lock(lock);
-        let interval = core.transport.housekeeping_interval();
-        let mut drain_deadline: Option<Instant> = None;
-        core.housekeeping(true);
-        loop {
-            let stopping = self.shared.stop.load(Ordering::Acquire);
-            let mut progress = core.collect();
-            progress |= core.flush_all();
-            if stopping {
-                let deadline =
-                    *drain_deadline.get_or_insert_with(|| Instant::now().after(self.drain));
-                if core.drained() {
-                    break;
-                }
-                if interval.is_some() && Instant::now() >= deadline {
-                    core.discard_stashes();
-                    break;
-                }
-            }
-            let (took, inline) = core.intake(stopping, true);
-            progress |= took;
-            if let Some(run) = inline {
-                match self.run_inline(core, lock, run, handover) {
-                    Some(c) => core = c,
-                    None => return Served::Forked,
-                }
-            }
-            core.housekeeping_if_due(progress, stopping);
-            if progress {
-                continue;
-            }
-            core.sleep(stopping, None);
+        drop(put_back);
+        if let Some(panic) = watcher_panic {
+            std::panic::resume_unwind(panic);
         }
-        core.transport.shutdown();
-        Served::Done
-    }
-
-    /// Runs one request inline on this thread and settles its answer here, holding the core,
-    /// in sequence order. With a watcher, the doorbell is armed and the core released while
-    /// the handler runs (so that the watcher can lead if work waits behind it), and taken back
-    /// after. `None` if the handler forked and this is the child.
-    fn run_inline<'a>(
-        &self,
-        mut core: MutexGuard<'a, Core<T, H, E>>,
-        lock: &'a Mutex<Core<T, H, E>>,
-        run: InlineRun,
-        handover: Option<&Handover>,
-    ) -> Option<MutexGuard<'a, Core<T, H, E>>> {
-        let conn = run.conn;
-        let mut mine = core::mem::take(&mut core.inline_done);
-        match handover {
-            None => {
-                run.run(&*self.handler, &self.shared, &mut mine);
-                if crate::fork::forked(self.fork_gen) {
-                    return None;
-                }
-            }
-            // One client: nobody else can send meanwhile (see `Transport::connections`).
-            Some(_) if core.transport.connections() <= 1 => {
-                run.run(&*self.handler, &self.shared, &mut mine);
-                if crate::fork::forked(self.fork_gen) {
-                    return None;
-                }
-            }
-            Some(h) => {
-                h.arm();
-                // After the mark: a ring before it woke nobody, so what came before must be
-                // seen here (the fence pair).
-                if core.work_waiting() {
-                    h.abandon_inline();
-                    core.inline_done = mine;
-                    core.dispatch(run);
-                    return Some(core);
-                }
-                h.go_inline();
-                drop(core);
-                run.run(&*self.handler, &self.shared, &mut mine);
-                if crate::fork::forked(self.fork_gen) {
-                    return None;
-                }
-                core = h.retake(lock, || self.shared.wake());
-            }
-        }
-        core.finish_inline(conn, &mut mine);
-        core.inline_done = mine;
-        Some(core)
+        Ok(self.core().stats)
     }
 
     /// One turn of the serve loop, without sleeping: moves answers in, sends what fits, takes
@@ -704,4 +645,99 @@ impl<T: Transport, H: Handler, E: Executor> fmt::Debug for Reactor<T, H, E> {
         d.field("inline_budget", &self.budget)
             .finish_non_exhaustive()
     }
+}
+
+/// The reactor thread's loop (see `run`), leading unless the watcher took over during an
+/// inline handler.
+fn serve<T: Transport, H: Handler, E: Executor>(
+    handler: &H,
+    shared: &Shared,
+    drain: Duration,
+    fork_gen: u32,
+    lock: &Mutex<Core<T, H, E>>,
+    handover: Option<&Handover>,
+) -> Served {
+    let mut core = handover::lock(lock);
+    let interval = core.transport.housekeeping_interval();
+    let mut drain_deadline: Option<Instant> = None;
+    core.housekeeping(true);
+    loop {
+        let stopping = shared.stop.load(Ordering::Acquire);
+        let mut progress = core.collect();
+        progress |= core.flush_all();
+        if stopping {
+            let deadline = *drain_deadline.get_or_insert_with(|| Instant::now().after(drain));
+            if core.drained() {
+                break;
+            }
+            if interval.is_some() && Instant::now() >= deadline {
+                core.discard_stashes();
+                break;
+            }
+        }
+        let (took, inline) = core.intake(stopping, true);
+        progress |= took;
+        if let Some(run) = inline {
+            match run_inline(handler, shared, fork_gen, core, lock, run, handover) {
+                Some(c) => core = c,
+                None => return Served::Forked,
+            }
+        }
+        core.housekeeping_if_due(progress, stopping);
+        if progress {
+            continue;
+        }
+        core.sleep(stopping, None);
+    }
+    core.transport.shutdown();
+    Served::Done
+}
+
+/// Runs one request inline on this thread and settles its answer here, holding the core, in
+/// sequence order. With a watcher (and more than one client), the doorbell is armed and the
+/// core released while the handler runs, so that the watcher can lead if work waits behind
+/// it, and taken back after. `None` if the handler forked and this is the child.
+fn run_inline<'a, T: Transport, H: Handler, E: Executor>(
+    handler: &H,
+    shared: &Shared,
+    fork_gen: u32,
+    mut core: MutexGuard<'a, Core<T, H, E>>,
+    lock: &'a Mutex<Core<T, H, E>>,
+    run: InlineRun,
+    handover: Option<&Handover>,
+) -> Option<MutexGuard<'a, Core<T, H, E>>> {
+    let conn = run.conn;
+    let mut mine = core::mem::take(&mut core.inline_done);
+    // One client: nobody else can send meanwhile (see `Transport::connections`).
+    let handover = handover.filter(|h| h.alive() && core.transport.connections() > 1);
+    match handover {
+        None => {
+            run.run(handler, shared, &mut mine);
+            if crate::fork::forked(fork_gen) {
+                return None;
+            }
+        }
+        Some(h) => {
+            h.begin_inline();
+            // After the mark: a ring before it woke nobody, so what came before must be seen
+            // here (the fence pair) — a request, an answer, or room for a parked answer
+            // (`flush_all` sends what fits now; what does not will ring through the mark).
+            core.flush_all();
+            if core.work_waiting() {
+                h.abandon_inline();
+                core.inline_done = mine;
+                core.dispatch(run);
+                return Some(core);
+            }
+            drop(core);
+            run.run(handler, shared, &mut mine);
+            if crate::fork::forked(fork_gen) {
+                return None;
+            }
+            core = h.retake(lock, || shared.wake());
+        }
+    }
+    core.finish_inline(conn, &mut mine);
+    core.inline_done = mine;
+    Some(core)
 }

@@ -116,6 +116,12 @@ impl Executor for ThreadPool {
         drop(q);
         self.inner.ready.notify_one();
     }
+
+    /// True, except in a forked child (which has none of the workers and runs jobs on the
+    /// caller).
+    fn runs_concurrently(&self) -> bool {
+        !crate::fork::forked(self.fork_gen)
+    }
 }
 
 impl Drop for ThreadPool {

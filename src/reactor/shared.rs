@@ -128,27 +128,29 @@ impl Shared {
         handler: impl FnOnce(),
         into: &mut Vec<Completion>,
     ) {
-        /// Clears the key however the handler ends.
-        struct Clear;
-        impl Drop for Clear {
+        /// Puts back the key of an inline run this one is nested in (a handler driving
+        /// another reactor's `poll` on the same thread), however the handler ends.
+        struct Restore(InlineKey);
+        impl Drop for Restore {
             fn drop(&mut self) {
-                INLINE.with(|f| f.set(NO_INLINE));
+                INLINE.with(|f| f.set(self.0));
             }
         }
-        INLINE.with(|f| {
-            f.set(InlineKey {
-                shared: self,
-                conn,
-                seq,
-            })
-        });
-        let clear = Clear;
+        let key = InlineKey {
+            shared: self,
+            conn,
+            seq,
+        };
+        let restore = Restore(INLINE.with(|f| f.replace(key)));
+        // This run's answers go to `into`'s buffer (reused: no allocation per run); a run this
+        // one is nested in keeps its own.
+        let outer =
+            INLINE_DONE.with(|d| core::mem::replace(&mut *d.borrow_mut(), core::mem::take(into)));
         handler();
-        drop(clear);
-        INLINE_DONE.with(|d| core::mem::swap(&mut *d.borrow_mut(), into));
+        drop(restore);
+        INLINE_DONE.with(|d| *into = core::mem::replace(&mut *d.borrow_mut(), outer));
     }
 
-    /// Wakes the reactor.
     pub(super) fn wake(&self) {
         (self.wake)();
     }
