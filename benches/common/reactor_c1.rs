@@ -29,6 +29,11 @@ pub fn hashing(req: Request, res: Responder) {
     let _ = res.respond(&work(&req.body).to_le_bytes());
 }
 
+/// Answers with the request's own bytes: the channel's cost alone.
+pub fn echo(req: Request, res: Responder) {
+    let _ = res.respond(&req.body);
+}
+
 pub fn sleeping(req: Request, res: Responder) {
     std::thread::sleep(Duration::from_millis(1));
     let _ = res.respond(&req.body);
@@ -102,8 +107,13 @@ pub fn plain(path: &Path) -> Running {
 }
 
 pub fn reactor(path: &Path, pool: Option<usize>, sleepy: bool) -> Running {
+    reactor_with(path, pool, if sleepy { sleeping } else { hashing })
+}
+
+/// A reactor serving `handler`, serial (`pool: None`) or with a pool of that many threads,
+/// its thread on CPU 1.
+pub fn reactor_with(path: &Path, pool: Option<usize>, handler: fn(Request, Responder)) -> Running {
     let server = Server::bind(path, ServerConfig::default()).unwrap();
-    let handler: fn(Request, Responder) = if sleepy { sleeping } else { hashing };
     let (stop, thread) = match pool {
         None => {
             let mut r = Reactor::new(server, handler).serial(true);
@@ -185,8 +195,10 @@ pub fn client_process(args: &[String]) {
     std::io::Write::write_all(&mut std::io::stdout(), &out).unwrap();
 }
 
-/// One request in flight against three servers in turn — a plain serial loop over `Server`'s
-/// API, the reactor in serial mode, the reactor with a 2-thread pool — `rounds` rounds of
+/// One request in flight against four servers in turn — a plain serial loop over `Server`'s
+/// API, the reactor in serial mode, the reactor with a 2-thread pool (these three hash the
+/// request), and the reactor with a 2-thread pool answering with the request's own bytes (the
+/// channel's cost alone) — `rounds` rounds of
 /// `batch` calls each, interleaved. The servers' reactor threads run on CPU 1; the client is
 /// the process `client` starts (it must end up in [`client_process`] with the arguments
 /// appended here), pinned to CPU 0. Returns each server's name, p50 and p99 in µs.
@@ -205,6 +217,10 @@ pub fn one_in_flight(
         (
             "reactor + 2-thread pool",
             reactor(&dir.join("pool.sock"), Some(2), false),
+        ),
+        (
+            "reactor + 2-thread pool, echo",
+            reactor_with(&dir.join("echo.sock"), Some(2), echo),
         ),
     ];
     // The client is a separate process (as in real use; it also keeps its spinning apart from

@@ -83,18 +83,14 @@ fn stat(mut v: Vec<f64>) -> Stat {
 /// the slowest (with few repetitions).
 /// Runs every case once per repetition, in turn, so that a change of the machine's speed
 /// during the run (these VMs switch for minutes at a time) falls on every case alike.
-fn interleaved<const N: usize>(
-    reps: usize,
-    items: u64,
-    mut runs: [&mut dyn FnMut() -> Duration; N],
-) -> [Stat; N] {
-    let mut v: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(reps));
+fn interleaved(reps: usize, items: u64, runs: &mut [&mut dyn FnMut() -> Duration]) -> Vec<Stat> {
+    let mut v: Vec<Vec<f64>> = runs.iter().map(|_| Vec::with_capacity(reps)).collect();
     for _ in 0..reps {
         for (k, run) in runs.iter_mut().enumerate() {
             v[k].push(run().as_nanos() as f64 / items as f64);
         }
     }
-    v.map(stat)
+    v.into_iter().map(stat).collect()
 }
 
 // ---------------------------------------------------------------- placement and processes
@@ -292,6 +288,16 @@ fn child(args: &[String]) {
         }
         "iceoryx2" => iox::pong(&args[1]),
         "reactor-client" => reactor_c1::client_process(&args[1..]),
+        "syscalls-server" => syscalls_server(args[1].parse().unwrap()),
+        "syscalls-client" => {
+            pin(0);
+            let mut c = ringbell::channel::Client::connect(&args[1]).unwrap();
+            let calls: u64 = args[2].parse().unwrap();
+            let req = [7u8; 64];
+            for _ in 0..calls {
+                std::hint::black_box(c.call_timeout(&req, DEADLINE).unwrap());
+            }
+        }
         other => panic!("unknown child {other}"),
     }
 }
@@ -469,6 +475,50 @@ fn stream_ringbell(n: u64, len: usize, cap: usize) -> Duration {
     d
 }
 
+/// 64 B frames through a 64 KiB ring with the blocking calls (`send`/`recv_into`, default
+/// settings: spin, then sleep), threads placed by `place`; or, with `spin`, the `try_` calls
+/// in a loop, placed the same way.
+fn stream_ringbell_placed(n: u64, place: Place, spin: bool) -> Duration {
+    let (mut tx, mut rx) = spsc::channel(1 << 16).unwrap();
+    let t = std::thread::spawn(move || {
+        place.producer();
+        let data = [1u8; 64];
+        for i in 0..n {
+            if spin {
+                while let Err(SendError::Full) = tx.try_send(i as u32, &data) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
+            }
+        }
+    });
+    let d = std::thread::spawn(move || {
+        place.consumer();
+        let mut buf = [0u8; 64];
+        let start = Instant::now();
+        for _ in 0..n {
+            if spin {
+                loop {
+                    match rx.try_recv_into(&mut buf) {
+                        Ok(_) => break,
+                        Err(RecvError::Empty) => std::hint::spin_loop(),
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            } else {
+                rx.recv_into_timeout(&mut buf, DEADLINE).unwrap();
+            }
+            std::hint::black_box(&mut buf);
+        }
+        start.elapsed()
+    })
+    .join()
+    .unwrap();
+    t.join().unwrap();
+    d
+}
+
 /// The same with the batch calls: up to 32 frames per publish and per release.
 fn stream_ringbell_batched(n: u64) -> Duration {
     let (mut tx, mut rx) = spsc::channel(1 << 16).unwrap();
@@ -504,12 +554,14 @@ fn stream_ringbell_batched(n: u64) -> Duration {
 
 // rtrb and ArrayQueue each get a loop of their own, not one generic harness: through
 // closures rtrb measured at half its speed here, which would flatter ringbell.
-fn stream_rtrb(n: u64) -> Duration {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 64]>::new(1024);
+/// rtrb push/pop of `[u8; L]` items through a ring of `cap_bytes` bytes (`cap_bytes / L`
+/// slots: the same memory as ringbell's ring of that capacity).
+fn stream_rtrb<const L: usize>(n: u64, cap_bytes: usize) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; L]>::new(cap_bytes / L);
     let t = std::thread::spawn(move || {
         pin(1);
         for i in 0..n {
-            let mut item = [1u8; 64];
+            let mut item = [1u8; L];
             item[0] = i as u8;
             while let Err(rtrb::PushError::Full(back)) = tx.push(item) {
                 item = back;
@@ -625,33 +677,66 @@ fn cpu_time() -> Duration {
     rusage(libc::RUSAGE_SELF)
 }
 
-/// MPSC, 2 producer threads, 64 B: (wall time, CPU time) for `n` messages.
-fn mpsc_ringbell(n: u64) -> (Duration, Duration) {
-    let (mut rx, region) = ringbell::mpsc::channel(1 << 16).unwrap();
-    let producers: Vec<_> = (0..2)
-        .map(|_| {
-            ringbell::mpsc::Producer::attach(region.clone(), ringbell::OwnerId::unique()).unwrap()
-        })
-        .collect();
+/// Where the threads of a many-producer case run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// Wherever the scheduler puts them (every thread may run on every CPU): what a user's
+    /// threads get.
+    Free,
+    /// The consumer on CPU 0, every producer on CPU 1.
+    Pinned,
+}
+
+impl Place {
+    fn consumer(self) {
+        match self {
+            Self::Free => unpin(),
+            Self::Pinned => pin(0),
+        }
+    }
+    fn producer(self) {
+        match self {
+            Self::Free => unpin(),
+            Self::Pinned => pin(1),
+        }
+    }
+}
+
+/// Lets the calling thread run on every online CPU.
+fn unpin() {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let mut set = rustix::thread::CpuSet::new();
+    for cpu in 0..n {
+        set.set(cpu);
+    }
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+/// Runs `producers` and `consumer`, each on a thread of its own placed by `place`: (wall
+/// time until the consumer is done, CPU time of the whole process meanwhile).
+fn many_to_one(
+    place: Place,
+    producers: Vec<Box<dyn FnOnce() + Send>>,
+    consumer: Box<dyn FnOnce() + Send>,
+) -> (Duration, Duration) {
     let cpu0 = cpu_time();
     let start = Instant::now();
     let threads: Vec<_> = producers
         .into_iter()
-        .map(|mut p| {
+        .map(|p| {
             std::thread::spawn(move || {
-                let data = [1u8; 64];
-                for i in 0..n / 2 {
-                    p.send_timeout(i as u32, &data, DEADLINE).unwrap();
-                }
+                place.producer();
+                p()
             })
         })
         .collect();
-    // Blocking calls with default settings on both sides, like crossbeam-channel's: three
-    // threads on two CPUs must not spin each other out.
-    let mut buf = [0u8; 64];
-    for _ in 0..n / 2 * 2 {
-        rx.recv_into_timeout(&mut buf, DEADLINE).unwrap();
-    }
+    std::thread::spawn(move || {
+        place.consumer();
+        consumer()
+    })
+    .join()
+    .unwrap();
     let wall = start.elapsed();
     for t in threads {
         t.join().unwrap();
@@ -659,78 +744,104 @@ fn mpsc_ringbell(n: u64) -> (Duration, Duration) {
     (wall, cpu_time() - cpu0)
 }
 
-/// The same two producers, each with an SPSC ring of its own into one fan-in (the crate's
-/// answer for producers that need not share a ring): (wall time, CPU time).
-fn fanin_ringbell(n: u64) -> (Duration, Duration) {
+/// MPSC, `p` producer threads, 64 B, blocking calls with default settings on every side:
+/// (wall time, CPU time) for `n` messages.
+fn mpsc_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
+    let (mut rx, region) = ringbell::mpsc::channel(1 << 16).unwrap();
+    let per = n / p as u64;
+    let producers = (0..p)
+        .map(|_| {
+            let mut tx =
+                ringbell::mpsc::Producer::attach(region.clone(), ringbell::OwnerId::unique())
+                    .unwrap();
+            Box::new(move || {
+                let data = [1u8; 64];
+                for i in 0..per {
+                    tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
+                }
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
+    let total = per * p as u64;
+    let consumer = Box::new(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..total {
+            rx.recv_into_timeout(&mut buf, DEADLINE).unwrap();
+            std::hint::black_box(&mut buf);
+        }
+    });
+    many_to_one(place, producers, consumer)
+}
+
+/// The same producers, each with an SPSC ring of its own into one fan-in (the crate's answer
+/// for producers that need not share a ring): (wall time, CPU time).
+fn fanin_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
     use ringbell::fanin::FanIn;
     use ringbell::region::HeapRegion;
     let bell = HeapRegion::new(&ringbell::doorbell::BellConfig).unwrap();
-    let mut fanin = FanIn::new(bell.clone(), 2).unwrap();
-    let producers: Vec<_> = (0..2)
+    let mut fanin = FanIn::new(bell.clone(), p).unwrap();
+    let per = n / p as u64;
+    let producers = (0..p)
         .map(|_| {
-            let ring = HeapRegion::new(&spsc::Config::new(1 << 15).shared_bell()).unwrap();
+            let ring = HeapRegion::new(&spsc::Config::new(1 << 16).shared_bell()).unwrap();
             fanin
                 .add(ring.clone(), ringbell::OwnerId::unique())
                 .unwrap();
-            spsc::Producer::attach_shared_bell(ring, bell.clone(), ringbell::OwnerId::unique())
-                .unwrap()
-        })
-        .collect();
-    let cpu0 = cpu_time();
-    let start = Instant::now();
-    let threads: Vec<_> = producers
-        .into_iter()
-        .map(|mut p| {
-            std::thread::spawn(move || {
+            let mut tx =
+                spsc::Producer::attach_shared_bell(ring, bell.clone(), ringbell::OwnerId::unique())
+                    .unwrap();
+            Box::new(move || {
                 let data = [1u8; 64];
-                for i in 0..n / 2 {
-                    p.send_timeout(i as u32, &data, DEADLINE).unwrap();
+                for i in 0..per {
+                    tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
                 }
-            })
+            }) as Box<dyn FnOnce() + Send>
         })
         .collect();
-    let mut buf = [0u8; 64];
-    let mut got = 0;
-    while got < n / 2 * 2 {
-        match fanin.recv_into_timeout(&mut buf, DEADLINE) {
-            Ok(_) => got += 1,
-            // A producer that finished closed its ring: reported once, after its frames.
-            Err(ringbell::fanin::FanInError::Closed(_)) => {}
-            Err(e) => panic!("{e}"),
+    let total = per * p as u64;
+    let consumer = Box::new(move || {
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        while got < total {
+            match fanin.recv_into_timeout(&mut buf, DEADLINE) {
+                Ok(_) => {
+                    std::hint::black_box(&mut buf);
+                    got += 1;
+                }
+                // A producer that finished closed its ring: reported once, after its frames.
+                Err(ringbell::fanin::FanInError::Closed(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
         }
-    }
-    let wall = start.elapsed();
-    for t in threads {
-        t.join().unwrap();
-    }
-    (wall, cpu_time() - cpu0)
+    });
+    many_to_one(place, producers, consumer)
 }
 
-fn mpsc_crossbeam(n: u64) -> (Duration, Duration) {
+/// crossbeam-channel `bounded(1024)` of `[u8; 64]` (64 KiB, as ringbell's ring), the same
+/// producers and placement: (wall time, CPU time).
+fn mpsc_crossbeam(n: u64, p: usize, place: Place) -> (Duration, Duration) {
     let (tx, rx) = crossbeam_channel::bounded::<[u8; 64]>(1024);
-    let cpu0 = cpu_time();
-    let start = Instant::now();
-    let threads: Vec<_> = (0..2)
+    let per = n / p as u64;
+    let producers = (0..p)
         .map(|_| {
             let tx = tx.clone();
-            std::thread::spawn(move || {
-                for i in 0..n / 2 {
+            Box::new(move || {
+                for i in 0..per {
                     let mut item = [1u8; 64];
                     item[0] = i as u8;
                     tx.send(item).unwrap();
                 }
-            })
+            }) as Box<dyn FnOnce() + Send>
         })
         .collect();
     drop(tx);
-    for _ in 0..n / 2 * 2 {
-        std::hint::black_box(rx.recv().unwrap());
-    }
-    let wall = start.elapsed();
-    for t in threads {
-        t.join().unwrap();
-    }
-    (wall, cpu_time() - cpu0)
+    let total = per * p as u64;
+    let consumer = Box::new(move || {
+        for _ in 0..total {
+            std::hint::black_box(rx.recv().unwrap());
+        }
+    });
+    many_to_one(place, producers, consumer)
 }
 
 // ---------------------------------------------------------------- figures
@@ -789,6 +900,60 @@ fn wakes_minus_sleeps(n: u64) -> i64 {
     let p = t.join().unwrap();
     let c = rx.stats();
     (p.wakes as i64 - c.sleeps as i64).max(c.wakes as i64 - p.sleeps as i64)
+}
+
+/// System calls per `Client::call` at one request in flight, client and server processes
+/// together, as the kernel counts them: `perf stat -e raw_syscalls:sys_enter` over this
+/// program re-executed as a server process that starts a client process making `calls`
+/// calls, for two numbers of calls; the difference in system calls over the difference in
+/// calls (so that starting, connecting and stopping cancel out). The median of `reps` pairs.
+/// `None` without a working `perf`.
+fn syscalls_per_call(reps: usize) -> Option<f64> {
+    const FEW: u64 = 20_000;
+    const MANY: u64 = 220_000;
+    let count = |calls: u64| -> Option<u64> {
+        let out = Command::new("perf")
+            .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["child", "syscalls-server", &calls.to_string()])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find(|l| l.contains("raw_syscalls:sys_enter"))?
+            .split(',')
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let mut v = Vec::new();
+    for _ in 0..reps {
+        let (few, many) = (count(FEW)?, count(MANY)?);
+        v.push((many as f64 - few as f64) / (MANY - FEW) as f64);
+    }
+    Some(stat(v).p50)
+}
+
+/// The server process of [`syscalls_per_call`]: a reactor with a 2-thread pool answering
+/// with the request's bytes, default settings, and one client process making `calls` calls.
+fn syscalls_server(calls: u64) {
+    let dir = std::env::temp_dir().join(format!("ringbell-syscalls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let running = reactor_c1::reactor_with(&path, Some(2), reactor_c1::echo);
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["child", "syscalls-client"])
+        .arg(&path)
+        .arg(calls.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the client process failed");
+    running.finish();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn rss_kib() -> u64 {
@@ -931,21 +1096,16 @@ mod iox {
 
 // ---------------------------------------------------------------- main
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("child") {
-        return child(&args[1..]);
-    }
-    let quick = args.iter().any(|a| a == "--quick");
-    let z = sizes(quick);
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    pin(0);
-    println!(
-        "ringbell compare: {} run, {cpus} CPUs; parent on CPU 0, its peer thread or process on CPU 1",
-        if quick { "quick" } else { "full" }
-    );
-    println!("{:<58} {:>12} {:>12}", "case", "p50", "p99");
-    let row = |name: &str, s: Stat, unit: &str| {
+/// What a run prints: the table's rows as they are measured, the ratio and figure lines at
+/// the end.
+#[derive(Default)]
+struct Report {
+    ratios: Vec<(String, f64)>,
+    figures: Vec<(String, String)>,
+}
+
+impl Report {
+    fn row(&self, name: &str, s: Stat, unit: &str) {
         let f = |v: f64| match unit {
             "rate" => format!("{:.2} M/s", 1e3 / v),
             "MB/s" => format!("{:.0} MB/s", (64 << 10) as f64 / v * 1e3),
@@ -958,114 +1118,207 @@ fn main() {
             }
         };
         // For rates the slower repetition is the p99.
-        println!("{name:<58} {:>12} {:>12}", f(s.p50), f(s.p99));
-    };
+        println!("{name:<62} {:>12} {:>12}", f(s.p50), f(s.p99));
+    }
+    fn ratio(&mut self, name: impl Into<String>, v: f64) {
+        self.ratios.push((name.into(), v));
+    }
+    fn figure(&mut self, name: impl Into<String>, v: impl ToString) {
+        self.figures.push((name.into(), v.to_string()));
+    }
+}
 
-    // In-process SPSC, 64 B.
-    let [rb64, rb64_one, rtrb, aq] = interleaved(
-        z.reps,
-        z.stream,
-        [
-            &mut || stream_ringbell_batched(z.stream),
-            &mut || stream_ringbell(z.stream, 64, 1 << 16),
-            &mut || stream_rtrb(z.stream),
-            &mut || stream_arrayqueue(z.stream),
-        ],
-    );
-    row(
-        "SPSC 64 B in-process: ringbell, batches of 32 (best API)",
-        rb64,
+const KIB: usize = 1 << 10;
+
+/// In-process SPSC streaming: the best API, one frame per call at three ring sizes and two
+/// frame sizes against rtrb with the same bytes, the blocking calls against the spinning
+/// ones, and 64 KiB frames against a bare copy-through.
+fn section_spsc(z: &Sizes, r: &mut Report) {
+    let n = z.stream;
+    let ring_sizes = [16 * KIB, 64 * KIB, 1024 * KIB];
+    let mut one: Vec<Box<dyn FnMut() -> Duration>> = Vec::new();
+    let mut names = Vec::new();
+    for &cap in &ring_sizes {
+        for len in [8usize, 64] {
+            names.push((cap, len));
+            one.push(Box::new(move || stream_ringbell(n, len, cap)));
+            one.push(Box::new(move || match len {
+                8 => stream_rtrb::<8>(n, cap),
+                _ => stream_rtrb::<64>(n, cap),
+            }));
+        }
+    }
+    let mut runs: Vec<&mut dyn FnMut() -> Duration> = vec![];
+    let mut batched = || stream_ringbell_batched(n);
+    let mut aq = || stream_arrayqueue(n);
+    let mut blocking_pinned = || stream_ringbell_placed(n, Place::Pinned, false);
+    let mut spin_pinned = || stream_ringbell_placed(n, Place::Pinned, true);
+    let mut blocking_free = || stream_ringbell_placed(n, Place::Free, false);
+    let mut spin_free = || stream_ringbell_placed(n, Place::Free, true);
+    runs.push(&mut batched);
+    runs.push(&mut aq);
+    runs.push(&mut blocking_pinned);
+    runs.push(&mut spin_pinned);
+    runs.push(&mut blocking_free);
+    runs.push(&mut spin_free);
+    for f in one.iter_mut() {
+        runs.push(f.as_mut());
+    }
+    let st = interleaved(z.reps, n, &mut runs);
+    let (batched, aq) = (st[0], st[1]);
+    let (blocking_pinned, spin_pinned, blocking_free, spin_free) = (st[2], st[3], st[4], st[5]);
+    let grid = &st[6..];
+    let rtrb64 = grid[3]; // 64 KiB ring, 64 B
+    r.row(
+        "SPSC 64 B, 64 KiB ring: ringbell, batches of 32 (best API)",
+        batched,
         "rate",
     );
-    row(
-        "SPSC 64 B in-process: ringbell, one frame per publish",
-        rb64_one,
-        "rate",
-    );
-    row(
-        "SPSC 64 B in-process: rtrb push/pop of [u8; 64]",
-        rtrb,
-        "rate",
-    );
-    row(
-        "SPSC 64 B in-process: crossbeam ArrayQueue<[u8; 64]>",
+    r.row(
+        "SPSC 64 B, 64 KiB ring: crossbeam ArrayQueue<[u8; 64]>",
         aq,
         "rate",
     );
+    for (k, &(cap, len)) in names.iter().enumerate() {
+        let (rb, rt) = (grid[2 * k], grid[2 * k + 1]);
+        let ring = format!("{} KiB ring", cap / KIB);
+        r.row(
+            &format!("SPSC {len} B, {ring}: ringbell, one frame per call"),
+            rb,
+            "rate",
+        );
+        r.row(
+            &format!("SPSC {len} B, {ring}: rtrb push/pop of [u8; {len}]"),
+            rt,
+            "rate",
+        );
+        r.ratio(
+            format!("spsc_one_per_call_{len}B_{}KiB_vs_rtrb", cap / KIB),
+            rt.p50 / rb.p50,
+        );
+    }
+    r.row("SPSC 64 B: blocking calls, pinned", blocking_pinned, "rate");
+    r.row(
+        "SPSC 64 B: try_ calls spinning, pinned",
+        spin_pinned,
+        "rate",
+    );
+    r.row(
+        "SPSC 64 B: blocking calls, threads not pinned",
+        blocking_free,
+        "rate",
+    );
+    r.row(
+        "SPSC 64 B: try_ calls spinning, threads not pinned",
+        spin_free,
+        "rate",
+    );
+    r.ratio("spsc_64B_vs_rtrb", rtrb64.p50 / batched.p50);
+    r.ratio("spsc_64B_vs_arrayqueue", aq.p50 / batched.p50);
+    r.ratio(
+        "spsc_64B_default_vs_spin_pinned",
+        blocking_pinned.p50 / spin_pinned.p50,
+    );
+    r.ratio(
+        "spsc_64B_default_vs_spin_free",
+        blocking_free.p50 / spin_free.p50,
+    );
     // 64 KiB frames.
-    let [rbbig, copy] = interleaved(
+    let st = interleaved(
         z.reps,
         z.big,
-        [
+        &mut [
             &mut || stream_ringbell(z.big, 64 << 10, 1 << 20),
             &mut || stream_copythrough(z.big),
         ],
     );
-    row("SPSC 64 KiB frames: ringbell (1 MiB ring)", rbbig, "MB/s");
-    row(
+    let (rbbig, copy) = (st[0], st[1]);
+    r.row("SPSC 64 KiB frames: ringbell (1 MiB ring)", rbbig, "MB/s");
+    r.row(
         "SPSC 64 KiB frames: bare copy-through (16 slots, flags)",
         copy,
         "MB/s",
     );
-    // MPSC.
-    let mut m_rb = Vec::new();
-    let mut m_cb = Vec::new();
-    let mut m_fi = Vec::new();
-    let (mut cpu_rb, mut cpu_cb, mut cpu_fi) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..z.reps {
-        let (w, c) = mpsc_ringbell(z.stream);
-        m_rb.push(w.as_nanos() as f64 / z.stream as f64);
-        cpu_rb.push(c.as_nanos() as f64 / z.stream as f64);
-        let (w, c) = fanin_ringbell(z.stream);
-        m_fi.push(w.as_nanos() as f64 / z.stream as f64);
-        cpu_fi.push(c.as_nanos() as f64 / z.stream as f64);
-        let (w, c) = mpsc_crossbeam(z.stream);
-        m_cb.push(w.as_nanos() as f64 / z.stream as f64);
-        cpu_cb.push(c.as_nanos() as f64 / z.stream as f64);
+    r.ratio("spsc_64KiB_vs_copythrough", copy.p50 / rbbig.p50);
+}
+
+/// Many producers into one consumer, 64 B, blocking calls with default settings: ringbell's
+/// MPSC ring and fan-in against crossbeam-channel, 2 and 4 producers, threads where the
+/// scheduler puts them and pinned one side per CPU.
+fn section_many(z: &Sizes, r: &mut Report) {
+    let n = z.stream;
+    for p in [2usize, 4] {
+        for place in [Place::Free, Place::Pinned] {
+            let (mut w, mut c) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
+            for _ in 0..z.reps {
+                let runs = [
+                    mpsc_ringbell(n, p, place),
+                    fanin_ringbell(n, p, place),
+                    mpsc_crossbeam(n, p, place),
+                ];
+                for (k, (wall, cpu)) in runs.into_iter().enumerate() {
+                    w[k].push(wall.as_nanos() as f64 / n as f64);
+                    c[k].push(cpu.as_nanos() as f64 / n as f64);
+                }
+            }
+            let [m, f, x] = w.map(stat);
+            let [cm, cf, cx] = c.map(stat);
+            let pl = match place {
+                Place::Free => "free",
+                Place::Pinned => "pinned",
+            };
+            let what = format!("{p} producers 64 B, threads {pl}");
+            r.row(&format!("MPSC {what}: ringbell mpsc"), m, "rate");
+            r.row(
+                &format!("MPSC {what}: ringbell fan-in, a ring each"),
+                f,
+                "rate",
+            );
+            r.row(
+                &format!("MPSC {what}: crossbeam-channel bounded(1024)"),
+                x,
+                "rate",
+            );
+            r.row("  CPU per message: ringbell mpsc", cm, "ns");
+            r.row("  CPU per message: ringbell fan-in", cf, "ns");
+            r.row("  CPU per message: crossbeam-channel", cx, "ns");
+            r.ratio(
+                format!("mpsc_{p}p_64B_{pl}_vs_crossbeam_channel"),
+                x.p50 / m.p50,
+            );
+            r.ratio(
+                format!("fanin_{p}p_64B_{pl}_vs_crossbeam_channel"),
+                x.p50 / f.p50,
+            );
+        }
     }
-    let (m_rb, m_cb, cpu_rb, cpu_cb) = (stat(m_rb), stat(m_cb), stat(cpu_rb), stat(cpu_cb));
-    let (m_fi, cpu_fi) = (stat(m_fi), stat(cpu_fi));
-    row(
-        "MPSC 2 producers 64 B: ringbell mpsc (blocking calls)",
-        m_rb,
-        "rate",
-    );
-    row(
-        "MPSC 2 producers 64 B: ringbell fan-in, a ring each",
-        m_fi,
-        "rate",
-    );
-    row(
-        "MPSC 2 producers 64 B: crossbeam-channel bounded(1024)",
-        m_cb,
-        "rate",
-    );
-    row("  CPU per message: ringbell", cpu_rb, "ns");
-    row("  CPU per message: ringbell fan-in", cpu_fi, "ns");
-    row("  CPU per message: crossbeam-channel", cpu_cb, "ns");
-    // Cross-process ping-pong.
+}
+
+/// Cross-process ping-pong: spinning against the two-atomic floor and iceoryx2, sleeping
+/// against the futex floor, the default settings against spinning, sockets and pipes.
+fn section_pingpong(z: &Sizes, r: &mut Report) {
     let floor = pingpong_atomic(z.trips);
     let (spin, _) = pingpong_ringbell(z.trips, "spin");
     let iox = iox::pingpong(z.trips);
-    row("ping-pong 64 B x-process, spinning: ringbell", spin, "ns");
-    row(
+    r.row("ping-pong 64 B x-process, spinning: ringbell", spin, "ns");
+    r.row(
         "ping-pong 64 B x-process, spinning: bare two-atomic floor",
         floor,
         "ns",
     );
-    row(
+    r.row(
         "ping-pong 64 B x-process, spinning: iceoryx2 pub-sub",
         iox,
         "ns",
     );
     let (sleep, sleep_stats) = pingpong_ringbell(z.sleepy_trips, "sleep");
     let futex = pingpong_futex(z.sleepy_trips);
-    row(
+    r.row(
         "ping-pong, every message sleeps: ringbell spin budget 0",
         sleep,
         "ns",
     );
-    row(
+    r.row(
         "ping-pong, every message sleeps: bare futex floor",
         futex,
         "ns",
@@ -1073,10 +1326,27 @@ fn main() {
     let (dflt, _) = pingpong_ringbell(z.trips, "default");
     let uds = pingpong_stream(z.sleepy_trips, true);
     let pipe = pingpong_stream(z.sleepy_trips, false);
-    row("ping-pong, default settings: ringbell", dflt, "ns");
-    row("ping-pong: Unix-domain socket", uds, "ns");
-    row("ping-pong: pipe", pipe, "ns");
-    // The reactor at one request in flight against a plain serial loop.
+    r.row("ping-pong, default settings: ringbell", dflt, "ns");
+    r.row("ping-pong: Unix-domain socket", uds, "ns");
+    r.row("ping-pong: pipe", pipe, "ns");
+    println!(
+        "ringbell consumer sleeps announced in the sleeping ping-pong: {} (of {} receives)",
+        sleep_stats.sleeps,
+        z.sleepy_trips * 11 / 10
+    );
+    r.ratio("pingpong_spin_vs_atomic_floor", spin.p50 / floor.p50);
+    r.ratio("pingpong_spin_vs_iceoryx2", spin.p50 / iox.p50);
+    r.ratio("pingpong_sleep_vs_futex_floor", sleep.p50 / futex.p50);
+    r.ratio("pingpong_default_vs_spin", dflt.p50 / spin.p50);
+    r.ratio("pingpong_default_vs_uds", dflt.p50 / uds.p50);
+    r.ratio("pingpong_default_vs_pipe", dflt.p50 / pipe.p50);
+}
+
+/// The channel: `Client::call` at one request in flight to a plain serial loop and to the
+/// reactor (client in a process of its own), against the rings' spinning ping-pong measured
+/// just before; and the system calls per call.
+fn section_call(z: &Sizes, quick: bool, r: &mut Report) {
+    let (spin, _) = pingpong_ringbell(z.trips, "spin");
     let dir = std::env::temp_dir().join(format!("ringbell-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut client = Command::new(std::env::current_exe().unwrap());
@@ -1084,16 +1354,38 @@ fn main() {
     let (rounds, batch) = if quick { (6, 1000) } else { (20, 5000) };
     let reactor = reactor_c1::one_in_flight(&dir, rounds, batch, client);
     let _ = std::fs::remove_dir_all(&dir);
+    r.row(
+        "ping-pong 64 B x-process, spinning: ringbell (again)",
+        spin,
+        "ns",
+    );
     for (name, p50, p99) in &reactor {
-        row(
+        let s = Stat {
+            p50: p50 * 1e3,
+            p99: p99 * 1e3,
+        };
+        r.row(
             &format!("call 64 B x-process, 1 in flight: {name}"),
-            Stat {
-                p50: p50 * 1e3,
-                p99: p99 * 1e3,
-            },
+            s,
             "ns",
         );
     }
+    r.ratio("reactor_c1_vs_serial", reactor[2].1 / reactor[0].1);
+    r.ratio(
+        "call_c1_echo_vs_spin_pingpong",
+        reactor[3].1 * 1e3 / spin.p50,
+    );
+    match syscalls_per_call(if quick { 1 } else { 3 }) {
+        Some(v) => {
+            println!("system calls per Client::call, both processes (perf): {v:.4}");
+            r.figure("syscalls_per_call", format!("{v:.4}"));
+        }
+        None => println!("system calls per Client::call: not measured (no working `perf`)"),
+    }
+}
+
+/// Idle CPU, wake accounting and the memory a large ring costs.
+fn section_figures(z: &Sizes, r: &mut Report) {
     let idle = idle_cpu(z.idle);
     let idle_reactor = idle_reactor_cpu(z.idle);
     let wakes = wakes_minus_sleeps(z.stream);
@@ -1110,49 +1402,56 @@ fn main() {
         "wake system calls minus announced sleeps while streaming {} frames: {wakes}",
         z.stream
     );
-    println!(
-        "ringbell consumer sleeps announced in the sleeping ping-pong: {} (of {} receives)",
-        sleep_stats.sleeps,
-        z.sleepy_trips * 11 / 10
-    );
     println!("own RSS growth creating a 32 MiB ring: {rss} KiB");
+    r.figure("wake_syscalls_minus_sleeps", wakes);
+    r.figure("idle_cpu_percent", format!("{idle:.3}"));
+    r.figure("idle_reactor_cpu_percent", format!("{idle_reactor:.3}"));
+    r.figure("rss_32MiB_ring_KiB", rss);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("child") {
+        return child(&args[1..]);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only spsc,many,pingpong,call,figures` runs those sections (all by default).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_string).collect());
+    let runs = |s: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == s));
+    let z = sizes(quick);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    pin(0);
+    println!(
+        "ringbell compare: {} run, {cpus} CPUs; parent on CPU 0, its peer thread or process on CPU 1 \
+         unless a case says the threads are not pinned",
+        if quick { "quick" } else { "full" }
+    );
+    println!("{:<62} {:>12} {:>12}", "case", "p50", "p99");
+    let mut r = Report::default();
+    if runs("spsc") {
+        section_spsc(&z, &mut r);
+    }
+    if runs("many") {
+        section_many(&z, &mut r);
+    }
+    if runs("pingpong") {
+        section_pingpong(&z, &mut r);
+    }
+    if runs("call") {
+        section_call(&z, quick, &mut r);
+    }
+    if runs("figures") {
+        section_figures(&z, &mut r);
+    }
     println!();
-    println!("ratio spsc_64B_vs_rtrb {:.3}", rtrb.p50 / rb64.p50);
-    println!("ratio spsc_64B_vs_arrayqueue {:.3}", aq.p50 / rb64.p50);
-    println!(
-        "ratio spsc_64B_one_per_publish_vs_rtrb {:.3}",
-        rtrb.p50 / rb64_one.p50
-    );
-    println!(
-        "ratio spsc_64KiB_vs_copythrough {:.3}",
-        copy.p50 / rbbig.p50
-    );
-    println!(
-        "ratio mpsc_2p_64B_vs_crossbeam_channel {:.3}",
-        m_cb.p50 / m_rb.p50
-    );
-    println!(
-        "ratio fanin_2p_64B_vs_crossbeam_channel {:.3}",
-        m_cb.p50 / m_fi.p50
-    );
-    println!(
-        "ratio pingpong_spin_vs_atomic_floor {:.3}",
-        spin.p50 / floor.p50
-    );
-    println!("ratio pingpong_spin_vs_iceoryx2 {:.3}", spin.p50 / iox.p50);
-    println!(
-        "ratio pingpong_sleep_vs_futex_floor {:.3}",
-        sleep.p50 / futex.p50
-    );
-    println!("ratio pingpong_default_vs_spin {:.3}", dflt.p50 / spin.p50);
-    println!("ratio pingpong_default_vs_uds {:.3}", dflt.p50 / uds.p50);
-    println!("ratio pingpong_default_vs_pipe {:.3}", dflt.p50 / pipe.p50);
-    println!(
-        "ratio reactor_c1_vs_serial {:.3}",
-        reactor[2].1 / reactor[0].1
-    );
-    println!("figure wake_syscalls_minus_sleeps {wakes}");
-    println!("figure idle_cpu_percent {idle:.3}");
-    println!("figure idle_reactor_cpu_percent {idle_reactor:.3}");
-    println!("figure rss_32MiB_ring_KiB {rss}");
+    for (name, v) in &r.ratios {
+        println!("ratio {name} {v:.3}");
+    }
+    for (name, v) in &r.figures {
+        println!("figure {name} {v}");
+    }
 }
