@@ -48,31 +48,70 @@ impl Instant {
     }
 }
 
-/// When a blocking call gives up: never, or at an instant. Every `*_timeout` call turns its
-/// `Duration` into one of these once, at the start, so that retries do not extend it.
+/// When a blocking call gives up: never, at an instant, or — not started yet — a timeout
+/// from the moment the call first has to wait.
+///
+/// A `*_timeout` call makes a not-started deadline ([`within`](Self::within)), which reads no
+/// clock: a call that succeeds at once (the common case) never needs one. The first wait
+/// starts it ([`start`](Self::start)) and keeps the started one for every later wait and
+/// retry, so that retries do not extend it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Deadline(Option<Instant>);
+pub(crate) struct Deadline(When);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum When {
+    Never,
+    At(Instant),
+    /// This long after the call first has to wait.
+    Within(Duration),
+}
 
 impl Deadline {
     /// A call that waits as long as it takes.
-    pub(crate) const NEVER: Self = Self(None);
+    pub(crate) const NEVER: Self = Self(When::Never);
 
     /// A call that gives up `timeout` from now.
     #[inline]
     pub(crate) fn after(timeout: Duration) -> Self {
-        Self(Some(Instant::now().after(timeout)))
+        Self(When::At(Instant::now().after(timeout)))
+    }
+
+    /// A call that gives up `timeout` after it first has to wait: no clock is read until
+    /// [`start`](Self::start).
+    #[inline]
+    pub(crate) const fn within(timeout: Duration) -> Self {
+        Self(When::Within(timeout))
     }
 
     /// A call that gives up at `t`.
     #[inline]
     pub(crate) fn until(t: Instant) -> Self {
-        Self(Some(t))
+        Self(When::At(t))
     }
 
-    /// The instant, if any.
+    /// This deadline, started now if it was not: the same deadline for every later wait.
+    #[inline]
+    pub(crate) fn start(self) -> Self {
+        match self.0 {
+            When::Within(d) => Self::after(d),
+            _ => self,
+        }
+    }
+
+    /// Whether the call waits as long as it takes.
+    #[inline]
+    #[cfg_attr(loom, allow(dead_code))] // the spin phase asks
+    pub(crate) fn is_never(self) -> bool {
+        self.0 == When::Never
+    }
+
+    /// The instant, if any (a deadline not started yet starts now).
     #[inline]
     pub(crate) fn at(self) -> Option<Instant> {
-        self.0
+        match self.start().0 {
+            When::At(t) => Some(t),
+            _ => None,
+        }
     }
 
     /// The time left, or `None` if the deadline has passed. A deadline of never has a day
@@ -81,8 +120,9 @@ impl Deadline {
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))] // the channel asks
     pub(crate) fn left(self) -> Option<Duration> {
         match self.0 {
-            None => Some(Duration::from_secs(86_400)),
-            Some(d) => {
+            When::Never => Some(Duration::from_secs(86_400)),
+            When::Within(d) => (!d.is_zero()).then_some(d),
+            When::At(d) => {
                 let now = Instant::now();
                 (now < d).then(|| d.since(now))
             }
@@ -92,12 +132,47 @@ impl Deadline {
     /// Whether the deadline has passed.
     #[inline]
     pub(crate) fn passed(self) -> bool {
-        self.0.is_some_and(|d| Instant::now() >= d)
+        match self.0 {
+            When::Never => false,
+            When::Within(d) => d.is_zero(),
+            When::At(d) => Instant::now() >= d,
+        }
     }
 
     /// The earlier of the deadline and `t`.
     #[inline]
     pub(crate) fn min(self, t: Instant) -> Instant {
-        self.0.map_or(t, |d| d.min(t))
+        self.at().map_or(t, |d| d.min(t))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_within_starts_once_and_then_keeps_its_instant() {
+        let d = Deadline::within(Duration::from_secs(5));
+        assert!(!d.passed() && !d.is_never());
+        assert_eq!(d.left(), Some(Duration::from_secs(5)));
+        let started = d.start();
+        assert_eq!(started.start(), started, "a started deadline does not move");
+        let at = started.at().unwrap();
+        let now = Instant::now();
+        assert!(at > now && at.since(now) <= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_started_deadline_passes_and_never_never_does() {
+        assert!(Deadline::within(Duration::ZERO).passed());
+        assert_eq!(Deadline::within(Duration::ZERO).left(), None);
+        let d = Deadline::within(Duration::from_millis(2)).start();
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(d.passed());
+        assert_eq!(d.left(), None);
+        assert!(!Deadline::NEVER.passed() && Deadline::NEVER.is_never());
+        assert_eq!(Deadline::NEVER.start(), Deadline::NEVER);
+        let t = Instant::now();
+        assert_eq!(Deadline::NEVER.min(t), t);
     }
 }

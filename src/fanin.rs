@@ -657,13 +657,13 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<(RingId, u32, usize), FanInError> {
-        self.recv_until(Deadline::after(timeout), |c| c.try_recv_into(&mut *buf))
+        self.recv_until(Deadline::within(timeout), |c| c.try_recv_into(&mut *buf))
             .map(|(ring, (tag, len))| (ring, tag, len))
     }
 
     fn recv_until<T>(
         &mut self,
-        deadline: Deadline,
+        mut deadline: Deadline,
         mut take: impl FnMut(&mut Consumer<R>) -> Result<T, RecvError>,
     ) -> Result<(RingId, T), FanInError> {
         loop {
@@ -674,6 +674,7 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
             if self.active().next().is_none() {
                 return Err(FanInError::NoRings);
             }
+            deadline = deadline.start();
             // Sleep in slices; between them, look for rings whose producer process died.
             let ready = || self.ready();
             let between = || {
@@ -749,6 +750,20 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         self.waiter
             .wait(&self.bell, || ready(self), Deadline::after(timeout).at())
             .map_err(|_| FanInError::Timeout)
+    }
+
+    /// As [`wait_until_timeout`](Self::wait_until_timeout), with the timeout counted from
+    /// the end of the spin phase: no clock is read unless the wait goes on to sleep. For the
+    /// channel server's housekeeping slice.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn wait_until_within(
+        &self,
+        mut ready: impl FnMut(&Self) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        self.waiter
+            .wait_within(&self.bell, || ready(self), timeout)
+            .is_ok()
     }
 
     /// A handle other threads use to wake this fan-in.
@@ -914,7 +929,7 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         &mut self,
         timeout: Duration,
     ) -> Result<(RingId, crate::Frame), FanInError> {
-        self.recv_until(Deadline::after(timeout), Consumer::try_recv)
+        self.recv_until(Deadline::within(timeout), Consumer::try_recv)
     }
 
     /// An iterator over what can be received now, without waiting: frames, and once each,

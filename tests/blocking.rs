@@ -419,3 +419,48 @@ fn the_watchdog_fails_a_hung_test_and_names_it() {
         "the watchdog did not name the test: {stderr}"
     );
 }
+
+/// Pins the calling thread to CPU 0.
+fn on_cpu_0() {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(0);
+    rustix::thread::sched_setaffinity(None, &set).unwrap();
+}
+
+/// Two threads that may run only on the same CPU: neither can make progress while the other
+/// spins, so their blocking calls give the CPU away (yields) rather than spin it away or
+/// sleep and wake for every ring-full (doorbell module docs, "Yielding").
+#[test]
+fn threads_sharing_one_cpu_yield_to_each_other() {
+    let _watchdog = common::watchdog();
+    const N: u32 = 200_000;
+    let (mut tx, mut rx) = spsc::channel(4096).unwrap();
+    let producer = std::thread::spawn(move || {
+        on_cpu_0();
+        for i in 0..N {
+            tx.send_timeout(i, &[0; 56], Duration::from_secs(20))
+                .unwrap();
+        }
+        tx.stats()
+    });
+    let consumer = std::thread::spawn(move || {
+        on_cpu_0();
+        let mut buf = [0u8; 64];
+        for i in 0..N {
+            let (tag, _) = rx
+                .recv_into_timeout(&mut buf, Duration::from_secs(20))
+                .unwrap();
+            assert_eq!(tag, i);
+        }
+        rx.stats()
+    });
+    let total = producer.join().unwrap() + consumer.join().unwrap();
+    eprintln!("one CPU, {N} frames through a 4 KiB ring: {total:?}");
+    assert!(total.yields > 0, "no yields: {total:?}");
+    // Each side gives the CPU away instead of sleeping: a sleep (and the wake it costs the
+    // other side) at most once per 16 yields.
+    assert!(
+        total.sleeps * 16 <= total.yields,
+        "sleeps instead of yields: {total:?}"
+    );
+}

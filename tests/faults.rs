@@ -272,7 +272,9 @@ fn mpsc_producer_dies(rng: &mut Rng, seed: u64) -> bool {
     let mut rx = mpsc::Consumer::attach(region.clone(), OwnerId::unique(), live).unwrap();
     rx.set_stall_timeout(Duration::from_millis(20));
     // Armed by the victim's first frame: the kill lands while it streams (or just after).
-    let delay = Duration::from_micros(rng.below(4000));
+    // A victim streams its frames in about a millisecond (less with faster rings): the kill
+    // lands within 1.5 ms of its first frame.
+    let delay = Duration::from_micros(rng.below(1500));
     let mut kill_at = None;
     let mut victim = Some(victim);
     let mut next = [0u32; 2];
@@ -338,7 +340,9 @@ fn fanin_producer_dies(rng: &mut Rng, seed: u64) -> bool {
         )));
         wait_attached(&ring, PRODUCER_OWNER_OFF);
     }
-    let delay = Duration::from_micros(rng.below(4000));
+    // A victim streams its frames in about a millisecond (less with faster rings): the kill
+    // lands within 1.5 ms of its first frame.
+    let delay = Duration::from_micros(rng.below(1500));
     let mut kill_at = None;
     let mut next = [0u32; 2];
     let mut victim_gone = false;

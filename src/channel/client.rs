@@ -267,10 +267,12 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_timeout(&mut self, req: &[u8], timeout: Duration) -> Result<Vec<u8>, CallError> {
-        self.call_until(req, Deadline::after(timeout))
+        self.call_until(req, Deadline::within(timeout))
     }
 
     fn call_until(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
+        // Started now: one deadline for the send and the response together.
+        let deadline = deadline.start();
         let id = self.send_until(req, deadline)?;
         loop {
             // From the ring only: responses kept aside in `early` are not this call's.
@@ -328,7 +330,7 @@ impl Client {
         req: &[u8],
         timeout: Duration,
     ) -> Result<RequestId, CallError> {
-        self.send_until(req, Deadline::after(timeout))
+        self.send_until(req, Deadline::within(timeout))
     }
 
     /// Sends a request if the request ring has room now.
@@ -361,7 +363,7 @@ impl Client {
         }
     }
 
-    fn send_until(&mut self, req: &[u8], deadline: Deadline) -> Result<RequestId, CallError> {
+    fn send_until(&mut self, req: &[u8], mut deadline: Deadline) -> Result<RequestId, CallError> {
         loop {
             match self.try_send_request(req) {
                 Err(CallError::Full) => {}
@@ -372,6 +374,7 @@ impl Client {
             while let Ok(r) = self.try_recv_from_ring() {
                 self.early.push_back(r);
             }
+            deadline = deadline.start();
             let t = self.next_slice(deadline)?;
             let id = RequestId(self.next_id & ID_MASK);
             match self.requests.send_timeout(id.0, req, t) {
@@ -437,7 +440,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_response_timeout(&mut self, timeout: Duration) -> Result<Response, CallError> {
-        self.next_response(Deadline::after(timeout), true)
+        self.next_response(Deadline::within(timeout), true)
     }
 
     /// Takes the next response if one is waiting.
@@ -470,7 +473,7 @@ impl Client {
             match self.responses.try_recv() {
                 Ok(f) => {
                     let r = Response::parse(f.tag, f.data)?;
-                    if self.abandoned.remove(&r.id) {
+                    if !self.abandoned.is_empty() && self.abandoned.remove(&r.id) {
                         continue;
                     }
                     return Ok(r);
@@ -483,7 +486,11 @@ impl Client {
         }
     }
 
-    fn next_response(&mut self, deadline: Deadline, early: bool) -> Result<Response, CallError> {
+    fn next_response(
+        &mut self,
+        mut deadline: Deadline,
+        early: bool,
+    ) -> Result<Response, CallError> {
         loop {
             let r = match early {
                 true => self.try_recv_response(),
@@ -493,6 +500,7 @@ impl Client {
                 Err(CallError::Empty) => {}
                 done => return done,
             }
+            deadline = deadline.start();
             let server = &self.server;
             let ready = |c: &Consumer<_, _>| c.has_data() || c.is_producer_closed();
             let hung_up = || server.gone().then_some(());

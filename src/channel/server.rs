@@ -850,6 +850,16 @@ impl Server {
         ready: impl Fn() -> bool,
         timeout: Option<Duration>,
     ) -> bool {
+        let how = timeout.map_or(Wait::Forever, Wait::Exactly);
+        self.wait_inner(blocked, ready, how)
+    }
+
+    fn wait_inner(
+        &mut self,
+        blocked: &[(ConnId, usize)],
+        ready: impl Fn() -> bool,
+        how: Wait,
+    ) -> bool {
         let conns = &self.conns;
         let sendable = |&(id, len): &(ConnId, usize)| {
             conns
@@ -859,12 +869,13 @@ impl Server {
                 .is_none_or(|c| len > c.responses.max_frame() || c.responses.room_or_report(len)())
         };
         let ready = |f: &FanIn<_, _>| f.ready() || ready() || blocked.iter().any(sendable);
-        match timeout {
-            None => {
+        match how {
+            Wait::Forever => {
                 self.fanin.wait_until(ready);
                 true
             }
-            Some(t) => self.fanin.wait_until_timeout(ready, t).is_ok(),
+            Wait::Exactly(t) => self.fanin.wait_until_timeout(ready, t).is_ok(),
+            Wait::Within(t) => self.fanin.wait_until_within(ready, t),
         }
     }
 
@@ -1001,7 +1012,7 @@ impl Transport for Server {
     }
     fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
         let slice = self.cfg.wait.slice;
-        self.wait(blocked, ready, Some(slice))
+        self.wait_inner(blocked, ready, Wait::Within(slice))
     }
     fn pause(&mut self, conn: ConnId, paused: bool) {
         self.pause(conn, paused);
@@ -1038,3 +1049,14 @@ impl Transport for Server {
 }
 
 static_assertions::assert_impl_all!(Server: Send);
+
+/// How long a server wait may last.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    Forever,
+    /// At most this long from the call.
+    Exactly(Duration),
+    /// About this long: counted from the end of the spin phase (no clock read for a wait
+    /// that ends while spinning).
+    Within(Duration),
+}

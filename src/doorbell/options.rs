@@ -122,6 +122,9 @@ pub struct WaitStats {
     pub futex_waits: u64,
     /// Spin iterations this side made while waiting.
     pub spins: u64,
+    /// `sched_yield` system calls this side made while waiting: only when the CPUs are
+    /// taken (see the [module docs](super), "Spinning").
+    pub yields: u64,
 }
 
 impl AddAssign for WaitStats {
@@ -130,6 +133,7 @@ impl AddAssign for WaitStats {
         self.sleeps += rhs.sleeps;
         self.futex_waits += rhs.futex_waits;
         self.spins += rhs.spins;
+        self.yields += rhs.yields;
     }
 }
 

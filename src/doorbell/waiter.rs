@@ -83,7 +83,8 @@ impl Waiter {
         // and its count must not be overwritten by ours.
         let mut delta = WaitStats::default();
         let mut spinner = self.spinner.get();
-        let spun = spinner.spin(&mut ready, &opts, &mut delta);
+        let until = deadline.map_or(Deadline::NEVER, Deadline::until);
+        let spun = spinner.spin(&mut ready, &opts, &mut delta, until);
         self.spinner.set(spinner);
         let r = if spun {
             Ok(())
@@ -94,11 +95,44 @@ impl Waiter {
         r
     }
 
+    /// As [`wait`](Self::wait) until `timeout` after the spin phase: reads no clock unless
+    /// it goes on to sleep. For waits whose length need not be exact (a server's housekeeping
+    /// slice): it may last a spin phase longer than `timeout`.
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))] // the channel server's
+    pub(crate) fn wait_within(
+        &self,
+        line: &Line,
+        mut ready: impl FnMut() -> bool,
+        timeout: core::time::Duration,
+    ) -> Result<(), TimedOut> {
+        if ready() {
+            return Ok(());
+        }
+        let opts = self.opts.get();
+        let mut delta = WaitStats::default();
+        let mut spinner = self.spinner.get();
+        let spun = spinner.spin(&mut ready, &opts, &mut delta, Deadline::NEVER);
+        self.spinner.set(spinner);
+        let r = if spun {
+            Ok(())
+        } else {
+            let until = Some(Instant::now().after(timeout));
+            line.sleep_until(&mut ready, until, opts.slice, &mut delta)
+        };
+        self.stats.set(self.stats.get() + delta);
+        r
+    }
+
     /// Waits until `ready()` or `deadline`, one slice at a time; after each slice that ends
     /// without `ready()`, asks `between` (a dead-peer check, say) whether to stop. It is asked
     /// once more when the deadline passes, before giving up with [`Stop::Timeout`]: a caller
     /// whose deadline is shorter than a slice still learns of a dead peer rather than timing
     /// out against it for ever.
+    ///
+    /// Spins once, first, without reading the clock when the deadline is never (a finite
+    /// deadline is looked at every few hundred spins); only a wait that goes on to sleep
+    /// reads it, for the end of its slice. `deadline` must be started (callers start it
+    /// when they first have to wait, so that retries keep it).
     pub(crate) fn wait_sliced<E>(
         &self,
         line: &Line,
@@ -106,21 +140,38 @@ impl Waiter {
         deadline: Deadline,
         mut between: impl FnMut() -> Option<E>,
     ) -> Result<(), Stop<E>> {
-        loop {
-            let slice_end = Instant::now().after(self.opts.get().slice);
-            if self
-                .wait(line, &mut ready, Some(deadline.min(slice_end)))
-                .is_ok()
-            {
-                return Ok(());
-            }
-            if let Some(e) = between() {
-                return Err(Stop::By(e));
-            }
-            if deadline.passed() {
-                return Err(Stop::Timeout);
-            }
+        debug_assert_eq!(deadline, deadline.start(), "a deadline not started");
+        if ready() {
+            return Ok(());
         }
+        let opts = self.opts.get();
+        // Counted locally and added at the end, as in `wait`.
+        let mut delta = WaitStats::default();
+        let mut spinner = self.spinner.get();
+        let spun = spinner.spin(&mut ready, &opts, &mut delta, deadline);
+        self.spinner.set(spinner);
+        let r = if spun {
+            Ok(())
+        } else {
+            loop {
+                let slice_end = Instant::now().after(opts.slice);
+                let until = Some(deadline.min(slice_end));
+                if line
+                    .sleep_until(&mut ready, until, opts.slice, &mut delta)
+                    .is_ok()
+                {
+                    break Ok(());
+                }
+                if let Some(e) = between() {
+                    break Err(Stop::By(e));
+                }
+                if deadline.passed() {
+                    break Err(Stop::Timeout);
+                }
+            }
+        };
+        self.stats.set(self.stats.get() + delta);
+        r
     }
 }
 
@@ -133,6 +184,18 @@ struct Spinner {
     /// Waits so far, to try the full budget every 16th.
     #[cfg_attr(loom, allow(dead_code))]
     waits: u32,
+    /// Whether a waiter whose spinning failed yields before it sleeps: false after yields
+    /// that were not answered, true again at the next probe.
+    #[cfg_attr(loom, allow(dead_code))]
+    yield_when_failing: bool,
+    /// For a thread that may run on one CPU only: whether another thread was found
+    /// runnable on it (then spinning only keeps that thread off the CPU); probed by timing
+    /// one yield at the first wait, every 256th and the one after a spin that failed.
+    #[cfg_attr(loom, allow(dead_code))]
+    cpu_shared: bool,
+    /// Whether the next wait probes `cpu_shared`.
+    #[cfg_attr(loom, allow(dead_code))]
+    probe_cpu: bool,
 }
 
 impl Spinner {
@@ -140,16 +203,21 @@ impl Spinner {
         Self {
             budget: opts.spin_budget,
             waits: 0,
+            yield_when_failing: true,
+            cpu_shared: false,
+            probe_cpu: false,
         }
     }
 
-    /// The spin phase; true if `ready()` came true while spinning.
+    /// The spin phase, and the yield phase when spinning is no use; true if `ready()` came
+    /// true in them (see the module docs of [`doorbell`](super), "Spinning").
     #[cfg(not(loom))]
     fn spin(
         &mut self,
         ready: &mut impl FnMut() -> bool,
         opts: &WaitOptions,
         stats: &mut WaitStats,
+        deadline: Deadline,
     ) -> bool {
         use core::sync::atomic::Ordering::Relaxed;
         /// Leaves the spinner count when dropped, even if `ready()` panics.
@@ -159,40 +227,78 @@ impl Spinner {
                 SPINNERS.fetch_sub(1, Relaxed);
             }
         }
+        if opts.spin_budget == 0 {
+            return false; // never spin, never yield
+        }
         self.waits = self.waits.wrapping_add(1);
-        let budget = if self.waits % 16 == 0 {
-            opts.spin_budget // probe: maybe the peer is fast again
-        } else {
-            self.budget.min(opts.spin_budget)
+        let probe = self.waits % 16 == 0; // maybe the peer is fast again
+        if probe {
+            self.yield_when_failing = true;
+        }
+        let budget = match probe {
+            true => opts.spin_budget,
+            false => self.budget.min(opts.spin_budget),
         };
-        if budget == 0 {
-            return false;
-        }
-        // As many spinners as CPUs but one: spinning would only steal the CPU of whoever we
-        // wait for.
-        let spinning = SPINNERS.fetch_add(1, Relaxed);
-        let _guard = Spinning;
-        if spinning >= cpus().saturating_sub(1).max(1) {
-            return false;
-        }
-        let mut done = false;
-        let mut i = 0;
-        while i < budget {
-            crate::sync::spin_loop();
-            i += 1;
+        let floor = (opts.spin_budget / 64).max(1);
+        let cpus = cpus();
+        if cpus == 1 && (self.probe_cpu || self.waits % 256 == 1) {
+            self.probe_cpu = false;
+            self.cpu_shared = cpu_is_shared(stats);
             if ready() {
-                done = true;
-                break;
+                return true;
             }
         }
-        stats.spins += i as u64;
-        let floor = (opts.spin_budget / 64).max(1);
-        self.budget = if done {
-            budget.saturating_mul(2).clamp(floor, opts.spin_budget)
-        } else {
-            (budget / 2).max(floor)
+        let spinning = SPINNERS.fetch_add(1, Relaxed);
+        let guard = Spinning;
+        let may_spin = match cpus {
+            1 => !self.cpu_shared && spinning == 0,
+            n => spinning < n - 1,
         };
-        done
+        if may_spin {
+            let mut done = false;
+            let mut i = 0;
+            // A finite deadline is looked at every `CLOCK_EVERY` spins (a clock read costs as
+            // much as tens of them), so a spin never overruns it by more than that.
+            const CLOCK_EVERY: u32 = 256;
+            let finite = !deadline.is_never();
+            while i < budget {
+                crate::sync::spin_loop();
+                i += 1;
+                if ready() {
+                    done = true;
+                    break;
+                }
+                if finite && i % CLOCK_EVERY == 0 && deadline.passed() {
+                    break;
+                }
+            }
+            stats.spins += i as u64;
+            self.budget = match done {
+                true => budget.saturating_mul(2).clamp(floor, opts.spin_budget),
+                false => (budget / 2).max(floor),
+            };
+            if !done && cpus == 1 {
+                // Alone on its CPU yet nothing came: look again at the next wait.
+                self.probe_cpu = true;
+            }
+            if done || !self.yield_when_failing {
+                return done;
+            }
+        }
+        drop(guard);
+        // The CPUs are taken by spinners, or spinning failed — the thread this wait is for
+        // may be waiting for our CPU: give it away a few times.
+        for _ in 0..YIELDS {
+            rustix::thread::sched_yield();
+            stats.yields += 1;
+            if ready() {
+                return true;
+            }
+        }
+        if may_spin {
+            self.yield_when_failing = false;
+        }
+        false
     }
 
     /// Under loom the spin phase is skipped: the models explore the sleeping protocol.
@@ -202,29 +308,69 @@ impl Spinner {
         _ready: &mut impl FnMut() -> bool,
         _opts: &WaitOptions,
         _stats: &mut WaitStats,
+        _deadline: Deadline,
     ) -> bool {
         false
     }
+}
+
+/// At most this many `sched_yield`s before a waiter that may not spin sleeps.
+#[cfg(not(loom))]
+const YIELDS: u32 = 4;
+
+/// Whether another thread is runnable on this thread's CPU: one timed yield. A yield that
+/// comes back within a few microseconds ran nobody else (a switch to another thread and back
+/// takes at least a time slice of that thread or a sleep of it).
+#[cfg(not(loom))]
+#[cold]
+fn cpu_is_shared(stats: &mut WaitStats) -> bool {
+    use crate::clock::Instant;
+    let before = Instant::now();
+    rustix::thread::sched_yield();
+    stats.yields += 1;
+    Instant::now().since(before) > core::time::Duration::from_micros(5)
 }
 
 /// Threads of this process spinning in a wait right now.
 #[cfg(not(loom))]
 static SPINNERS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
-/// CPUs this process may run on (cached; 0 until first asked).
+/// CPUs the calling thread may run on: its affinity, read once per thread (with `std`; once
+/// per process without) — a thread pinned to one CPU does not spin, whatever the others may.
 #[cfg(not(loom))]
 fn cpus() -> u32 {
-    use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
-    static CPUS: AtomicU32 = AtomicU32::new(0);
-    match CPUS.load(Relaxed) {
-        0 => {
-            let n = rustix::thread::sched_getaffinity(None)
-                .map(|set| set.count())
-                .unwrap_or(1)
-                .max(1);
-            CPUS.store(n, Relaxed);
-            n
+    fn read() -> u32 {
+        rustix::thread::sched_getaffinity(None)
+            .map(|set| set.count())
+            .unwrap_or(1)
+            .max(1)
+    }
+    #[cfg(feature = "std")]
+    {
+        extern crate std;
+        std::thread_local! {
+            static CPUS: Cell<u32> = const { Cell::new(0) };
         }
-        n => n,
+        CPUS.with(|c| match c.get() {
+            0 => {
+                let n = read();
+                c.set(n);
+                n
+            }
+            n => n,
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+        static CPUS: AtomicU32 = AtomicU32::new(0);
+        match CPUS.load(Relaxed) {
+            0 => {
+                let n = read();
+                CPUS.store(n, Relaxed);
+                n
+            }
+            n => n,
+        }
     }
 }

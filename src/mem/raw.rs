@@ -157,9 +157,7 @@ impl Mem {
         // `from_raw_parts`' contract; `src` is a Rust slice, so it cannot overlap memory that
         // no reference may point into. Concurrent foreign writes to the destination can only
         // change which bytes end up there (module docs).
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
-        }
+        unsafe { copy_bytes(src.as_ptr(), self.ptr.as_ptr().add(off), src.len()) }
     }
 
     /// Copies `dst.len()` bytes from the view at `off` into `dst`.
@@ -168,9 +166,7 @@ impl Mem {
         self.check(off, dst.len(), 1);
         // SAFETY: the source range is inside the view (checked) and valid by
         // `from_raw_parts`' contract; `dst` is a unique Rust slice that cannot overlap it.
-        unsafe {
-            core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        }
+        unsafe { copy_bytes(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
     /// Asks the CPU to start loading the cache line holding byte `off`, without waiting for
@@ -202,5 +198,78 @@ impl Mem {
         self.check(off, len, 1);
         // SAFETY: in bounds (checked), so the offset pointer stays inside the allocation.
         unsafe { self.ptr.as_ptr().add(off) }
+    }
+}
+
+/// Frames up to this many bytes are copied inline ([`copy_bytes`]), longer ones by `memcpy`.
+const INLINE_COPY_MAX: usize = 64;
+
+/// Copies `len` bytes from `src` to `dst`. Small copies — the frames of a stream of small
+/// messages — are done inline with a few unaligned word moves instead of a call into
+/// `memcpy`, whose call and length dispatch cost as much as the copy itself at these sizes
+/// (measured: a quarter of the one-frame-per-call stream's time). Bytes may be written more
+/// than once (overlapping word moves), always with the same value.
+///
+/// # Safety
+///
+/// `src` must be valid for reads and `dst` for writes of `len` bytes, and the two ranges must
+/// not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    /// Copies the first `N` bytes and the last `N` bytes (overlapping when `len < 2 * N`):
+    /// every byte when `N <= len <= 2 * N`.
+    ///
+    /// # Safety
+    ///
+    /// As [`copy_bytes`], and `N <= len`.
+    #[inline(always)]
+    unsafe fn ends<const N: usize>(src: *const u8, dst: *mut u8, len: usize) {
+        // SAFETY: `N <= len` by the callers, so both moves stay inside the ranges the caller
+        // vouched for; unaligned reads and writes of plain bytes.
+        unsafe {
+            let head = src.cast::<[u8; N]>().read_unaligned();
+            let tail = src.add(len - N).cast::<[u8; N]>().read_unaligned();
+            dst.cast::<[u8; N]>().write_unaligned(head);
+            dst.add(len - N).cast::<[u8; N]>().write_unaligned(tail);
+        }
+    }
+    // SAFETY: each branch reads and writes only inside `[0, len)` of `src` and `dst` (see
+    // `ends`), which the caller vouched for; the ranges do not overlap.
+    unsafe {
+        match len {
+            0 => {}
+            1..4 => {
+                for i in 0..len {
+                    dst.add(i).write(src.add(i).read());
+                }
+            }
+            4..8 => ends::<4>(src, dst, len),
+            8..16 => ends::<8>(src, dst, len),
+            16..32 => ends::<16>(src, dst, len),
+            32..=INLINE_COPY_MAX => ends::<32>(src, dst, len),
+            _ => core::ptr::copy_nonoverlapping(src, dst, len),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_bytes;
+
+    /// Every length around the inline sizes copies exactly its bytes: none missed, none past
+    /// the end.
+    #[test]
+    fn small_copies_copy_exactly_their_bytes() {
+        for len in 0..=200usize {
+            let src: [u8; 256] = core::array::from_fn(|i| i as u8 ^ 0xA5);
+            let mut dst = [0u8; 256];
+            // SAFETY: both buffers hold 256 bytes, more than `len`; distinct arrays.
+            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), len) };
+            assert_eq!(dst[..len], src[..len], "len {len}");
+            assert!(
+                dst[len..].iter().all(|&b| b == 0),
+                "len {len}: wrote past the end"
+            );
+        }
     }
 }

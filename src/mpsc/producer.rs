@@ -614,10 +614,15 @@ impl<S: SharedMemory> Producer<S> {
         data: &[u8],
         timeout: Duration,
     ) -> Result<(), SendError> {
-        self.send_until(tag, data, Deadline::after(timeout))
+        self.send_until(tag, data, Deadline::within(timeout))
     }
 
-    fn send_until(&mut self, tag: u32, data: &[u8], deadline: Deadline) -> Result<(), SendError> {
+    fn send_until(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        mut deadline: Deadline,
+    ) -> Result<(), SendError> {
         let size = wire::record_size(data.len()) as u64;
         let large = reservation::is_large(size, self.capacity);
         let mut reserved = false;
@@ -630,6 +635,7 @@ impl<S: SharedMemory> Producer<S> {
                 Err(SendError::Full) => {}
                 Err(e) => break Err(e),
             }
+            deadline = deadline.start();
             if deadline.passed() {
                 break Err(SendError::Timeout);
             }

@@ -699,17 +699,20 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
         buf: &mut [u8],
         timeout: Duration,
     ) -> Result<(u32, usize), RecvError> {
-        self.recv_into_until(buf, Deadline::after(timeout))
+        self.recv_into_until(buf, Deadline::within(timeout))
     }
 
     fn recv_into_until(
         &mut self,
         buf: &mut [u8],
-        deadline: Deadline,
+        mut deadline: Deadline,
     ) -> Result<(u32, usize), RecvError> {
         loop {
             match self.try_recv_into(buf) {
-                Err(RecvError::Empty) => self.wait_for_data(deadline)?,
+                Err(RecvError::Empty) => {
+                    deadline = deadline.start();
+                    self.wait_for_data(deadline)?;
+                }
                 done => return done,
             }
         }
@@ -928,13 +931,16 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<crate::Frame, RecvError> {
-        self.recv_until(Deadline::after(timeout))
+        self.recv_until(Deadline::within(timeout))
     }
 
-    fn recv_until(&mut self, deadline: Deadline) -> Result<crate::Frame, RecvError> {
+    fn recv_until(&mut self, mut deadline: Deadline) -> Result<crate::Frame, RecvError> {
         loop {
             match self.try_recv() {
-                Err(RecvError::Empty) => self.wait_for_data(deadline)?,
+                Err(RecvError::Empty) => {
+                    deadline = deadline.start();
+                    self.wait_for_data(deadline)?;
+                }
                 done => return done,
             }
         }

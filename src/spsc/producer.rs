@@ -576,15 +576,21 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
         data: &[u8],
         timeout: Duration,
     ) -> Result<(), SendError> {
-        self.send_until(tag, data, Deadline::after(timeout))
+        self.send_until(tag, data, Deadline::within(timeout))
     }
 
-    fn send_until(&mut self, tag: u32, data: &[u8], deadline: Deadline) -> Result<(), SendError> {
+    fn send_until(
+        &mut self,
+        tag: u32,
+        data: &[u8],
+        mut deadline: Deadline,
+    ) -> Result<(), SendError> {
         loop {
             match self.try_send(tag, data) {
                 Err(SendError::Full) => {}
                 done => return done,
             }
+            deadline = deadline.start();
             let room = self.room_or_report(data.len());
             let waited = self
                 .waiter
