@@ -107,12 +107,17 @@ pub fn plain(path: &Path) -> Running {
 }
 
 pub fn reactor(path: &Path, pool: Option<usize>, sleepy: bool) -> Running {
-    reactor_with(path, pool, if sleepy { sleeping } else { hashing })
+    reactor_with(path, pool, if sleepy { sleeping } else { hashing }, Some(1))
 }
 
 /// A reactor serving `handler`, serial (`pool: None`) or with a pool of that many threads,
-/// its thread on CPU 1.
-pub fn reactor_with(path: &Path, pool: Option<usize>, handler: fn(Request, Responder)) -> Running {
+/// its thread on CPU `cpu` (or wherever the scheduler puts it).
+pub fn reactor_with(
+    path: &Path,
+    pool: Option<usize>,
+    handler: fn(Request, Responder),
+    cpu: Option<usize>,
+) -> Running {
     let server = Server::bind(path, ServerConfig::default()).unwrap();
     let (stop, thread) = match pool {
         None => {
@@ -120,7 +125,9 @@ pub fn reactor_with(path: &Path, pool: Option<usize>, handler: fn(Request, Respo
             (
                 r.stop_handle(),
                 std::thread::spawn(move || {
-                    pin(1);
+                    if let Some(cpu) = cpu {
+                        pin(cpu);
+                    }
                     drop(r.run())
                 }),
             )
@@ -130,7 +137,9 @@ pub fn reactor_with(path: &Path, pool: Option<usize>, handler: fn(Request, Respo
             (
                 r.stop_handle(),
                 std::thread::spawn(move || {
-                    pin(1);
+                    if let Some(cpu) = cpu {
+                        pin(cpu);
+                    }
                     drop(r.run())
                 }),
             )
@@ -220,7 +229,7 @@ pub fn one_in_flight(
         ),
         (
             "reactor + 2-thread pool, echo",
-            reactor_with(&dir.join("echo.sock"), Some(2), echo),
+            reactor_with(&dir.join("echo.sock"), Some(2), echo, Some(1)),
         ),
     ];
     // The client is a separate process (as in real use; it also keeps its spinning apart from

@@ -102,17 +102,20 @@
 //! as many spinning threads as the waiter's CPUs but one (at least one may spin), the waiter
 //! does not spin, so spinners never starve the thread they wait for.
 //!
-//! **Yielding.** A waiter that may not spin, or whose spinning failed, gives its CPU away up
-//! to 4 times before it sleeps (`sched_yield`,
-//! re-checking after each; counted in [`WaitStats::yields`]). Both are signs of more runnable
-//! threads than CPUs — all of a process's threads on one CPU, or producers and a consumer
-//! outnumbering the CPUs: a yield then runs another thread, often the one this wait is for,
-//! at far less cost than a sleep and the wake that ends it (two producers and a consumer on
-//! one CPU: 11 M/s with sleeps, 22 M/s with yields). When nothing else wants the CPU a yield
-//! returns at once; a spinner whose yields after a failed spin were not answered makes no
-//! more such yields until the next probe (every 16th wait), so a peer that is merely slow on another CPU costs at most
-//! 4 yields per 16 waits. Spin budget 0 never spins and never yields: every wait that is not
-//! satisfied at once sleeps.
+//! **Yielding.** A waiter that may not spin gives its CPU away up to 4 times before it
+//! sleeps (`sched_yield`, re-checking after each; counted in [`WaitStats::yields`]). It may
+//! not spin when the CPUs are taken: by as many spinners of this process as its CPUs but
+//! one, or — for a thread that may run on one CPU only — by another runnable thread on that
+//! CPU, which it finds by timing one yield (a yield that comes back within 5 µs ran nobody)
+//! at its first wait, every 4096th, after a spin that failed and after yields nobody
+//! answered. (A thread pinned to a CPU of its own can be misjudged — a hiccup of the VM
+//! looks like another thread — and then yields where it would spin until the next probe;
+//! threads the scheduler places are never judged this way.) Both are the case of more runnable threads than CPUs: a yield then runs
+//! another thread, often the one this wait is for, at far less cost than a sleep and the
+//! wake that ends it (two producers and a consumer on one CPU: 11 M/s with sleeps, 22 M/s
+//! with yields). A waiter that may spin never yields, so two threads on CPUs of their own
+//! make no system call while both are awake. Spin budget 0 never spins and never yields:
+//! every wait that is not satisfied at once sleeps.
 //!
 //! A wait reads the clock only when it goes on to sleep (for the end of its slice) or, with
 //! a finite deadline, once when it starts and then every 256 spins: a blocking call that

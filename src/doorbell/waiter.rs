@@ -184,13 +184,10 @@ struct Spinner {
     /// Waits so far, to try the full budget every 16th.
     #[cfg_attr(loom, allow(dead_code))]
     waits: u32,
-    /// Whether a waiter whose spinning failed yields before it sleeps: false after yields
-    /// that were not answered, true again at the next probe.
-    #[cfg_attr(loom, allow(dead_code))]
-    yield_when_failing: bool,
     /// For a thread that may run on one CPU only: whether another thread was found
     /// runnable on it (then spinning only keeps that thread off the CPU); probed by timing
-    /// one yield at the first wait, every 256th and the one after a spin that failed.
+    /// one yield at the first wait, every 4096th, and the one after a spin that failed or
+    /// after yields nobody answered.
     #[cfg_attr(loom, allow(dead_code))]
     cpu_shared: bool,
     /// Whether the next wait probes `cpu_shared`.
@@ -203,14 +200,13 @@ impl Spinner {
         Self {
             budget: opts.spin_budget,
             waits: 0,
-            yield_when_failing: true,
             cpu_shared: false,
             probe_cpu: false,
         }
     }
 
-    /// The spin phase, and the yield phase when spinning is no use; true if `ready()` came
-    /// true in them (see the module docs of [`doorbell`](super), "Spinning").
+    /// The spin phase, or the yield phase when spinning is no use; true if `ready()` came
+    /// true in it (see the module docs of [`doorbell`](super), "Spinning" and "Yielding").
     #[cfg(not(loom))]
     fn spin(
         &mut self,
@@ -232,16 +228,13 @@ impl Spinner {
         }
         self.waits = self.waits.wrapping_add(1);
         let probe = self.waits % 16 == 0; // maybe the peer is fast again
-        if probe {
-            self.yield_when_failing = true;
-        }
         let budget = match probe {
             true => opts.spin_budget,
             false => self.budget.min(opts.spin_budget),
         };
         let floor = (opts.spin_budget / 64).max(1);
         let cpus = cpus();
-        if cpus == 1 && (self.probe_cpu || self.waits % 256 == 1) {
+        if cpus == 1 && (self.probe_cpu || self.waits % 4096 == 1) {
             self.probe_cpu = false;
             self.cpu_shared = cpu_is_shared(stats);
             if ready() {
@@ -281,13 +274,11 @@ impl Spinner {
                 // Alone on its CPU yet nothing came: look again at the next wait.
                 self.probe_cpu = true;
             }
-            if done || !self.yield_when_failing {
-                return done;
-            }
+            return done;
         }
         drop(guard);
-        // The CPUs are taken by spinners, or spinning failed — the thread this wait is for
-        // may be waiting for our CPU: give it away a few times.
+        // The CPUs are taken (by spinners, or by another runnable thread on our one CPU): the
+        // thread this wait is for may be waiting for one. Give ours away a few times.
         for _ in 0..YIELDS {
             rustix::thread::sched_yield();
             stats.yields += 1;
@@ -295,8 +286,9 @@ impl Spinner {
                 return true;
             }
         }
-        if may_spin {
-            self.yield_when_failing = false;
+        if cpus == 1 && self.cpu_shared {
+            // Yields nobody answered: maybe the CPU is ours after all; look again.
+            self.probe_cpu = true;
         }
         false
     }

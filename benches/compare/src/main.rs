@@ -288,9 +288,12 @@ fn child(args: &[String]) {
         }
         "iceoryx2" => iox::pong(&args[1]),
         "reactor-client" => reactor_c1::client_process(&args[1..]),
-        "syscalls-server" => syscalls_server(args[1].parse().unwrap()),
+        "syscalls-server" => syscalls_server(args[1].parse().unwrap(), args[2] == "pinned"),
         "syscalls-client" => {
-            pin(0);
+            match args[3].as_str() {
+                "pinned" => pin(0),
+                _ => unpin(),
+            }
             let mut c = ringbell::channel::Client::connect(&args[1]).unwrap();
             let calls: u64 = args[2].parse().unwrap();
             let req = [7u8; 64];
@@ -744,6 +747,16 @@ fn many_to_one(
     (wall, cpu_time() - cpu0)
 }
 
+/// `sched_yield`s and sleeps the ringbell ends of the many-producer cases made (from their
+/// `WaitStats`), for the yields-per-message figure.
+static MANY_YIELDS: AtomicU64 = AtomicU64::new(0);
+static MANY_SLEEPS: AtomicU64 = AtomicU64::new(0);
+
+fn count_waits(s: ringbell::doorbell::WaitStats) {
+    MANY_YIELDS.fetch_add(s.yields, Ordering::Relaxed);
+    MANY_SLEEPS.fetch_add(s.sleeps, Ordering::Relaxed);
+}
+
 /// MPSC, `p` producer threads, 64 B, blocking calls with default settings on every side:
 /// (wall time, CPU time) for `n` messages.
 fn mpsc_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
@@ -759,6 +772,7 @@ fn mpsc_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
                 for i in 0..per {
                     tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
                 }
+                count_waits(tx.stats());
             }) as Box<dyn FnOnce() + Send>
         })
         .collect();
@@ -769,6 +783,7 @@ fn mpsc_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
             rx.recv_into_timeout(&mut buf, DEADLINE).unwrap();
             std::hint::black_box(&mut buf);
         }
+        count_waits(rx.stats());
     });
     many_to_one(place, producers, consumer)
 }
@@ -795,6 +810,7 @@ fn fanin_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
                 for i in 0..per {
                     tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
                 }
+                count_waits(tx.stats());
             }) as Box<dyn FnOnce() + Send>
         })
         .collect();
@@ -813,6 +829,7 @@ fn fanin_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
                 Err(e) => panic!("{e}"),
             }
         }
+        count_waits(fanin.stats());
     });
     many_to_one(place, producers, consumer)
 }
@@ -908,7 +925,7 @@ fn wakes_minus_sleeps(n: u64) -> i64 {
 /// calls, for two numbers of calls; the difference in system calls over the difference in
 /// calls (so that starting, connecting and stopping cancel out). The median of `reps` pairs.
 /// `None` without a working `perf`.
-fn syscalls_per_call(reps: usize) -> Option<f64> {
+fn syscalls_per_call(reps: usize, pinned: bool) -> Option<f64> {
     const FEW: u64 = 20_000;
     const MANY: u64 = 220_000;
     let count = |calls: u64| -> Option<u64> {
@@ -916,6 +933,7 @@ fn syscalls_per_call(reps: usize) -> Option<f64> {
             .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "--"])
             .arg(std::env::current_exe().unwrap())
             .args(["child", "syscalls-server", &calls.to_string()])
+            .arg(if pinned { "pinned" } else { "free" })
             .output()
             .ok()?;
         if !out.status.success() {
@@ -939,16 +957,22 @@ fn syscalls_per_call(reps: usize) -> Option<f64> {
 }
 
 /// The server process of [`syscalls_per_call`]: a reactor with a 2-thread pool answering
-/// with the request's bytes, default settings, and one client process making `calls` calls.
-fn syscalls_server(calls: u64) {
+/// with the request's bytes, default settings, and one client process making `calls` calls;
+/// the reactor thread on CPU 1 and the client on CPU 0, or (`pinned` false) every thread
+/// wherever the scheduler puts it.
+fn syscalls_server(calls: u64, pinned: bool) {
+    if !pinned {
+        unpin();
+    }
     let dir = std::env::temp_dir().join(format!("ringbell-syscalls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("s.sock");
-    let running = reactor_c1::reactor_with(&path, Some(2), reactor_c1::echo);
+    let running = reactor_c1::reactor_with(&path, Some(2), reactor_c1::echo, pinned.then_some(1));
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["child", "syscalls-client"])
         .arg(&path)
         .arg(calls.to_string())
+        .arg(if pinned { "pinned" } else { "free" })
         .status()
         .unwrap();
     assert!(status.success(), "the client process failed");
@@ -1247,6 +1271,10 @@ fn section_spsc(z: &Sizes, r: &mut Report) {
 /// scheduler puts them and pinned one side per CPU.
 fn section_many(z: &Sizes, r: &mut Report) {
     let n = z.stream;
+    let (y0, s0) = (
+        MANY_YIELDS.load(Ordering::Relaxed),
+        MANY_SLEEPS.load(Ordering::Relaxed),
+    );
     for p in [2usize, 4] {
         for place in [Place::Free, Place::Pinned] {
             let (mut w, mut c) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
@@ -1292,6 +1320,16 @@ fn section_many(z: &Sizes, r: &mut Report) {
             );
         }
     }
+    // Every ringbell message of the section: both ring kinds, both placements, 2 and 4
+    // producers.
+    let messages = (z.reps * 2 * 4) as f64 * n as f64;
+    let yields = (MANY_YIELDS.load(Ordering::Relaxed) - y0) as f64 / messages;
+    let sleeps = (MANY_SLEEPS.load(Ordering::Relaxed) - s0) as f64 / messages;
+    println!(
+        "ringbell yields / sleeps per message, all many-producer cases: {yields:.4} / {sleeps:.4}"
+    );
+    r.figure("many_yields_per_message", format!("{yields:.4}"));
+    r.figure("many_sleeps_per_message", format!("{sleeps:.4}"));
 }
 
 /// Cross-process ping-pong: spinning against the two-atomic floor and iceoryx2, sleeping
@@ -1375,12 +1413,22 @@ fn section_call(z: &Sizes, quick: bool, r: &mut Report) {
         "call_c1_echo_vs_spin_pingpong",
         reactor[3].1 * 1e3 / spin.p50,
     );
-    match syscalls_per_call(if quick { 1 } else { 3 }) {
-        Some(v) => {
-            println!("system calls per Client::call, both processes (perf): {v:.4}");
-            r.figure("syscalls_per_call", format!("{v:.4}"));
+    for (pinned, name) in [
+        (false, "syscalls_per_call"),
+        (true, "syscalls_per_call_pinned"),
+    ] {
+        match syscalls_per_call(if quick { 1 } else { 3 }, pinned) {
+            Some(v) => {
+                let how = if pinned {
+                    "client and reactor pinned"
+                } else {
+                    "threads not pinned"
+                };
+                println!("system calls per Client::call, both processes (perf), {how}: {v:.4}");
+                r.figure(name, format!("{v:.4}"));
+            }
+            None => println!("system calls per Client::call: not measured (no working `perf`)"),
         }
-        None => println!("system calls per Client::call: not measured (no working `perf`)"),
     }
 }
 
