@@ -43,8 +43,24 @@ pub(crate) fn generation() -> u32 {
     }
 }
 
+/// The generation, alone on its cache lines: every ring operation reads it, and a writable
+/// static the linker put beside it (the doorbell's spinner count, bumped by every spinning
+/// wait) would make those reads cache misses.
 #[cfg(all(feature = "std", not(loom), not(miri)))]
-static GENERATION: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static GENERATION: OwnLines = OwnLines(core::sync::atomic::AtomicU32::new(0));
+
+/// A word on 128 bytes of its own (two cache lines: adjacent-line prefetchers pair them).
+#[cfg(all(feature = "std", not(loom), not(miri)))]
+#[repr(align(128))]
+struct OwnLines(core::sync::atomic::AtomicU32);
+
+#[cfg(all(feature = "std", not(loom), not(miri)))]
+impl core::ops::Deref for OwnLines {
+    type Target = core::sync::atomic::AtomicU32;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// Whether this process is a forked child of the one where `generation` was recorded.
 #[inline]

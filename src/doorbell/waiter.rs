@@ -323,9 +323,23 @@ fn cpu_is_shared(stats: &mut WaitStats) -> bool {
     Instant::now().since(before) > core::time::Duration::from_micros(5)
 }
 
-/// Threads of this process spinning in a wait right now.
+/// Threads of this process spinning in a wait right now. Written by every wait that spins,
+/// so on 128 bytes of its own: it must not share a line with a word the rings read on every
+/// call (the fork generation, which the linker put beside it).
 #[cfg(not(loom))]
-static SPINNERS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static SPINNERS: Spinners = Spinners(core::sync::atomic::AtomicU32::new(0));
+
+#[cfg(not(loom))]
+#[repr(align(128))]
+struct Spinners(core::sync::atomic::AtomicU32);
+
+#[cfg(not(loom))]
+impl core::ops::Deref for Spinners {
+    type Target = core::sync::atomic::AtomicU32;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// CPUs the calling thread may run on: its affinity, read once per thread (with `std`; once
 /// per process without) — a thread pinned to one CPU does not spin, whatever the others may.

@@ -527,7 +527,12 @@ fn stream_ringbell_batched(n: u64) -> Duration {
     let (mut tx, mut rx) = spsc::channel(1 << 16).unwrap();
     let t = std::thread::spawn(move || {
         pin(1);
-        let data = [1u8; 64];
+        // Not on this thread's stack: there, where the payload lands depends on the stack
+        // frames of the build, and at some addresses its reloads collide with the stores
+        // into the ring (4 KiB aliasing). Seen: 42 vs 26 M/s between two builds whose batch
+        // path was the same code.
+        static DATA: [u8; 64] = [1u8; 64];
+        let data = std::hint::black_box(&DATA);
         let mut i = 0u64;
         while i < n {
             let k = (n - i).min(32);
@@ -1159,6 +1164,14 @@ const KIB: usize = 1 << 10;
 /// ones, and 64 KiB frames against a bare copy-through.
 fn section_spsc(z: &Sizes, r: &mut Report) {
     let n = z.stream;
+    // RINGBELL_COMPARE_ONLY_BATCHED=1: only the batched stream, five times (for profiling).
+    if std::env::var_os("RINGBELL_COMPARE_ONLY_BATCHED").is_some() {
+        for _ in 0..5 {
+            let d = stream_ringbell_batched(n);
+            println!("batched {:.2} M/s", n as f64 / d.as_secs_f64() / 1e6);
+        }
+        return;
+    }
     let ring_sizes = [16 * KIB, 64 * KIB, 1024 * KIB];
     let mut one: Vec<Box<dyn FnMut() -> Duration>> = Vec::new();
     let mut names = Vec::new();
