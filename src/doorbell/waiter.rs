@@ -186,10 +186,14 @@ struct Spinner {
     waits: u32,
     /// For a thread that may run on one CPU only: whether another thread was found
     /// runnable on it (then spinning only keeps that thread off the CPU); probed by timing
-    /// one yield at the first wait, every 4096th, and the one after a spin that failed or
-    /// after yields nobody answered.
+    /// one yield after a spin that failed or yields nobody answered, and at the first wait
+    /// and every 4096th (where it takes two slow probes in a row).
     #[cfg_attr(loom, allow(dead_code))]
     cpu_shared: bool,
+    /// The last periodic probe found another thread on the CPU (a second in a row makes
+    /// the CPU shared: one slow yield may be a hiccup of the machine).
+    #[cfg_attr(loom, allow(dead_code))]
+    slow_probe: bool,
     /// Whether the next wait probes `cpu_shared`.
     #[cfg_attr(loom, allow(dead_code))]
     probe_cpu: bool,
@@ -201,6 +205,7 @@ impl Spinner {
             budget: opts.spin_budget,
             waits: 0,
             cpu_shared: false,
+            slow_probe: false,
             probe_cpu: false,
         }
     }
@@ -235,8 +240,15 @@ impl Spinner {
         let floor = (opts.spin_budget / 64).max(1);
         let cpus = cpus();
         if cpus == 1 && (self.probe_cpu || self.waits % 4096 == 1) {
+            // After a failed spin (or unanswered yields) one slow yield says shared: it
+            // confirms what the wait already saw. A periodic probe needs two in a row.
+            let slow = cpu_is_shared(stats);
+            self.cpu_shared = match self.probe_cpu {
+                true => slow,
+                false => slow && (self.slow_probe || self.cpu_shared),
+            };
+            self.slow_probe = slow;
             self.probe_cpu = false;
-            self.cpu_shared = cpu_is_shared(stats);
             if ready() {
                 return true;
             }
