@@ -78,18 +78,31 @@ impl Waiter {
         if ready() {
             return Ok(());
         }
+        let until = deadline.map_or(Deadline::NEVER, Deadline::until);
+        self.spin_then(ready, until, Ok(()), |ready, opts, delta| {
+            line.sleep_until(ready, deadline, opts.slice, delta)
+        })
+    }
+
+    /// The spin phase (which may end at `deadline`), then — unless it ended the wait with
+    /// `ready()` — `sleep`. The counters of both are kept locally and added to this waiter's
+    /// at the end: `ready()` may ring through this same waiter, and its count must not be
+    /// overwritten by ours.
+    fn spin_then<R, F: FnMut() -> bool>(
+        &self,
+        mut ready: F,
+        deadline: Deadline,
+        spun: R,
+        sleep: impl FnOnce(&mut F, &WaitOptions, &mut WaitStats) -> R,
+    ) -> R {
         let opts = self.opts.get();
-        // Counted locally and added at the end: `ready()` may ring through this same waiter,
-        // and its count must not be overwritten by ours.
         let mut delta = WaitStats::default();
         let mut spinner = self.spinner.get();
-        let until = deadline.map_or(Deadline::NEVER, Deadline::until);
-        let spun = spinner.spin(&mut ready, &opts, &mut delta, until);
+        let done = spinner.spin(&mut ready, &opts, &mut delta, deadline);
         self.spinner.set(spinner);
-        let r = if spun {
-            Ok(())
-        } else {
-            line.sleep_until(&mut ready, deadline, opts.slice, &mut delta)
+        let r = match done {
+            true => spun,
+            false => sleep(&mut ready, &opts, &mut delta),
         };
         self.stats.set(self.stats.get() + delta);
         r
@@ -108,19 +121,10 @@ impl Waiter {
         if ready() {
             return Ok(());
         }
-        let opts = self.opts.get();
-        let mut delta = WaitStats::default();
-        let mut spinner = self.spinner.get();
-        let spun = spinner.spin(&mut ready, &opts, &mut delta, Deadline::NEVER);
-        self.spinner.set(spinner);
-        let r = if spun {
-            Ok(())
-        } else {
+        self.spin_then(ready, Deadline::NEVER, Ok(()), |ready, opts, delta| {
             let until = Some(Instant::now().after(timeout));
-            line.sleep_until(&mut ready, until, opts.slice, &mut delta)
-        };
-        self.stats.set(self.stats.get() + delta);
-        r
+            line.sleep_until(ready, until, opts.slice, delta)
+        })
     }
 
     /// Waits until `ready()` or `deadline`, one slice at a time; after each slice that ends
@@ -144,20 +148,12 @@ impl Waiter {
         if ready() {
             return Ok(());
         }
-        let opts = self.opts.get();
-        // Counted locally and added at the end, as in `wait`.
-        let mut delta = WaitStats::default();
-        let mut spinner = self.spinner.get();
-        let spun = spinner.spin(&mut ready, &opts, &mut delta, deadline);
-        self.spinner.set(spinner);
-        let r = if spun {
-            Ok(())
-        } else {
+        self.spin_then(ready, deadline, Ok(()), |ready, opts, delta| {
             loop {
                 let slice_end = Instant::now().after(opts.slice);
                 let until = Some(deadline.min(slice_end));
                 if line
-                    .sleep_until(&mut ready, until, opts.slice, &mut delta)
+                    .sleep_until(&mut *ready, until, opts.slice, delta)
                     .is_ok()
                 {
                     break Ok(());
@@ -169,9 +165,7 @@ impl Waiter {
                     break Err(Stop::Timeout);
                 }
             }
-        };
-        self.stats.set(self.stats.get() + delta);
-        r
+        })
     }
 }
 

@@ -762,6 +762,22 @@ fn count_waits(s: ringbell::doorbell::WaitStats) {
     MANY_SLEEPS.fetch_add(s.sleeps, Ordering::Relaxed);
 }
 
+/// A producer's job: `per` 64-byte frames through `send`, then its wait counters counted.
+fn sending<P: Send + 'static>(
+    mut tx: P,
+    per: u64,
+    send: fn(&mut P, u32, &[u8]) -> Result<(), SendError>,
+    stats: fn(&P) -> ringbell::doorbell::WaitStats,
+) -> Box<dyn FnOnce() + Send> {
+    Box::new(move || {
+        let data = [1u8; 64];
+        for i in 0..per {
+            send(&mut tx, i as u32, &data).unwrap();
+        }
+        count_waits(stats(&tx));
+    })
+}
+
 /// MPSC, `p` producer threads, 64 B, blocking calls with default settings on every side:
 /// (wall time, CPU time) for `n` messages.
 fn mpsc_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
@@ -769,16 +785,14 @@ fn mpsc_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
     let per = n / p as u64;
     let producers = (0..p)
         .map(|_| {
-            let mut tx =
-                ringbell::mpsc::Producer::attach(region.clone(), ringbell::OwnerId::unique())
-                    .unwrap();
-            Box::new(move || {
-                let data = [1u8; 64];
-                for i in 0..per {
-                    tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
-                }
-                count_waits(tx.stats());
-            }) as Box<dyn FnOnce() + Send>
+            let tx = ringbell::mpsc::Producer::attach(region.clone(), ringbell::OwnerId::unique())
+                .unwrap();
+            sending(
+                tx,
+                per,
+                |tx, i, data| tx.send_timeout(i, data, DEADLINE),
+                |tx| tx.stats(),
+            )
         })
         .collect();
     let total = per * p as u64;
@@ -807,16 +821,15 @@ fn fanin_ringbell(n: u64, p: usize, place: Place) -> (Duration, Duration) {
             fanin
                 .add(ring.clone(), ringbell::OwnerId::unique())
                 .unwrap();
-            let mut tx =
+            let tx =
                 spsc::Producer::attach_shared_bell(ring, bell.clone(), ringbell::OwnerId::unique())
                     .unwrap();
-            Box::new(move || {
-                let data = [1u8; 64];
-                for i in 0..per {
-                    tx.send_timeout(i as u32, &data, DEADLINE).unwrap();
-                }
-                count_waits(tx.stats());
-            }) as Box<dyn FnOnce() + Send>
+            sending(
+                tx,
+                per,
+                |tx, i, data| tx.send_timeout(i, data, DEADLINE),
+                |tx| tx.stats(),
+            )
         })
         .collect();
     let total = per * p as u64;
