@@ -90,26 +90,6 @@ impl From<io::Error> for BindError {
 }
 
 #[cfg(not(loom))]
-impl From<super::socket::PathError> for BindError {
-    fn from(e: super::socket::PathError) -> Self {
-        match e {
-            super::socket::PathError::TooLong { len, max } => Self::PathTooLong { len, max },
-            super::socket::PathError::Invalid => Self::InvalidPath,
-        }
-    }
-}
-
-#[cfg(not(loom))]
-impl From<super::socket::PathError> for ChannelError {
-    fn from(e: super::socket::PathError) -> Self {
-        match e {
-            super::socket::PathError::TooLong { len, max } => Self::PathTooLong { len, max },
-            super::socket::PathError::Invalid => Self::InvalidPath,
-        }
-    }
-}
-
-#[cfg(not(loom))]
 impl From<rustix::io::Errno> for ChannelError {
     fn from(e: rustix::io::Errno) -> Self {
         Self::Io(e.into())

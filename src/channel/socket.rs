@@ -62,6 +62,24 @@ pub(crate) enum PathError {
     Invalid,
 }
 
+impl From<PathError> for BindError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::TooLong { len, max } => Self::PathTooLong { len, max },
+            PathError::Invalid => Self::InvalidPath,
+        }
+    }
+}
+
+impl From<PathError> for ChannelError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::TooLong { len, max } => Self::PathTooLong { len, max },
+            PathError::Invalid => Self::InvalidPath,
+        }
+    }
+}
+
 /// Connects a stream socket to the server at `path`, giving up at `deadline` (a connect
 /// waits while the server's backlog is full). A signal interrupting the wait (`EINTR`)
 /// connects again with the time left; running out of time is [`ChannelError::Timeout`].
