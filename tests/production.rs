@@ -24,6 +24,23 @@ const PATH_ENV: &str = "RINGBELL_TEST_SOCKET";
 const T: Duration = Duration::from_secs(20);
 
 /// A fresh directory for one test's socket.
+/// The socket path a child role was given (`PATH_ENV`).
+fn given_path() -> PathBuf {
+    PathBuf::from(std::env::var(PATH_ENV).unwrap())
+}
+
+/// This test binary re-run as `role` of `test`, told the socket `path`: a server reads its
+/// stdin to know when to stop, a client writes what it reports to its stdout.
+fn role_command(test: &str, role: &str, path: &Path) -> std::process::Command {
+    let mut cmd = child_command(test, role, &[]);
+    cmd.env(PATH_ENV, path);
+    match role {
+        "server" => cmd.stdin(Stdio::piped()),
+        _ => cmd.stdout(Stdio::piped()),
+    };
+    cmd
+}
+
 fn sock_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ringbell-prod-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -151,7 +168,7 @@ impl Drop for SignalStorm {
 fn a_signal_storm_makes_no_live_peer_look_dead() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("server") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let cfg =
             ServerConfig::new().wait_options(WaitOptions::new().slice(Duration::from_millis(1)));
         let server = Server::bind(&path, cfg).unwrap();
@@ -164,11 +181,13 @@ fn a_signal_storm_makes_no_live_peer_look_dead() {
         return;
     }
     let path = sock_path("signals");
-    let mut server = child_command("a_signal_storm_makes_no_live_peer_look_dead", "server", &[])
-        .env(PATH_ENV, &path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = role_command(
+        "a_signal_storm_makes_no_live_peer_look_dead",
+        "server",
+        &path,
+    )
+    .spawn()
+    .unwrap();
     let mut idle: Vec<Client> = (0..4).map(|_| connect_when_up(&path)).collect();
     let mut busy = connect_when_up(&path);
     // SAFETY: `pthread_self` has no preconditions.
@@ -214,19 +233,17 @@ const STORMERS: usize = 6;
 fn a_connect_storm_does_not_starve_connected_clients() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("server") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let server = Server::bind(&path, ServerConfig::new()).unwrap();
         serve_until_stdin_closes(Reactor::new(server, echo as fn(Request, Responder)));
         return;
     }
     let path = sock_path("storm");
-    let mut server = child_command(
+    let mut server = role_command(
         "a_connect_storm_does_not_starve_connected_clients",
         "server",
-        &[],
+        &path,
     )
-    .env(PATH_ENV, &path)
-    .stdin(Stdio::piped())
     .spawn()
     .unwrap();
     let mut client = connect_when_up(&path);
@@ -291,7 +308,7 @@ fn a_connect_storm_does_not_starve_connected_clients() {
 fn a_client_replacing_a_killed_one_is_not_refused() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("client") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let mut client = Client::connect(&path).unwrap();
         assert_eq!(client.call_timeout(b"up", T), Ok(b"up".to_vec()));
         println!("up");
@@ -304,13 +321,11 @@ fn a_client_replacing_a_killed_one_is_not_refused() {
     let stop = reactor.stop_handle();
     let serving = std::thread::spawn(move || reactor.run());
     for round in 0..5 {
-        let mut old = child_command(
+        let mut old = role_command(
             "a_client_replacing_a_killed_one_is_not_refused",
             "client",
-            &[],
+            &path,
         )
-        .env(PATH_ENV, &path)
-        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
         let mut lines = BufReader::new(old.stdout.take().unwrap()).lines();
@@ -384,7 +399,7 @@ fn per_process_and_per_user_limits_refuse_with_a_typed_error() {
 fn a_server_short_of_descriptors_refuses_with_a_typed_error() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("server") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let server = Server::bind(&path, ServerConfig::new()).unwrap();
         // Room for what is open now, the server's reserve of 16, and two clients of four
         // descriptors each.
@@ -400,13 +415,11 @@ fn a_server_short_of_descriptors_refuses_with_a_typed_error() {
         return;
     }
     let path = sock_path("fds");
-    let mut server = child_command(
+    let mut server = role_command(
         "a_server_short_of_descriptors_refuses_with_a_typed_error",
         "server",
-        &[],
+        &path,
     )
-    .env(PATH_ENV, &path)
-    .stdin(Stdio::piped())
     .spawn()
     .unwrap();
     let mut a = connect_when_up(&path);
@@ -590,7 +603,7 @@ fn handles_inherited_across_fork_neither_act_nor_disturb_the_parent() {
 fn a_killed_server_is_noticed_while_its_forked_helper_holds_the_socket() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("server") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let server = Server::bind(&path, ServerConfig::new()).unwrap();
         fn handler(req: Request, res: Responder) {
             match &req.body[..] {
@@ -616,13 +629,11 @@ fn a_killed_server_is_noticed_while_its_forked_helper_holds_the_socket() {
         return;
     }
     let path = sock_path("helper-server");
-    let mut server = child_command(
+    let mut server = role_command(
         "a_killed_server_is_noticed_while_its_forked_helper_holds_the_socket",
         "server",
-        &[],
+        &path,
     )
-    .env(PATH_ENV, &path)
-    .stdin(Stdio::piped())
     .spawn()
     .unwrap();
     let mut client = connect_when_up(&path);
@@ -655,7 +666,7 @@ fn a_killed_server_is_noticed_while_its_forked_helper_holds_the_socket() {
 fn a_killed_client_is_detached_while_its_forked_helper_holds_the_socket() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("client") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let mut client = Client::connect(&path).unwrap();
         assert_eq!(client.call_timeout(b"up", T), Ok(b"up".to_vec()));
         // SAFETY: the helper only sleeps and exits; it inherits the connection's socket.
@@ -675,13 +686,11 @@ fn a_killed_client_is_detached_while_its_forked_helper_holds_the_socket() {
     let server = Server::bind(&path, ServerConfig::new()).unwrap();
     let mut reactor = Reactor::new(server, echo);
     let stop = reactor.stop_handle();
-    let mut child = child_command(
+    let mut child = role_command(
         "a_killed_client_is_detached_while_its_forked_helper_holds_the_socket",
         "client",
-        &[],
+        &path,
     )
-    .env(PATH_ENV, &path)
-    .stdout(Stdio::piped())
     .spawn()
     .unwrap();
     let serving = std::thread::spawn(move || {
@@ -718,7 +727,7 @@ fn a_killed_client_is_detached_while_its_forked_helper_holds_the_socket() {
 fn a_slow_inline_handler_does_not_stall_other_clients() {
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("server") {
-        let path = PathBuf::from(std::env::var(PATH_ENV).unwrap());
+        let path = given_path();
         let server = Server::bind(&path, ServerConfig::new()).unwrap();
         fn handler(req: Request, res: Responder) {
             if req.body == b"slow" {
@@ -733,13 +742,11 @@ fn a_slow_inline_handler_does_not_stall_other_clients() {
         return;
     }
     let path = sock_path("slow");
-    let mut server = child_command(
+    let mut server = role_command(
         "a_slow_inline_handler_does_not_stall_other_clients",
         "server",
-        &[],
+        &path,
     )
-    .env(PATH_ENV, &path)
-    .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .spawn()
     .unwrap();

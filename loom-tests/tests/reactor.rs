@@ -143,29 +143,15 @@ fn dispatched_completions_wake_the_reactor_and_go_out_in_order() {
     // Four threads over three regions and a queue: preemption bound 1 (7 s here; bound 2 ran
     // past 6 minutes). Both mutants are caught at bound 1.
     builder_bounded(1).check(|| {
-        let bell = LoomRegion::zeroed(BELL_REGION_SIZE);
-        init_bell(&bell).unwrap();
-        let server_id = OwnerId::new(1).unwrap();
-        let client_id = OwnerId::new(2).unwrap();
-        let mut fanin = FanIn::new(bell.clone(), 1).unwrap();
-        fanin.set_wait_options(no_spin());
-        let req_ring = region(&spsc::Config::new(64).shared_bell());
-        let resp_ring = region(&spsc::Config::new(64).shared_space_bell());
-        assert_eq!(fanin.add(req_ring.clone(), server_id).unwrap(), RingId(0));
-        let responses =
-            Producer::attach_shared_space_bell(resp_ring.clone(), bell.clone(), server_id).unwrap();
-        let mut requests = Producer::attach_shared_bell(req_ring, bell.clone(), client_id).unwrap();
-        let mut answers = Consumer::attach_shared_space_bell(resp_ring, bell, client_id).unwrap();
-        requests.set_wait_options(no_spin());
-        answers.set_wait_options(no_spin());
-
+        let World {
+            server,
+            mut requests,
+            mut answers,
+        } = world();
         let spawner = Arc::new(Spawner::default());
-        let mut reactor = Reactor::new(
-            LoomServer { fanin, responses },
-            |req: Request, res: Responder| {
-                res.respond(&req.body).unwrap();
-            },
-        )
+        let mut reactor = Reactor::new(server, |req: Request, res: Responder| {
+            res.respond(&req.body).unwrap();
+        })
         .with_executor(spawner.clone())
         // The hand-over has a model of its own (below).
         .inline_budget(None);
@@ -248,53 +234,9 @@ impl Event {
 fn an_overrunning_inline_handler_hands_the_serve_loop_over_in_order() {
     // Four threads (reactor, watcher, client, one worker) over three regions, a queue and
     // two locks: one execution takes more than loom's default thousand branches.
-    let mut b = builder_bounded(1);
-    b.max_branches = b.max_branches.max(5_000);
-    b.check(|| {
-        let World {
-            server,
-            mut requests,
-            mut answers,
-        } = world();
-        // Request 0 runs inline and returns only once request 1 has been handled; the client
-        // sends request 1 only once request 0 has started (so 0 was alone: inline).
-        let started = Arc::new(Event::default());
-        let second_done = Arc::new(Event::default());
-        let (s, d) = (started.clone(), second_done.clone());
-        let spawner = Arc::new(Spawner::default());
-        let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
-            if req.body == [10] {
-                s.set();
-                d.wait();
-            } else {
-                d.set();
-            }
-            res.respond(&req.body).unwrap();
-        })
-        .with_executor(spawner.clone())
-        .inline_budget(Some(std::time::Duration::ZERO));
-        let stop = reactor.stop_handle();
-
-        let client = thread::spawn(move || {
-            requests.send(0, &[10]).unwrap();
-            started.wait();
-            requests.send(1, &[11]).unwrap();
-            let mut buf = [0u8; 8];
-            for want in 0..2u32 {
-                let (tag, len) = answers.recv_into(&mut buf).unwrap();
-                assert_eq!(tag & 0x1fff_ffff, want, "responses out of request order");
-                assert_eq!(&buf[..len], &[10 + want as u8]);
-            }
-            stop.stop();
-        });
-        let stats = reactor.run().unwrap();
-        client.join().unwrap();
-        for t in spawner.0.lock().unwrap().drain(..) {
-            t.join().unwrap();
-        }
-        assert_eq!((stats.requests, stats.sent), (2, 2));
-        assert_eq!((stats.inline, stats.dispatched, stats.handovers), (1, 1, 1));
-    });
+    // Request 0 runs inline and returns only once request 1 has been handled; the client
+    // sends request 1 only once request 0 has started (so 0 was alone: inline).
+    inline_run_model(When::HandlerStarted);
 }
 
 /// The same, with the second request sent as soon as the first has been taken from the ring
@@ -306,19 +248,39 @@ fn an_overrunning_inline_handler_hands_the_serve_loop_over_in_order() {
 /// is missed — deadlock).
 #[test]
 fn a_request_at_any_moment_of_an_inline_run_is_not_missed() {
+    inline_run_model(When::TakenFromRing);
+}
+
+/// When the client of [`inline_run_model`] sends its second request.
+#[derive(Clone, Copy, PartialEq)]
+enum When {
+    /// Once the first request's handler has started: it ran inline, and it hands over.
+    HandlerStarted,
+    /// As soon as the first request has left the ring: at any point of the inline run.
+    TakenFromRing,
+}
+
+/// Request 0's handler returns only once request 1 has been handled, which only the
+/// watcher taking over the serve loop (or a dispatch instead of the inline run) allows; the
+/// client checks the responses' order.
+fn inline_run_model(second: When) {
     let mut b = builder_bounded(1);
     b.max_branches = b.max_branches.max(5_000);
-    b.check(|| {
+    b.check(move || {
         let World {
             server,
             mut requests,
             mut answers,
         } = world();
+        let started = (second == When::HandlerStarted).then(|| Arc::new(Event::default()));
         let second_done = Arc::new(Event::default());
-        let d = second_done.clone();
+        let (s, d) = (started.clone(), second_done.clone());
         let spawner = Arc::new(Spawner::default());
         let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
             if req.body == [10] {
+                if let Some(s) = &s {
+                    s.set();
+                }
                 d.wait();
             } else {
                 d.set();
@@ -331,9 +293,14 @@ fn a_request_at_any_moment_of_an_inline_run_is_not_missed() {
 
         let client = thread::spawn(move || {
             requests.send(0, &[10]).unwrap();
-            // Taken (alone, so to run inline): now, at any point of the arming.
-            while !requests.is_empty() {
-                thread::yield_now();
+            match started {
+                Some(started) => started.wait(),
+                // Taken (alone, so to run inline): now, at any point of the arming.
+                None => {
+                    while !requests.is_empty() {
+                        thread::yield_now();
+                    }
+                }
             }
             requests.send(1, &[11]).unwrap();
             let mut buf = [0u8; 8];
@@ -350,6 +317,11 @@ fn a_request_at_any_moment_of_an_inline_run_is_not_missed() {
             t.join().unwrap();
         }
         assert_eq!((stats.requests, stats.sent), (2, 2));
-        assert_eq!(stats.inline + stats.dispatched, 2);
+        match second {
+            When::HandlerStarted => {
+                assert_eq!((stats.inline, stats.dispatched, stats.handovers), (1, 1, 1))
+            }
+            When::TakenFromRing => assert_eq!(stats.inline + stats.dispatched, 2),
+        }
     });
 }

@@ -80,18 +80,23 @@ impl From<PathError> for ChannelError {
     }
 }
 
+/// A new Unix stream socket, close-on-exec.
+fn stream_socket() -> rustix::io::Result<OwnedFd> {
+    rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+}
+
 /// Connects a stream socket to the server at `path`, giving up at `deadline` (a connect
 /// waits while the server's backlog is full). A signal interrupting the wait (`EINTR`)
 /// connects again with the time left; running out of time is [`ChannelError::Timeout`].
 pub(crate) fn connect(path: &Path, deadline: Deadline) -> Result<UnixStream, ChannelError> {
     use rustix::net::sockopt::{Timeout, set_socket_timeout};
     let addr = address(path)?;
-    let sock = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let sock = stream_socket()?;
     loop {
         let left = deadline.left().ok_or(ChannelError::Timeout)?;
         // SO_SNDTIMEO bounds the wait for backlog room (zero would mean "for ever").
@@ -221,12 +226,7 @@ pub(crate) enum Stale {
 pub(crate) fn bind_listener(path: &Path, stale: Stale) -> Result<UnixListener, BindError> {
     use std::os::unix::fs::FileTypeExt;
     let addr = address(path)?;
-    let sock = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let sock = stream_socket()?;
     rustix::fs::fchmod(&sock, rustix::fs::Mode::from_raw_mode(0o600))?;
     match rustix::net::bind(&sock, &addr) {
         Ok(()) => {}
