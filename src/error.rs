@@ -53,6 +53,11 @@ pub enum HeaderError {
         /// The flags found.
         flags: u32,
     },
+    /// The region uses asymmetric fences ([`Fences::Asymmetric`](crate::doorbell::Fences)),
+    /// and this process cannot register for `membarrier` (an old kernel, a seccomp filter, a
+    /// sandbox, or `RINGBELL_FENCES=symmetric`): have the creator make it with
+    /// `Fences::Symmetric`.
+    FencesUnavailable,
     /// The capacity is not a power of two within `MIN_CAPACITY..=MAX_CAPACITY`.
     BadCapacity {
         /// The capacity found or requested.
@@ -108,6 +113,9 @@ impl fmt::Display for HeaderError {
                 write!(f, "region holds ring kind {found}, expected {expected}")
             }
             Self::UnsupportedFlags { flags } => write!(f, "unsupported header flags {flags:#x}"),
+            Self::FencesUnavailable => f.write_str(
+                "the region uses asymmetric fences and this process cannot register for membarrier",
+            ),
             Self::BadCapacity { capacity } => write!(
                 f,
                 "capacity {capacity} is not a power of two between {} and {}",

@@ -22,8 +22,10 @@ pub(crate) fn generation() -> u32 {
         // still registering goes on; a fork in that instant is not detected.)
         static INSTALLED: AtomicBool = AtomicBool::new(false);
         extern "C" fn child() {
-            // Async-signal-safe: one atomic add.
+            // Async-signal-safe: one atomic add, one atomic store.
             GENERATION.fetch_add(1, Ordering::Relaxed);
+            #[cfg(target_os = "linux")]
+            crate::doorbell::forget_registration();
         }
         if !INSTALLED.swap(true, Ordering::AcqRel) {
             // SAFETY: registers a child handler that only performs an atomic add; it is

@@ -10,6 +10,7 @@
 //! returns a [`Geometry`] that callers keep locally: capacity and mask are never re-read from
 //! shared memory, so a peer that rewrites them later changes nothing.
 
+use crate::doorbell::Fences;
 use crate::error::{Corruption, HeaderError};
 use crate::mem::Mem;
 use crate::sync::Ordering;
@@ -57,6 +58,23 @@ impl Geometry {
 
     /// The largest frame cap a ring of `capacity` bytes allows: a record of half the
     /// capacity, header included, so that it always fits once the ring is empty.
+    /// Sets the fence mode a creator asked for (`None`: keep this process's default).
+    pub(crate) fn set_fences(&mut self, fences: Option<Fences>) -> Result<(), HeaderError> {
+        if let Some(f) = fences {
+            f.usable()?;
+            self.flags = (self.flags & !wire::FLAG_ASYMMETRIC_FENCES) | f.flags();
+        }
+        Ok(())
+    }
+
+    /// The fence mode the header names, once this process may use it: an attach of an
+    /// asymmetric region registers the process for `membarrier` here, or is refused.
+    pub(crate) fn usable_fences(&self) -> Result<Fences, HeaderError> {
+        let f = Fences::from_flags(self.flags);
+        f.usable()?;
+        Ok(f)
+    }
+
     #[inline]
     pub(crate) const fn max_frame_cap(capacity: usize) -> usize {
         (capacity / 2).saturating_sub(wire::RECORD_HEADER)
@@ -86,7 +104,7 @@ pub(crate) fn geometry(
         capacity,
         frame_cap,
         kind,
-        flags: 0,
+        flags: Fences::default_for_new_regions().flags(),
         slots: 0,
     })
 }

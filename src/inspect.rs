@@ -109,7 +109,8 @@ pub struct RegionSnapshot {
     pub capacity: u64,
     /// The frame cap.
     pub frame_cap: u32,
-    /// The header flags ([`wire::FLAG_SHARED_BELL`], [`wire::FLAG_SHARED_SPACE_BELL`]).
+    /// The header flags ([`wire::FLAG_SHARED_BELL`], [`wire::FLAG_SHARED_SPACE_BELL`],
+    /// [`wire::FLAG_ASYMMETRIC_FENCES`]).
     pub flags: u32,
     /// MPSC: producer registry slots (0 for other kinds).
     pub registry_slots: u32,

@@ -12,6 +12,7 @@
 //! | mutant | what it breaks | caught by |
 //! |---|---|---|
 //! | `ringer_fence` | the ringer's `fence(SeqCst)` between publishing and reading the waiter mark is removed | loom (doorbell models: lost wake-up → deadlock) |
+//! | `barrier_omitted` | a waiter on an asymmetric-fence doorbell sets the mark and re-checks without the `membarrier` that answers the ringer's compiler fence | `tests/fences.rs` (real processes, store-buffering litmus: both loads miss both stores) — loom cannot model `membarrier` |
 //! | `waiter_fence` | the waiter's `fence(SeqCst)` between setting the mark and re-checking is removed | loom (lost wake-up) |
 //! | `skip_recheck` | the waiter sleeps without re-checking its condition after setting the mark | loom (lost wake-up) |
 //! | `skip_bump` | the ringer wakes without bumping the sequence | loom (the waiter sleeps on an unchanged word after the wake) |
@@ -38,6 +39,7 @@ use crate::sync::Ordering;
 pub(crate) enum Mutant {
     RingerFence,
     WaiterFence,
+    BarrierOmitted,
     SkipRecheck,
     SkipBump,
     BumpLoadStore,
@@ -61,6 +63,7 @@ impl Mutant {
         match self {
             Self::RingerFence => "ringer_fence",
             Self::WaiterFence => "waiter_fence",
+            Self::BarrierOmitted => "barrier_omitted",
             Self::SkipRecheck => "skip_recheck",
             Self::SkipBump => "skip_bump",
             Self::BumpLoadStore => "bump_load_store",

@@ -4,6 +4,7 @@
 //! every protocol, and stops protocols half way. The crate's own integration tests, fuzz
 //! targets and benchmarks enable the feature; a user's build never needs it.
 
+use crate::doorbell::Fences;
 use crate::error::SendError;
 use crate::region::{HeapRegion, SharedMemory, Untyped};
 
@@ -105,4 +106,36 @@ pub fn scribble_on_bell_header(client: &crate::channel::Client) {
     for off in (0..crate::wire::HEADER_SIZE).step_by(8) {
         view.store_u64(off, 0, core::sync::atomic::Ordering::Relaxed);
     }
+}
+
+/// The ringer's half of a doorbell's fence pair in mode `fences`, alone: what a ring does
+/// between publishing and reading the waiter mark (a `fence(SeqCst)`, or in the asymmetric
+/// mode a compiler fence only). For the store-buffering test of the pair across processes.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::Fences;
+///
+/// ringbell::testing::ringer_fence(Fences::Symmetric);
+/// ```
+pub fn ringer_fence(fences: Fences) {
+    crate::doorbell::ringer_half(fences == Fences::Asymmetric);
+}
+
+/// The waiter's half of a doorbell's fence pair in mode `fences`, alone: what a waiter does
+/// between setting the mark and re-checking (a `fence(SeqCst)`, and in the asymmetric mode
+/// then `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`). Returns `false` if the barrier
+/// could not be issued. Asymmetric needs this process registered
+/// ([`Fences::asymmetric_available`]).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::Fences;
+///
+/// assert!(ringbell::testing::waiter_barrier(Fences::Symmetric));
+/// ```
+pub fn waiter_barrier(fences: Fences) -> bool {
+    crate::doorbell::waiter_half(fences == Fences::Asymmetric)
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use ringbell::doorbell::WaitOptions;
+use ringbell::doorbell::{Fences, WaitOptions};
 use ringbell::inspect::RegionSnapshot;
 use ringbell::region::{Region, SharedMemory};
 use ringbell::{RecvError, SendError};
@@ -124,39 +124,53 @@ fn wake_calls_never_exceed_announced_sleeps() {
 const PINGS: u32 = 100_000;
 
 /// Two processes ping-pong 100,000 frames with spin budget 0, so every wait sleeps on the
-/// futex: nothing is lost and nothing hangs.
+/// futex: nothing is lost and nothing hangs, in both fence modes. The sleep slice (60 s) is
+/// longer than each call's deadline (10 s), so a lost wake-up is not healed by the next slice
+/// but fails the call with a timeout.
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes or map memfds")]
 fn cross_process_ping_pong_where_every_message_sleeps() {
     let _watchdog = common::watchdog();
-    let cfg = spsc::Config::new(4096);
-    let ping = Region::create(&cfg).unwrap();
-    let back = Region::create(&cfg).unwrap();
-    let mut tx = ping.producer().unwrap();
-    let mut rx = back.consumer().unwrap();
-    let sleepy = WaitOptions::new().spin_budget(0);
-    tx.set_wait_options(sleepy);
-    rx.set_wait_options(sleepy);
-    let mut child =
-        common::spawn_child_with_fds("ping_pong_child", "ping-pong", &[ping.fd(), back.fd()]);
-    let mut buf = [0u8; 64];
-    for i in 0..PINGS {
-        tx.send_timeout(i, &[i as u8; 64], Duration::from_secs(10))
-            .unwrap();
-        let (tag, len) = rx
-            .recv_into_timeout(&mut buf, Duration::from_secs(10))
-            .unwrap();
-        assert_eq!((tag, len), (i, 64));
-        assert_eq!(buf, [i as u8; 64]);
+    let mut modes = vec![Fences::Symmetric];
+    if Fences::asymmetric_available() {
+        modes.push(Fences::Asymmetric);
     }
-    drop(tx);
-    assert!(child.wait().unwrap().success());
-    let stats = rx.stats();
-    println!("parent consumer: {stats:?}");
-    assert!(
-        stats.sleeps >= PINGS as u64 / 2,
-        "the waits did not sleep: {stats:?}"
-    );
+    for fences in modes {
+        let cfg = spsc::Config::new(4096).fences(fences);
+        let ping = Region::create(&cfg).unwrap();
+        let back = Region::create(&cfg).unwrap();
+        let mut tx = ping.producer().unwrap();
+        let mut rx = back.consumer().unwrap();
+        tx.set_wait_options(sleepy());
+        rx.set_wait_options(sleepy());
+        let mut child =
+            common::spawn_child_with_fds("ping_pong_child", "ping-pong", &[ping.fd(), back.fd()]);
+        let mut buf = [0u8; 64];
+        for i in 0..PINGS {
+            tx.send_timeout(i, &[i as u8; 64], Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{fences:?}, ping {i}: {e}"));
+            let (tag, len) = rx
+                .recv_into_timeout(&mut buf, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{fences:?}, pong {i}: {e}"));
+            assert_eq!((tag, len), (i, 64));
+            assert_eq!(buf, [i as u8; 64]);
+        }
+        drop(tx);
+        assert!(child.wait().unwrap().success());
+        let stats = rx.stats();
+        println!("{fences:?}: parent consumer: {stats:?}");
+        assert!(
+            stats.sleeps >= PINGS as u64 / 2,
+            "the waits did not sleep: {stats:?}"
+        );
+    }
+}
+
+/// Every wait sleeps, and a slice outlasts every deadline.
+fn sleepy() -> WaitOptions {
+    WaitOptions::new()
+        .spin_budget(0)
+        .slice(Duration::from_secs(60))
 }
 
 #[test]
@@ -171,9 +185,8 @@ fn ping_pong_child() {
     let back = Region::<ringbell::region::Spsc>::open(fds.next().unwrap()).unwrap();
     let mut rx = ping.consumer().unwrap();
     let mut tx = back.producer().unwrap();
-    let sleepy = WaitOptions::new().spin_budget(0);
-    tx.set_wait_options(sleepy);
-    rx.set_wait_options(sleepy);
+    tx.set_wait_options(sleepy());
+    rx.set_wait_options(sleepy());
     let mut buf = [0u8; 64];
     loop {
         match rx.recv_into_timeout(&mut buf, Duration::from_secs(10)) {

@@ -69,8 +69,8 @@ fn each_bad_header_field_has_its_error() {
         }
     );
     assert_eq!(
-        header_err(|m| m.store_u32(FLAGS_OFF, 4, Relaxed)),
-        UnsupportedFlags { flags: 4 }
+        header_err(|m| m.store_u32(FLAGS_OFF, 8, Relaxed)),
+        UnsupportedFlags { flags: 8 }
     );
     assert_eq!(
         header_err(|m| m.store_u64(CAPACITY_OFF, 300, Relaxed)),

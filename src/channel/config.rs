@@ -3,7 +3,7 @@
 use std::time::Duration;
 use std::vec::Vec;
 
-use crate::doorbell::WaitOptions;
+use crate::doorbell::{Fences, WaitOptions};
 
 /// Limits and sizes of a [`Server`](super::Server).
 ///
@@ -33,6 +33,7 @@ pub struct ServerConfig {
     /// `None`: every user; otherwise the server's own uid and these.
     pub(crate) allowed_uids: Option<Vec<u32>>,
     pub(crate) wait: WaitOptions,
+    pub(crate) fences: Option<Fences>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +50,7 @@ impl Default for ServerConfig {
             stash_bytes: 1 << 20,
             allowed_uids: Some(Vec::new()),
             wait: WaitOptions::default(),
+            fences: None,
         }
     }
 }
@@ -214,6 +216,25 @@ impl ServerConfig {
     /// ```
     pub fn allow_any_uid(mut self) -> Self {
         self.allowed_uids = None;
+        self
+    }
+
+    /// The fence mode of the server's doorbell region and of every connection's rings
+    /// ([`Fences`]); by default [`Fences::default_for_new_regions`]. A client that cannot
+    /// register for `membarrier` (a seccomp filter, a sandbox) cannot attach an asymmetric
+    /// server: its connect fails with [`HeaderError::FencesUnavailable`](crate::HeaderError)
+    /// inside [`ChannelError::Attach`](super::ChannelError). Serve such clients with
+    /// `Fences::Symmetric`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    ///
+    /// let _ = ringbell::channel::ServerConfig::new().fences(Fences::Symmetric);
+    /// ```
+    pub fn fences(mut self, fences: Fences) -> Self {
+        self.fences = Some(fences);
         self
     }
 

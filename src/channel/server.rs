@@ -16,7 +16,7 @@ use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 use super::socket::{self, PeerCredentials, Stale};
 use super::transport::Transport;
 use crate::clock::Instant;
-use crate::doorbell::{BellConfig, Line, Notifier, WaitStats, bell_of};
+use crate::doorbell::{FencedBell, Fences, Line, Notifier, WaitStats, bell_of};
 use crate::error::SendError;
 use crate::fanin::{FanIn, FanInError, RingId};
 use crate::fork;
@@ -158,17 +158,22 @@ impl Server {
 
     fn bind_with(path: &Path, cfg: ServerConfig, stale: Stale) -> Result<Self, ChannelError> {
         let fork_gen = fork::generation();
-        let mut request_cfg = spsc::Config::new(cfg.request_ring).shared_bell();
+        let fences = cfg.fences.unwrap_or_else(Fences::default_for_new_regions);
+        let mut request_cfg = spsc::Config::new(cfg.request_ring)
+            .shared_bell()
+            .fences(fences);
         if let Some(m) = cfg.max_request {
             request_cfg = request_cfg.frame_cap(m);
         }
-        let mut response_cfg = spsc::Config::new(cfg.response_ring).shared_space_bell();
+        let mut response_cfg = spsc::Config::new(cfg.response_ring)
+            .shared_space_bell()
+            .fences(fences);
         if let Some(m) = cfg.max_response {
             response_cfg = response_cfg.frame_cap(m);
         }
         request_cfg.geometry().map_err(ChannelError::Config)?;
         response_cfg.geometry().map_err(ChannelError::Config)?;
-        let bell = Region::create(&BellConfig)?;
+        let bell = Region::create(&FencedBell(fences))?;
         let door = bell_of(&bell)?;
         let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
         fanin.set_wait_options(cfg.wait);

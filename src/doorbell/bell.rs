@@ -9,12 +9,14 @@
 
 use core::fmt;
 
+use super::fences::Fences;
 use super::line::Line;
 use crate::error::{AttachError, HeaderError};
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
 use crate::region::{Admits, Bell, Init, RegionConfig, SharedMemory};
-use crate::wire::{BELL_CAPACITY, BELL_REGION_SIZE, HEADER_SIZE, RingKind};
+use crate::sync::Ordering;
+use crate::wire::{BELL_CAPACITY, BELL_REGION_SIZE, FLAGS_OFF, HEADER_SIZE, RingKind};
 
 /// The configuration of a bell region (it has no settings): pass it to `HeapRegion::new` or
 /// `Region::create` for a region typed `Bell`.
@@ -37,6 +39,29 @@ fn geometry() -> Geometry {
     match header::geometry(RingKind::Bell, BELL_CAPACITY, Some(0)) {
         Ok(g) => g,
         Err(_) => unreachable!("the bell geometry is valid"),
+    }
+}
+
+/// A bell region of a chosen fence mode (a channel server's, which follows its
+/// configuration); [`BellConfig`] takes this process's default.
+#[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FencedBell(pub(crate) Fences);
+
+impl RegionConfig for FencedBell {
+    type Kind = Bell;
+
+    fn region_size(&self) -> Result<usize, HeaderError> {
+        self.0.usable()?;
+        Ok(BELL_REGION_SIZE)
+    }
+}
+
+impl Init for FencedBell {
+    fn init(&self, mem: &Mem) -> Result<(), HeaderError> {
+        let mut geo = geometry();
+        geo.set_fences(Some(self.0))?;
+        header::init(mem, &geo, 0)
     }
 }
 
@@ -91,8 +116,8 @@ where
 /// The doorbell of a validated bell region.
 pub(crate) fn bell_of<S: SharedMemory + ?Sized>(shm: &S) -> Result<Line, AttachError> {
     let mem = shm.mem();
-    header::validate(&mem, RingKind::Bell)?;
-    Ok(Line::at(mem, HEADER_SIZE))
+    let geo = header::validate(&mem, RingKind::Bell)?;
+    Ok(Line::at(mem, HEADER_SIZE, geo.usable_fences()?))
 }
 
 /// The doorbell of a bell region whose header is not checked (only its size): for a region
@@ -106,7 +131,11 @@ pub(crate) fn bell_of_unchecked<S: SharedMemory + ?Sized>(shm: &S) -> Result<Lin
             size: mem.len() as u64,
         }));
     }
-    Ok(Line::at(mem, HEADER_SIZE))
+    // The fence mode as the header says now: a peer that lies about it only loses its own
+    // wake-ups (module docs, "Asymmetric fences").
+    let fences = Fences::from_flags(mem.load_u32(FLAGS_OFF, Ordering::Relaxed));
+    fences.usable()?;
+    Ok(Line::at(mem, HEADER_SIZE, fences))
 }
 
 /// Wakes a consumer blocked on its doorbell — an SPSC consumer in a wait, a fan-in, a channel

@@ -3,6 +3,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use super::fences::Fences;
 use super::line::Line;
 use super::options::{TimedOut, WaitOptions, WaitStats};
 use super::waiter::Waiter;
@@ -69,7 +70,7 @@ impl<S: SharedMemory> Doorbell<S> {
             return None;
         }
         Some(Self {
-            line: Line::at(mem, offset),
+            line: Line::at(mem, offset, Fences::Symmetric),
             waiter: Waiter::new(WaitOptions::default()),
             _shm: shm,
         })

@@ -3,6 +3,7 @@
 
 use core::time::Duration;
 
+use super::fences::{self, Fences};
 use super::options::{TimedOut, WaitStats};
 use crate::clock::Instant;
 use crate::futex;
@@ -11,28 +12,48 @@ use crate::mutant::{self, Mutant};
 use crate::sync::Ordering;
 use crate::wire::{BELL_SEQ, BELL_WAITERS, DOORBELL_SIZE};
 
-/// A doorbell: the line at `off` in `mem`. Copyable: it is two words' address. Whoever holds
-/// one also holds what keeps `mem` alive.
+/// A doorbell: the line at `off` in `mem`, and the fence mode its region's header named.
+/// Copyable: it is two words' address and a flag. Whoever holds one also holds what keeps
+/// `mem` alive.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Line {
     mem: Mem,
     off: usize,
+    /// [`Fences::Asymmetric`]: only ever true in a process registered for `membarrier`
+    /// (the attach that made this line checked, `Fences::usable`).
+    asymmetric: bool,
 }
 
 impl Line {
-    /// The doorbell whose line starts at `off`.
-    pub(crate) fn at(mem: Mem, off: usize) -> Self {
+    /// The doorbell whose line starts at `off`, rung and waited on in mode `fences`, which
+    /// the caller has checked this process may use ([`Fences::usable`]).
+    pub(crate) fn at(mem: Mem, off: usize, fences: Fences) -> Self {
         debug_assert_eq!(off % DOORBELL_SIZE, 0);
-        Self { mem, off }
+        Self {
+            mem,
+            off,
+            asymmetric: fences == Fences::Asymmetric,
+        }
+    }
+
+    /// The fence mode of this doorbell.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn fences(&self) -> Fences {
+        if self.asymmetric {
+            Fences::Asymmetric
+        } else {
+            Fences::Symmetric
+        }
     }
 
     /// Rings after the caller published something a waiter may be waiting for; returns
     /// whether it made a wake system call (only if a waiter announced a sleep).
     #[inline(always)]
     pub(crate) fn ring(&self) -> bool {
-        // SeqCst: pairs with the waiter's fence in `sleep_until`: either the waiter's re-check
-        // sees what we published, or we see its mark below.
-        mutant::fence(Mutant::RingerFence, Ordering::SeqCst);
+        // Pairs with the waiter's half in `sleep_until` (a SeqCst fence, or in the asymmetric
+        // mode a membarrier): either the waiter's re-check sees what we published, or we see
+        // its mark below.
+        fences::ringer(self.asymmetric);
         if self
             .mem
             .load_u32(self.off + BELL_WAITERS, Ordering::Relaxed)
@@ -76,7 +97,11 @@ impl Line {
         // store would do in C++, but loom 0.7 mis-models a plain store racing a ringer's swap.
         self.mem
             .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
-        crate::sync::fence(Ordering::SeqCst);
+        if !fences::waiter(self.asymmetric) {
+            // No barrier: a ring may already be missed. Ring ourselves, so whoever watches
+            // re-checks now rather than a slice later.
+            self.wake_everyone();
+        }
     }
 
     /// Clears the waiter mark: rings no longer make the wake system call. Only for the one
@@ -148,8 +173,13 @@ impl Line {
             self.mem
                 .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
             stats.sleeps += 1;
-            // SeqCst: pairs with the ringer's fence in `ring` (module docs).
-            mutant::fence(Mutant::WaiterFence, Ordering::SeqCst);
+            // Pairs with the ringer's half in `ring` (module docs).
+            let timeout = match fences::waiter(self.asymmetric) {
+                true => timeout,
+                // No barrier (cannot happen once registered): a ring may be missed, so sleep
+                // briefly rather than a whole slice.
+                false => timeout.min(Duration::from_millis(1)),
+            };
             if mutant::keep(Mutant::SkipRecheck) && ready() {
                 return Ok(());
             }

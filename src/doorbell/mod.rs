@@ -73,9 +73,78 @@
 //! the mark speaks for every waiter that set it. A waiter woken for a condition that is not
 //! its own just loops and sets the mark again.
 //!
+//! # Asymmetric fences
+//!
+//! The ringer's `fence(SeqCst)` is paid on every publish; on x86 it is an `mfence`, which
+//! waits for the store buffer to drain, and in a stream of one frame per call it is most of
+//! the cost. The waiter's fence is paid only when it is about to sleep. A region made with
+//! [`Fences::Asymmetric`] (the default wherever the process can register, recorded in the
+//! header as [`wire::FLAG_ASYMMETRIC_FENCES`](crate::wire::FLAG_ASYMMETRIC_FENCES)) moves
+//! the whole cost to the sleeper:
+//!
+//! - **ringer** step 1 becomes a compiler fence: the compiler keeps the mark's load after the
+//!   publishing stores; the processor may still let the load pass them;
+//! - **waiter** step 4 becomes `fence(SeqCst)` and then
+//!   `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`.
+//!
+//! `MEMBARRIER_CMD_GLOBAL_EXPEDITED` returns only after every CPU that runs a thread of a
+//! process registered with `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED` has executed a full
+//! memory barrier (an IPI), and a thread that is not running passed through the scheduler,
+//! which is a full barrier, since it last ran; the call is itself a full barrier for the
+//! caller, before and after. Take a ringer R (stores the condition `C`, then loads the mark
+//! `M`) and a waiter W (stores `M`, calls membarrier, loads `C`). The barrier the call forces
+//! on R's CPU falls at some point of R's program order:
+//!
+//! - **after R's store of `C`**: that store is globally visible before the barrier
+//!   completes, so before membarrier returns, so before W's load of `C`: W's re-check sees
+//!   it and W does not sleep;
+//! - **before R's store of `C`**, hence before R's load of `M` (which follows the store in
+//!   program order, kept there by the compiler fence): W's store of `M` was globally visible
+//!   before W entered membarrier (the call's own leading barrier), so before the barrier on
+//!   R's CPU, so before R's load: R sees the mark and wakes.
+//!
+//! Either way no wake-up is lost, which is the same disjunction the two `SeqCst` fences give;
+//! the rest of the argument (the sequence bump, waking all) is unchanged. The argument needs
+//! R's process registered *before* R's first ring in that mode: every attach of an
+//! asymmetric region registers (`Fences::usable`), or refuses the region with
+//! [`HeaderError::FencesUnavailable`](crate::HeaderError::FencesUnavailable); registration
+//! is per process and lost at `execve` (a new process attaches anew), and a forked child
+//! registers again at its first attach (the fork handler forgets the registration; inherited
+//! handles refuse to act in a child anyway). The mode is fixed per region at creation and
+//! read once at attach, so the two modes never meet on one doorbell: a build that does not
+//! know the flag refuses the region (unknown flags are refused). A peer that lies — sets the
+//! flag without registering, or rewrites it later — can only lose its own wake-ups, which a
+//! hostile peer could do anyway; our side's sleeps stay bounded by the slice.
+//!
+//! **Where it cannot be used.** `membarrier` needs Linux 4.16; a seccomp filter or a sandbox
+//! such as gVisor may refuse it. Then [`Fences::default_for_new_regions`] is `Symmetric` and
+//! an asymmetric region made elsewhere is refused with a typed error, never used with the
+//! wrong fences. `RINGBELL_FENCES=symmetric` makes a process behave so on purpose (for a
+//! creator whose peers run in such a sandbox). A doorbell in the caller's own memory
+//! ([`Doorbell`]) is always symmetric: nothing records a mode there.
+//!
+//! **Proof.** loom cannot model `membarrier`, so the loom models keep the symmetric protocol
+//! (the asymmetric one differs only in the two fence steps). The asymmetric pair is tested
+//! with real processes instead: `tests/fences.rs` runs the store-buffering litmus with the
+//! crate's own halves of the pair (a ringer's store, fence and load against a waiter's store,
+//! barrier and load, 100,000 times per run) and fails if both loads ever miss both stores;
+//! with the membarrier planted out (the `barrier_omitted` mutant) it fails (on this machine
+//! 1 iteration in 4,000 to 10,000 shows the lost wake-up); `tests/blocking.rs` ping-pongs 100,000
+//! sleeping messages between processes in each mode with slices longer than the deadlines,
+//! so a lost wake-up fails a call.
+//!
+//! **Cost.** A sleep costs the waiter one membarrier more: on this 2-vCPU VM about 1 µs with
+//! the other CPU idle and up to 10 µs when it must interrupt a running registered thread
+//! (each IPI to a running vCPU leaves the guest). Against a sleep and its wake (about 14 µs a
+//! hop here) that is a few per cent; what it saves is an `mfence` on every publish. A
+//! registered process also receives the barriers of every other process that issues
+//! `MEMBARRIER_CMD_GLOBAL_EXPEDITED` on the machine — an interrupt of a microsecond or so
+//! each time some ringbell waiter anywhere goes to sleep.
+//!
 //! # Cost
 //!
-//! While nobody sleeps the ringer pays one fence and one load — no system call. A sleeping
+//! While nobody sleeps the ringer pays one fence (symmetric) or none (asymmetric) and one
+//! load — no system call. A sleeping
 //! waiter costs its ringer one swap, one `fetch_add` and one `FUTEX_WAKE`; the mark is set at
 //! most once per sleep announced, so **wake system calls ≤ sleeps announced** (counted in
 //! [`WaitStats`]). A waiter killed while asleep leaves its mark set; the next ringer clears it
@@ -124,6 +193,7 @@
 //! succeeds at once or while spinning with no deadline reads no clock at all.
 
 mod bell;
+mod fences;
 mod handle;
 mod line;
 mod options;
@@ -132,8 +202,13 @@ mod waiter;
 #[cfg(feature = "std")]
 pub use bell::WatchBell;
 pub use bell::{BellConfig, Notifier, init_bell};
-#[allow(unused_imports)] // `bell_of_unchecked` is the channel client's only
-pub(crate) use bell::{bell_of, bell_of_unchecked};
+#[allow(unused_imports)] // `bell_of_unchecked` and `FencedBell` are the channel's only
+pub(crate) use bell::{FencedBell, bell_of, bell_of_unchecked};
+pub use fences::Fences;
+#[cfg(all(feature = "std", not(loom), not(miri), target_os = "linux"))]
+pub(crate) use fences::forget_registration;
+#[cfg(feature = "test-hooks")]
+pub(crate) use fences::{ringer as ringer_half, waiter as waiter_half};
 pub use handle::Doorbell;
 pub(crate) use line::Line;
 pub use options::{DEFAULT_SLICE, DEFAULT_SPIN_BUDGET, TimedOut, WaitOptions, WaitStats};

@@ -3,6 +3,7 @@
 use core::time::Duration;
 
 use super::registry;
+use crate::doorbell::Fences;
 use crate::error::HeaderError;
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
@@ -41,6 +42,7 @@ pub struct Config {
     frame_cap: Option<usize>,
     slots: usize,
     start_position: u64,
+    fences: Option<Fences>,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             frame_cap: None,
             slots: DEFAULT_SLOTS,
             start_position: 0,
+            fences: None,
         }
     }
 
@@ -93,6 +96,26 @@ impl Config {
     /// ```
     pub const fn slots(mut self, n: usize) -> Self {
         self.slots = n;
+        self
+    }
+
+    /// The ring's fence mode ([`Fences`]); by default
+    /// [`Fences::default_for_new_regions`]. `Fences::Symmetric` makes a ring that a peer
+    /// unable to register for `membarrier` can attach; `Fences::Asymmetric` where this process
+    /// cannot register is refused at create ([`HeaderError::FencesUnavailable`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    /// use ringbell::mpsc;
+    /// use ringbell::region::RegionConfig;
+    ///
+    /// let cfg = mpsc::Config::new(4096).fences(Fences::Symmetric);
+    /// assert!(cfg.region_size().is_ok());
+    /// ```
+    pub const fn fences(mut self, fences: Fences) -> Self {
+        self.fences = Some(fences);
         self
     }
 
@@ -169,6 +192,7 @@ impl Config {
         }
         let mut geo = header::geometry(RingKind::Mpsc, self.capacity, Some(cap))?;
         geo.slots = self.slots;
+        geo.set_fences(self.fences)?;
         Ok(geo)
     }
 }

@@ -120,6 +120,7 @@ where
     pub fn attach(shm: S, owner: OwnerId, liveness: L) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = header::validate(&mem, RingKind::Mpsc)?;
+        let fences = geo.usable_fences()?;
         role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
         let read = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
         let claim = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
@@ -143,8 +144,8 @@ where
             space: SpaceWaker::new(geo.capacity, read),
             last_sweep: Instant::now(),
             skipped: 0,
-            data_bell: Line::at(mem, DATA_BELL_OFF),
-            space_bell: Line::at(mem, SPACE_BELL_OFF),
+            data_bell: Line::at(mem, DATA_BELL_OFF, fences),
+            space_bell: Line::at(mem, SPACE_BELL_OFF, fences),
             waiter: Waiter::new(WaitOptions::default()),
             shm,
         })
@@ -218,6 +219,21 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
     /// ```
     pub fn max_frame(&self) -> usize {
         self.geo.frame_cap
+    }
+
+    /// The fence mode of the ring's doorbells, as its header names it ([`Fences`](crate::doorbell::Fences)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    ///
+    /// let (rx, _region) = ringbell::mpsc::channel(4096)?;
+    /// assert_eq!(rx.fences(), Fences::default_for_new_regions());
+    /// # Ok::<(), ringbell::AttachError>(())
+    /// ```
+    pub fn fences(&self) -> crate::doorbell::Fences {
+        self.data_bell.fences()
     }
 
     /// The ring's data-area capacity in bytes.

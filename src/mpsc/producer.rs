@@ -85,6 +85,7 @@ where
     pub fn attach(shm: S, owner: OwnerId) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = header::validate(&mem, RingKind::Mpsc)?;
+        let fences = geo.usable_fences()?;
         let registry = Registry::new(mem, &geo);
         let slot = registry.register(owner).ok_or(AttachError::Limit {
             max: registry.len(),
@@ -100,8 +101,8 @@ where
             owner,
             fork_gen: fork::generation(),
             cached_released: released,
-            data_bell: Line::at(mem, DATA_BELL_OFF),
-            space_bell: Line::at(mem, SPACE_BELL_OFF),
+            data_bell: Line::at(mem, DATA_BELL_OFF, fences),
+            space_bell: Line::at(mem, SPACE_BELL_OFF, fences),
             peer: PeerWatch::new(&mem, CONSUMER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
             shm,
@@ -175,6 +176,21 @@ impl<S: SharedMemory> Producer<S> {
     /// ```
     pub fn max_frame(&self) -> usize {
         self.frame_cap
+    }
+
+    /// The fence mode of the ring's doorbells, as its header names it ([`Fences`](crate::doorbell::Fences)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    ///
+    /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
+    /// assert_eq!(region.producer()?.fences(), Fences::default_for_new_regions());
+    /// # Ok::<(), ringbell::AttachError>(())
+    /// ```
+    pub fn fences(&self) -> crate::doorbell::Fences {
+        self.data_bell.fences()
     }
 
     /// The ring's data-area capacity in bytes.

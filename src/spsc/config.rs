@@ -1,5 +1,6 @@
 //! How an SPSC ring is laid out: its configuration and the creator's initialisation.
 
+use crate::doorbell::Fences;
 use crate::error::HeaderError;
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
@@ -24,6 +25,7 @@ pub struct Config {
     capacity: usize,
     frame_cap: Option<usize>,
     start_position: u64,
+    fences: Option<Fences>,
     shared_bell: bool,
     shared_space_bell: bool,
 }
@@ -46,6 +48,7 @@ impl Config {
             capacity,
             frame_cap: None,
             start_position: 0,
+            fences: None,
             shared_bell: false,
             shared_space_bell: false,
         }
@@ -113,6 +116,26 @@ impl Config {
         self
     }
 
+    /// The ring's fence mode ([`Fences`]); by default
+    /// [`Fences::default_for_new_regions`]. `Fences::Symmetric` makes a ring that a peer
+    /// unable to register for `membarrier` can attach; `Fences::Asymmetric` where this process
+    /// cannot register is refused at create ([`HeaderError::FencesUnavailable`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    /// use ringbell::spsc;
+    /// use ringbell::region::RegionConfig;
+    ///
+    /// let cfg = spsc::Config::new(4096).fences(Fences::Symmetric);
+    /// assert!(cfg.region_size().is_ok());
+    /// ```
+    pub const fn fences(mut self, fences: Fences) -> Self {
+        self.fences = Some(fences);
+        self
+    }
+
     /// Starts both positions at `position` (a multiple of 8) instead of 0. Positions are
     /// wrapping `u64` counters; starting near `u64::MAX` exercises their wrap in tests.
     ///
@@ -175,6 +198,7 @@ impl Config {
         if self.shared_space_bell {
             geo.flags |= wire::FLAG_SHARED_SPACE_BELL;
         }
+        geo.set_fences(self.fences)?;
         Ok(geo)
     }
 }

@@ -184,6 +184,7 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
     ) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = header::validate(&mem, RingKind::Spsc)?;
+        let fences = geo.usable_fences()?;
         if (geo.flags & wire::FLAG_SHARED_BELL != 0) != fanin
             || (geo.flags & wire::FLAG_SHARED_SPACE_BELL != 0) != space.is_some()
         {
@@ -191,7 +192,7 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
         }
         let (space_bell, bell) = match space {
             Some((line, b)) => (line, Some(b)),
-            None => (Line::at(mem, SPACE_BELL_OFF), None),
+            None => (Line::at(mem, SPACE_BELL_OFF, fences), None),
         };
         role::claim(&mem, CONSUMER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of the producer and of a previous
@@ -213,7 +214,7 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
             space: SpaceWaker::new(geo.capacity, read),
             owner,
             fork_gen: fork::generation(),
-            data_bell: Line::at(mem, DATA_BELL_OFF),
+            data_bell: Line::at(mem, DATA_BELL_OFF, fences),
             space_bell,
             peer: PeerWatch::new(&mem, PRODUCER_OWNER_OFF),
             waiter: Waiter::new(WaitOptions::default()),
@@ -235,6 +236,21 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
     #[inline]
     pub fn max_frame(&self) -> usize {
         self.frame_cap
+    }
+
+    /// The fence mode of the ring's doorbells, as its header names it ([`Fences`](crate::doorbell::Fences)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    ///
+    /// let (_tx, rx) = ringbell::spsc::channel(64)?;
+    /// assert_eq!(rx.fences(), Fences::default_for_new_regions());
+    /// # Ok::<(), ringbell::AttachError>(())
+    /// ```
+    pub fn fences(&self) -> crate::doorbell::Fences {
+        self.data_bell.fences()
     }
 
     /// The ring's data-area capacity in bytes.

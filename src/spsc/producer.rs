@@ -198,6 +198,7 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
     ) -> Result<Self, AttachError> {
         let mem = shm.mem();
         let geo = header::validate(&mem, RingKind::Spsc)?;
+        let fences = geo.usable_fences()?;
         let shared = geo.flags & wire::FLAG_SHARED_BELL != 0;
         let shared_space = geo.flags & wire::FLAG_SHARED_SPACE_BELL != 0;
         if shared != bell.is_some() || shared_space != space.is_some() {
@@ -205,11 +206,11 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
         }
         let (data_bell, bell) = match bell {
             Some((line, b)) => (line, Some(b)),
-            None => (Line::at(mem, DATA_BELL_OFF), None),
+            None => (Line::at(mem, DATA_BELL_OFF, fences), None),
         };
         let (space_bell, space) = match space {
             Some((line, b)) => (line, Some(b)),
-            None => (Line::at(mem, SPACE_BELL_OFF), None),
+            None => (Line::at(mem, SPACE_BELL_OFF, fences), None),
         };
         role::claim(&mem, PRODUCER_OWNER_OFF, owner)?;
         // Acquire on both: pairs with the Release stores of a previous holder of either role.
@@ -251,6 +252,21 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
     #[inline]
     pub fn max_frame(&self) -> usize {
         self.frame_cap
+    }
+
+    /// The fence mode of the ring's doorbells, as its header names it ([`Fences`](crate::doorbell::Fences)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Fences;
+    ///
+    /// let (tx, _rx) = ringbell::spsc::channel(64)?;
+    /// assert_eq!(tx.fences(), Fences::default_for_new_regions());
+    /// # Ok::<(), ringbell::AttachError>(())
+    /// ```
+    pub fn fences(&self) -> crate::doorbell::Fences {
+        self.data_bell.fences()
     }
 
     /// The ring's data-area capacity in bytes.

@@ -52,8 +52,16 @@ pub const FLAG_SHARED_BELL: u32 = 1;
 /// server's bell region) when it frees space, and its producer sleeps on that doorbell while
 /// the ring is full.
 pub const FLAG_SHARED_SPACE_BELL: u32 = 2;
+/// Header flag: the region's doorbells use asymmetric fences (the
+/// [doorbell docs](crate::doorbell), "Asymmetric fences"): a ringer orders its publishing
+/// stores before its read of the waiter mark with a compiler fence only, and a waiter, after
+/// setting the mark, issues `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` before it re-checks.
+/// Every process that attaches the region registers with
+/// `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED` first, or refuses it. A peer that does not know
+/// this flag refuses the region (unknown flags are refused), so the two modes never meet.
+pub const FLAG_ASYMMETRIC_FENCES: u32 = 4;
 /// Every flag this version understands; an opener refuses any other bit.
-pub const KNOWN_FLAGS: u32 = FLAG_SHARED_BELL | FLAG_SHARED_SPACE_BELL;
+pub const KNOWN_FLAGS: u32 = FLAG_SHARED_BELL | FLAG_SHARED_SPACE_BELL | FLAG_ASYMMETRIC_FENCES;
 
 /// What a region holds: the header's kind word.
 ///
