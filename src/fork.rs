@@ -22,10 +22,11 @@ pub(crate) fn generation() -> u32 {
         // still registering goes on; a fork in that instant is not detected.)
         static INSTALLED: AtomicBool = AtomicBool::new(false);
         extern "C" fn child() {
-            // Async-signal-safe: one atomic add, one atomic store.
+            // Async-signal-safe: one atomic add; the registration is an atomic load, perhaps a
+            // system call and a store.
             GENERATION.fetch_add(1, Ordering::Relaxed);
             #[cfg(target_os = "linux")]
-            crate::doorbell::forget_registration();
+            crate::doorbell::register_again_in_child();
         }
         if !INSTALLED.swap(true, Ordering::AcqRel) {
             // SAFETY: registers a child handler that only performs an atomic add; it is

@@ -58,12 +58,12 @@ impl Geometry {
 
     /// The largest frame cap a ring of `capacity` bytes allows: a record of half the
     /// capacity, header included, so that it always fits once the ring is empty.
-    /// Sets the fence mode a creator asked for (`None`: keep this process's default).
+    /// Sets the fence mode a creator asked for (`None`: this process's default, which
+    /// registers it for `membarrier` if it can; a creator that names `Symmetric` does not).
     pub(crate) fn set_fences(&mut self, fences: Option<Fences>) -> Result<(), HeaderError> {
-        if let Some(f) = fences {
-            f.usable()?;
-            self.flags = (self.flags & !wire::FLAG_ASYMMETRIC_FENCES) | f.flags();
-        }
+        let f = fences.unwrap_or_else(Fences::default_for_new_regions);
+        f.usable()?;
+        self.flags = (self.flags & !wire::FLAG_ASYMMETRIC_FENCES) | f.flags();
         Ok(())
     }
 
@@ -104,7 +104,7 @@ pub(crate) fn geometry(
         capacity,
         frame_cap,
         kind,
-        flags: Fences::default_for_new_regions().flags(),
+        flags: 0,
         slots: 0,
     })
 }

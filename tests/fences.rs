@@ -75,19 +75,34 @@ impl Shared {
     }
 }
 
-/// Spins until `w` reaches `v`, failing the test after `bound`.
+/// Spins until `w` reaches `v`, yielding after a while (if the two processes share a CPU the
+/// other must run), failing the test after `bound`.
 fn await_word(w: &AtomicU64, v: u64, bound: Instant) {
     let mut n = 0u32;
     while w.load(Ordering::Acquire) < v {
         std::hint::spin_loop();
         n = n.wrapping_add(1);
-        if n % 4096 == 0 {
-            assert!(Instant::now() < bound, "litmus peer stopped at {v}");
-            if n % (1 << 16) == 0 {
-                std::thread::yield_now();
+        if n >= 1 << 14 {
+            std::thread::yield_now();
+            if n % 1024 == 0 {
+                assert!(Instant::now() < bound, "litmus peer stopped at {v}");
             }
         }
     }
+}
+
+/// Two CPUs this thread may run on, if it may run on two: the two sides of the litmus are
+/// pinned one to each, for they must run at the same time, or no store buffer is ever in play.
+fn two_cpus() -> Option<(usize, usize)> {
+    let mine = rustix::thread::sched_getaffinity(None).ok()?;
+    let mut allowed = (0..rustix::thread::CpuSet::MAX_CPU).filter(|&c| mine.is_set(c));
+    Some((allowed.next()?, allowed.next()?))
+}
+
+fn pin(cpu: usize) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(cpu);
+    let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
 /// A few spins of a varying count, so that the two sides' accesses meet at varying offsets.
@@ -110,8 +125,11 @@ fn jitter(state: &mut u64) {
 fn the_fence_pair_forbids_store_buffering_across_processes() {
     let _watchdog = common::watchdog();
     let iters = litmus_iters();
-    let bound = Instant::now() + Duration::from_secs(100);
     if let Some(role) = child_role() {
+        let bound = Instant::now() + Duration::from_secs(50);
+        if let Ok(cpu) = std::env::var("LITMUS_CPU") {
+            pin(cpu.parse().unwrap());
+        }
         if let Some(mode) = role.strip_prefix("litmus-") {
             let fences = if mode == "asymmetric" {
                 assert!(Fences::asymmetric_available());
@@ -140,17 +158,24 @@ fn the_fence_pair_forbids_store_buffering_across_processes() {
     } else {
         eprintln!("membarrier is unavailable here: only the symmetric pair is tested");
     }
+    let cpus = two_cpus();
     for fences in modes {
+        let bound = Instant::now() + Duration::from_secs(50);
         let m = Shared::create();
         let mode = match fences {
             Fences::Asymmetric => "litmus-asymmetric",
             Fences::Symmetric => "litmus-symmetric",
         };
-        let mut child = common::spawn_child(
+        let mut cmd = child_command(
             "the_fence_pair_forbids_store_buffering_across_processes",
             mode,
-            m._fd.as_fd(),
+            &[m._fd.as_fd()],
         );
+        if let Some((mine, its)) = cpus {
+            pin(mine);
+            cmd.env("LITMUS_CPU", its.to_string());
+        }
+        let mut child = cmd.spawn().unwrap();
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         let (mut violations, mut first) = (0u64, None);
         let start = Instant::now();

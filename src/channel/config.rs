@@ -219,8 +219,10 @@ impl ServerConfig {
         self
     }
 
-    /// The fence mode of the server's doorbell region and of every connection's rings
-    /// ([`Fences`]); by default [`Fences::default_for_new_regions`]. A client that cannot
+    /// The fence mode of every connection's rings ([`Fences`]); by default
+    /// [`Fences::default_for_new_regions`]. (The server's shared doorbell is symmetric in
+    /// every mode: the reactor arms it for each inline run, see the
+    /// [doorbell docs](crate::doorbell), "Where the modes meet".) A client that cannot
     /// register for `membarrier` (a seccomp filter, a sandbox) cannot attach an asymmetric
     /// server: its connect fails with [`HeaderError::FencesUnavailable`](crate::HeaderError)
     /// inside [`ChannelError::Attach`](super::ChannelError). Serve such clients with

@@ -173,7 +173,9 @@ impl Server {
         }
         request_cfg.geometry().map_err(ChannelError::Config)?;
         response_cfg.geometry().map_err(ChannelError::Config)?;
-        let bell = Region::create(&FencedBell(fences))?;
+        // The shared doorbell stays symmetric whatever the rings' mode: the reactor sets its
+        // mark for every inline run, and an asymmetric mark costs a `membarrier` each time.
+        let bell = Region::create(&FencedBell(Fences::Symmetric))?;
         let door = bell_of(&bell)?;
         let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
         fanin.set_wait_options(cfg.wait);

@@ -15,8 +15,7 @@ use crate::error::{AttachError, HeaderError};
 use crate::header::{self, Geometry};
 use crate::mem::Mem;
 use crate::region::{Admits, Bell, Init, RegionConfig, SharedMemory};
-use crate::sync::Ordering;
-use crate::wire::{BELL_CAPACITY, BELL_REGION_SIZE, FLAGS_OFF, HEADER_SIZE, RingKind};
+use crate::wire::{BELL_CAPACITY, BELL_REGION_SIZE, HEADER_SIZE, RingKind};
 
 /// The configuration of a bell region (it has no settings): pass it to `HeapRegion::new` or
 /// `Region::create` for a region typed `Bell`.
@@ -75,7 +74,9 @@ impl RegionConfig for BellConfig {
 
 impl Init for BellConfig {
     fn init(&self, mem: &Mem) -> Result<(), HeaderError> {
-        header::init(mem, &geometry(), 0)
+        let mut geo = geometry();
+        geo.set_fences(None)?;
+        header::init(mem, &geo, 0)
     }
 }
 
@@ -131,11 +132,9 @@ pub(crate) fn bell_of_unchecked<S: SharedMemory + ?Sized>(shm: &S) -> Result<Lin
             size: mem.len() as u64,
         }));
     }
-    // The fence mode as the header says now: a peer that lies about it only loses its own
-    // wake-ups (module docs, "Asymmetric fences").
-    let fences = Fences::from_flags(mem.load_u32(FLAGS_OFF, Ordering::Relaxed));
-    fences.usable()?;
-    Ok(Line::at(mem, HEADER_SIZE, fences))
+    // Whatever mode the header names now (a peer may have rewritten it): ring with a full
+    // fence, wait with the barrier too, which is right against a peer of either mode.
+    Ok(Line::in_any_mode(mem, HEADER_SIZE))
 }
 
 /// Wakes a consumer blocked on its doorbell — an SPSC consumer in a wait, a fan-in, a channel

@@ -145,8 +145,8 @@ const UNAVAILABLE: u8 = 2;
 #[cfg(all(not(loom), not(miri), target_os = "linux"))]
 static STATE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(UNKNOWN);
 
-/// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` once (again in a forked
-/// child: the handler in `fork.rs` forgets the state); whether it is registered.
+/// Registers this process for `MEMBARRIER_CMD_GLOBAL_EXPEDITED` once (a forked child is
+/// registered again by the handler in `fork.rs`); whether it is registered.
 #[cfg(all(not(loom), not(miri), target_os = "linux"))]
 fn register() -> bool {
     use core::sync::atomic::Ordering::{Acquire, Release};
@@ -155,7 +155,7 @@ fn register() -> bool {
         UNAVAILABLE => return false,
         _ => {}
     }
-    // Install the fork handler first, so that a child forked after this registers anew.
+    // Install the fork handler first, so that a child forked after this registers again.
     let _ = crate::fork::generation();
     let ok = !opted_out() && {
         use rustix::thread::{MembarrierCommand, MembarrierQuery, membarrier, membarrier_query};
@@ -174,12 +174,22 @@ fn register() -> bool {
     false
 }
 
-/// For the fork handler: a child's registration is its own business (the kernel's state
-/// across `fork(2)` is not documented), so it registers again at its first attach.
-/// Async-signal-safe: one atomic store.
+/// For the fork handler, in the child: if the parent was registered, registers the child
+/// too. The kernel keeps the registration in the memory map, which `fork(2)` copies, so this
+/// should find it already there; registering again costs one system call per fork and makes
+/// the child's state certain, since a child may ring a line it got before the fork (a
+/// `Notifier` made from an inherited handle) before it attaches anything. If it fails the
+/// child is marked unavailable: its later attaches of asymmetric regions are refused.
+/// Async-signal-safe: an atomic load and store and one raw system call.
 #[cfg(all(feature = "std", not(loom), not(miri), target_os = "linux"))]
-pub(crate) fn forget_registration() {
-    STATE.store(UNKNOWN, core::sync::atomic::Ordering::Relaxed);
+pub(crate) fn register_again_in_child() {
+    use core::sync::atomic::Ordering::Relaxed;
+    use rustix::thread::{MembarrierCommand, membarrier};
+    if STATE.load(Relaxed) == REGISTERED
+        && membarrier(MembarrierCommand::RegisterGlobalExpedited).is_err()
+    {
+        STATE.store(UNAVAILABLE, Relaxed);
+    }
 }
 
 /// `RINGBELL_FENCES=symmetric` in the environment.

@@ -3,7 +3,6 @@
 use core::fmt;
 use core::time::Duration;
 
-use super::fences::Fences;
 use super::line::Line;
 use super::options::{TimedOut, WaitOptions, WaitStats};
 use super::waiter::Waiter;
@@ -70,7 +69,7 @@ impl<S: SharedMemory> Doorbell<S> {
             return None;
         }
         Some(Self {
-            line: Line::at(mem, offset, Fences::Symmetric),
+            line: Line::in_any_mode(mem, offset),
             waiter: Waiter::new(WaitOptions::default()),
             _shm: shm,
         })

@@ -19,9 +19,13 @@ use crate::wire::{BELL_SEQ, BELL_WAITERS, DOORBELL_SIZE};
 pub(crate) struct Line {
     mem: Mem,
     off: usize,
-    /// [`Fences::Asymmetric`]: only ever true in a process registered for `membarrier`
-    /// (the attach that made this line checked, `Fences::usable`).
-    asymmetric: bool,
+    /// Rings pay only a compiler fence ([`Fences::Asymmetric`]): only ever true in a process
+    /// registered for `membarrier` (the attach that made this line checked,
+    /// `Fences::usable`), on a line whose region names that mode.
+    light_ring: bool,
+    /// Waits pay `membarrier` after the mark: true on an asymmetric line, and on a line of
+    /// unknown mode ([`in_any_mode`](Self::in_any_mode)) wherever `membarrier` works.
+    heavy_wait: bool,
 }
 
 impl Line {
@@ -29,17 +33,34 @@ impl Line {
     /// the caller has checked this process may use ([`Fences::usable`]).
     pub(crate) fn at(mem: Mem, off: usize, fences: Fences) -> Self {
         debug_assert_eq!(off % DOORBELL_SIZE, 0);
+        let asymmetric = fences == Fences::Asymmetric;
         Self {
             mem,
             off,
-            asymmetric: fences == Fences::Asymmetric,
+            light_ring: asymmetric,
+            heavy_wait: asymmetric,
         }
     }
 
-    /// The fence mode of this doorbell.
+    /// A doorbell whose mode nothing records (a [`Doorbell`](super::Doorbell) in the
+    /// caller's memory) or may have been rewritten (a channel server's shared bell, seen by a
+    /// client): rung with a full fence, which a waiter of either mode answers, and waited on
+    /// with the barrier as well wherever `membarrier` works, which answers a ringer of either
+    /// mode. Costs a sleep the barrier; costs a ring what the symmetric mode does.
+    pub(crate) fn in_any_mode(mem: Mem, off: usize) -> Self {
+        debug_assert_eq!(off % DOORBELL_SIZE, 0);
+        Self {
+            mem,
+            off,
+            light_ring: false,
+            heavy_wait: Fences::asymmetric_available(),
+        }
+    }
+
+    /// The fence mode of this doorbell's rings.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn fences(&self) -> Fences {
-        if self.asymmetric {
+        if self.light_ring {
             Fences::Asymmetric
         } else {
             Fences::Symmetric
@@ -53,7 +74,7 @@ impl Line {
         // Pairs with the waiter's half in `sleep_until` (a SeqCst fence, or in the asymmetric
         // mode a membarrier): either the waiter's re-check sees what we published, or we see
         // its mark below.
-        fences::ringer(self.asymmetric);
+        fences::ringer(self.light_ring);
         if self
             .mem
             .load_u32(self.off + BELL_WAITERS, Ordering::Relaxed)
@@ -91,17 +112,17 @@ impl Line {
     /// a thread that will be busy but wants a watcher woken by the next ring. The caller must
     /// re-check its condition after this (the fence makes it the waiter's half of the fence
     /// pair, as in `sleep_until`).
+    /// Returns `false` if the barrier could not be issued (an asymmetric line whose
+    /// `membarrier` failed): then a ring may have been missed, and the caller must not count
+    /// on one.
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
-    pub(crate) fn arm(&self) {
+    #[must_use]
+    pub(crate) fn arm(&self) -> bool {
         // An RMW, as a waiter's mark is (module docs, "Why an RMW for the mark"): a plain
         // store would do in C++, but loom 0.7 mis-models a plain store racing a ringer's swap.
         self.mem
             .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
-        if !fences::waiter(self.asymmetric) {
-            // No barrier: a ring may already be missed. Ring ourselves, so whoever watches
-            // re-checks now rather than a slice later.
-            self.wake_everyone();
-        }
+        fences::waiter(self.heavy_wait)
     }
 
     /// Clears the waiter mark: rings no longer make the wake system call. Only for the one
@@ -174,7 +195,7 @@ impl Line {
                 .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
             stats.sleeps += 1;
             // Pairs with the ringer's half in `ring` (module docs).
-            let timeout = match fences::waiter(self.asymmetric) {
+            let timeout = match fences::waiter(self.heavy_wait) {
                 true => timeout,
                 // No barrier (cannot happen once registered): a ring may be missed, so sleep
                 // briefly rather than a whole slice.

@@ -108,35 +108,52 @@
 //! R's process registered *before* R's first ring in that mode: every attach of an
 //! asymmetric region registers (`Fences::usable`), or refuses the region with
 //! [`HeaderError::FencesUnavailable`](crate::HeaderError::FencesUnavailable); registration
-//! is per process and lost at `execve` (a new process attaches anew), and a forked child
-//! registers again at its first attach (the fork handler forgets the registration; inherited
-//! handles refuse to act in a child anyway). The mode is fixed per region at creation and
-//! read once at attach, so the two modes never meet on one doorbell: a build that does not
-//! know the flag refuses the region (unknown flags are refused). A peer that lies — sets the
-//! flag without registering, or rewrites it later — can only lose its own wake-ups, which a
-//! hostile peer could do anyway; our side's sleeps stay bounded by the slice.
+//! is per process and lost at `execve` (a new process attaches anew). The kernel keeps it in
+//! the memory map, which `fork(2)` copies; the fork handler registers the child again all the
+//! same (one system call per fork), because a child may ring a line it got before the fork —
+//! a `Notifier` made from an inherited handle — without attaching anything.
+//!
+//! **Where the modes meet.** The mode is fixed per region at creation and read once at
+//! attach; a build that does not know the flag refuses the region (unknown flags are
+//! refused). Two kinds of line have no trustworthy mode, and take the side of both: a
+//! [`Doorbell`] in the caller's own memory (which may even be a bell region's line) and a
+//! channel server's shared doorbell as its clients see it (any client may rewrite that
+//! header). They are rung with a full fence, which a waiter of either mode answers, and
+//! waited on with the membarrier as well wherever it works, which answers a ringer of either
+//! mode. A channel server makes that shared doorbell symmetric whatever its rings' mode: the
+//! reactor sets its mark before every inline run, and an asymmetric mark would cost a
+//! `membarrier` on every call. A peer that lies — sets the flag of its ring without
+//! registering — loses its own wake-ups and those of its own ring's other side, nothing
+//! more; our sleeps stay bounded by the slice.
 //!
 //! **Where it cannot be used.** `membarrier` needs Linux 4.16; a seccomp filter or a sandbox
 //! such as gVisor may refuse it. Then [`Fences::default_for_new_regions`] is `Symmetric` and
 //! an asymmetric region made elsewhere is refused with a typed error, never used with the
 //! wrong fences. `RINGBELL_FENCES=symmetric` makes a process behave so on purpose (for a
-//! creator whose peers run in such a sandbox). A doorbell in the caller's own memory
-//! ([`Doorbell`]) is always symmetric: nothing records a mode there.
+//! creator whose peers run in such a sandbox). A filter installed *after* registration makes
+//! every barrier fail: a waiter then sleeps at most 1 ms at a time instead of a slice (a ring
+//! may have been missed), and an inline run of the reactor is handed to the executor.
 //!
 //! **Proof.** loom cannot model `membarrier`, so the loom models keep the symmetric protocol
 //! (the asymmetric one differs only in the two fence steps). The asymmetric pair is tested
 //! with real processes instead: `tests/fences.rs` runs the store-buffering litmus with the
 //! crate's own halves of the pair (a ringer's store, fence and load against a waiter's store,
-//! barrier and load, 100,000 times per run) and fails if both loads ever miss both stores;
-//! with the membarrier planted out (the `barrier_omitted` mutant) it fails (on this machine
-//! 1 iteration in 4,000 to 10,000 shows the lost wake-up); `tests/blocking.rs` ping-pongs 100,000
+//! barrier and load, 100,000 times per run, the two processes pinned to two CPUs) and fails
+//! if both loads ever miss both stores; with the membarrier planted out (the
+//! `barrier_omitted` mutant) it fails (on this machine 1 iteration in 4,000 to 10,000 shows
+//! the lost wake-up). What the litmus cannot tell apart is the barrier and any system call
+//! as slow: a ringer's store buffer drains in far less than the microsecond the call takes,
+//! so a ringer that never registered would pass it too. That a ringer is registered rests
+//! on the attach paths (each calls `Fences::usable` before it claims a role) and on the test
+//! that a process unable to register is refused; `tests/blocking.rs` ping-pongs 100,000
 //! sleeping messages between processes in each mode with slices longer than the deadlines,
 //! so a lost wake-up fails a call.
 //!
-//! **Cost.** A sleep costs the waiter one membarrier more: on this 2-vCPU VM about 1 µs with
-//! the other CPU idle and up to 10 µs when it must interrupt a running registered thread
-//! (each IPI to a running vCPU leaves the guest). Against a sleep and its wake (about 14 µs a
-//! hop here) that is a few per cent; what it saves is an `mfence` on every publish. A
+//! **Cost.** A sleep costs the waiter one membarrier more (so does a mark that a busy thread
+//! sets on an asymmetric line to be woken through a watcher): on this 2-vCPU VM about 1 µs
+//! with the other CPU idle and up to 10 µs when it must interrupt a running registered
+//! thread (each IPI to a running vCPU leaves the guest). Against a sleep and its wake (about
+//! 14 µs a hop here) that is a few per cent; what it saves is an `mfence` on every publish. A
 //! registered process also receives the barriers of every other process that issues
 //! `MEMBARRIER_CMD_GLOBAL_EXPEDITED` on the machine — an interrupt of a microsecond or so
 //! each time some ringbell waiter anywhere goes to sleep.
@@ -206,7 +223,7 @@ pub use bell::{BellConfig, Notifier, init_bell};
 pub(crate) use bell::{FencedBell, bell_of, bell_of_unchecked};
 pub use fences::Fences;
 #[cfg(all(feature = "std", not(loom), not(miri), target_os = "linux"))]
-pub(crate) use fences::forget_registration;
+pub(crate) use fences::register_again_in_child;
 #[cfg(feature = "test-hooks")]
 pub(crate) use fences::{ringer as ringer_half, waiter as waiter_half};
 pub use handle::Doorbell;

@@ -76,16 +76,20 @@ impl Handover {
     /// reads "no inline run", sleep, and miss it (mutant `odd_after_arm`). The caller must
     /// then re-check for waiting work and, if there is any, `abandon_inline`: a ring before
     /// the mark found no mark and woke nobody.
+    /// Returns `false` if the mark could not be ordered before the re-check (an asymmetric
+    /// doorbell whose `membarrier` failed): the caller then treats work as waiting.
     #[inline]
-    pub(super) fn begin_inline(&self) {
+    #[must_use]
+    pub(super) fn begin_inline(&self) -> bool {
         let n = self.inline.load(Ordering::Relaxed);
         if mutant::keep(Mutant::OddAfterArm) {
             self.inline.store(n + 1, Ordering::Relaxed);
         }
-        self.bell.line.arm();
+        let ordered = self.bell.line.arm();
         if mutant::active(Mutant::OddAfterArm) {
             self.inline.store(n + 1, Ordering::Relaxed);
         }
+        ordered
     }
 
     /// The re-check after `begin_inline` found work: no inline run after all.

@@ -718,12 +718,12 @@ fn run_inline<'a, T: Transport, H: Handler, E: Executor>(
             }
         }
         Some(h) => {
-            h.begin_inline();
+            let ordered = h.begin_inline();
             // After the mark: a ring before it woke nobody, so what came before must be seen
             // here (the fence pair) — a request, an answer, or room for a parked answer
             // (`flush_all` sends what fits now; what does not will ring through the mark).
             core.flush_all();
-            if core.work_waiting() {
+            if !ordered || core.work_waiting() {
                 h.abandon_inline();
                 core.inline_done = mine;
                 core.dispatch(run);
