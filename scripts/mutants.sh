@@ -33,11 +33,15 @@ declare -A CATCHERS=(
     [send_out_of_order]="reactor:dispatched_completions_wake_the_reactor_and_go_out_in_order"
     [back_rings_first]="reactor:an_overrunning_inline_handler_hands_the_serve_loop_over_in_order"
     [odd_after_arm]="reactor:a_request_at_any_moment_of_an_inline_run_is_not_missed"
+    [write_ignores_reads]="reactor:two_keys_from_two_connections"
+    [read_overtakes_write]="reactor:two_keys_from_two_connections"
+    [early_release]="reactor:two_keys_from_two_connections"
 )
 MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxed_publish
     room_ignores_close consumer_drop_no_ring mpsc_claim_bound mpsc_commit_store mpsc_no_zero
     mpsc_no_catch_up_ring spsc_no_catch_up_ring
-    reply_rings_first send_out_of_order back_rings_first odd_after_arm)
+    reply_rings_first send_out_of_order back_rings_first odd_after_arm
+    write_ignores_reads read_overtakes_write early_release)
 
 declare -A BIN
 while read -r name path; do
@@ -65,7 +69,8 @@ echo "--- loom models pass in $((SECONDS - t0)) s"
 # lies too deep in loom's search to be reached in minutes.
 declare -A BOUND=([dispatched_completions_wake_the_reactor_and_go_out_in_order]=1
     [an_overrunning_inline_handler_hands_the_serve_loop_over_in_order]=1
-    [a_request_at_any_moment_of_an_inline_run_is_not_missed]=1)
+    [a_request_at_any_moment_of_an_inline_run_is_not_missed]=1
+    [two_keys_from_two_connections]=1)
 run_model() { # mutant binary test log
     bash -c 'LOOM_MAX_PREEMPTIONS=$5 RINGBELL_MUTANT=$1 timeout 600 "$2" --exact "$3" --test-threads=1 >"$4" 2>&1' \
         _ "$@" "${BOUND[$3]:-3}" 2>/dev/null

@@ -27,6 +27,9 @@
 //! | `mpsc_no_catch_up_ring` | the MPSC consumer rings the space doorbell only when it crosses a wake step, not when it catches up with the claims | loom (`a_blocked_producer_wakes_when_the_consumer_catches_up`: the producer sleeps through the release it waits for → deadlock) |
 //! | `reply_rings_first` | a reactor responder rings the server's doorbell *before* posting its answer | loom (`reactor`: the reactor re-checks between ring and post, sleeps through the answer → deadlock) |
 //! | `send_out_of_order` | the reactor sends parked responses without waiting for the one due next | loom (`reactor`: a client sees responses out of request order) |
+//! | `write_ignores_reads` | per-key ordering: a write starts while reads of its key run | loom (`reactor::two_keys_from_two_connections`: the write's handler starts before the earlier read ended) |
+//! | `read_overtakes_write` | per-key ordering: a read starts past a write waiting on its key | loom (`two_keys_from_two_connections`: the second read starts before the write ended) |
+//! | `early_release` | per-key ordering: a write releases its key as it starts, not when its responder is consumed | loom (`two_keys_from_two_connections`: a later request on the key starts while the write runs) |
 //! | `odd_after_arm` | the reactor thread sets the doorbell's mark for an inline run *before* moving its inline counter to the run's odd value | loom (`reactor` hand-over model with a request at any moment: a ring between the two finds the mark, the watcher still reads "no inline run" and sleeps; the run never hands over → deadlock) |
 //! | `back_rings_first` | the reactor thread, back from an overrunning inline handler, rings the doorbell *before* saying it wants the core back | loom (`reactor` hand-over model: the watcher re-checks between ring and store and sleeps holding the core → deadlock) |
 
@@ -55,6 +58,9 @@ pub(crate) enum Mutant {
     SendOutOfOrder,
     BackRingsFirst,
     OddAfterArm,
+    WriteIgnoresReads,
+    ReadOvertakesWrite,
+    EarlyRelease,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -79,6 +85,9 @@ impl Mutant {
             Self::SendOutOfOrder => "send_out_of_order",
             Self::BackRingsFirst => "back_rings_first",
             Self::OddAfterArm => "odd_after_arm",
+            Self::WriteIgnoresReads => "write_ignores_reads",
+            Self::ReadOvertakesWrite => "read_overtakes_write",
+            Self::EarlyRelease => "early_release",
         }
     }
 }

@@ -17,6 +17,9 @@
 //! over and dispatch it). The client checks both answers come in request order. Mutant
 //! `back_rings_first` (the reactor thread rings before saying it wants the core back: the
 //! watcher, leading, re-checks in between and sleeps holding the core — deadlock).
+//!
+//! The ordering model: per-key ordering over a transport of plain queues, two connections,
+//! two keys, two workers (see `two_keys_from_two_connections`).
 #![cfg(loom)]
 
 use loom::sync::{Arc, Mutex};
@@ -28,7 +31,7 @@ use ringbell::channel::{
 };
 use ringbell::doorbell::init_bell;
 use ringbell::fanin::{FanIn, FanInError, RingId};
-use ringbell::reactor::{Executor, Job, Reactor, Request, Responder};
+use ringbell::reactor::{Access, Executor, Job, Reactor, Request, Responder, ordered};
 use ringbell::region::LoomRegion;
 use ringbell::spsc::{self, Consumer, Producer};
 use ringbell::wire::BELL_REGION_SIZE;
@@ -323,5 +326,263 @@ fn inline_run_model(second: When) {
             }
             When::TakenFromRing => assert_eq!(stats.inline + stats.dispatched, 2),
         }
+    });
+}
+
+// ------------------------------------------------------------------ per-key ordering
+
+/// A transport of plain queues for the ordering model: the requests wait in a queue in
+/// their arrival order (across two connections), responses land in a list per connection,
+/// and the reactor sleeps on a condition variable its waker signals. The rings and the
+/// doorbell have models of their own; what this model explores is the ordering table and
+/// the completions of workers finishing in any order.
+struct Queues {
+    requests: std::collections::VecDeque<(usize, u32, [u8; 4])>,
+    answers: Arc<Answers>,
+    wake: Arc<(Mutex<bool>, loom::sync::Condvar)>,
+}
+
+/// Responses per connection, and a condition variable for the one who waits for them all.
+#[derive(Default)]
+struct Answers {
+    /// Per connection: the request ids answered, in the order sent.
+    got: Mutex<[Vec<u32>; 2]>,
+    more: loom::sync::Condvar,
+}
+
+fn conn(i: usize) -> ConnId {
+    ConnId {
+        slot: i,
+        generation: 1,
+    }
+}
+
+impl Transport for Queues {
+    fn max_request(&self) -> usize {
+        8
+    }
+    fn max_response(&self) -> usize {
+        8
+    }
+    fn limits(&self) -> (usize, usize) {
+        (4, 1 << 20)
+    }
+    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+        match self.requests.pop_front() {
+            Some((c, id, body)) => {
+                buf[..4].copy_from_slice(&body);
+                Ok(Incoming {
+                    conn: conn(c),
+                    id: RequestId(id),
+                    len: 4,
+                })
+            }
+            None => Err(RecvRequestError::Empty),
+        }
+    }
+    fn has_request(&self) -> bool {
+        !self.requests.is_empty()
+    }
+    fn try_send_response(
+        &mut self,
+        to: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError> {
+        assert_eq!(status, Status::Ok);
+        assert_eq!(
+            body[0] as usize, to.slot,
+            "an answer on the wrong connection"
+        );
+        self.answers.got.lock().unwrap()[to.slot].push(id.0);
+        self.answers.more.notify_all();
+        Ok(())
+    }
+    fn wait(&mut self, _blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+        let (flag, cv) = &*self.wake;
+        let mut rung = flag.lock().unwrap();
+        // The waker sets the flag under the lock after whatever makes `ready()` true.
+        while !*rung && !ready() && self.requests.is_empty() {
+            rung = cv.wait(rung).unwrap();
+        }
+        *rung = false;
+        true
+    }
+    fn pause(&mut self, _c: ConnId, _paused: bool) {}
+    fn housekeeping(&mut self, _accept: bool) -> Vec<ConnId> {
+        Vec::new()
+    }
+    fn shutdown(&mut self) {}
+    fn housekeeping_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+    fn client(&self, c: ConnId) -> Option<ClientInfo> {
+        Some(ClientInfo {
+            conn: c,
+            pid: 1 + c.slot as u32,
+            uid: 0,
+            gid: 0,
+        })
+    }
+    fn waker(&self) -> Box<dyn Fn() + Send + Sync> {
+        let wake = self.wake.clone();
+        Box::new(move || {
+            *wake.0.lock().unwrap() = true;
+            wake.1.notify_all();
+        })
+    }
+    fn watch_bell(&self) -> Option<ringbell::doorbell::WatchBell> {
+        None
+    }
+}
+
+/// Two worker threads taking jobs from a queue: any number of jobs, finishing in any order,
+/// within loom's thread limit.
+#[derive(Default)]
+struct Pool {
+    jobs: Mutex<(std::collections::VecDeque<Job>, bool)>,
+    more: loom::sync::Condvar,
+}
+
+impl Executor for Pool {
+    fn execute(&self, job: Job) {
+        self.jobs.lock().unwrap().0.push_back(job);
+        self.more.notify_one();
+    }
+    fn runs_concurrently(&self) -> bool {
+        true
+    }
+}
+
+impl Pool {
+    fn work(&self) {
+        loop {
+            let job = {
+                let mut q = self.jobs.lock().unwrap();
+                loop {
+                    if let Some(j) = q.0.pop_front() {
+                        break j;
+                    }
+                    if q.1 {
+                        return;
+                    }
+                    q = self.more.wait(q).unwrap();
+                }
+            };
+            job();
+        }
+    }
+    fn quit(&self) {
+        self.jobs.lock().unwrap().1 = true;
+        self.more.notify_all();
+    }
+}
+
+/// A request of the ordering model: `[conn, index, key, write]`.
+fn access_of(body: &[u8]) -> Access {
+    match body[3] {
+        0 => Access::Read(u64::from(body[2])),
+        _ => Access::Write(u64::from(body[2])),
+    }
+}
+
+/// What the ordering model saw: requests in the order the reactor classified them (the
+/// order they left the transport), and which handlers have ended.
+#[derive(Default)]
+struct OrderLog {
+    arrived: Vec<[u8; 4]>,
+    ended: Vec<[u8; 4]>,
+}
+
+/// Per-key ordering, the real reactor, two connections, two keys: in arrival order,
+/// connection 0 reads key 1, connection 1 writes key 1, connection 0 reads key 1 again and
+/// connection 1 writes key 2. Two workers run what the reactor dispatches and finish in any
+/// order. At each handler's start the model checks that every earlier request on its key
+/// that it must follow — every one, for a write; the writes, for a read — has ended (its
+/// handler gave its answer); every request is answered, in request order per connection.
+///
+/// Mutants: `write_ignores_reads` (the write of key 1 starts while the first read runs),
+/// `read_overtakes_write` (the second read starts past the queued write), `early_release`
+/// (the write releases its key as it starts, not when it answers).
+#[test]
+fn two_keys_from_two_connections() {
+    builder_bounded(1).check(|| {
+        let answers = Arc::new(Answers::default());
+        let requests = [
+            (0usize, 0u32, [0u8, 0, 1, 0]),
+            (1, 0, [1, 0, 1, 1]),
+            (0, 1, [0, 1, 1, 0]),
+            (1, 1, [1, 1, 2, 1]),
+        ];
+        let server = Queues {
+            requests: requests.iter().copied().collect(),
+            answers: answers.clone(),
+            wake: Arc::new((Mutex::new(false), loom::sync::Condvar::new())),
+        };
+        let log = Arc::new(Mutex::new(OrderLog::default()));
+        let (la, lh) = (log.clone(), log.clone());
+        let handler = ordered(
+            move |req: &Request| {
+                la.lock()
+                    .unwrap()
+                    .arrived
+                    .push(req.body[..4].try_into().unwrap());
+                access_of(&req.body)
+            },
+            move |req: Request, res: Responder| {
+                let me: [u8; 4] = req.body[..4].try_into().unwrap();
+                {
+                    let log = lh.lock().unwrap();
+                    let pos = log
+                        .arrived
+                        .iter()
+                        .position(|r| *r == me)
+                        .expect("classified");
+                    for earlier in &log.arrived[..pos] {
+                        let same_key = earlier[2] == me[2];
+                        let must_follow = me[3] == 1 || earlier[3] == 1;
+                        assert!(
+                            !same_key || !must_follow || log.ended.contains(earlier),
+                            "{me:?} started before {earlier:?} ended"
+                        );
+                    }
+                }
+                lh.lock().unwrap().ended.push(me);
+                res.respond(&me).unwrap();
+            },
+        );
+        let pool = Arc::new(Pool::default());
+        let mut reactor = Reactor::new(server, handler)
+            .with_executor(pool.clone())
+            .inline_budget(None);
+        let stop = reactor.stop_handle();
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let p = pool.clone();
+                thread::spawn(move || p.work())
+            })
+            .collect();
+        let a = answers.clone();
+        let client = thread::spawn(move || {
+            let mut got = a.got.lock().unwrap();
+            while got[0].len() + got[1].len() < 4 {
+                got = a.more.wait(got).unwrap();
+            }
+            drop(got);
+            stop.stop();
+        });
+        let stats = reactor.run().unwrap();
+        client.join().unwrap();
+        pool.quit();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let got = answers.got.lock().unwrap();
+        for (c, ids) in got.iter().enumerate() {
+            assert_eq!(ids, &[0, 1], "connection {c}: answers out of request order");
+        }
+        assert_eq!((stats.requests, stats.sent), (4, 4));
+        assert_eq!(stats.inline + stats.dispatched, 4);
     });
 }

@@ -122,11 +122,65 @@
 //! allows) and `a_request_at_any_moment_of_an_inline_run_is_not_missed`, and by
 //! `tests/production.rs` with real processes.
 //!
+//! # Per-key ordering
+//!
+//! A handler may say, per request and before it runs, how the request is ordered
+//! ([`Handler::access`], or [`ordered`] for two closures): [`Access::Read`]`(key)`,
+//! [`Access::Write`]`(key)` or [`Access::Unordered`] (the default). Across all connections,
+//! in the order requests leave the rings:
+//!
+//! - reads of a key run alongside each other; a write of a key runs alone on it, after every
+//!   earlier request on the key, and every later request on the key runs after it;
+//! - different keys never wait on each other, and `Unordered` never waits;
+//! - a key with nothing running and nothing waiting costs nothing; a key holds at most
+//!   [`key_queue_limit`](Reactor::key_queue_limit) requests waiting, and past that a request
+//!   on it is answered `Busy` at once;
+//! - every request still gets exactly one answer, and responses still go out in each
+//!   connection's request order (the stash).
+//!
+//! **How.** The leader (whoever holds the core) keeps a table: for each key with something
+//! running or waiting, the number of reads running, whether a write runs, and a queue of the
+//! requests that wait, in arrival order. When it takes a request it asks the handler for its
+//! access (in arrival order: one leader at a time takes requests), and starts it only if the
+//! key's queue is empty and the key is free for it — no write running, and for a write no
+//! read running; else the request joins the queue. A started request's responder *holds* the
+//! key; its completion (the answer, or `Dropped`, or `Panicked` from the responder's drop)
+//! carries the key, and the leader releases it when it settles that completion — before it
+//! looks at the connection (a detached connection's answer still frees its key) and before
+//! it parks the answer, so the release never waits for room in a response ring. Releasing
+//! starts the queue's head while the key is free for it: a run of reads, or one write, which
+//! then stops the scan. The inline fast path is unchanged: it applies only when nothing is in
+//! flight, so the key is free.
+//!
+//! **Why it holds.** Only the leader reads or writes the table, under the core's lock, so
+//! its updates are sequential; workers touch it only through completions, which the leader
+//! settles one at a time. *A write waits for every earlier request on its key*: an earlier
+//! request is either running (then the key is not free for a write: readers > 0 or a write
+//! runs) or waiting (then the queue is not empty) until its completion is settled; the write
+//! starts only when neither holds. *A later request waits for a write*: while the write
+//! runs the key is not free for anything; while it waits it is in the queue, and nothing
+//! starts past a non-empty queue. *Reads run together*: a read starts when no write runs
+//! and nothing waits, and release starts every read at the head up to the next write. *No
+//! request waits forever*: every started request's completion is settled eventually (the
+//! responder answers or drops, and a panic drops it), and each release re-scans the head.
+//! A write's answer reaches the stash in the same settle that releases its key — never later
+//! (the `early_release` mutant lets it go when it starts, which the model catches).
+//!
+//! The loom model `two_keys_from_two_connections` (`loom-tests/tests/reactor.rs`) runs the
+//! real reactor over a transport of plain queues (the rings have models of their own) with
+//! two connections sending reads and writes of two keys, two workers finishing in any order,
+//! and checks at each handler's start that everything it must follow has ended; the mutants
+//! `write_ignores_reads`, `read_overtakes_write` and `early_release` each fail it (preemption
+//! bound 1: 2 s; bound 2 passes too, in 5½ minutes). `tests/ordering.rs` checks the same
+//! with client processes: a counter hammered by eight of them (which also catches the first
+//! and the last mutant), reads of a key and writes of different keys that must be seen to
+//! overlap, read-your-writes across clients, a panicking write, the queue bound.
+//!
 //! # Files
 //!
 //! `handler.rs` (handlers and requests), `responder.rs`, `shared.rs` (the completion queue
 //! and the stop handle), `stash.rs` (a connection's order and reorder stash), `serve.rs` (the
-//! serve state and one turn of the loop), `handover.rs` (the watcher), `executor.rs`,
+//! serve state and one turn of the loop), `handover.rs` (the watcher), `order.rs` (per-key ordering), `executor.rs`,
 //! `pool.rs`, and `run` here. The reactor drives any
 //! [`Transport`]; [`Server`](crate::channel::Server) is the one the
 //! crate provides.
@@ -174,6 +228,7 @@ use std::time::Duration;
 mod executor;
 mod handler;
 mod handover;
+mod order;
 #[cfg(not(loom))]
 mod pool;
 mod responder;
@@ -182,7 +237,8 @@ mod shared;
 mod stash;
 
 pub use executor::{Executor, InlineExecutor, Job};
-pub use handler::{Handler, Request};
+pub use handler::{Handler, Ordered, Request, ordered};
+pub use order::Access;
 #[cfg(not(loom))]
 pub use pool::ThreadPool;
 pub use responder::{Responder, ResponseTooLarge};
@@ -234,6 +290,9 @@ pub struct ReactorStats {
     /// Times the watcher took the serve loop over from an inline handler that overran its
     /// budget with work waiting.
     pub handovers: u64,
+    /// Requests that waited for their key (per-key ordering, [`Handler::access`]) before
+    /// they ran.
+    pub key_waits: u64,
 }
 
 /// How long a stopping reactor waits for in-flight requests and unsent responses.
@@ -410,6 +469,31 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// ```
     pub fn inline_budget(mut self, budget: Option<Duration>) -> Self {
         self.budget = budget;
+        self
+    }
+
+    /// Most requests one key may hold waiting (per-key ordering, [`Handler::access`]);
+    /// past it a request on that key is answered [`Status::Busy`](crate::channel::Status)
+    /// at once, never dropped. 1024 by default; at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig};
+    /// use ringbell::reactor::{ordered, Access, Reactor, Request, Responder, ThreadPool};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-r{}-{}", line!(), std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// let handler = ordered(|_: &Request| Access::Write(0), |_: Request, res: Responder| drop(res));
+    /// let reactor = Reactor::new(server, handler)
+    ///     .with_executor(ThreadPool::new(4))
+    ///     .key_queue_limit(64);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn key_queue_limit(mut self, limit: usize) -> Self {
+        self.core_mut().keys.limit = limit.max(1);
         self
     }
 

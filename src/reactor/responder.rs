@@ -3,6 +3,7 @@
 use std::fmt;
 use std::vec::Vec;
 
+use super::order::Kind;
 use super::shared::{Completion, Reply, Shared};
 use crate::channel::{ConnId, RequestId, Status};
 use crate::sync::Arc;
@@ -32,6 +33,9 @@ pub struct Responder {
     id: RequestId,
     max_response: usize,
     answered: bool,
+    /// The key this request holds while it runs (per-key ordering): released when this
+    /// responder is consumed, by the leader settling its completion.
+    order: Option<(u64, Kind)>,
 }
 
 impl Responder {
@@ -54,7 +58,13 @@ impl Responder {
             id,
             max_response,
             answered: false,
+            order: None,
         }
+    }
+
+    /// Makes the answer release `key` (held as `kind`) when the leader settles it.
+    pub(super) fn hold(&mut self, key: u64, kind: Kind) {
+        self.order = Some((key, kind));
     }
 }
 
@@ -201,6 +211,7 @@ impl Responder {
         self.shared.post(Completion {
             conn: self.conn,
             seq: self.seq,
+            order: self.order,
             reply: Reply {
                 id: self.id,
                 status,

@@ -9,6 +9,7 @@ use std::vec::Vec;
 use super::ReactorStats;
 use super::executor::Executor;
 use super::handler::{Handler, Request};
+use super::order::{self, Admit, Keys, Kind, Queued};
 use super::responder::Responder;
 use super::shared::{Completion, Reply, Shared};
 use super::stash::ConnState;
@@ -18,6 +19,10 @@ use crate::channel::{
 use crate::clock::Instant;
 use crate::mutant::{self, Mutant};
 use crate::sync::{Arc, Ordering};
+
+/// Most requests one key may hold waiting before more are answered `Busy`
+/// ([`Reactor::key_queue_limit`](super::Reactor::key_queue_limit)).
+pub(super) const DEFAULT_KEY_QUEUE: usize = 1024;
 
 /// The serve loop's state.
 pub(super) struct Core<T, H, E> {
@@ -40,6 +45,10 @@ pub(super) struct Core<T, H, E> {
     /// When housekeeping last ran, and loop turns since the clock was last read.
     last_housekeeping: Instant,
     since_clock: u32,
+    /// Per-key ordering: what runs and what waits on each key.
+    pub(super) keys: Keys,
+    /// Reused by `settle`: requests whose key came free.
+    ready: Vec<Queued>,
 }
 
 /// A request to run on the leader's thread, outside the core.
@@ -84,6 +93,8 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             stats: ReactorStats::default(),
             last_housekeeping: Instant::now(),
             since_clock: 0,
+            keys: Keys::new(DEFAULT_KEY_QUEUE),
+            ready: Vec::new(),
         }
     }
 
@@ -104,6 +115,8 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             stats: self.stats,
             last_housekeeping: self.last_housekeeping,
             since_clock: self.since_clock,
+            keys: self.keys,
+            ready: self.ready,
         }
     }
 
@@ -242,8 +255,6 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             );
             return None;
         }
-        st.in_flight += 1;
-        self.in_flight += 1;
         // A request always comes from an attached connection; should the lookup fail, claim
         // nobody's identity (not root's).
         let client = self.transport.client(inc.conn).unwrap_or(ClientInfo {
@@ -252,18 +263,45 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             uid: u32::MAX,
             gid: u32::MAX,
         });
-        let req = Request {
+        let mut req = Request {
             client,
             id: inc.id,
             body: self.buf[..inc.len].to_vec(),
         };
-        let res = Responder::new(
+        let order = order::split(self.handler.access(&req));
+        if let Some((key, kind)) = order {
+            if self.keys.full(key, kind) {
+                // Its key's queue is full: answered at once, never dropped.
+                self.stats.busy += 1;
+                let reply = Reply {
+                    id: inc.id,
+                    status: Status::Busy,
+                    body: Vec::new(),
+                };
+                self.park(inc.conn, seq, reply);
+                return None;
+            }
+        }
+        self.state(inc.conn).in_flight += 1;
+        self.in_flight += 1;
+        let mut res = Responder::new(
             self.shared.clone(),
             inc.conn,
             seq,
             inc.id,
             self.transport.max_response(),
         );
+        if let Some((key, kind)) = order {
+            let q = Queued { kind, req, res };
+            match self.keys.admit(key, q) {
+                Admit::Start(q) => (req, res) = (q.req, q.res),
+                Admit::Waits => {
+                    self.stats.key_waits += 1;
+                    return None;
+                }
+            }
+            res.hold(key, kind);
+        }
         if inline && (self.serial || (in_flight_before == 0 && !self.transport.has_request())) {
             self.stats.inline += 1;
             return Some(InlineRun {
@@ -319,8 +357,31 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
         any
     }
 
+    /// A request that held `key` is over: starts (dispatches) what waited for it.
+    fn release(&mut self, key: u64, kind: Kind) {
+        let mut ready = core::mem::take(&mut self.ready);
+        self.keys.release(key, kind, &mut ready);
+        for Queued {
+            mut res, req, kind, ..
+        } in ready.drain(..)
+        {
+            res.hold(key, kind);
+            self.stats.dispatched += 1;
+            let handler = self.handler.clone();
+            // A panic drops `res` while unwinding, which answers `Panicked` (and releases).
+            self.executor.execute(Box::new(move || {
+                let _ = catch_unwind(AssertUnwindSafe(|| handler.handle(req, res)));
+            }));
+        }
+        self.ready = ready;
+    }
+
     fn settle(&mut self, done: &mut Vec<Completion>) {
         for c in done.drain(..) {
+            // First, whether or not its connection is still there: the key must come free.
+            if let Some((key, kind)) = c.order {
+                self.release(key, kind);
+            }
             let live = self
                 .conns
                 .get_mut(c.conn.slot)

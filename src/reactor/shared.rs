@@ -11,6 +11,7 @@ use std::boxed::Box;
 use std::fmt;
 use std::vec::Vec;
 
+use super::order::Kind;
 use crate::channel::{ConnId, RequestId, Status};
 use crate::mutant::{self, Mutant};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
@@ -20,6 +21,8 @@ pub(super) struct Completion {
     pub(super) conn: ConnId,
     /// The request's sequence number on its connection.
     pub(super) seq: u64,
+    /// The key its request held (per-key ordering), released when this is settled.
+    pub(super) order: Option<(u64, Kind)>,
     pub(super) reply: Reply,
 }
 
