@@ -374,6 +374,9 @@ fn a_panicking_write_releases_its_key() {
     const TEST: &str = "a_panicking_write_releases_its_key";
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("client") {
+        // A second client connected, for the hand-over (see the overlap test): the panicking
+        // write may run inline, and the watcher then queues the other two behind it.
+        let _idle = connect();
         let mut c = connect();
         // All three in flight: the read and the second write wait for the panicking write.
         c.send_request(b"w\x03panic").unwrap();
@@ -391,6 +394,8 @@ fn a_panicking_write_releases_its_key() {
         2,
         ringbell::reactor::ordered(access, |req: Request, res: Responder| {
             if req.body.ends_with(b"panic") {
+                // Long enough for the other two to arrive and wait for the key.
+                std::thread::sleep(Duration::from_millis(100));
                 panic!("a write that fails");
             }
             let _ = res.respond(b"fine");
@@ -400,6 +405,159 @@ fn a_panicking_write_releases_its_key() {
     let stats = serving.finish();
     assert!(status.success());
     assert_eq!(stats.panicked, 1);
+    assert!(
+        stats.key_waits >= 1,
+        "nothing waited for the panicking write: {stats:?}"
+    );
+}
+
+/// A classifier that panics answers its request `Panicked` (the request never runs) and
+/// leaves the connection in order: the requests around it are answered, in order.
+#[test]
+#[cfg_attr(miri, ignore = "miri cannot spawn processes")]
+fn a_panicking_classifier_answers_panicked_and_the_connection_goes_on() {
+    const TEST: &str = "a_panicking_classifier_answers_panicked_and_the_connection_goes_on";
+    let _watchdog = common::watchdog();
+    if child_role().as_deref() == Some("client") {
+        let mut c = connect();
+        for body in [&b"r\x01"[..], b"?", b"w\x01"] {
+            c.send_request(body).unwrap();
+        }
+        let statuses: Vec<Status> = (0..3)
+            .map(|_| c.recv_response_timeout(T).unwrap().status)
+            .collect();
+        assert_eq!(statuses, [Status::Ok, Status::Panicked, Status::Ok]);
+        assert_eq!(c.call_timeout(b"r\x01", T).unwrap(), b"ok");
+        return;
+    }
+    let serving = Serving::start(
+        "classifier",
+        2,
+        ringbell::reactor::ordered(
+            |req: &Request| {
+                assert_ne!(req.body, b"?", "a classifier that fails");
+                access(req)
+            },
+            |_: Request, res: Responder| {
+                let _ = res.respond(b"ok");
+            },
+        ),
+    );
+    let status = serving.client(TEST, "client").wait().unwrap();
+    let stats = serving.finish();
+    assert!(status.success());
+    assert_eq!(stats.panicked, 1);
+}
+
+/// An inline write that answers and then goes on running releases its key when it answers,
+/// not when its handler returns: the write here waits (at most 5 s) for the read behind it
+/// on its key to have run, which only that early release allows.
+#[test]
+#[cfg_attr(miri, ignore = "miri cannot spawn processes")]
+fn a_write_releases_its_key_when_it_answers_even_inline() {
+    const TEST: &str = "a_write_releases_its_key_when_it_answers_even_inline";
+    let _watchdog = common::watchdog();
+    if child_role().as_deref() == Some("client") {
+        let _idle = connect(); // for the hand-over (see the overlap test)
+        let mut c = connect();
+        // The write alone, so that it runs inline (were the read already pending, it would
+        // be dispatched and the test would pass without saying anything); the read while the
+        // write's handler still runs.
+        c.send_request(b"w\x04").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        c.send_request(b"r\x04").unwrap();
+        for _ in 0..2 {
+            assert_eq!(c.recv_response_timeout(T).unwrap().status, Status::Ok);
+        }
+        return;
+    }
+    let read_ran = Arc::new((Mutex::new(false), Condvar::new()));
+    let saw = Arc::new(Mutex::new(None));
+    let (r, s) = (read_ran.clone(), saw.clone());
+    let serving = Serving::start(
+        "early",
+        2,
+        ringbell::reactor::ordered(access, move |req: Request, res: Responder| {
+            if req.body[0] == b'w' {
+                let _ = res.respond(b"ok");
+                let (lock, cv) = &*r;
+                let (ran, _) = cv
+                    .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(5), |ran| !*ran)
+                    .unwrap();
+                *s.lock().unwrap() = Some(*ran);
+            } else {
+                *r.0.lock().unwrap() = true;
+                r.1.notify_all();
+                let _ = res.respond(b"ok");
+            }
+        }),
+    );
+    let status = serving.client(TEST, "client").wait().unwrap();
+    let stats = serving.finish();
+    assert!(status.success());
+    assert_eq!(stats.inline, 1, "the write did not run inline: {stats:?}");
+    assert_eq!(
+        *saw.lock().unwrap(),
+        Some(true),
+        "the read behind the write ran only after the write's handler returned ({stats:?})"
+    );
+}
+
+/// Serial mode runs every request on the reactor thread, also one that waited for its key:
+/// here a write answers later from a thread of its own, and the read behind it must still
+/// run on the reactor thread.
+#[test]
+#[cfg_attr(miri, ignore = "miri cannot spawn processes")]
+fn in_serial_mode_a_request_that_waited_for_its_key_runs_on_the_reactor_thread() {
+    const TEST: &str =
+        "in_serial_mode_a_request_that_waited_for_its_key_runs_on_the_reactor_thread";
+    let _watchdog = common::watchdog();
+    if child_role().as_deref() == Some("client") {
+        let mut c = connect();
+        c.send_request(b"w\x06").unwrap();
+        c.send_request(b"r\x06").unwrap();
+        for _ in 0..2 {
+            assert_eq!(c.recv_response_timeout(T).unwrap().status, Status::Ok);
+        }
+        return;
+    }
+    let threads = Arc::new(Mutex::new(Vec::new()));
+    let t = threads.clone();
+    let path = sock_path("serial");
+    let server = Server::bind(&path, ServerConfig::new()).unwrap();
+    let mut reactor = Reactor::new(
+        server,
+        ringbell::reactor::ordered(access, move |req: Request, res: Responder| {
+            if req.body[0] == b'w' {
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = res.respond(b"later");
+                });
+            } else {
+                t.lock()
+                    .unwrap()
+                    .push(std::thread::current().name().map(str::to_string));
+                let _ = res.respond(b"ok");
+            }
+        }),
+    )
+    .with_executor(ThreadPool::new(2))
+    .serial(true);
+    let stop = reactor.stop_handle();
+    let serving = std::thread::Builder::new()
+        .name("reactor".into())
+        .spawn(move || reactor.run())
+        .unwrap();
+    let mut child = child_command(TEST, "client", &[])
+        .env(PATH_ENV, &path)
+        .spawn()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    stop.stop();
+    let stats = serving.join().unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    assert_eq!(*threads.lock().unwrap(), [Some("reactor".to_string())]);
+    assert_eq!(stats.key_waits, 1, "{stats:?}");
 }
 
 /// Past a key's queue bound a request is answered `Busy` at once, and nothing is lost: every

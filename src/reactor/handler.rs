@@ -67,10 +67,12 @@ pub trait Handler: Send + Sync + 'static {
     /// ```
     fn handle(&self, req: Request, res: Responder);
 
-    /// How `req` is ordered against other requests on its key (see [`Access`]): called on
-    /// the reactor's serving thread, in the order requests leave the rings, before the
-    /// request runs. Keep it cheap — a look at the body's first bytes — and free of waits.
-    /// The default: [`Access::Unordered`], every request runs as soon as it can.
+    /// How `req` is ordered against other requests on its key (see [`Access`]): called by
+    /// whichever thread leads the serve loop (the reactor thread, or its watcher while an
+    /// inline handler overruns), under the serve loop's lock, in the order requests leave the
+    /// rings, before the request runs. Keep it cheap — a look at the body's first bytes —
+    /// and free of waits; a panic in it answers the request `Panicked`. The default:
+    /// [`Access::Unordered`], every request runs as soon as it can.
     ///
     /// # Examples
     ///

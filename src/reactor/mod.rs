@@ -7,15 +7,18 @@
 //! 1. It copies the request out of its ring (releasing the slot at once, so the client can
 //!    send the next one) and gives it the connection's next sequence number.
 //! 2. If the connection already has [`max_in_flight`](crate::channel::ServerConfig::max_in_flight)
-//!    requests with handlers, the request is answered [`Status::Busy`](crate::channel::Status::Busy) without running.
-//! 3. **Inline fast path**: if no request of any connection is in flight and no further
+//!    requests taken and not yet answered (running or waiting for their key), the request is
+//!    answered [`Status::Busy`](crate::channel::Status::Busy) without running.
+//! 3. With per-key ordering ([`Handler::access`], below) it may wait for its key, or be
+//!    answered `Busy` if its key's queue is full.
+//! 4. **Inline fast path**: if no request of any connection is in flight and no further
 //!    request is pending ([`Server::has_request`](crate::channel::Server::has_request)), the
 //!    handler runs on the reactor thread — no hand-off, no wake-up: a lone client pays what a
 //!    serial loop pays. Otherwise the request goes to the [`Executor`].
-//! 4. The handler answers through a [`Responder`] (from any thread, now or later). The answer
+//! 5. The handler answers through a [`Responder`] (from any thread, now or later). The answer
 //!    goes to the reactor's completion queue, and the responder rings the server's doorbell
 //!    ([`Server::notifier`](crate::channel::Server::notifier)).
-//! 5. The reactor moves completions into the connection's *stash*, ordered by sequence
+//! 6. The reactor moves completions into the connection's *stash*, ordered by sequence
 //!    number, and sends from the stash's head while the head is the next number due and the
 //!    response ring has room. It is the only sender on every response ring.
 //!
@@ -132,7 +135,8 @@
 //! - reads of a key run alongside each other; a write of a key runs alone on it, after every
 //!   earlier request on the key, and every later request on the key runs after it;
 //! - different keys never wait on each other, and `Unordered` never waits;
-//! - a key with nothing running and nothing waiting costs nothing; a key holds at most
+//! - a key with nothing running and nothing waiting has no entry in the table (the table
+//!   keeps the capacity of its busiest moment); a key holds at most
 //!   [`key_queue_limit`](Reactor::key_queue_limit) requests waiting, and past that a request
 //!   on it is answered `Busy` at once;
 //! - every request still gets exactly one answer, and responses still go out in each
@@ -149,8 +153,15 @@
 //! looks at the connection (a detached connection's answer still frees its key) and before
 //! it parks the answer, so the release never waits for room in a response ring. Releasing
 //! starts the queue's head while the key is free for it: a run of reads, or one write, which
-//! then stops the scan. The inline fast path is unchanged: it applies only when nothing is in
-//! flight, so the key is free.
+//! then stops the scan. The key is taken (or the request queued) *before* the inline-or-
+//! dispatch decision, so an inline run holds its key like any other; the fast path itself is
+//! unchanged. An inline request's answer that releases a key goes through the completion
+//! queue, not the inline shortcut, so that the watcher, leading while the handler overruns,
+//! can settle it and start what waits for the key while the handler still runs; it rings the
+//! doorbell only if some request waits for a key (`Shared::post` argues the pair). In serial
+//! mode a request whose key comes free runs inline at the loop's next turn. `access` runs on
+//! whichever thread leads (the reactor thread or the watcher), under the core's lock; a panic
+//! in it answers the request `Panicked`.
 //!
 //! **Why it holds.** Only the leader reads or writes the table, under the core's lock, so
 //! its updates are sequential; workers touch it only through completions, which the leader
@@ -161,8 +172,10 @@
 //! runs the key is not free for anything; while it waits it is in the queue, and nothing
 //! starts past a non-empty queue. *Reads run together*: a read starts when no write runs
 //! and nothing waits, and release starts every read at the head up to the next write. *No
-//! request waits forever*: every started request's completion is settled eventually (the
-//! responder answers or drops, and a panic drops it), and each release re-scans the head.
+//! request waits forever* — provided every started request's responder is consumed: it is
+//! when the handler answers, drops it, or panics, and each release re-scans the head. A
+//! responder kept for ever (leaked, stored, or held in a forked child) holds its key for
+//! every client, not only its own request.
 //! A write's answer reaches the stash in the same settle that releases its key — never later
 //! (the `early_release` mutant lets it go when it starts, which the model catches).
 //!
@@ -171,7 +184,10 @@
 //! two connections sending reads and writes of two keys, two workers finishing in any order,
 //! and checks at each handler's start that everything it must follow has ended; the mutants
 //! `write_ignores_reads`, `read_overtakes_write` and `early_release` each fail it (preemption
-//! bound 1: 2 s; bound 2 passes too, in 5½ minutes). `tests/ordering.rs` checks the same
+//! bound 1: 2 s; bound 2 passes too, in 5½ minutes). The model's requests are all queued
+//! before the reactor runs, so it does not take the inline path or the hand-over, and its
+//! response rings never fill, so a release that waited for room would pass it: those are
+//! argued above, not modelled. `tests/ordering.rs` checks the same
 //! with client processes: a counter hammered by eight of them (which also catches the first
 //! and the last mutant), reads of a key and writes of different keys that must be seen to
 //! overlap, read-your-writes across clients, a panicking write, the queue bound.

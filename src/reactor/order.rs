@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use super::handler::Request;
 use super::responder::Responder;
+use crate::channel::ConnId;
 use crate::mutant::{self, Mutant};
 
 /// How a request is ordered against the others on its key, in the order requests leave the
@@ -61,6 +62,7 @@ pub(super) enum Kind {
 /// A request that waits for its key.
 pub(super) struct Queued {
     pub(super) kind: Kind,
+    pub(super) conn: ConnId,
     pub(super) req: Request,
     pub(super) res: Responder,
 }
@@ -149,7 +151,9 @@ impl Keys {
     }
 
     /// A request of `kind` on `key` that was running is over (its responder was consumed):
-    /// pushes onto `ready` the waiting requests that may start now, counted as running.
+    /// pushes onto `ready` the waiting requests that may start now, counted as running and
+    /// their responders holding the key (so that, should the caller fail to start one, its
+    /// responder's drop still gives the key back).
     pub(super) fn release(&mut self, key: u64, kind: Kind, ready: &mut std::vec::Vec<Queued>) {
         let Some(st) = self.map.get_mut(&key) else {
             debug_assert!(false, "a release for key {key} with nothing running");
@@ -166,8 +170,9 @@ impl Keys {
             if !st.free_for(head.kind) {
                 break;
             }
-            let q = st.waiting.pop_front().expect("a head");
+            let mut q = st.waiting.pop_front().expect("a head");
             st.start(q.kind);
+            q.res.hold(key, q.kind);
             ready.push(q);
             if st.writer {
                 break; // a write started: everything after it waits for it
@@ -197,7 +202,7 @@ pub(super) fn split(a: Access) -> Option<(u64, Kind)> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::channel::{ClientInfo, ConnId, RequestId};
+    use crate::channel::{ClientInfo, RequestId};
     use crate::reactor::shared::Shared;
 
     fn q(shared: &std::sync::Arc<Shared>, kind: Kind, n: u32) -> Queued {
@@ -207,6 +212,7 @@ mod tests {
         };
         Queued {
             kind,
+            conn,
             req: Request {
                 client: ClientInfo {
                     conn,

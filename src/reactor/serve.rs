@@ -49,6 +49,8 @@ pub(super) struct Core<T, H, E> {
     pub(super) keys: Keys,
     /// Reused by `settle`: requests whose key came free.
     ready: Vec<Queued>,
+    /// Serial mode: requests whose key came free, to run inline at the next turns.
+    serial_ready: std::collections::VecDeque<InlineRun>,
 }
 
 /// A request to run on the leader's thread, outside the core.
@@ -95,6 +97,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             since_clock: 0,
             keys: Keys::new(DEFAULT_KEY_QUEUE),
             ready: Vec::new(),
+            serial_ready: std::collections::VecDeque::new(),
         }
     }
 
@@ -117,6 +120,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             since_clock: self.since_clock,
             keys: self.keys,
             ready: self.ready,
+            serial_ready: self.serial_ready,
         }
     }
 
@@ -138,6 +142,11 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
     /// thread asks for inline runs (`inline`); a leader that must not block serving (the
     /// watcher) dispatches everything.
     pub(super) fn intake(&mut self, stopping: bool, inline: bool) -> (bool, Option<InlineRun>) {
+        if inline {
+            if let Some(run) = self.serial_ready.pop_front() {
+                return (true, Some(run));
+            }
+        }
         match self.transport.try_recv_request(&mut self.buf) {
             Ok(inc) => (true, self.take(inc, stopping, inline)),
             Err(RecvRequestError::Detached(conn, _)) => {
@@ -268,7 +277,21 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             id: inc.id,
             body: self.buf[..inc.len].to_vec(),
         };
-        let order = order::split(self.handler.access(&req));
+        // A panic in the classifier answers the request `Panicked` (it never runs): the
+        // connection's sequence must not be left with a gap.
+        let order = match catch_unwind(AssertUnwindSafe(|| self.handler.access(&req))) {
+            Ok(access) => order::split(access),
+            Err(_) => {
+                self.stats.panicked += 1;
+                let reply = Reply {
+                    id: inc.id,
+                    status: Status::Panicked,
+                    body: Vec::new(),
+                };
+                self.park(inc.conn, seq, reply);
+                return None;
+            }
+        };
         if let Some((key, kind)) = order {
             if self.keys.full(key, kind) {
                 // Its key's queue is full: answered at once, never dropped.
@@ -292,11 +315,19 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             self.transport.max_response(),
         );
         if let Some((key, kind)) = order {
-            let q = Queued { kind, req, res };
+            let q = Queued {
+                kind,
+                conn: inc.conn,
+                req,
+                res,
+            };
             match self.keys.admit(key, q) {
                 Admit::Start(q) => (req, res) = (q.req, q.res),
                 Admit::Waits => {
                     self.stats.key_waits += 1;
+                    // SeqCst: the leader's half of the pair in `Shared::post` (an inline
+                    // answer that releases a key); `collect` reads `pending` after this.
+                    self.shared.key_waiting.fetch_add(1, Ordering::SeqCst);
                     return None;
                 }
             }
@@ -346,7 +377,8 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
 
     /// Moves completions from the queue into their connections' stashes.
     pub(super) fn collect(&mut self) -> bool {
-        if self.shared.pending.load(Ordering::Acquire) == 0 {
+        // SeqCst: see `Shared::post` (an inline answer that releases a key).
+        if self.shared.pending.load(Ordering::SeqCst) == 0 {
             return false;
         }
         let mut done = core::mem::take(&mut self.completions);
@@ -361,11 +393,15 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
     fn release(&mut self, key: u64, kind: Kind) {
         let mut ready = core::mem::take(&mut self.ready);
         self.keys.release(key, kind, &mut ready);
-        for Queued {
-            mut res, req, kind, ..
-        } in ready.drain(..)
-        {
-            res.hold(key, kind);
+        for Queued { conn, req, res, .. } in ready.drain(..) {
+            self.shared.key_waiting.fetch_sub(1, Ordering::Relaxed);
+            if self.serial {
+                // Serial mode runs every request on the reactor thread: this one waits for
+                // the loop's next turn there.
+                self.stats.inline += 1;
+                self.serial_ready.push_back(InlineRun { conn, req, res });
+                continue;
+            }
             self.stats.dispatched += 1;
             let handler = self.handler.clone();
             // A panic drops `res` while unwinding, which answers `Panicked` (and releases).

@@ -47,6 +47,8 @@ pub(super) struct Shared {
     /// Completions in `done`; raised under its lock by responders, zeroed under it by the
     /// reactor; read without the lock as the sleep condition.
     pub(super) pending: AtomicUsize,
+    /// Requests waiting in key queues (per-key ordering); written by the leader.
+    pub(super) key_waiting: AtomicUsize,
     pub(super) stop: AtomicBool,
     wake: Box<dyn Fn() + Send + Sync>,
 }
@@ -85,6 +87,7 @@ impl Shared {
         Arc::new(Self {
             done: Mutex::new(Vec::new()),
             pending: AtomicUsize::new(0),
+            key_waiting: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             wake,
         })
@@ -98,8 +101,26 @@ impl Shared {
         // another request's responder used from inside an inline handler — goes through the
         // queue, so that a leader can send it while the handler still runs.
         let key = INLINE.with(Cell::get);
-        if core::ptr::eq(key.shared, self) && key.conn == c.conn && key.seq == c.seq {
+        let own = core::ptr::eq(key.shared, self) && key.conn == c.conn && key.seq == c.seq;
+        if own && c.order.is_none() {
             INLINE_DONE.with(|d| d.borrow_mut().push(c));
+            return;
+        }
+        if own {
+            // The inline request's answer releases a key (per-key ordering): through the
+            // queue, so that a leader (the watcher) can settle it, and start what waits for
+            // the key, while the handler still runs. It rings only if something waits for a
+            // key: the leader raises `key_waiting` before it looks at `pending` again, and we
+            // raise `pending` before we read `key_waiting` (SeqCst on both sides: the
+            // store-buffering pair), so either the leader collects this answer or we wake it.
+            {
+                let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+                done.push(c);
+                self.pending.fetch_add(1, Ordering::SeqCst);
+            }
+            if self.key_waiting.load(Ordering::SeqCst) > 0 {
+                (self.wake)();
+            }
             return;
         }
         if mutant::active(Mutant::ReplyRingsFirst) {
