@@ -11,15 +11,16 @@
 //! Everything uses default settings: clients and server spin briefly, then sleep on futex
 //! doorbells. Every call has a deadline, so a failure ends the demo with an error, not a hang.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringbell::channel::{Client, Server, ServerConfig};
 use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
 
-type Error = Box<dyn std::error::Error>;
+#[path = "common/clients.rs"]
+mod clients;
+
+use clients::Error;
 
 const LEVELS: [usize; 5] = [1, 2, 4, 8, 16];
 const CALL_DEADLINE: Duration = Duration::from_secs(10);
@@ -85,59 +86,7 @@ fn client(path: &Path, secs: f64) -> Result<(), Error> {
         }
         lat.push(ns);
     }
-    let mut out = Vec::with_capacity(lat.len() * 4);
-    for ns in lat {
-        out.extend_from_slice(&ns.to_le_bytes());
-    }
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
-    Ok(())
-}
-
-struct Point {
-    calls_per_s: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-fn run_level(exe: &Path, path: &Path, clients: usize, secs: f64) -> Result<Point, Error> {
-    let mut children: Vec<Child> = (0..clients)
-        .map(|_| {
-            Command::new(exe)
-                .args([
-                    "client",
-                    path.to_str().unwrap_or_default(),
-                    &secs.to_string(),
-                ])
-                .stdout(Stdio::piped())
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
-    let mut all = Vec::new();
-    for ch in &mut children {
-        let mut bytes = Vec::new();
-        ch.stdout
-            .take()
-            .ok_or("no stdout")?
-            .read_to_end(&mut bytes)?;
-        if !ch.wait()?.success() {
-            return Err("a client failed".into());
-        }
-        all.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
-        );
-    }
-    if all.is_empty() {
-        return Err("no calls completed".into());
-    }
-    all.sort_unstable();
-    let pct = |p: f64| f64::from(all[((all.len() - 1) as f64 * p) as usize]) / 1000.0;
-    Ok(Point {
-        calls_per_s: all.len() as f64 / secs,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-    })
+    clients::report(&lat)
 }
 
 fn parent() -> Result<(), Error> {
@@ -163,23 +112,16 @@ fn parent() -> Result<(), Error> {
         ("pool", "reactor + 2-thread pool"),
     ] {
         let path: PathBuf = dir.join(format!("{mode}.sock"));
-        let mut server = Command::new(&exe)
-            .args(["server", path.to_str().ok_or("path")?, mode])
-            .spawn()?;
-        let up = Instant::now();
-        while !path.exists() {
-            if up.elapsed() > Duration::from_secs(10) {
-                let _ = server.kill();
-                return Err("the server did not come up".into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let mut server =
+            clients::start_server(&exe, &["server", path.to_str().ok_or("path")?, mode], &path)?;
         let result = (|| -> Result<(), Error> {
-            for clients in LEVELS {
-                let p = run_level(&exe, &path, clients, secs)?;
+            for n in LEVELS {
+                let args = ["client", path.to_str().ok_or("path")?, &secs.to_string()];
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                let p = clients::run_clients(&exe, &args, n, secs)?;
                 println!(
                     "{:<22} {:>7} {:>12.0} {:>10.2} {:>10.2}",
-                    label, clients, p.calls_per_s, p.p50_us, p.p99_us
+                    label, n, p.calls_per_s, p.p50_us, p.p99_us
                 );
             }
             Ok(())
