@@ -2,7 +2,7 @@
 
 use std::vec::Vec;
 
-use super::order::Access;
+use super::access::Access;
 use super::responder::Responder;
 use crate::channel::{ClientInfo, RequestId};
 

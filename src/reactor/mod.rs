@@ -196,7 +196,7 @@
 //!
 //! `handler.rs` (handlers and requests), `responder.rs`, `shared.rs` (the completion queue
 //! and the stop handle), `stash.rs` (a connection's order and reorder stash), `serve.rs` (the
-//! serve state and one turn of the loop), `handover.rs` (the watcher), `order.rs` (per-key ordering), `executor.rs`,
+//! serve state and one turn of the loop), `handover.rs` (the watcher), `access.rs` and `order.rs` (per-key ordering), `executor.rs`,
 //! `pool.rs`, and `run` here. The reactor drives any
 //! [`Transport`]; [`Server`](crate::channel::Server) is the one the
 //! crate provides.
@@ -241,6 +241,7 @@
 use std::fmt;
 use std::time::Duration;
 
+mod access;
 mod executor;
 mod handler;
 mod handover;
@@ -252,9 +253,9 @@ mod serve;
 mod shared;
 mod stash;
 
+pub use access::Access;
 pub use executor::{Executor, InlineExecutor, Job};
 pub use handler::{Handler, Ordered, Request, ordered};
-pub use order::Access;
 #[cfg(not(loom))]
 pub use pool::ThreadPool;
 pub use responder::{Responder, ResponseTooLarge};

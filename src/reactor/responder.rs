@@ -3,7 +3,7 @@
 use std::fmt;
 use std::vec::Vec;
 
-use super::order::Kind;
+use super::access::Kind;
 use super::shared::{Completion, Reply, Shared};
 use crate::channel::{ConnId, RequestId, Status};
 use crate::sync::Arc;

@@ -7,9 +7,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::vec::Vec;
 
 use super::ReactorStats;
+use super::access::{self, Kind};
 use super::executor::Executor;
 use super::handler::{Handler, Request};
-use super::order::{self, Admit, Keys, Kind, Queued};
+use super::order::{Admit, Keys, Queued};
 use super::responder::Responder;
 use super::shared::{Completion, Reply, Shared};
 use super::stash::ConnState;
@@ -280,7 +281,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
         // A panic in the classifier answers the request `Panicked` (it never runs): the
         // connection's sequence must not be left with a gap.
         let order = match catch_unwind(AssertUnwindSafe(|| self.handler.access(&req))) {
-            Ok(access) => order::split(access),
+            Ok(a) => access::split(a),
             Err(_) => {
                 self.stats.panicked += 1;
                 let reply = Reply {

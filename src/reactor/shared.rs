@@ -11,7 +11,7 @@ use std::boxed::Box;
 use std::fmt;
 use std::vec::Vec;
 
-use super::order::Kind;
+use super::access::Kind;
 use crate::channel::{ConnId, RequestId, Status};
 use crate::mutant::{self, Mutant};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
