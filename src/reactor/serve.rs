@@ -234,6 +234,22 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
         self.conns[conn.slot].get_or_insert_with(|| ConnState::new(conn))
     }
 
+    /// Answers a request that does not run (`Busy`, `ShuttingDown`, `Panicked` from its
+    /// classifier) in its place in the connection's order, counting it.
+    fn answer_at_once(&mut self, inc: &Incoming, seq: u64, status: Status) {
+        match status {
+            Status::Busy => self.stats.busy += 1,
+            Status::Panicked => self.stats.panicked += 1,
+            _ => {}
+        }
+        let reply = Reply {
+            id: inc.id,
+            status,
+            body: Vec::new(),
+        };
+        self.park(inc.conn, seq, reply);
+    }
+
     /// Gives a request its sequence number and either answers it at once (`Busy`,
     /// `ShuttingDown`), dispatches it, or returns it to run inline.
     fn take(&mut self, inc: Incoming, stopping: bool, inline: bool) -> Option<InlineRun> {
@@ -251,18 +267,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             None
         };
         if let Some(status) = refusal {
-            if status == Status::Busy {
-                self.stats.busy += 1;
-            }
-            self.park(
-                inc.conn,
-                seq,
-                Reply {
-                    id: inc.id,
-                    status,
-                    body: Vec::new(),
-                },
-            );
+            self.answer_at_once(&inc, seq, status);
             return None;
         }
         // A request always comes from an attached connection; should the lookup fail, claim
@@ -283,26 +288,14 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
         let order = match catch_unwind(AssertUnwindSafe(|| self.handler.access(&req))) {
             Ok(a) => access::split(a),
             Err(_) => {
-                self.stats.panicked += 1;
-                let reply = Reply {
-                    id: inc.id,
-                    status: Status::Panicked,
-                    body: Vec::new(),
-                };
-                self.park(inc.conn, seq, reply);
+                self.answer_at_once(&inc, seq, Status::Panicked);
                 return None;
             }
         };
         if let Some((key, kind)) = order {
             if self.keys.full(key, kind) {
                 // Its key's queue is full: answered at once, never dropped.
-                self.stats.busy += 1;
-                let reply = Reply {
-                    id: inc.id,
-                    status: Status::Busy,
-                    body: Vec::new(),
-                };
-                self.park(inc.conn, seq, reply);
+                self.answer_at_once(&inc, seq, Status::Busy);
                 return None;
             }
         }
