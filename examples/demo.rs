@@ -112,24 +112,17 @@ fn parent() -> Result<(), Error> {
         ("pool", "reactor + 2-thread pool"),
     ] {
         let path: PathBuf = dir.join(format!("{mode}.sock"));
-        let mut server =
-            clients::start_server(&exe, &["server", path.to_str().ok_or("path")?, mode], &path)?;
-        let result = (|| -> Result<(), Error> {
+        let sock = path.to_str().ok_or("path")?;
+        clients::with_server(&exe, &["server", sock, mode], &path, || {
             for n in LEVELS {
-                let args = ["client", path.to_str().ok_or("path")?, &secs.to_string()];
-                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-                let p = clients::run_clients(&exe, &args, n, secs)?;
+                let p = clients::run_clients(&exe, &["client", sock, &secs.to_string()], n, secs)?;
                 println!(
                     "{:<22} {:>7} {:>12.0} {:>10.2} {:>10.2}",
                     label, n, p.calls_per_s, p.p50_us, p.p99_us
                 );
             }
             Ok(())
-        })();
-        let _ = server.kill();
-        let _ = server.wait();
-        let _ = std::fs::remove_file(&path);
-        result?;
+        })?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

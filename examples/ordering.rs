@@ -168,25 +168,23 @@ fn parent(work: u64) -> Result<(), Error> {
     }
     for (mode, label, writes, keys) in cases {
         let path: PathBuf = dir.join(format!("{mode}.sock"));
-        let p = path.to_str().ok_or("path")?;
-        let mut server =
-            clients::start_server(&exe, &["server", p, mode, &work.to_string()], &path)?;
-        let result = (|| -> Result<(), Error> {
-            for n in LEVELS {
-                let args = ["client", p, &writes.to_string(), &keys.to_string()];
-                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-                let p = clients::run_clients(&exe, &args, n, SECS)?;
-                println!(
-                    "{:<34} {:>7} {:>10.0} {:>9.1} {:>9.1}",
-                    label, n, p.calls_per_s, p.p50_us, p.p99_us
-                );
-            }
-            Ok(())
-        })();
-        let _ = server.kill();
-        let _ = server.wait();
-        let _ = std::fs::remove_file(&path);
-        result?;
+        let sock = path.to_str().ok_or("path")?;
+        let (w, k) = (writes.to_string(), keys.to_string());
+        clients::with_server(
+            &exe,
+            &["server", sock, mode, &work.to_string()],
+            &path,
+            || {
+                for n in LEVELS {
+                    let p = clients::run_clients(&exe, &["client", sock, &w, &k], n, SECS)?;
+                    println!(
+                        "{:<34} {:>7} {:>10.0} {:>9.1} {:>9.1}",
+                        label, n, p.calls_per_s, p.p50_us, p.p99_us
+                    );
+                }
+                Ok(())
+            },
+        )?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -15,9 +15,25 @@ pub struct Point {
     pub p99_us: f64,
 }
 
+/// Starts `exe` with `args` (a server that binds `path`), runs `f` once its socket file is
+/// there, then kills the server and removes the socket file, whatever `f` returned.
+pub fn with_server(
+    exe: &Path,
+    args: &[&str],
+    path: &Path,
+    f: impl FnOnce() -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut server = start_server(exe, args, path)?;
+    let result = f();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_file(path);
+    result
+}
+
 /// Starts `exe` with `args` (a server that binds `path`) and waits, at most 10 s, for its
 /// socket file.
-pub fn start_server(exe: &Path, args: &[&str], path: &Path) -> Result<Child, Error> {
+fn start_server(exe: &Path, args: &[&str], path: &Path) -> Result<Child, Error> {
     let mut server = Command::new(exe).args(args).spawn()?;
     let up = Instant::now();
     while !path.exists() {
@@ -39,7 +55,7 @@ pub fn report(lat: &[u32]) -> Result<(), Error> {
 
 /// Runs `clients` processes of `exe` with `args`, each calling for `secs` seconds and then
 /// reporting its round trips; the figures over all of them.
-pub fn run_clients(exe: &Path, args: &[String], clients: usize, secs: f64) -> Result<Point, Error> {
+pub fn run_clients(exe: &Path, args: &[&str], clients: usize, secs: f64) -> Result<Point, Error> {
     let mut children: Vec<Child> = (0..clients)
         .map(|_| Command::new(exe).args(args).stdout(Stdio::piped()).spawn())
         .collect::<Result<_, _>>()?;
