@@ -6,6 +6,7 @@ use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -14,6 +15,7 @@ use super::error::{CallError, ChannelError};
 use super::handshake::{self, Welcome};
 use super::message::{RequestId, Status};
 use super::socket;
+use super::supervisor::ChildWatch;
 use crate::clock::{Deadline, Instant};
 use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
 use crate::error::{RecvError, SendError};
@@ -138,6 +140,8 @@ impl Client {
                 sock,
                 pidfd: admitted.server_pidfd,
                 gone: Cell::new(false),
+                child: None,
+                patient: Cell::new(true),
             },
             bell,
             requests: req,
@@ -148,6 +152,24 @@ impl Client {
             welcome,
             slice: opts.wait.slice,
         })
+    }
+
+    /// Ties this client to the supervised child that serves it: the child's end fails its
+    /// calls with [`CallError::ServerExited`], and wakes a call waiting for a response.
+    pub(crate) fn supervise(&mut self, child: Arc<ChildWatch>) {
+        let notifier = self.responses.notifier();
+        let key = child.on_exit(Box::new(move || notifier.notify()));
+        self.server.child = Some((child, key));
+    }
+
+    /// The error for a lost connection: [`CallError::ServerExited`] for a supervised server
+    /// that ended, else `e` unchanged.
+    #[cold]
+    fn lost(&self, e: CallError) -> CallError {
+        match e {
+            CallError::Disconnected => self.server.lost(),
+            e => e,
+        }
     }
 
     /// The largest request the server accepts, in bytes.
@@ -271,6 +293,10 @@ impl Client {
     }
 
     fn call_until(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
+        self.call_inner(req, deadline).map_err(|e| self.lost(e))
+    }
+
+    fn call_inner(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
         // Started now: one deadline for the send and the response together.
         let deadline = deadline.start();
         let id = self.send_until(req, deadline)?;
@@ -353,6 +379,9 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send_request(&mut self, req: &[u8]) -> Result<RequestId, CallError> {
+        if self.server.child_exited() {
+            return Err(self.server.lost());
+        }
         let id = RequestId(self.next_id & ID_MASK);
         match self.requests.try_send(id.0, req) {
             Ok(()) => {
@@ -363,7 +392,11 @@ impl Client {
         }
     }
 
-    fn send_until(&mut self, req: &[u8], mut deadline: Deadline) -> Result<RequestId, CallError> {
+    fn send_until(&mut self, req: &[u8], deadline: Deadline) -> Result<RequestId, CallError> {
+        self.send_inner(req, deadline).map_err(|e| self.lost(e))
+    }
+
+    fn send_inner(&mut self, req: &[u8], mut deadline: Deadline) -> Result<RequestId, CallError> {
         loop {
             match self.try_send_request(req) {
                 Err(CallError::Full) => {}
@@ -422,6 +455,7 @@ impl Client {
     /// ```
     pub fn recv_response(&mut self) -> Result<Response, CallError> {
         self.next_response(Deadline::NEVER, true)
+            .map_err(|e| self.lost(e))
     }
 
     /// Waits at most `timeout` for the next response.
@@ -441,6 +475,7 @@ impl Client {
     /// ```
     pub fn recv_response_timeout(&mut self, timeout: Duration) -> Result<Response, CallError> {
         self.next_response(Deadline::within(timeout), true)
+            .map_err(|e| self.lost(e))
     }
 
     /// Takes the next response if one is waiting.
@@ -463,7 +498,7 @@ impl Client {
     pub fn try_recv_response(&mut self) -> Result<Response, CallError> {
         match self.early.pop_front() {
             Some(r) => Ok(r),
-            None => self.try_recv_from_ring(),
+            None => self.try_recv_from_ring().map_err(|e| self.lost(e)),
         }
     }
 
@@ -500,9 +535,15 @@ impl Client {
                 Err(CallError::Empty) => {}
                 done => return done,
             }
+            // A supervised server's end, recorded (and rung) by its supervisor thread.
+            if self.server.child_exited() {
+                return Err(CallError::Disconnected);
+            }
             deadline = deadline.start();
             let server = &self.server;
-            let ready = |c: &Consumer<_, _>| c.has_data() || c.is_producer_closed();
+            let ready = |c: &Consumer<_, _>| {
+                c.has_data() || c.is_producer_closed() || server.child_exited()
+            };
             let hung_up = || server.gone().then_some(());
             match self.responses.wait_sliced(ready, deadline, hung_up) {
                 Ok(()) => {}
@@ -563,11 +604,20 @@ fn send_error(e: SendError) -> CallError {
 /// process died and the kernel closed it) and, if the server sent one, a pidfd of the serving
 /// process — which says it died even while a process it forked holds the socket open. Once
 /// gone, gone for good.
+///
+/// A client a [`Supervisor`](super::Supervisor) connected watches the child it started too,
+/// and reports the child's end with its exit status.
 #[derive(Debug)]
 struct ServerWatch {
     sock: UnixStream,
     pidfd: Option<OwnedFd>,
     gone: Cell<bool>,
+    /// The supervised child serving this client, and the key of the wake-up registered
+    /// with it.
+    child: Option<(Arc<ChildWatch>, Option<u64>)>,
+    /// Whether a lost connection may still wait for the child's end to be recorded (once:
+    /// a server that closed the connection but lives on costs one wait, not one per call).
+    patient: Cell<bool>,
 }
 
 impl ServerWatch {
@@ -576,11 +626,49 @@ impl ServerWatch {
     fn gone(&self) -> bool {
         if !self.gone.get()
             && (socket::is_hung_up(&self.sock)
-                || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd())))
+                || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd()))
+                || self
+                    .child
+                    .as_ref()
+                    .is_some_and(|(c, _)| c.pidfd_says_exited()))
         {
             self.gone.set(true);
         }
         self.gone.get()
+    }
+
+    /// Whether a supervised server's end is recorded: one atomic load, and none for a
+    /// server nobody supervises.
+    #[inline]
+    fn child_exited(&self) -> bool {
+        self.child.as_ref().is_some_and(|(c, _)| c.has_exited())
+    }
+
+    /// The error for a lost connection. For a supervised server: its end once recorded —
+    /// the connection usually ends a moment before the supervisor thread has reaped the
+    /// child, so the first loss waits up to [`PATIENCE`] for the record.
+    fn lost(&self) -> CallError {
+        let Some((child, _)) = &self.child else {
+            return CallError::Disconnected;
+        };
+        let patience = match self.patient.replace(false) {
+            true => PATIENCE,
+            false => Duration::ZERO,
+        };
+        child.lost(patience).unwrap_or(CallError::Disconnected)
+    }
+}
+
+/// How long a supervised client's first lost call waits for the supervisor to record the
+/// child's end (it reaps the child as soon as its pidfd turns readable, within
+/// milliseconds; this covers a loaded machine).
+const PATIENCE: Duration = Duration::from_millis(150);
+
+impl Drop for ServerWatch {
+    fn drop(&mut self) {
+        if let Some((child, Some(key))) = &self.child {
+            child.forget(*key);
+        }
     }
 }
 

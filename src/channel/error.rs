@@ -3,6 +3,9 @@
 use std::fmt;
 #[cfg(not(loom))]
 use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
 
 use super::message::{ConnId, Status};
 use crate::error::Corruption;
@@ -320,6 +323,47 @@ impl fmt::Display for SendResponseError {
 
 impl std::error::Error for SendResponseError {}
 
+/// How a child ended, as a [`Supervisor`](super::Supervisor) saw it.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::ServerExit;
+///
+/// let exit = ServerExit { pid: 42, status: None, log: "/tmp/server.log".into(), stopped: false };
+/// assert!(exit.to_string().contains("/tmp/server.log"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerExit {
+    /// The child's process id (it may name another process by now).
+    pub pid: u32,
+    /// How it ended; `None` if that cannot be known: this process ignores `SIGCHLD` (the
+    /// kernel reaped the child), or other code reaped it first.
+    pub status: Option<ExitStatus>,
+    /// The file that holds what the child printed.
+    pub log: PathBuf,
+    /// Whether it ended because [`Supervisor::stop`](super::Supervisor::stop) (or dropping the supervisor) asked it
+    /// to.
+    pub stopped: bool,
+}
+
+impl fmt::Display for ServerExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the server (pid {}) ", self.pid)?;
+        match self.status {
+            Some(s) => write!(f, "ended ({s})")?,
+            None => f.write_str(
+                "ended with an unknown status (SIGCHLD is ignored in this process, or it was \
+                 reaped elsewhere)",
+            )?,
+        }
+        if self.stopped {
+            f.write_str(" when stopped")?;
+        }
+        write!(f, "; its output is in {}", self.log.display())
+    }
+}
+
 /// A call failed.
 ///
 /// # Examples
@@ -329,7 +373,7 @@ impl std::error::Error for SendResponseError {}
 ///
 /// assert_eq!(CallError::Server(Status::Busy).to_string(), "the server answered Busy");
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallError {
     /// The request is larger than the server accepts; nothing was sent.
@@ -351,6 +395,9 @@ pub enum CallError {
     Disconnected,
     /// The client was inherited across `fork(2)`: only the process that connected may call.
     Forked,
+    /// The server is gone, and it was a child a [`Supervisor`](super::Supervisor) started:
+    /// how it ended and where its output is. Responses it sent before were delivered first.
+    ServerExited(Arc<ServerExit>),
     /// The server answered with an error status (not [`Status::Ok`]).
     Server(Status),
     /// A ring of the connection is corrupt.
@@ -373,6 +420,7 @@ impl fmt::Display for CallError {
             Self::Empty => f.write_str("no response waiting"),
             Self::Disconnected => f.write_str("the server is gone"),
             Self::Forked => f.write_str("the client was inherited across fork"),
+            Self::ServerExited(e) => fmt::Display::fmt(e, f),
             Self::Server(s) => write!(f, "the server answered {s:?}"),
             Self::Corrupt(c) => write!(f, "corrupt ring: {c}"),
             Self::BadStatus { code } => write!(f, "response with unknown status code {code}"),

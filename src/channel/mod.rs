@@ -127,6 +127,8 @@ mod message;
 mod server;
 #[cfg(not(loom))]
 mod socket;
+#[cfg(not(loom))]
+mod supervisor;
 mod transport;
 
 #[cfg(not(loom))]
@@ -134,10 +136,12 @@ pub use client::{Client, Response};
 pub use config::{ClientOptions, ServerConfig};
 #[cfg(not(loom))]
 pub use error::{BindError, ChannelError};
-pub use error::{CallError, RecvRequestError, SendResponseError};
+pub use error::{CallError, RecvRequestError, SendResponseError, ServerExit};
 pub use message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 #[cfg(not(loom))]
 pub use server::Server;
 #[cfg(not(loom))]
 pub use socket::MAX_SOCKET_PATH;
+#[cfg(not(loom))]
+pub use supervisor::{SpawnError, Supervisor, SupervisorOptions};
 pub use transport::Transport;
