@@ -74,6 +74,10 @@ pub fn mpsc_claim_and_stop<S: SharedMemory>(
 /// The shared regions a channel client maps — its request ring, its response ring and the
 /// server's bell region — for playing a hostile client.
 ///
+/// # Panics
+///
+/// If the client is on the socket transport (it has no regions).
+///
 /// # Examples
 ///
 /// ```no_run
@@ -88,7 +92,9 @@ pub fn client_regions(
     &crate::region::Region<crate::region::Spsc>,
     &crate::region::Region<crate::region::Bell>,
 ) {
-    client.regions()
+    client
+        .regions()
+        .expect("a client of the shared-memory transport")
 }
 
 /// Zeroes the header of a client's server bell region, as a hostile client could (the region
@@ -102,7 +108,7 @@ pub fn client_regions(
 /// # }
 /// ```
 pub fn scribble_on_bell_header(client: &crate::channel::Client) {
-    let view = view(client.regions().2);
+    let view = view(client_regions(client).2);
     for off in (0..crate::wire::HEADER_SIZE).step_by(8) {
         view.store_u64(off, 0, core::sync::atomic::Ordering::Relaxed);
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ringbell::channel::{Client, Server, ServerConfig, Status};
+use ringbell::channel::{AnyServer, Client, Server, ServerConfig, Status, TransportKind};
 use ringbell::reactor::{
     Access, Handler, Reactor, ReactorStats, Request, Responder, StopHandle, ThreadPool,
 };
@@ -49,8 +49,13 @@ struct Serving {
 
 impl Serving {
     fn start<H: Handler>(name: &str, workers: usize, handler: H) -> Self {
+        Self::start_on(TransportKind::SharedMemory, name, workers, handler)
+    }
+
+    fn start_on<H: Handler>(kind: TransportKind, name: &str, workers: usize, handler: H) -> Self {
         let path = sock_path(name);
-        let server = Server::bind(&path, ServerConfig::new().max_clients(32)).unwrap();
+        let cfg = ServerConfig::new().max_clients(32).transport(kind);
+        let server = AnyServer::bind(&path, cfg).unwrap();
         let mut reactor = Reactor::new(server, handler).with_executor(ThreadPool::new(workers));
         let stop = reactor.stop_handle();
         let thread = std::thread::spawn(move || reactor.run());
@@ -225,13 +230,31 @@ impl Handler for Counter {
 #[test]
 #[cfg_attr(miri, ignore = "miri cannot spawn processes")]
 fn clients_hammering_one_key_see_a_serial_history() {
-    const TEST: &str = "clients_hammering_one_key_see_a_serial_history";
+    hammer(
+        TransportKind::SharedMemory,
+        "clients_hammering_one_key_see_a_serial_history",
+    );
+}
+
+/// The same over the socket transport: ordering is the reactor's, whatever carries the
+/// frames.
+#[test]
+#[cfg_attr(miri, ignore = "miri cannot spawn processes")]
+fn clients_hammering_one_key_over_the_socket_transport_see_a_serial_history() {
+    hammer(
+        TransportKind::Socket,
+        "clients_hammering_one_key_over_the_socket_transport_see_a_serial_history",
+    );
+}
+
+fn hammer(kind: TransportKind, test: &str) {
     const CLIENTS: usize = 8;
     const CALLS: usize = 400;
     let _watchdog = common::watchdog();
     if child_role().as_deref() == Some("hammer") {
         use std::io::Write;
         let mut c = connect();
+        assert_eq!(c.is_socket_transport(), kind == TransportKind::Socket);
         let me = std::process::id() as usize;
         let mut out = std::io::stdout().lock();
         for i in 0..CALLS {
@@ -244,8 +267,9 @@ fn clients_hammering_one_key_see_a_serial_history() {
         }
         return;
     }
-    let serving = Serving::start(
-        "hammer",
+    let serving = Serving::start_on(
+        kind,
+        &format!("hammer-{kind:?}"),
         4,
         Counter {
             value: AtomicU64::new(0),
@@ -254,7 +278,7 @@ fn clients_hammering_one_key_see_a_serial_history() {
         },
     );
     let children: Vec<_> = (0..CLIENTS)
-        .map(|_| serving.client(TEST, "hammer"))
+        .map(|_| serving.client(test, "hammer"))
         .collect();
     let mut writes = Vec::new();
     for child in children {

@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringbell::channel::{
-    CallError, Server, ServerConfig, ServerExit, SpawnError, Supervisor, SupervisorOptions,
+    AnyServer, CallError, ServerConfig, ServerExit, SpawnError, Supervisor, SupervisorOptions,
+    TransportKind,
 };
 use ringbell::reactor::{Reactor, Request, Responder};
 
@@ -58,7 +59,11 @@ fn server_main() {
         return;
     }
     let path = PathBuf::from(std::env::var_os(PATH_ENV).unwrap());
-    let server = Server::bind(&path, ServerConfig::new()).unwrap();
+    let kind: TransportKind = std::env::var("RINGBELL_TEST_TRANSPORT")
+        .unwrap_or_else(|_| "shm".into())
+        .parse()
+        .unwrap();
+    let server = AnyServer::bind(&path, ServerConfig::new().transport(kind)).unwrap();
     let (die_tx, die_rx) = std::sync::mpsc::channel::<()>();
     let die_tx = std::sync::Mutex::new(die_tx);
     let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
@@ -258,6 +263,11 @@ fn stop_sends_sigterm_then_sigkill_after_the_grace() {
     let t = Instant::now();
     let exit = sup.stop().unwrap();
     assert!(t.elapsed() >= grace, "killed before the grace");
+    assert!(
+        t.elapsed() < grace * 10,
+        "waited far past the grace: {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         exit.status.and_then(|s| s.signal()),
         Some(libc::SIGKILL),
@@ -359,4 +369,63 @@ fn a_process_that_ignores_sigchld_gets_status_unknown() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("@status None"), "{text}");
     assert!(text.contains("unknown status"), "{text}");
+}
+
+#[test]
+fn dropping_the_supervisor_stops_its_child() {
+    let _w = watchdog();
+    let mut cmd = Command::new("sleep");
+    cmd.arg("60");
+    let sup = Supervisor::spawn(cmd, SupervisorOptions::new()).unwrap();
+    let pid = rustix::process::Pid::from_raw(sup.pid() as i32).unwrap();
+    // Unreaped while the supervisor lives: this pidfd names the child.
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap();
+    drop(sup);
+    let mut fds = [rustix::event::PollFd::new(
+        &pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    assert_eq!(
+        rustix::event::poll(&mut fds, Some(&zero)).unwrap(),
+        1,
+        "the child outlived the drop"
+    );
+}
+
+/// A supervised server of the socket transport, killed: the blocked call fails with its exit
+/// just the same (the socket's end wakes it).
+#[test]
+fn a_supervised_socket_server_that_is_sigkilled_fails_the_blocked_call() {
+    let _w = watchdog();
+    let d = dir("socket-kill");
+    let sock = d.join("s.sock");
+    let log = d.join("server.log");
+    let mut cmd = server_command("serve", &sock);
+    cmd.env("RINGBELL_TEST_TRANSPORT", "socket");
+    let sup = Supervisor::spawn(cmd, SupervisorOptions::new().log(&log)).unwrap();
+    let mut client = sup.connect(&sock).unwrap();
+    assert!(client.is_socket_transport());
+    assert_eq!(client.call(b"hello").unwrap(), b"hello");
+    let pid = rustix::process::Pid::from_raw(sup.pid() as i32).unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let at = mono_ns();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        at
+    });
+    let err = client.call(b"slow").unwrap_err();
+    let returned = mono_ns();
+    let killed = killer.join().unwrap();
+    let exit = check_exit(err, &log, &mut client);
+    assert_eq!(
+        exit.status.and_then(|s| s.signal()),
+        Some(libc::SIGKILL),
+        "{exit}"
+    );
+    let late = Duration::from_nanos(returned - killed);
+    assert!(late < Duration::from_millis(200), "noticed after {late:?}");
 }

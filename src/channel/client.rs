@@ -15,10 +15,12 @@ use super::error::{CallError, ChannelError};
 use super::handshake::{self, Welcome};
 use super::message::{RequestId, Status};
 use super::socket;
+use super::stream::{self, FrameIn, FrameOut, Next};
 use super::supervisor::ChildWatch;
 use crate::clock::{Deadline, Instant};
 use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
-use crate::error::{RecvError, SendError};
+use crate::error::{Corruption, RecvError, SendError};
+use crate::fork;
 use crate::liveness::pidfd_exited;
 use crate::region::{Bell, Region, Spsc};
 use crate::role::OwnerId;
@@ -57,10 +59,7 @@ use crate::wire::{ID_BITS, ID_MASK};
 /// ```
 pub struct Client {
     server: ServerWatch,
-    /// The server's doorbell region (shared with every client of the server).
-    bell: Region<Bell>,
-    requests: Producer<Region<Spsc>, Region<Bell>>,
-    responses: Consumer<Region<Spsc>, Region<Bell>>,
+    link: Link,
     next_id: u32,
     /// Ids of requests whose `call` timed out: their responses are discarded on arrival.
     abandoned: HashSet<RequestId>,
@@ -121,31 +120,20 @@ impl Client {
         let sock = socket::connect(path.as_ref(), deadline)?;
         handshake::hello(&sock)?;
         let admitted = handshake::receive(&sock, deadline)?;
-        let [bell, requests, responses] = admitted.fds;
         let welcome = admitted.welcome;
-        let responses = Region::<Spsc>::open(responses)?;
-        let requests = Region::<Spsc>::open(requests)?;
-        // The doorbell region is shared with every other client: check the fd and its size,
-        // not a header another client may have rewritten.
-        let bell = Region::open_bell_lenient(bell)?;
-        let door = bell_of_unchecked(&bell)?;
-        // See `Server::bind_with` on owner ids.
-        let owner = OwnerId::unique_without_pid();
-        let mut req = Producer::attach_with(requests, Some((door, bell.clone())), None, owner)?;
-        let mut resp = Consumer::attach_with(responses, owner, false, Some((door, bell.clone())))?;
-        req.set_wait_options(opts.wait);
-        resp.set_wait_options(opts.wait);
+        let link = match admitted.rings {
+            Some(fds) => Link::Rings(Rings::attach(fds, &opts)?),
+            None => Link::Socket(SocketLink::new(&welcome)),
+        };
         Ok(Self {
             server: ServerWatch {
                 sock,
                 pidfd: admitted.server_pidfd,
                 gone: Cell::new(false),
                 child: None,
-                patient: Cell::new(true),
+                fork_gen: fork::generation(),
             },
-            bell,
-            requests: req,
-            responses: resp,
+            link,
             next_id: 0,
             abandoned: HashSet::new(),
             early: VecDeque::new(),
@@ -157,9 +145,31 @@ impl Client {
     /// Ties this client to the supervised child that serves it: the child's end fails its
     /// calls with [`CallError::ServerExited`], and wakes a call waiting for a response.
     pub(crate) fn supervise(&mut self, child: Arc<ChildWatch>) {
-        let notifier = self.responses.notifier();
-        let key = child.on_exit(Box::new(move || notifier.notify()));
+        // On the socket transport the child's end closes the socket, which wakes the wait.
+        let key = match &self.link {
+            Link::Rings(r) => {
+                let notifier = r.responses.notifier();
+                child.on_exit(Box::new(move || notifier.notify()))
+            }
+            Link::Socket(_) => None,
+        };
         self.server.child = Some((child, key));
+    }
+
+    /// Whether this client's frames travel on the socket (the server chose the socket
+    /// transport) rather than in shared-memory rings.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// if client.is_socket_transport() {
+    ///     println!("served over the socket");
+    /// }
+    /// # Ok::<(), ringbell::channel::ChannelError>(())
+    /// ```
+    pub fn is_socket_transport(&self) -> bool {
+        matches!(self.link, Link::Socket(_))
     }
 
     /// The error for a lost connection: [`CallError::ServerExited`] for a supervised server
@@ -182,7 +192,10 @@ impl Client {
     /// # Ok::<(), ringbell::channel::ChannelError>(())
     /// ```
     pub fn max_request(&self) -> usize {
-        self.requests.max_frame()
+        match &self.link {
+            Link::Rings(r) => r.requests.max_frame(),
+            Link::Socket(s) => s.max_request,
+        }
     }
 
     /// The largest response the server sends, in bytes.
@@ -195,7 +208,10 @@ impl Client {
     /// # Ok::<(), ringbell::channel::ChannelError>(())
     /// ```
     pub fn max_response(&self) -> usize {
-        self.responses.max_frame()
+        match &self.link {
+            Link::Rings(r) => r.responses.max_frame(),
+            Link::Socket(s) => s.max_response,
+        }
     }
 
     /// The server's limit on this client's requests in flight (past it:
@@ -383,12 +399,16 @@ impl Client {
             return Err(self.server.lost());
         }
         let id = RequestId(self.next_id & ID_MASK);
-        match self.requests.try_send(id.0, req) {
+        let sent = match &mut self.link {
+            Link::Rings(r) => r.requests.try_send(id.0, req).map_err(send_error),
+            Link::Socket(s) => s.try_send(&self.server.sock, id.0, req),
+        };
+        match sent {
             Ok(()) => {
                 self.next_id = self.next_id.wrapping_add(1);
                 Ok(id)
             }
-            Err(e) => Err(send_error(e)),
+            Err(e) => Err(self.lost(e)),
         }
     }
 
@@ -410,7 +430,15 @@ impl Client {
             deadline = deadline.start();
             let t = self.next_slice(deadline)?;
             let id = RequestId(self.next_id & ID_MASK);
-            match self.requests.send_timeout(id.0, req, t) {
+            let r = match &mut self.link {
+                Link::Rings(r) => r.requests.send_timeout(id.0, req, t),
+                // Room on the socket: the next round's `try_send_request` takes it.
+                Link::Socket(_) => {
+                    stream::wait(&self.server.sock, true, t);
+                    continue;
+                }
+            };
+            match r {
                 Ok(()) => {
                     self.next_id = self.next_id.wrapping_add(1);
                     return Ok(id);
@@ -505,19 +533,21 @@ impl Client {
     /// The next response in the ring, skipping abandoned ones.
     fn try_recv_from_ring(&mut self) -> Result<Response, CallError> {
         loop {
-            match self.responses.try_recv() {
-                Ok(f) => {
-                    let r = Response::parse(f.tag, f.data)?;
-                    if !self.abandoned.is_empty() && self.abandoned.remove(&r.id) {
-                        continue;
-                    }
-                    return Ok(r);
-                }
-                Err(RecvError::Empty) => return Err(CallError::Empty),
-                Err(RecvError::Corrupt(c)) => return Err(CallError::Corrupt(c)),
-                Err(RecvError::Forked) => return Err(CallError::Forked),
-                Err(_) => return Err(CallError::Disconnected),
+            let (tag, data) = match &mut self.link {
+                Link::Rings(r) => match r.responses.try_recv() {
+                    Ok(f) => (f.tag, f.data),
+                    Err(RecvError::Empty) => return Err(CallError::Empty),
+                    Err(RecvError::Corrupt(c)) => return Err(CallError::Corrupt(c)),
+                    Err(RecvError::Forked) => return Err(CallError::Forked),
+                    Err(_) => return Err(CallError::Disconnected),
+                },
+                Link::Socket(s) => s.try_recv(&self.server.sock)?,
+            };
+            let r = Response::parse(tag, data)?;
+            if !self.abandoned.is_empty() && self.abandoned.remove(&r.id) {
+                continue;
             }
+            return Ok(r);
         }
     }
 
@@ -545,7 +575,11 @@ impl Client {
                 c.has_data() || c.is_producer_closed() || server.child_exited()
             };
             let hung_up = || server.gone().then_some(());
-            match self.responses.wait_sliced(ready, deadline, hung_up) {
+            let waited = match &mut self.link {
+                Link::Rings(r) => r.responses.wait_sliced(ready, deadline, hung_up),
+                Link::Socket(s) => s.wait_response(&server.sock, deadline, self.slice, hung_up),
+            };
+            match waited {
                 Ok(()) => {}
                 Err(Stop::Timeout) => return Err(CallError::Timeout),
                 // The server may have sent a response just before it died: deliver it first.
@@ -565,12 +599,15 @@ impl Client {
 
     /// The shared regions this client maps, for the test hooks.
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
-    pub(crate) fn regions(&self) -> (&Region<Spsc>, &Region<Spsc>, &Region<Bell>) {
-        (
-            self.requests.shared_memory(),
-            self.responses.shared_memory(),
-            &self.bell,
-        )
+    pub(crate) fn regions(&self) -> Option<(&Region<Spsc>, &Region<Spsc>, &Region<Bell>)> {
+        match &self.link {
+            Link::Rings(r) => Some((
+                r.requests.shared_memory(),
+                r.responses.shared_memory(),
+                &r.bell,
+            )),
+            Link::Socket(_) => None,
+        }
     }
 
     /// This client's wait counters (request side and response side together).
@@ -584,7 +621,152 @@ impl Client {
     /// # Ok::<(), ringbell::channel::ChannelError>(())
     /// ```
     pub fn stats(&self) -> WaitStats {
-        self.requests.stats() + self.responses.stats()
+        match &self.link {
+            Link::Rings(r) => r.requests.stats() + r.responses.stats(),
+            // Its waits are `poll(2)`s, not doorbell waits.
+            Link::Socket(_) => WaitStats::default(),
+        }
+    }
+}
+
+/// How a client's frames travel.
+// The rings are the common case and the hot path: boxing them would cost a pointer chase
+// per call to save bytes in a value there is one of per connection.
+#[allow(clippy::large_enum_variant)]
+enum Link {
+    /// In shared-memory rings (the default transport).
+    Rings(Rings),
+    /// On the connection's socket (the socket transport).
+    Socket(SocketLink),
+}
+
+/// A connection's rings, attached from the greeting's descriptors.
+struct Rings {
+    /// The server's doorbell region (shared with every client of the server).
+    bell: Region<Bell>,
+    requests: Producer<Region<Spsc>, Region<Bell>>,
+    responses: Consumer<Region<Spsc>, Region<Bell>>,
+}
+
+impl Rings {
+    fn attach(fds: [OwnedFd; 3], opts: &ClientOptions) -> Result<Self, ChannelError> {
+        let [bell, requests, responses] = fds;
+        let responses = Region::<Spsc>::open(responses)?;
+        let requests = Region::<Spsc>::open(requests)?;
+        // The doorbell region is shared with every other client: check the fd and its size,
+        // not a header another client may have rewritten.
+        let bell = Region::open_bell_lenient(bell)?;
+        let door = bell_of_unchecked(&bell)?;
+        // See `Server::bind_with` on owner ids.
+        let owner = OwnerId::unique_without_pid();
+        let mut req = Producer::attach_with(requests, Some((door, bell.clone())), None, owner)?;
+        let mut resp = Consumer::attach_with(responses, owner, false, Some((door, bell.clone())))?;
+        req.set_wait_options(opts.wait);
+        resp.set_wait_options(opts.wait);
+        Ok(Self {
+            bell,
+            requests: req,
+            responses: resp,
+        })
+    }
+}
+
+/// A connection of the socket transport: frames buffered both ways; the socket is the
+/// [`ServerWatch`]'s.
+struct SocketLink {
+    input: FrameIn,
+    output: FrameOut,
+    max_request: usize,
+    max_response: usize,
+    /// The fork generation at connect: a copy in a forked child must not write into the
+    /// parent's stream.
+    fork_gen: u32,
+}
+
+impl SocketLink {
+    fn new(w: &Welcome) -> Self {
+        Self {
+            input: FrameIn::default(),
+            output: FrameOut::default(),
+            max_request: w.max_request as usize,
+            max_response: w.max_response as usize,
+            fork_gen: fork::generation(),
+        }
+    }
+
+    /// Queues and sends a request. A request the socket takes only in part is sent on by
+    /// later calls (every receive flushes first); while one is outstanding the next is
+    /// `Full`.
+    fn try_send(&mut self, sock: &UnixStream, tag: u32, req: &[u8]) -> Result<(), CallError> {
+        if fork::forked(self.fork_gen) {
+            return Err(CallError::Forked);
+        }
+        if req.len() > self.max_request {
+            return Err(CallError::TooLarge {
+                len: req.len(),
+                max: self.max_request,
+            });
+        }
+        if self.output.pending() > 0 {
+            self.output
+                .flush(sock)
+                .map_err(|_| CallError::Disconnected)?;
+            if self.output.pending() > 0 {
+                return Err(CallError::Full);
+            }
+        }
+        self.output.push(tag, req);
+        self.output.flush(sock).map_err(|_| CallError::Disconnected)
+    }
+
+    /// The next response frame, if one has come.
+    fn try_recv(&mut self, sock: &UnixStream) -> Result<(u32, Vec<u8>), CallError> {
+        if fork::forked(self.fork_gen) {
+            return Err(CallError::Forked);
+        }
+        // A request the socket took only in part goes on (a failure shows in the read).
+        let _ = self.output.flush(sock);
+        loop {
+            match self.input.next(self.max_response) {
+                Next::Frame { tag, len } => return Ok((tag, self.input.take(len).to_vec())),
+                Next::TooLong { len, position } => {
+                    return Err(CallError::Corrupt(Corruption::Record {
+                        position,
+                        word: len,
+                    }));
+                }
+                Next::Partial if self.input.ended() => return Err(CallError::Disconnected),
+                Next::Partial => {
+                    if !self.input.fill(sock) && !self.input.ended() {
+                        return Err(CallError::Empty);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the socket to have something (or to take a request sent in part), in
+    /// slices until `deadline`, asking `hung_up` between slices.
+    fn wait_response(
+        &mut self,
+        sock: &UnixStream,
+        deadline: Deadline,
+        slice: Duration,
+        mut hung_up: impl FnMut() -> Option<()>,
+    ) -> Result<(), Stop<()>> {
+        loop {
+            if deadline.passed() {
+                return Err(Stop::Timeout);
+            }
+            let now = Instant::now();
+            let t = deadline.min(now.after(slice)).since(now);
+            if stream::wait(sock, self.output.pending() > 0, t) {
+                return Ok(());
+            }
+            if let Some(e) = hung_up() {
+                return Err(Stop::By(e));
+            }
+        }
     }
 }
 
@@ -615,9 +797,8 @@ struct ServerWatch {
     /// The supervised child serving this client, and the key of the wake-up registered
     /// with it.
     child: Option<(Arc<ChildWatch>, Option<u64>)>,
-    /// Whether a lost connection may still wait for the child's end to be recorded (once:
-    /// a server that closed the connection but lives on costs one wait, not one per call).
-    patient: Cell<bool>,
+    /// The fork generation at connect: a copy in a forked child leaves the watch alone.
+    fork_gen: u32,
 }
 
 impl ServerWatch {
@@ -644,30 +825,26 @@ impl ServerWatch {
         self.child.as_ref().is_some_and(|(c, _)| c.has_exited())
     }
 
-    /// The error for a lost connection. For a supervised server: its end once recorded —
-    /// the connection usually ends a moment before the supervisor thread has reaped the
-    /// child, so the first loss waits up to [`PATIENCE`] for the record.
+    /// The error for a lost connection: for a supervised server that ended, its end (the
+    /// connection usually ends a moment before the supervisor thread has reaped the child;
+    /// see `ChildWatch::lost`), else [`CallError::Disconnected`].
     fn lost(&self) -> CallError {
-        let Some((child, _)) = &self.child else {
-            return CallError::Disconnected;
-        };
-        let patience = match self.patient.replace(false) {
-            true => PATIENCE,
-            false => Duration::ZERO,
-        };
-        child.lost(patience).unwrap_or(CallError::Disconnected)
+        match &self.child {
+            Some((child, _)) if !fork::forked(self.fork_gen) => {
+                child.lost().unwrap_or(CallError::Disconnected)
+            }
+            _ => CallError::Disconnected,
+        }
     }
 }
 
-/// How long a supervised client's first lost call waits for the supervisor to record the
-/// child's end (it reaps the child as soon as its pidfd turns readable, within
-/// milliseconds; this covers a loaded machine).
-const PATIENCE: Duration = Duration::from_millis(150);
-
 impl Drop for ServerWatch {
     fn drop(&mut self) {
+        // In a forked child the watch's lock may have been held at the fork: leave it.
         if let Some((child, Some(key))) = &self.child {
-            child.forget(*key);
+            if !fork::forked(self.fork_gen) {
+                child.forget(*key);
+            }
         }
     }
 }

@@ -5,6 +5,71 @@ use std::vec::Vec;
 
 use crate::doorbell::{Fences, WaitOptions};
 
+/// How a server's requests and responses travel: what
+/// [`AnyServer::bind`](super::AnyServer::bind) binds.
+///
+/// The default is shared memory: it is what this crate is for — no system call and no
+/// kernel copy per frame while both sides are awake, and the reactor's hand-over of slow
+/// inline handlers rides on its doorbell. The socket is the fallback for deployments that
+/// cannot share memory between the processes (a sandbox without shared mappings, a policy
+/// against them); clients follow the server's choice without a setting of their own.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::TransportKind;
+///
+/// assert_eq!("socket".parse::<TransportKind>(), Ok(TransportKind::Socket));
+/// assert_eq!("shm".parse::<TransportKind>(), Ok(TransportKind::SharedMemory));
+/// assert!("carrier-pigeon".parse::<TransportKind>().is_err());
+/// assert_eq!(TransportKind::default(), TransportKind::SharedMemory);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// Lock-free rings in shared memory, futex doorbells ([`Server`](super::Server)).
+    #[default]
+    SharedMemory,
+    /// Length-prefixed frames on the Unix socket ([`SocketServer`](super::SocketServer)).
+    Socket,
+}
+
+/// A transport name that is neither `shm`/`shared-memory` nor `socket`.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::TransportKind;
+///
+/// let e = "tcp".parse::<TransportKind>().unwrap_err();
+/// assert!(e.to_string().contains("tcp"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownTransport(pub std::string::String);
+
+impl std::fmt::Display for UnknownTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown transport {:?} (expected \"shm\" or \"socket\")",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownTransport {}
+
+impl core::str::FromStr for TransportKind {
+    type Err = UnknownTransport;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "shm" | "shared-memory" | "shared_memory" => Ok(Self::SharedMemory),
+            "socket" | "unix" => Ok(Self::Socket),
+            other => Err(UnknownTransport(other.into())),
+        }
+    }
+}
+
 /// Limits and sizes of a [`Server`](super::Server).
 ///
 /// # Examples
@@ -34,6 +99,7 @@ pub struct ServerConfig {
     pub(crate) allowed_uids: Option<Vec<u32>>,
     pub(crate) wait: WaitOptions,
     pub(crate) fences: Option<Fences>,
+    pub(crate) transport: TransportKind,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +117,7 @@ impl Default for ServerConfig {
             allowed_uids: Some(Vec::new()),
             wait: WaitOptions::default(),
             fences: None,
+            transport: TransportKind::SharedMemory,
         }
     }
 }
@@ -69,6 +136,22 @@ impl ServerConfig {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The transport [`AnyServer::bind`](super::AnyServer::bind) serves (default: shared
+    /// memory; see [`TransportKind`] for why). [`Server`](super::Server) and
+    /// [`SocketServer`](super::SocketServer) each serve their own whatever this says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ServerConfig, TransportKind};
+    ///
+    /// let cfg = ServerConfig::new().transport(TransportKind::Socket);
+    /// ```
+    pub fn transport(mut self, kind: TransportKind) -> Self {
+        self.transport = kind;
+        self
     }
 
     /// Most clients connected at once (a configurable limit, not a constant).

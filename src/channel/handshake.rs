@@ -11,9 +11,10 @@ use super::socket;
 use crate::clock::Deadline;
 use crate::wire::{
     CLIENT_HELLO_FLAGS_OFF, CLIENT_HELLO_LEN, CLIENT_HELLO_MAGIC, CLIENT_HELLO_PID_OFF,
-    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAGS_OFF, HELLO_FULL,
-    HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC, HELLO_OK, HELLO_PID_OFF,
-    HELLO_RESOURCES, HELLO_SLOT_OFF, HELLO_UID, HELLO_VERDICT_OFF,
+    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAG_SOCKET, HELLO_FLAGS_OFF,
+    HELLO_FULL, HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC, HELLO_MAX_REQUEST_OFF,
+    HELLO_MAX_RESPONSE_OFF, HELLO_OK, HELLO_PID_OFF, HELLO_RESOURCES, HELLO_SLOT_OFF, HELLO_UID,
+    HELLO_VERDICT_OFF,
 };
 
 /// What a server tells an admitted client.
@@ -25,14 +26,18 @@ pub(crate) struct Welcome {
     pub(crate) server_pid: u32,
     /// The server's limit on the client's requests in flight.
     pub(crate) max_in_flight: u32,
+    /// The largest request body the server takes.
+    pub(crate) max_request: u32,
+    /// The largest response body the server sends.
+    pub(crate) max_response: u32,
 }
 
 /// What an admitted client receives: the greeting and its descriptors.
 #[derive(Debug)]
 pub(crate) struct Admitted {
     pub(crate) welcome: Welcome,
-    /// Bell region, request ring, response ring.
-    pub(crate) fds: [OwnedFd; HELLO_FDS],
+    /// Bell region, request ring, response ring; `None` on the socket transport.
+    pub(crate) rings: Option<[OwnedFd; HELLO_FDS]>,
     /// A pidfd of the serving process, if it sent one.
     pub(crate) server_pidfd: Option<OwnedFd>,
 }
@@ -68,6 +73,8 @@ fn encode(verdict: u32, w: Welcome, flags: u32) -> [u8; HELLO_LEN] {
     put(&mut m, HELLO_PID_OFF, w.server_pid);
     put(&mut m, HELLO_IN_FLIGHT_OFF, w.max_in_flight);
     put(&mut m, HELLO_FLAGS_OFF, flags);
+    put(&mut m, HELLO_MAX_REQUEST_OFF, w.max_request);
+    put(&mut m, HELLO_MAX_RESPONSE_OFF, w.max_response);
     m
 }
 
@@ -147,6 +154,21 @@ pub(crate) fn welcome(
     socket::send_fds(sock, &encode(HELLO_OK, w, flags), &all)
 }
 
+/// Greets an admitted client of the socket transport: no rings, the server's pidfd if there
+/// is one.
+pub(crate) fn welcome_socket(
+    sock: &UnixStream,
+    w: Welcome,
+    server_pidfd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut flags = HELLO_FLAG_SOCKET;
+    if server_pidfd.is_some() {
+        flags |= HELLO_FLAG_PIDFD;
+    }
+    let fds: Vec<BorrowedFd<'_>> = server_pidfd.into_iter().collect();
+    socket::send_fds(sock, &encode(HELLO_OK, w, flags), &fds)
+}
+
 /// Tells a client it is refused (best effort: it may be gone already).
 pub(crate) fn refuse(sock: &UnixStream, why: Refusal) {
     let verdict = match why {
@@ -159,6 +181,8 @@ pub(crate) fn refuse(sock: &UnixStream, why: Refusal) {
         slot: 0,
         server_pid: 0,
         max_in_flight: 0,
+        max_request: 0,
+        max_response: 0,
     };
     let _ = socket::send_fds(sock, &encode(verdict, nobody, 0), &[]);
 }
@@ -186,23 +210,33 @@ pub(crate) fn receive(sock: &UnixStream, deadline: Deadline) -> Result<Admitted,
         HELLO_RESOURCES => return Err(ChannelError::ServerOutOfResources),
         _ => return Err(ChannelError::Protocol("unknown verdict")),
     }
-    let with_pidfd = word(&msg, HELLO_FLAGS_OFF) & HELLO_FLAG_PIDFD != 0;
-    let server_pidfd = match (with_pidfd, fds.len()) {
-        (true, 4) => fds.pop(),
-        (false, 3) => None,
-        _ => return Err(ChannelError::Protocol("wrong number of descriptors")),
+    let flags = word(&msg, HELLO_FLAGS_OFF);
+    let with_pidfd = flags & HELLO_FLAG_PIDFD != 0;
+    let rings = match flags & HELLO_FLAG_SOCKET {
+        0 => HELLO_FDS,
+        _ => 0,
     };
-    let fds: [OwnedFd; HELLO_FDS] = fds
-        .try_into()
-        .map_err(|_| ChannelError::Protocol("wrong number of descriptors"))?;
+    if fds.len() != rings + usize::from(with_pidfd) {
+        return Err(ChannelError::Protocol("wrong number of descriptors"));
+    }
+    let server_pidfd = if with_pidfd { fds.pop() } else { None };
+    let rings = match rings {
+        0 => None,
+        _ => Some(
+            <[OwnedFd; HELLO_FDS]>::try_from(fds)
+                .map_err(|_| ChannelError::Protocol("wrong number of descriptors"))?,
+        ),
+    };
     let welcome = Welcome {
         slot: word(&msg, HELLO_SLOT_OFF),
         server_pid: word(&msg, HELLO_PID_OFF),
         max_in_flight: word(&msg, HELLO_IN_FLIGHT_OFF),
+        max_request: word(&msg, HELLO_MAX_REQUEST_OFF),
+        max_response: word(&msg, HELLO_MAX_RESPONSE_OFF),
     };
     Ok(Admitted {
         welcome,
-        fds,
+        rings,
         server_pidfd,
     })
 }
@@ -225,6 +259,8 @@ mod tests {
             slot: 3,
             server_pid: 77,
             max_in_flight: 9,
+            max_request: 1000,
+            max_response: 2000,
         };
         welcome(&a, w, [fd.as_fd(), fd.as_fd(), fd.as_fd()], None).unwrap();
         let got = receive(&b, soon()).unwrap();
@@ -239,6 +275,13 @@ mod tests {
         )
         .unwrap();
         assert!(receive(&b, soon()).unwrap().server_pidfd.is_some());
+        welcome_socket(&a, w, Some(pidfd.as_fd())).unwrap();
+        let got = receive(&b, soon()).unwrap();
+        assert!(got.rings.is_none() && got.server_pidfd.is_some());
+        assert_eq!(got.welcome, w);
+        welcome_socket(&a, w, None).unwrap();
+        let got = receive(&b, soon()).unwrap();
+        assert!(got.rings.is_none() && got.server_pidfd.is_none());
         for (why, want) in [
             (Refusal::Full, "ServerFull"),
             (Refusal::User, "NotAdmitted"),

@@ -128,12 +128,16 @@ mod server;
 #[cfg(not(loom))]
 mod socket;
 #[cfg(not(loom))]
+mod socket_server;
+#[cfg(not(loom))]
+mod stream;
+#[cfg(not(loom))]
 mod supervisor;
 mod transport;
 
 #[cfg(not(loom))]
 pub use client::{Client, Response};
-pub use config::{ClientOptions, ServerConfig};
+pub use config::{ClientOptions, ServerConfig, TransportKind, UnknownTransport};
 #[cfg(not(loom))]
 pub use error::{BindError, ChannelError};
 pub use error::{CallError, RecvRequestError, SendResponseError, ServerExit};
@@ -142,6 +146,8 @@ pub use message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 pub use server::Server;
 #[cfg(not(loom))]
 pub use socket::MAX_SOCKET_PATH;
+#[cfg(not(loom))]
+pub use socket_server::{AnyServer, SocketServer};
 #[cfg(not(loom))]
 pub use supervisor::{SpawnError, Supervisor, SupervisorOptions};
 pub use transport::Transport;

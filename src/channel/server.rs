@@ -2,7 +2,6 @@
 //! response rings, and its [`Transport`] for the reactor.
 
 use std::fmt;
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -13,9 +12,8 @@ use super::config::ServerConfig;
 use super::error::{ChannelError, RecvRequestError, SendResponseError};
 use super::handshake::{self, ClientHello, Refusal, Welcome};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
-use super::socket::{self, PeerCredentials, Stale};
+use super::socket::{self, AcceptPace, PeerCredentials, Stale};
 use super::transport::Transport;
-use crate::clock::Instant;
 use crate::doorbell::{FencedBell, Fences, Line, Notifier, WaitStats, bell_of};
 use crate::error::SendError;
 use crate::fanin::{FanIn, FanInError, RingId};
@@ -35,11 +33,6 @@ const FDS_PER_CLIENT: usize = 4;
 
 /// Descriptors left to the rest of the process when budgeting connections.
 const FD_RESERVE: usize = 16;
-
-/// The first pause of accepting after `accept` ran out of descriptors; it doubles, to
-/// [`MAX_ACCEPT_BACKOFF`], while that goes on.
-const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// One connected client.
 struct Conn {
@@ -99,9 +92,8 @@ pub struct Server {
     pidfd: Option<OwnedFd>,
     /// Descriptors open in this process when it bound.
     base_fds: usize,
-    /// After `accept` ran out of descriptors: no accepting before this instant.
-    accept_resume: Option<Instant>,
-    accept_backoff: Duration,
+    /// Accepting, paused while `accept` runs out of descriptors.
+    pace: AcceptPace,
 }
 
 impl Server {
@@ -209,25 +201,13 @@ impl Server {
             fork_gen,
             pidfd: handshake::own_pidfd(),
             base_fds: open_fds(),
-            accept_resume: None,
-            accept_backoff: MIN_ACCEPT_BACKOFF,
+            pace: AcceptPace::new(),
         })
     }
 
     /// Whether this is a copy inherited by a forked child.
     fn forked(&self) -> bool {
         fork::forked(self.fork_gen)
-    }
-
-    /// Whether the descriptor limit leaves room for one more connection: the descriptors
-    /// open at bind, a reserve for the rest of the process, and [`FDS_PER_CLIENT`] for each
-    /// connection, against the soft `RLIMIT_NOFILE` now.
-    fn fd_budget_allows_one_more(&self) -> bool {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-            .current
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let need = self.base_fds + FD_RESERVE + FDS_PER_CLIENT * (self.clients() + 1);
-        need <= limit
     }
 
     /// The socket path.
@@ -406,45 +386,16 @@ impl Server {
         if self.forked() {
             return Err(ChannelError::Forked);
         }
-        if let Some(resume) = self.accept_resume {
-            if Instant::now() < resume {
-                return Ok(0);
-            }
-            self.accept_resume = None;
-        }
         let mut n = 0;
         for _ in 0..ACCEPTS_PER_CALL {
             let Some(listener) = &self.listener else {
-                return Ok(n);
+                break;
             };
-            let sock = match listener.accept() {
-                Ok((sock, _)) => sock,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // Interrupted, or a connection that died in the backlog: the next one.
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if errno_is(&e, &[rustix::io::Errno::CONNABORTED]) => continue,
-                Err(e)
-                    if errno_is(
-                        &e,
-                        &[
-                            rustix::io::Errno::MFILE,
-                            rustix::io::Errno::NFILE,
-                            rustix::io::Errno::NOBUFS,
-                            rustix::io::Errno::NOMEM,
-                        ],
-                    ) =>
-                {
-                    self.accept_resume = Some(Instant::now().after(self.accept_backoff));
-                    self.accept_backoff = (self.accept_backoff * 2).min(MAX_ACCEPT_BACKOFF);
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if self.setup(sock).is_ok() {
-                n += 1;
+            match self.pace.next(listener)? {
+                Some(sock) => n += usize::from(self.setup(sock).is_ok()),
+                None => break,
             }
         }
-        self.accept_backoff = MIN_ACCEPT_BACKOFF;
         Ok(n)
     }
 
@@ -492,6 +443,8 @@ impl Server {
             slot: slot as u32,
             server_pid: std::process::id(),
             max_in_flight: self.cfg.max_in_flight as u32,
+            max_request: self.max_request() as u32,
+            max_response: self.max_response() as u32,
         };
         let fds = [self.bell.fd(), requests.fd(), responses_region.fd()];
         let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
@@ -518,37 +471,15 @@ impl Server {
 
     /// Why a client with these credentials is turned away, if it is.
     fn refusal(&self, cred: &PeerCredentials) -> Option<Refusal> {
-        let admitted = match &self.cfg.allowed_uids {
-            None => true,
-            Some(v) => cred.uid == self.uid || v.contains(&cred.uid),
-        };
-        if !admitted {
-            return Some(Refusal::User);
-        }
-        if self.fanin.ring_count() >= self.cfg.max_clients {
-            return Some(Refusal::Full);
-        }
-        let holding = |same: &dyn Fn(&PeerCredentials) -> bool| {
-            self.conns
-                .iter()
-                .flatten()
-                .filter(|c| same(&c.cred))
-                .count()
-        };
-        if let Some(n) = self.cfg.max_per_uid {
-            if holding(&|c| c.uid == cred.uid) >= n {
-                return Some(Refusal::Limit);
-            }
-        }
-        if let Some(n) = self.cfg.max_per_process {
-            if cred.pid != 0 && holding(&|c| c.pid == cred.pid) >= n {
-                return Some(Refusal::Limit);
-            }
-        }
-        if !self.fd_budget_allows_one_more() {
-            return Some(Refusal::Resources);
-        }
-        None
+        let held = self.conns.iter().flatten().map(|c| c.cred);
+        refusal(
+            &self.cfg,
+            self.uid,
+            cred,
+            held,
+            self.fanin.ring_count(),
+            || fd_budget_allows_one_more(self.base_fds, FDS_PER_CLIENT, self.clients()),
+        )
     }
 
     /// Detaches every connection whose client hung up (closed its socket) or whose process
@@ -960,17 +891,60 @@ impl Conn {
     }
 }
 
-/// Whether `e` is one of the `errnos`.
-fn errno_is(e: &io::Error, errnos: &[rustix::io::Errno]) -> bool {
-    e.raw_os_error()
-        .is_some_and(|raw| errnos.iter().any(|n| n.raw_os_error() == raw))
+/// Why a client with credentials `cred` is turned away, if it is: a user not admitted, the
+/// server full, the user's or process's own limit reached (`held`: the credentials of the
+/// connections attached), or no descriptors left (`room` says whether there are).
+pub(super) fn refusal(
+    cfg: &ServerConfig,
+    server_uid: u32,
+    cred: &PeerCredentials,
+    held: impl Iterator<Item = PeerCredentials> + Clone,
+    clients: usize,
+    room: impl FnOnce() -> bool,
+) -> Option<Refusal> {
+    let admitted = match &cfg.allowed_uids {
+        None => true,
+        Some(v) => cred.uid == server_uid || v.contains(&cred.uid),
+    };
+    if !admitted {
+        return Some(Refusal::User);
+    }
+    if clients >= cfg.max_clients {
+        return Some(Refusal::Full);
+    }
+    let holding =
+        |same: &dyn Fn(&PeerCredentials) -> bool| held.clone().filter(|c| same(c)).count();
+    if let Some(n) = cfg.max_per_uid {
+        if holding(&|c| c.uid == cred.uid) >= n {
+            return Some(Refusal::Limit);
+        }
+    }
+    if let Some(n) = cfg.max_per_process {
+        if cred.pid != 0 && holding(&|c| c.pid == cred.pid) >= n {
+            return Some(Refusal::Limit);
+        }
+    }
+    if !room() {
+        return Some(Refusal::Resources);
+    }
+    None
+}
+
+/// Whether the descriptor limit leaves room for one more connection: the descriptors open
+/// at bind (`base`), a reserve for the rest of the process, and `per_client` for each of
+/// `clients` + 1, against the soft `RLIMIT_NOFILE` now.
+pub(super) fn fd_budget_allows_one_more(base: usize, per_client: usize, clients: usize) -> bool {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    base + FD_RESERVE + per_client * (clients + 1) <= limit
 }
 
 /// Whether making a region failed for want of descriptors or memory.
 fn region_out_of_resources(e: &crate::region::RegionError) -> bool {
     use rustix::io::Errno;
     match e {
-        crate::region::RegionError::Io { source, .. } => errno_is(
+        crate::region::RegionError::Io { source, .. } => socket::errno_in(
             source,
             &[Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::NOSPC],
         ),
@@ -979,7 +953,7 @@ fn region_out_of_resources(e: &crate::region::RegionError) -> bool {
 }
 
 /// How many descriptors this process has open (`/proc/self/fd`; 64 if it cannot be read).
-fn open_fds() -> usize {
+pub(super) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(64, Iterator::count)
 }
 

@@ -27,7 +27,9 @@ use rustix::net::{
 };
 
 use super::error::{BindError, ChannelError};
-use crate::clock::Deadline;
+use crate::clock::{Deadline, Instant};
+use rustix::io::Errno;
+use std::time::Duration;
 
 /// Most file descriptors one message carries.
 pub(crate) const MAX_FDS: usize = 4;
@@ -385,4 +387,75 @@ pub(crate) fn poll_now(fd: BorrowedFd<'_>, events: PollFlags) -> Option<PollFlag
         }
     }
     None
+}
+
+/// The first pause of accepting after `accept` ran out of descriptors; it doubles, to
+/// [`MAX_ACCEPT_BACKOFF`], while that goes on.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepting connections without spinning when the process runs out of descriptors: after
+/// `accept` fails with `EMFILE`, `ENFILE`, `ENOBUFS` or `ENOMEM`, accepting pauses — 10 ms,
+/// doubling to a second while it goes on — rather than spinning on a backlog it cannot
+/// take.
+#[derive(Debug)]
+pub(crate) struct AcceptPace {
+    /// No accepting before this instant.
+    resume: Option<Instant>,
+    backoff: Duration,
+}
+
+impl AcceptPace {
+    pub(crate) fn new() -> Self {
+        Self {
+            resume: None,
+            backoff: MIN_ACCEPT_BACKOFF,
+        }
+    }
+
+    /// The next waiting connection: `None` if nobody waits or accepting is paused.
+    /// Interruptions and connections that died in the backlog are skipped.
+    ///
+    /// # Errors
+    ///
+    /// An error of `accept(2)`; running out of descriptors also pauses accepting.
+    pub(crate) fn next(&mut self, listener: &UnixListener) -> io::Result<Option<UnixStream>> {
+        if let Some(resume) = self.resume {
+            if Instant::now() < resume {
+                return Ok(None);
+            }
+            self.resume = None;
+        }
+        loop {
+            match listener.accept() {
+                Ok((sock, _)) => {
+                    self.backoff = MIN_ACCEPT_BACKOFF;
+                    return Ok(Some(sock));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.backoff = MIN_ACCEPT_BACKOFF;
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if errno_in(&e, &[Errno::CONNABORTED]) => continue,
+                Err(e)
+                    if errno_in(
+                        &e,
+                        &[Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM],
+                    ) =>
+                {
+                    self.resume = Some(Instant::now().after(self.backoff));
+                    self.backoff = (self.backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Whether `e` is one of the `errnos`.
+pub(crate) fn errno_in(e: &io::Error, errnos: &[Errno]) -> bool {
+    e.raw_os_error()
+        .is_some_and(|raw| errnos.iter().any(|n| n.raw_os_error() == raw))
 }

@@ -20,7 +20,8 @@
 //!   flight, and every later call, fail with [`CallError::ServerExited`] carrying that
 //!   record. A call blocked on a full request ring notices within its sleep slice (50 ms by
 //!   default). A client notices the end of the connection's socket too, and its pidfd of the
-//!   serving process: a wrapper script that forks the real server is covered both ways.
+//!   serving process. A wrapper script should `exec` the server: `stop` and the parent-death
+//!   signal reach the direct child only, and a server the script forks would outlive them.
 //! * **Stopping is orderly, then certain.** [`Supervisor::stop`] sends `SIGTERM` through the
 //!   pidfd (never to a bare pid, which may have been reused), waits the configured grace for
 //!   the child to exit, then sends `SIGKILL`. Dropping a supervisor stops its child the same
@@ -43,7 +44,7 @@ use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
@@ -288,7 +289,15 @@ impl Supervisor {
                 CHILDREN.fetch_add(1, Ordering::Relaxed)
             )),
         };
-        let out = OpenOptions::new().create(true).append(true).open(&log)?;
+        let out = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&log)?
+        };
         let err = out.try_clone()?;
         command
             .stdin(Stdio::null())
@@ -296,11 +305,21 @@ impl Supervisor {
             .stderr(Stdio::from(err));
         let parent = getpid();
         // SAFETY: the closure runs in the forked child before `exec`, where only async-signal-
-        // safe calls are allowed: it makes two system calls (`prctl`, `getppid`) through
-        // rustix, which neither allocates nor takes locks, and builds an `io::Error` from a
-        // raw code, which does not allocate either.
+        // safe calls are allowed: `sigaction` (async-signal-safe by POSIX, on a zeroed
+        // `sigaction` whose handler is SIG_DFL), two system calls (`prctl`, `getppid`)
+        // through rustix, which neither allocates nor takes locks, and `io::Error`s built
+        // from raw codes, which do not allocate either.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                // Dispositions a server expects, whatever this process ignores: an inherited
+                // SIG_IGN of SIGTERM would make every stop wait out the grace.
+                for sig in [libc::SIGTERM, libc::SIGCHLD] {
+                    let mut act: libc::sigaction = core::mem::zeroed();
+                    act.sa_sigaction = libc::SIG_DFL;
+                    if libc::sigaction(sig, &act, core::ptr::null_mut()) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
                 if getppid() != Some(parent) {
                     // The parent died before the `prctl`: nobody would send the signal.
@@ -378,6 +397,9 @@ impl Supervisor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn exit(&self) -> Option<ServerExit> {
+        if getpid() != self.owner {
+            return None;
+        }
         self.watch.exit_now().map(|e| (*e).clone())
     }
 
@@ -395,6 +417,9 @@ impl Supervisor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Option<ServerExit> {
+        if getpid() != self.owner {
+            return None;
+        }
         self.watch.wait_exit(timeout).map(|e| (*e).clone())
     }
 
@@ -509,7 +534,7 @@ impl Supervisor {
         let _ = rustix::io::write(&self.watch.stop_fd, &1u64.to_ne_bytes());
         match self
             .watch
-            .wait_exit(self.watch.grace + Duration::from_secs(10))
+            .wait_exit(self.watch.grace.saturating_add(Duration::from_secs(10)))
         {
             Some(e) => {
                 if let Some(t) = self.thread.take() {
@@ -568,14 +593,30 @@ fn supervise(
     };
     drop(command); // closes the parent's copies of the log descriptors
     let pid = child.id();
-    // The child is not reaped before `child.wait()` below, so its pid cannot be reused
-    // before this `pidfd_open`: the pidfd names this child.
+    // This thread reaps the child only through the pidfd, so the pid cannot be reused
+    // before this `pidfd_open` — unless the kernel reaps it first, which it does when this
+    // process ignores `SIGCHLD` and the child ends within microseconds of its `exec`; then
+    // the open fails (`ESRCH`), or (had the pid space wrapped in those microseconds) names
+    // another process: a window the kernel closes only with `clone3(CLONE_PIDFD)`, which
+    // `std::process` does not offer on stable Rust. (Wrapping the pid space in microseconds
+    // takes tens of thousands of process creations in between: not a practical case.)
     let pidfd = match Pid::from_raw(pid as i32)
         .ok_or(rustix::io::Errno::SRCH)
         .and_then(|p| pidfd_open(p, PidfdFlags::empty()))
     {
         Ok(fd) => fd,
+        // Already reaped by the kernel: it ended, with a status nobody can have. A
+        // descriptor that is always readable stands in for its pidfd, so that every watcher
+        // sees "exited" at once (and signals or `waitid` on it fail harmlessly).
+        Err(rustix::io::Errno::SRCH) => match eventfd(1, EventfdFlags::CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = started.send(Err(e.into()));
+                return;
+            }
+        },
         Err(e) => {
+            // No pidfds on this kernel: the child is ours and unreaped, so its pid is.
             let _ = child.kill();
             let _ = child.wait();
             let _ = started.send(Err(e.into()));
@@ -599,6 +640,7 @@ fn supervise(
     if started.send(Ok(watch.clone())).is_err() {
         return;
     }
+    let mut stopped = false;
     loop {
         let mut fds = [
             PollFd::new(&watch.pidfd, PollFlags::IN),
@@ -614,12 +656,17 @@ fn supervise(
             break;
         }
         if fds[1].revents().contains(PollFlags::IN) && watch.lock().stopping {
-            terminate(&watch);
+            // A natural exit that raced the stop is reported as natural.
+            stopped = !pidfd_exited(watch.pidfd.as_fd());
+            if stopped {
+                terminate(&watch);
+            }
             break;
         }
     }
-    let status = reap(&mut child);
-    let stopped = watch.lock().stopping;
+    let status = reap(&watch.pidfd);
+    // `std`'s handle must not wait again (its pid may be another process's by now).
+    core::mem::forget(child);
     watch.record(ServerExit {
         pid,
         status,
@@ -636,13 +683,29 @@ fn terminate(watch: &ChildWatch) {
     }
 }
 
-/// The child's exit status, or `None` when it cannot be had (`ECHILD`: the kernel reaped
-/// it because `SIGCHLD` is ignored, or other code did).
-fn reap(child: &mut Child) -> Option<ExitStatus> {
+/// Reaps the child; its exit status, or `None` when it cannot be had (`ECHILD`: the kernel
+/// reaped it because `SIGCHLD` is ignored, or other code did).
+fn reap(pidfd: &OwnedFd) -> Option<ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
     loop {
-        match child.wait() {
-            Ok(s) => return Some(s),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        // On the pidfd, never on the bare pid: if the child was reaped elsewhere and its pid
+        // reused by another child of this process, `waitpid(pid)` would take that one's status.
+        match rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED,
+        ) {
+            Ok(Some(st)) => {
+                // Rebuilt in `waitpid`'s encoding, which `ExitStatus` wraps.
+                return match (st.exit_status(), st.terminating_signal()) {
+                    (Some(code), _) if st.exited() => {
+                        Some(ExitStatus::from_raw((code & 0xff) << 8))
+                    }
+                    (_, Some(sig)) => Some(ExitStatus::from_raw(sig & 0x7f)),
+                    _ => None,
+                };
+            }
+            Ok(None) => return None,
+            Err(rustix::io::Errno::INTR) => continue,
             Err(_) => return None,
         }
     }
@@ -736,12 +799,14 @@ impl ChildWatch {
     }
 
     /// The error a client reports once its connection is lost: the child's end if it
-    /// exited (waiting at most `patience` for the supervisor thread to record it),
-    /// otherwise `None`.
-    pub(crate) fn lost(&self, patience: Duration) -> Option<CallError> {
+    /// exited, otherwise `None`. A child whose pidfd says it exited is recorded by the
+    /// supervisor thread within moments: that is waited for (at most a second, for a
+    /// loaded machine); a child still running costs no wait.
+    pub(crate) fn lost(&self) -> Option<CallError> {
         let exit = match self.exit_now() {
             Some(e) => Some(e),
-            None => self.wait_exit(patience),
+            None if pidfd_exited(self.pidfd.as_fd()) => self.wait_exit(Duration::from_secs(1)),
+            None => None,
         };
         exit.map(CallError::ServerExited)
     }

@@ -14,18 +14,26 @@
 //! server answers with one message of [`HELLO_LEN`] bytes:
 //!
 //! ```text
-//! +0   magic         HELLO_MAGIC, "RBC2"
+//! +0   magic         HELLO_MAGIC, "RBC3"
 //! +4   verdict       HELLO_OK, HELLO_FULL, HELLO_UID, HELLO_LIMIT or HELLO_RESOURCES
 //! +8   slot          the connection's slot on the server
 //! +12  server pid    the serving process, as the server sees itself
 //! +16  in flight     the server's limit on this client's requests in flight
-//! +20  flags         HELLO_FLAG_PIDFD if a fourth descriptor comes with it
+//! +20  flags         HELLO_FLAG_PIDFD if the server's pidfd comes with it,
+//!                    HELLO_FLAG_SOCKET if frames travel on this socket (no rings)
+//! +24  max request   the largest request body the server takes, in bytes
+//! +28  max response  the largest response body it sends, in bytes
 //! ```
 //!
-//! With `HELLO_OK` the message carries three descriptors (`SCM_RIGHTS`), in this order: the
-//! server's bell region, the client's request ring (the client produces), and its response
-//! ring (the client consumes) — and a fourth, a pidfd of the serving process, if the flag says
-//! so. With any other verdict it carries none and the server closes the connection.
+//! With `HELLO_OK` and without `HELLO_FLAG_SOCKET` the message carries three descriptors
+//! (`SCM_RIGHTS`), in this order: the server's bell region, the client's request ring (the
+//! client produces), and its response ring (the client consumes) — and a fourth, a pidfd of
+//! the serving process, if the flag says so. With `HELLO_FLAG_SOCKET` it carries only the
+//! pidfd (if flagged), and from then on requests and responses are frames on the socket
+//! itself, each an 8-byte header — body length (`u32`), tag (`u32`), native byte order —
+//! followed by the body; a body longer than the greeting's maximum is a protocol violation
+//! that ends the connection. With any other verdict it carries none and the server closes
+//! the connection.
 //!
 //! The pidfds are how each side learns that the other *process* died even while a process it
 //! forked keeps a copy of the connection's socket (the socket then never hangs up). Either
@@ -47,11 +55,12 @@ pub const CLIENT_HELLO_PID_OFF: usize = 4;
 pub const CLIENT_HELLO_FLAGS_OFF: usize = 8;
 /// Client hello flag: a pidfd of the client process comes with it.
 pub const CLIENT_HELLO_PIDFD: u32 = 1;
-/// First bytes of the server's greeting. The digit is the handshake's version: version 1
-/// (no hellos, no pidfds) is not spoken any more.
-pub const HELLO_MAGIC: [u8; 4] = *b"RBC2";
+/// First bytes of the server's greeting. The digit is the handshake's version: versions 1
+/// (no hellos, no pidfds) and 2 (no socket transport, no frame limits) are not spoken any
+/// more.
+pub const HELLO_MAGIC: [u8; 4] = *b"RBC3";
 /// Length of the greeting in bytes.
-pub const HELLO_LEN: usize = 24;
+pub const HELLO_LEN: usize = 32;
 /// Greeting verdict: admitted; the rings follow.
 pub const HELLO_OK: u32 = 0;
 /// Greeting verdict: refused, the server is at its client limit.
@@ -74,8 +83,18 @@ pub const HELLO_PID_OFF: usize = 12;
 pub const HELLO_IN_FLIGHT_OFF: usize = 16;
 /// Offset of the flags in the greeting (`u32`).
 pub const HELLO_FLAGS_OFF: usize = 20;
-/// Greeting flag: a pidfd of the serving process comes as a fourth descriptor.
+/// Greeting flag: a pidfd of the serving process comes with the greeting (after the rings,
+/// if any).
 pub const HELLO_FLAG_PIDFD: u32 = 1;
+/// Greeting flag: the connection carries its frames on the socket itself (the socket
+/// transport); no ring descriptors come.
+pub const HELLO_FLAG_SOCKET: u32 = 2;
+/// Offset of the largest request body in the greeting (`u32`).
+pub const HELLO_MAX_REQUEST_OFF: usize = 24;
+/// Offset of the largest response body in the greeting (`u32`).
+pub const HELLO_MAX_RESPONSE_OFF: usize = 28;
+/// Bytes of a frame header on the socket transport: body length and tag, `u32` each.
+pub const SOCKET_FRAME_HEADER: usize = 8;
 /// Descriptors a greeting with [`HELLO_OK`] carries: bell region, request ring, response ring
 /// (and the server's pidfd, with [`HELLO_FLAG_PIDFD`]).
 pub const HELLO_FDS: usize = 3;

@@ -1,0 +1,828 @@
+//! The socket transport's server: the same handshake, limits, admission and [`Transport`] as
+//! [`Server`](super::Server), with every request and response a length-prefixed frame on the
+//! connection's socket instead of a record in shared memory.
+//!
+//! # When to use it
+//!
+//! Where the processes cannot share memory: a sandbox without shared mappings (seccomp
+//! filters that refuse `memfd_create` or `mmap` of a passed descriptor), a container policy,
+//! a peer that must not be trusted with a mapping. It costs a system call or more per frame
+//! each way and a copy through the kernel; shared memory costs neither (see the README's
+//! figures). [`ServerConfig::transport`](super::ServerConfig::transport) and [`AnyServer`]
+//! let one program choose per deployment; a [`Client`](super::Client) learns the choice from
+//! the greeting and needs no setting.
+//!
+//! # How it waits
+//!
+//! [`Transport::wait`] is one `poll(2)` over the connections' sockets (readable, or writable
+//! where a response waits for room) and an eventfd that the [`waker`](Transport::waker)
+//! writes. The eventfd is drained *before* `ready()` is checked and the poll starts, so a
+//! wake between the check and the poll leaves it readable and the poll returns at once: no
+//! wake-up is lost. A handled signal ends the poll early (`EINTR`); the reactor then looks
+//! again, which is never wrong.
+//!
+//! # Limits
+//!
+//! A connection's unsent responses are bounded by the response ring size of the
+//! configuration (64 KiB by default): past it `try_send_response` answers `Full` and the
+//! reactor parks the response, as with a full ring. A request is read only while no whole
+//! one is buffered for its connection, so a client that floods is held by its socket's
+//! buffer. A frame announcing a body longer than the largest request ends the connection
+//! ([`RecvRequestError::Detached`] with a corruption).
+//!
+//! No hand-over of slow inline handlers ([`Transport::watch_bell`] is `None`): bytes
+//! arriving on a socket do not ring a doorbell. With a thread-pool executor a slow inline
+//! handler delays other clients until it returns.
+
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use std::vec::Vec;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
+
+use super::config::{ServerConfig, TransportKind};
+use super::error::{ChannelError, RecvRequestError, SendResponseError};
+use super::handshake::{self, ClientHello, Welcome};
+use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
+use super::server::{self, ACCEPTS_PER_CALL, Server};
+use super::socket::{self, AcceptPace, PeerCredentials, Stale};
+use super::stream::{FrameIn, FrameOut, Next};
+use super::transport::Transport;
+use crate::error::Corruption;
+use crate::fork;
+use crate::liveness::pidfd_exited;
+use crate::wire::SOCKET_FRAME_HEADER;
+
+/// Descriptors one connection costs: its socket and the client's pidfd.
+const FDS_PER_CLIENT: usize = 2;
+
+/// One connected client of the socket transport.
+struct Conn {
+    id: ConnId,
+    cred: PeerCredentials,
+    sock: UnixStream,
+    pidfd: Option<OwnedFd>,
+    hello_pending: bool,
+    input: FrameIn,
+    output: FrameOut,
+    paused: bool,
+}
+
+/// A server of the socket transport. See the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{Client, ServerConfig, SocketServer};
+/// use ringbell::reactor::{Reactor, Request, Responder};
+///
+/// let dir = std::env::temp_dir().join(format!("ringbell-doc-sockserver-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let server = SocketServer::bind(dir.join("echo.sock"), ServerConfig::new())?;
+/// let mut reactor = Reactor::new(server, |req: Request, res: Responder| {
+///     let _ = res.respond(&req.body);
+/// });
+/// let stop = reactor.stop_handle();
+/// let serving = std::thread::spawn(move || reactor.run());
+///
+/// let mut client = Client::connect(dir.join("echo.sock"))?;
+/// assert!(client.is_socket_transport());
+/// assert_eq!(client.call(b"ping")?, b"ping");
+/// stop.stop();
+/// serving.join().unwrap()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SocketServer {
+    listener: Option<UnixListener>,
+    path: PathBuf,
+    inode: (u64, u64),
+    conns: Vec<Option<Conn>>,
+    /// Where the next round-robin look starts.
+    cursor: usize,
+    cfg: ServerConfig,
+    max_request: usize,
+    max_response: usize,
+    generation: u64,
+    uid: u32,
+    fork_gen: u32,
+    pidfd: Option<OwnedFd>,
+    base_fds: usize,
+    pace: AcceptPace,
+    /// Written by the waker; polled by `wait`.
+    wake: Arc<OwnedFd>,
+}
+
+impl SocketServer {
+    /// Listens at `path` (created `0600`); refuses a stale socket file.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Bind`]; [`ChannelError::Config`] for sizes that would make no ring
+    /// (the frame limits are those the shared-memory server would have); `Io` if no eventfd
+    /// can be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ServerConfig, SocketServer, Transport};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-sockbind-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = SocketServer::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.max_request(), (64 << 10) / 2 - 8); // as the 64 KiB ring allows
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(path: impl AsRef<Path>, cfg: ServerConfig) -> Result<Self, ChannelError> {
+        Self::bind_with(path.as_ref(), cfg, Stale::Refuse)
+    }
+
+    /// As [`bind`](Self::bind), taking over a stale socket file nobody listens on.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ServerConfig, SocketServer};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-sockrepl-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// drop(std::os::unix::net::UnixListener::bind(dir.join("s.sock"))?);
+    /// let server = SocketServer::bind_replacing(dir.join("s.sock"), ServerConfig::new())?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_replacing(path: impl AsRef<Path>, cfg: ServerConfig) -> Result<Self, ChannelError> {
+        Self::bind_with(path.as_ref(), cfg, Stale::Replace)
+    }
+
+    fn bind_with(path: &Path, cfg: ServerConfig, stale: Stale) -> Result<Self, ChannelError> {
+        let fork_gen = fork::generation();
+        let (max_request, max_response) = frame_limits(&cfg)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|e| ChannelError::Io(e.into()))?;
+        let listener = socket::bind_listener(path, stale)?;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+        };
+        Ok(Self {
+            listener: Some(listener),
+            path: path.to_path_buf(),
+            inode: (
+                std::os::unix::fs::MetadataExt::dev(&meta),
+                std::os::unix::fs::MetadataExt::ino(&meta),
+            ),
+            conns: Vec::new(),
+            cursor: 0,
+            cfg,
+            max_request,
+            max_response,
+            generation: 0,
+            uid: rustix::process::geteuid().as_raw(),
+            fork_gen,
+            pidfd: handshake::own_pidfd(),
+            base_fds: server::open_fds(),
+            pace: AcceptPace::new(),
+            wake: Arc::new(wake),
+        })
+    }
+
+    /// The socket path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ServerConfig, SocketServer};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-sockpath-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = SocketServer::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.path(), dir.join("s.sock"));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many clients are connected.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{ServerConfig, SocketServer};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-sockclients-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = SocketServer::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.clients(), 0);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clients(&self) -> usize {
+        self.conns.iter().flatten().count()
+    }
+
+    fn forked(&self) -> bool {
+        fork::forked(self.fork_gen)
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.slot)
+            .and_then(Option::as_mut)
+            .filter(|c| c.id == id)
+    }
+
+    fn accept_pending(&mut self) {
+        if self.forked() {
+            return;
+        }
+        for _ in 0..ACCEPTS_PER_CALL {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match self.pace.next(listener) {
+                Ok(Some(sock)) => self.setup(sock),
+                _ => return,
+            }
+        }
+    }
+
+    fn setup(&mut self, sock: UnixStream) {
+        let Ok(cred) = socket::peer_credentials(&sock) else {
+            return;
+        };
+        let held = self.conns.iter().flatten().map(|c| c.cred);
+        let why = server::refusal(&self.cfg, self.uid, &cred, held, self.clients(), || {
+            server::fd_budget_allows_one_more(self.base_fds, FDS_PER_CLIENT, self.clients())
+        });
+        if let Some(why) = why {
+            handshake::refuse(&sock, why);
+            return;
+        }
+        let slot = match self.conns.iter().position(Option::is_none) {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        self.generation += 1;
+        let id = ConnId {
+            slot,
+            generation: self.generation,
+        };
+        let welcome = Welcome {
+            slot: slot as u32,
+            server_pid: std::process::id(),
+            max_in_flight: self.cfg.max_in_flight as u32,
+            max_request: self.max_request as u32,
+            max_response: self.max_response as u32,
+        };
+        let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
+        if handshake::welcome_socket(&sock, welcome, pidfd).is_err() {
+            return;
+        }
+        let mut conn = Conn {
+            id,
+            cred,
+            sock,
+            pidfd: None,
+            hello_pending: true,
+            input: FrameIn::default(),
+            output: FrameOut::default(),
+            paused: false,
+        };
+        conn.read_hello();
+        self.conns[slot] = Some(conn);
+    }
+
+    fn detach(&mut self, id: ConnId) -> bool {
+        match self.conn_mut(id) {
+            Some(_) => {
+                self.conns[id.slot] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads whatever the readable connections have (one `poll(2)` with zero timeout, one
+    /// read per readable connection that has no whole request buffered); whether any came.
+    fn fill(&mut self) -> bool {
+        let max = self.max_request;
+        let mut idx = Vec::new();
+        let mut fds = Vec::new();
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c {
+                if c.listening(max) {
+                    idx.push(i);
+                    fds.push(PollFd::new(&c.sock, PollFlags::IN | PollFlags::RDHUP));
+                }
+            }
+        }
+        if fds.is_empty() || !poll_now(&mut fds) {
+            return false;
+        }
+        let readable: Vec<usize> = idx
+            .iter()
+            .zip(&fds)
+            .filter(|(_, f)| !f.revents().is_empty())
+            .map(|(&i, _)| i)
+            .collect();
+        drop(fds);
+        let mut any = false;
+        for i in readable {
+            if let Some(c) = self.conns[i].as_mut() {
+                any |= c.input.fill(&c.sock) || c.input.ended();
+            }
+        }
+        any
+    }
+
+    /// The next buffered request (round robin), a violation or an end to report.
+    fn take_buffered(&mut self, buf: &mut [u8]) -> Option<Result<Incoming, RecvRequestError>> {
+        let n = self.conns.len();
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            let Some(c) = self.conns[i].as_mut() else {
+                continue;
+            };
+            if c.paused || c.hello_pending {
+                continue;
+            }
+            match c.input.next(self.max_request) {
+                Next::Frame { tag, len } => {
+                    if buf.len() < len {
+                        return Some(Err(RecvRequestError::BufferTooSmall {
+                            conn: c.id,
+                            needed: len,
+                        }));
+                    }
+                    buf[..len].copy_from_slice(c.input.take(len));
+                    self.cursor = i + 1;
+                    return Some(Ok(Incoming {
+                        conn: c.id,
+                        id: RequestId::from_tag(tag),
+                        len,
+                    }));
+                }
+                Next::TooLong { len, position } => {
+                    let id = c.id;
+                    self.conns[i] = None;
+                    let bad = Corruption::Record {
+                        position,
+                        word: len,
+                    };
+                    return Some(Err(RecvRequestError::Detached(id, Some(bad))));
+                }
+                Next::Partial if c.input.ended() => {
+                    let id = c.id;
+                    self.conns[i] = None;
+                    return Some(Err(RecvRequestError::Detached(id, None)));
+                }
+                Next::Partial => {}
+            }
+        }
+        None
+    }
+
+    /// Sends what each connection's socket takes of its queued responses.
+    fn flush_all(&mut self) {
+        for c in self.conns.iter_mut().flatten() {
+            if c.output.pending() > 0 && c.output.flush(&c.sock).is_err() {
+                c.output = FrameOut::default();
+            }
+        }
+    }
+
+    fn has_buffered(&self) -> bool {
+        self.conns
+            .iter()
+            .flatten()
+            .any(|c| !c.paused && !c.hello_pending && c.input.ready(self.max_request))
+    }
+}
+
+/// The frame limits a shared-memory server with `cfg` would have: both transports take and
+/// send the same requests.
+fn frame_limits(cfg: &ServerConfig) -> Result<(usize, usize), ChannelError> {
+    let check = |ring: usize, cap: Option<usize>| {
+        crate::header::geometry(crate::wire::RingKind::Spsc, ring, cap)
+            .map(|g| g.frame_cap)
+            .map_err(ChannelError::Config)
+    };
+    Ok((
+        check(cfg.request_ring, cfg.max_request)?,
+        check(cfg.response_ring, cfg.max_response)?,
+    ))
+}
+
+/// A `poll(2)` of `fds` with zero timeout; whether any has events. `EINTR` is asked again
+/// (a bounded number of times).
+fn poll_now(fds: &mut [PollFd<'_>]) -> bool {
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    for _ in 0..64 {
+        match poll(fds, Some(&zero)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+impl Conn {
+    fn read_hello(&mut self) {
+        match handshake::try_client_hello(&self.sock) {
+            ClientHello::Pending => {}
+            ClientHello::Hello(pidfd) => {
+                self.pidfd = pidfd;
+                self.hello_pending = false;
+            }
+            ClientHello::Other => self.hello_pending = false,
+        }
+    }
+
+    /// Whether to read from this connection now: not paused, hello read, input open, and
+    /// no whole request buffered already.
+    fn listening(&self, max: usize) -> bool {
+        !self.paused && !self.hello_pending && !self.input.ready(max)
+    }
+
+    fn is_gone(&mut self) -> bool {
+        if self.hello_pending {
+            self.read_hello();
+        }
+        socket::is_hung_up(&self.sock)
+            || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd()))
+    }
+}
+
+impl Transport for SocketServer {
+    fn max_request(&self) -> usize {
+        self.max_request
+    }
+    fn max_response(&self) -> usize {
+        self.max_response
+    }
+    fn limits(&self) -> (usize, usize) {
+        (self.cfg.max_in_flight, self.cfg.stash_bytes)
+    }
+    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+        if self.forked() {
+            return Err(RecvRequestError::Empty);
+        }
+        if let Some(r) = self.take_buffered(buf) {
+            return r;
+        }
+        if self.fill() {
+            if let Some(r) = self.take_buffered(buf) {
+                return r;
+            }
+        }
+        Err(RecvRequestError::Empty)
+    }
+    fn has_request(&self) -> bool {
+        if self.has_buffered() {
+            return true;
+        }
+        let max = self.max_request;
+        let mut fds: Vec<PollFd<'_>> = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| c.listening(max))
+            .map(|c| PollFd::new(&c.sock, PollFlags::IN | PollFlags::RDHUP))
+            .collect();
+        !fds.is_empty() && poll_now(&mut fds)
+    }
+    fn try_send_response(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError> {
+        if self.forked() {
+            return Err(SendResponseError::Forked);
+        }
+        let (max, cap) = (self.max_response, self.cfg.response_ring);
+        let c = self.conn_mut(conn).ok_or(SendResponseError::Gone)?;
+        if body.len() > max {
+            return Err(SendResponseError::TooLarge {
+                len: body.len(),
+                max,
+            });
+        }
+        let fits = |c: &Conn| c.output.pending() + SOCKET_FRAME_HEADER + body.len() <= cap;
+        if !fits(c) {
+            if c.output.flush(&c.sock).is_err() {
+                self.detach(conn);
+                return Err(SendResponseError::Gone);
+            }
+            // An empty queue takes any frame within the limit.
+            if c.output.pending() > 0 && !fits(c) {
+                return Err(SendResponseError::Full);
+            }
+        }
+        c.output.push(status.tag(id), body);
+        if c.output.flush(&c.sock).is_err() {
+            self.detach(conn);
+            return Err(SendResponseError::Gone);
+        }
+        Ok(())
+    }
+    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+        self.flush_all();
+        // Drain first, then look, then sleep: a wake after the look is still in the eventfd.
+        let mut word = [0u8; 8];
+        let _ = rustix::io::read(&*self.wake, &mut word);
+        let cap = self.cfg.response_ring;
+        let sendable = |&(id, len): &(ConnId, usize)| {
+            self.conns
+                .get(id.slot)
+                .and_then(Option::as_ref)
+                .filter(|c| c.id == id)
+                .is_none_or(|c| c.output.pending() + SOCKET_FRAME_HEADER + len <= cap)
+        };
+        if ready() || self.has_buffered() || blocked.iter().any(sendable) {
+            return true;
+        }
+        let max = self.max_request;
+        let mut fds = std::vec![PollFd::new(&*self.wake, PollFlags::IN)];
+        for c in self.conns.iter().flatten() {
+            let mut events = PollFlags::empty();
+            if c.listening(max) || c.hello_pending {
+                events |= PollFlags::IN | PollFlags::RDHUP;
+            }
+            if c.output.pending() > 0 {
+                events |= PollFlags::OUT;
+            }
+            if !events.is_empty() {
+                fds.push(PollFd::new(&c.sock, events));
+            }
+        }
+        let slice = self.cfg.wait.slice;
+        let ts = Timespec {
+            tv_sec: slice.as_secs() as i64,
+            tv_nsec: i64::from(slice.subsec_nanos()),
+        };
+        matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+    }
+    fn pause(&mut self, conn: ConnId, paused: bool) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.paused = paused;
+        }
+    }
+    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId> {
+        if self.forked() {
+            return Vec::new();
+        }
+        let gone: Vec<ConnId> = self
+            .conns
+            .iter_mut()
+            .flatten()
+            .filter_map(|c| c.is_gone().then_some(c.id))
+            .collect();
+        for &id in &gone {
+            self.detach(id);
+        }
+        if accept {
+            self.accept_pending();
+        }
+        gone
+    }
+    fn shutdown(&mut self) {
+        self.listener = None;
+        if self.forked() {
+            return;
+        }
+        self.remove_socket_file();
+        self.conns.clear();
+    }
+    fn housekeeping_interval(&self) -> Option<Duration> {
+        Some(self.cfg.wait.slice)
+    }
+    fn client(&self, conn: ConnId) -> Option<ClientInfo> {
+        self.conns
+            .get(conn.slot)
+            .and_then(Option::as_ref)
+            .filter(|c| c.id == conn)
+            .map(|c| ClientInfo {
+                conn: c.id,
+                pid: c.cred.pid,
+                uid: c.cred.uid,
+                gid: c.cred.gid,
+            })
+    }
+    fn waker(&self) -> std::boxed::Box<dyn Fn() + Send + Sync> {
+        let fd = self.wake.clone();
+        std::boxed::Box::new(move || {
+            // A full eventfd counter (2^64 - 2 wakes unread) is still readable: nothing lost.
+            let _ = rustix::io::write(&*fd, &1u64.to_ne_bytes());
+        })
+    }
+    fn connections(&self) -> usize {
+        self.clients()
+    }
+}
+
+impl SocketServer {
+    fn remove_socket_file(&self) {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            use std::os::unix::fs::MetadataExt;
+            if (meta.dev(), meta.ino()) == self.inode {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+impl Drop for SocketServer {
+    fn drop(&mut self) {
+        if self.listener.is_some() && !self.forked() {
+            self.remove_socket_file();
+        }
+    }
+}
+
+impl fmt::Debug for SocketServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketServer")
+            .field("path", &self.path)
+            .field("clients", &self.clients())
+            .finish_non_exhaustive()
+    }
+}
+
+static_assertions::assert_impl_all!(SocketServer: Send);
+
+/// A server of either transport, chosen at bind by
+/// [`ServerConfig::transport`](super::ServerConfig::transport): what a program binds when
+/// the deployment decides. A reactor serves it like either.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::channel::{AnyServer, Client, ServerConfig, TransportKind};
+/// use ringbell::reactor::{Reactor, Request, Responder};
+///
+/// let dir = std::env::temp_dir().join(format!("ringbell-doc-any-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// // For example from the deployment's settings: "socket" or "shm".
+/// let kind: TransportKind = "socket".parse()?;
+/// let server = AnyServer::bind(dir.join("s.sock"), ServerConfig::new().transport(kind))?;
+/// let mut reactor = Reactor::new(server, |req: Request, res: Responder| {
+///     let _ = res.respond(&req.body);
+/// });
+/// let stop = reactor.stop_handle();
+/// let serving = std::thread::spawn(move || reactor.run());
+/// let mut client = Client::connect(dir.join("s.sock"))?;
+/// assert_eq!(client.call(b"hi")?, b"hi");
+/// stop.stop();
+/// serving.join().unwrap()?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+// One per server, held by value by its reactor: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum AnyServer {
+    /// Shared-memory rings.
+    SharedMemory(Server),
+    /// Frames on the sockets.
+    Socket(SocketServer),
+}
+
+impl AnyServer {
+    /// Binds a server of the transport `cfg` names.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`] or [`SocketServer::bind`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{AnyServer, ServerConfig, TransportKind};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-anybind-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = AnyServer::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.kind(), TransportKind::SharedMemory); // the default
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind(path: impl AsRef<Path>, cfg: ServerConfig) -> Result<Self, ChannelError> {
+        Ok(match cfg.transport {
+            TransportKind::SharedMemory => Self::SharedMemory(Server::bind(path, cfg)?),
+            TransportKind::Socket => Self::Socket(SocketServer::bind(path, cfg)?),
+        })
+    }
+
+    /// Which transport it serves.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{AnyServer, ServerConfig, TransportKind};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-anykind-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let cfg = ServerConfig::new().transport(TransportKind::Socket);
+    /// assert_eq!(AnyServer::bind(dir.join("s.sock"), cfg)?.kind(), TransportKind::Socket);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kind(&self) -> TransportKind {
+        match self {
+            Self::SharedMemory(_) => TransportKind::SharedMemory,
+            Self::Socket(_) => TransportKind::Socket,
+        }
+    }
+
+    fn inner(&self) -> &dyn Transport {
+        match self {
+            Self::SharedMemory(s) => s,
+            Self::Socket(s) => s,
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn Transport {
+        match self {
+            Self::SharedMemory(s) => s,
+            Self::Socket(s) => s,
+        }
+    }
+}
+
+impl Transport for AnyServer {
+    fn max_request(&self) -> usize {
+        self.inner().max_request()
+    }
+    fn max_response(&self) -> usize {
+        self.inner().max_response()
+    }
+    fn limits(&self) -> (usize, usize) {
+        self.inner().limits()
+    }
+    fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
+        self.inner_mut().try_recv_request(buf)
+    }
+    fn has_request(&self) -> bool {
+        self.inner().has_request()
+    }
+    fn try_send_response(
+        &mut self,
+        conn: ConnId,
+        id: RequestId,
+        status: Status,
+        body: &[u8],
+    ) -> Result<(), SendResponseError> {
+        self.inner_mut().try_send_response(conn, id, status, body)
+    }
+    fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+        self.inner_mut().wait(blocked, ready)
+    }
+    fn pause(&mut self, conn: ConnId, paused: bool) {
+        self.inner_mut().pause(conn, paused);
+    }
+    fn housekeeping(&mut self, accept: bool) -> Vec<ConnId> {
+        self.inner_mut().housekeeping(accept)
+    }
+    fn shutdown(&mut self) {
+        self.inner_mut().shutdown();
+    }
+    fn housekeeping_interval(&self) -> Option<Duration> {
+        self.inner().housekeeping_interval()
+    }
+    fn client(&self, conn: ConnId) -> Option<ClientInfo> {
+        self.inner().client(conn)
+    }
+    fn waker(&self) -> std::boxed::Box<dyn Fn() + Send + Sync> {
+        self.inner().waker()
+    }
+    fn watch_bell(&self) -> Option<crate::doorbell::WatchBell> {
+        self.inner().watch_bell()
+    }
+    fn connections(&self) -> usize {
+        self.inner().connections()
+    }
+}

@@ -1,0 +1,265 @@
+//! Frames on the connection's socket, for the socket transport: an 8-byte header — body
+//! length and tag, `u32` each, native byte order — then the body (see [`wire`](crate::wire),
+//! "channel"). Both ends buffer in user space and never block in a read or a write: reads
+//! and writes use `MSG_DONTWAIT`, writes `MSG_NOSIGNAL` (a peer gone is an error, never a
+//! `SIGPIPE`).
+//!
+//! The input side keeps at most one chunk read past the frame being assembled; the output
+//! side holds what the socket did not take yet, and its owner bounds it (a server answers
+//! `Full` past its bound, a client waits).
+
+use std::io;
+use std::os::fd::AsFd;
+use std::vec::Vec;
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::net::{RecvFlags, SendFlags, recv, send};
+
+use crate::wire::SOCKET_FRAME_HEADER;
+
+/// Bytes asked of the socket per read.
+const CHUNK: usize = 64 << 10;
+
+/// What the input holds next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// A whole frame: its tag and body length.
+    Frame { tag: u32, len: usize },
+    /// Not a whole frame yet.
+    Partial,
+    /// A header announcing a body longer than allowed: the peer broke the protocol.
+    TooLong { len: u32, position: u64 },
+}
+
+/// The receiving side of a framed socket.
+#[derive(Debug, Default)]
+pub(crate) struct FrameIn {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already taken.
+    start: usize,
+    /// Stream offset of `buf[0]`.
+    offset: u64,
+    /// The peer closed its end (a read returned 0) or the socket failed.
+    ended: bool,
+}
+
+impl FrameIn {
+    /// What comes next, for bodies of at most `max` bytes.
+    pub(crate) fn next(&self, max: usize) -> Next {
+        let b = &self.buf[self.start..];
+        if b.len() < SOCKET_FRAME_HEADER {
+            return Next::Partial;
+        }
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let tag = u32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
+        if len as usize > max {
+            return Next::TooLong {
+                len,
+                position: self.offset + self.start as u64,
+            };
+        }
+        match b.len() >= SOCKET_FRAME_HEADER + len as usize {
+            true => Next::Frame {
+                tag,
+                len: len as usize,
+            },
+            false => Next::Partial,
+        }
+    }
+
+    /// The body of the whole frame [`next`](Self::next) reported, consumed.
+    pub(crate) fn take(&mut self, len: usize) -> &[u8] {
+        let at = self.start + SOCKET_FRAME_HEADER;
+        self.start = at + len;
+        &self.buf[at..at + len]
+    }
+
+    /// Whether the peer's end is closed (what is buffered may still hold frames).
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Reads what the socket has, without waiting; returns whether anything came. A read of
+    /// 0 bytes or an error other than "nothing now" ends the input.
+    pub(crate) fn fill(&mut self, sock: impl AsFd) -> bool {
+        if self.ended {
+            return false;
+        }
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.offset += self.start as u64;
+            self.start = 0;
+        }
+        let have = self.buf.len();
+        self.buf.resize(have + CHUNK, 0);
+        let got = loop {
+            match recv(&sock, &mut self.buf[have..], RecvFlags::DONTWAIT) {
+                Ok((n, _)) => break Some(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => break None,
+                Err(_) => break Some(0),
+            }
+        };
+        match got {
+            Some(0) => {
+                self.buf.truncate(have);
+                self.ended = true;
+                false
+            }
+            Some(n) => {
+                self.buf.truncate(have + n);
+                true
+            }
+            None => {
+                self.buf.truncate(have);
+                false
+            }
+        }
+    }
+
+    /// Whether a whole frame (of at most `max` bytes), a violation or the end is here.
+    pub(crate) fn ready(&self, max: usize) -> bool {
+        self.ended || self.next(max) != Next::Partial
+    }
+}
+
+/// The sending side of a framed socket.
+#[derive(Debug, Default)]
+pub(crate) struct FrameOut {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already sent.
+    sent: usize,
+}
+
+impl FrameOut {
+    /// Bytes not yet taken by the socket.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len() - self.sent
+    }
+
+    /// Queues a frame.
+    pub(crate) fn push(&mut self, tag: u32, body: &[u8]) {
+        if self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
+        }
+        self.buf
+            .extend_from_slice(&(body.len() as u32).to_ne_bytes());
+        self.buf.extend_from_slice(&tag.to_ne_bytes());
+        self.buf.extend_from_slice(body);
+    }
+
+    /// Sends what the socket takes now.
+    ///
+    /// # Errors
+    ///
+    /// The socket failed or the peer is gone (`EPIPE`, `ECONNRESET`).
+    pub(crate) fn flush(&mut self, sock: impl AsFd) -> io::Result<()> {
+        while self.sent < self.buf.len() {
+            match send(
+                &sock,
+                &self.buf[self.sent..],
+                SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => self.sent += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Waits at most `timeout` for `sock` to be readable (or hung up), or writable too if
+/// `write`; whether it became so. `EINTR` counts as "not yet" (the caller loops).
+pub(crate) fn wait(sock: impl AsFd, write: bool, timeout: core::time::Duration) -> bool {
+    let mut events = PollFlags::IN | PollFlags::RDHUP;
+    if write {
+        events |= PollFlags::OUT;
+    }
+    let mut fds = [PollFd::new(&sock, events)];
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn frames_cross_a_socket_whole_and_in_order() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut out = FrameOut::default();
+        out.push(7, b"hello");
+        out.push(8, b"");
+        out.flush(&a).unwrap();
+        assert_eq!(out.pending(), 0);
+        let mut inp = FrameIn::default();
+        assert_eq!(inp.next(16), Next::Partial);
+        assert!(inp.fill(&b));
+        assert_eq!(inp.next(16), Next::Frame { tag: 7, len: 5 });
+        assert_eq!(inp.take(5), b"hello");
+        assert_eq!(inp.next(16), Next::Frame { tag: 8, len: 0 });
+        assert_eq!(inp.take(0), b"");
+        assert_eq!(inp.next(16), Next::Partial);
+        assert!(!inp.fill(&b)); // nothing now, not the end
+        assert!(!inp.ended());
+        drop(a);
+        assert!(!inp.fill(&b));
+        assert!(inp.ended());
+    }
+
+    #[test]
+    fn a_header_past_the_limit_is_a_violation_with_its_position() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut out = FrameOut::default();
+        out.push(1, b"ok");
+        out.push(2, &[0u8; 100]);
+        out.flush(&a).unwrap();
+        let mut inp = FrameIn::default();
+        inp.fill(&b);
+        assert_eq!(inp.next(10), Next::Frame { tag: 1, len: 2 });
+        inp.take(2);
+        assert_eq!(
+            inp.next(10),
+            Next::TooLong {
+                len: 100,
+                position: 10
+            }
+        );
+    }
+
+    #[test]
+    fn a_full_socket_keeps_the_rest_for_later_and_a_closed_one_is_an_error() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut out = FrameOut::default();
+        let big = vec![1u8; 1 << 20];
+        out.push(1, &big);
+        out.flush(&a).unwrap();
+        assert!(
+            out.pending() > 0,
+            "a 1 MiB frame fits no socket buffer at once"
+        );
+        let mut inp = FrameIn::default();
+        while out.pending() > 0 {
+            inp.fill(&b);
+            out.flush(&a).unwrap();
+        }
+        while inp.next(2 << 20) == Next::Partial {
+            assert!(inp.fill(&b));
+        }
+        assert_eq!(inp.take(1 << 20).len(), 1 << 20);
+        drop(b);
+        out.push(2, b"x");
+        assert!(out.flush(&a).is_err());
+    }
+}
