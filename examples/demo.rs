@@ -5,8 +5,10 @@
 //! concurrency level 1, 2, 4, 8 and 16, that many client processes. Each client makes blocking
 //! calls back to back for a fixed time; the handler does a small fixed amount of work (hashing
 //! the request 32 times over). It prints calls per second and the p50/p99 round trip at every
-//! level, twice: for a server running the serial loop (every request on the reactor thread)
-//! and for the reactor with a pool of worker threads (inline when idle, the pool when busy).
+//! level, three times: for a server running the serial loop (every request on the reactor
+//! thread), for the reactor with a pool of worker threads (inline when idle, the pool when
+//! busy), and for that reactor over the socket transport (frames on the Unix socket instead
+//! of shared memory: same handler, same clients — they follow the server's choice).
 //!
 //! Everything uses default settings: clients and server spin briefly, then sleep on futex
 //! doorbells. Every call has a deadline, so a failure ends the demo with an error, not a hang.
@@ -14,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ringbell::channel::{Client, Server, ServerConfig};
+use ringbell::channel::{AnyServer, Client, ServerConfig, TransportKind};
 use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
 
 #[path = "common/clients.rs"]
@@ -55,7 +57,11 @@ fn handler(req: Request, res: Responder) {
 
 /// Runs until killed by the parent.
 fn server(path: &Path, mode: &str) -> Result<(), Error> {
-    let server = Server::bind(path, ServerConfig::default())?;
+    let kind = match mode {
+        "socket" => TransportKind::Socket,
+        _ => TransportKind::SharedMemory,
+    };
+    let server = AnyServer::bind(path, ServerConfig::default().transport(kind))?;
     let stats = match mode {
         "serial" => Reactor::new(server, handler).serial(true).run()?,
         _ => Reactor::new(server, handler)
@@ -110,6 +116,7 @@ fn parent() -> Result<(), Error> {
     for (mode, label) in [
         ("serial", "serial loop"),
         ("pool", "reactor + 2-thread pool"),
+        ("socket", "same, socket transport"),
     ] {
         let path: PathBuf = dir.join(format!("{mode}.sock"));
         let sock = path.to_str().ok_or("path")?;

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ringbell::channel::{Client, SendResponseError, Server, ServerConfig, Status};
+use ringbell::channel::{
+    AnyServer, Client, SendResponseError, Server, ServerConfig, Status, TransportKind,
+};
 use ringbell::reactor::{Reactor, Request, Responder, StopHandle, ThreadPool};
 
 pub const T: Duration = Duration::from_secs(30);
@@ -118,7 +120,18 @@ pub fn reactor_with(
     handler: fn(Request, Responder),
     cpu: Option<usize>,
 ) -> Running {
-    let server = Server::bind(path, ServerConfig::default()).unwrap();
+    reactor_on(TransportKind::SharedMemory, path, pool, handler, cpu)
+}
+
+/// As [`reactor_with`], over the transport `kind`.
+pub fn reactor_on(
+    kind: TransportKind,
+    path: &Path,
+    pool: Option<usize>,
+    handler: fn(Request, Responder),
+    cpu: Option<usize>,
+) -> Running {
+    let server = AnyServer::bind(path, ServerConfig::default().transport(kind)).unwrap();
     let (stop, thread) = match pool {
         None => {
             let mut r = Reactor::new(server, handler).serial(true);
@@ -204,10 +217,10 @@ pub fn client_process(args: &[String]) {
     std::io::Write::write_all(&mut std::io::stdout(), &out).unwrap();
 }
 
-/// One request in flight against four servers in turn — a plain serial loop over `Server`'s
+/// One request in flight against five servers in turn — a plain serial loop over `Server`'s
 /// API, the reactor in serial mode, the reactor with a 2-thread pool (these three hash the
 /// request), and the reactor with a 2-thread pool answering with the request's own bytes (the
-/// channel's cost alone) — `rounds` rounds of
+/// channel's cost alone), over shared memory and over the socket transport — `rounds` rounds of
 /// `batch` calls each, interleaved. The servers' reactor threads run on CPU 1; the client is
 /// the process `client` starts (it must end up in [`client_process`] with the arguments
 /// appended here), pinned to CPU 0. Returns each server's name, p50 and p99 in µs.
@@ -231,6 +244,16 @@ pub fn one_in_flight(
             "reactor + 2-thread pool, echo",
             reactor_with(&dir.join("echo.sock"), Some(2), echo, Some(1)),
         ),
+        (
+            "reactor + 2-thread pool, echo, socket transport",
+            reactor_on(
+                TransportKind::Socket,
+                &dir.join("echo-socket.sock"),
+                Some(2),
+                echo,
+                Some(1),
+            ),
+        ),
     ];
     // The client is a separate process (as in real use; it also keeps its spinning apart from
     // the servers' in the doorbell's per-process spin accounting).
@@ -253,6 +276,122 @@ pub fn one_in_flight(
         .iter()
         .zip(&mut lat)
         .map(|((name, _), l)| (*name, pct(l, 0.5), pct(l, 0.99)))
+        .collect();
+    for (_, s) in servers {
+        s.finish();
+    }
+    res
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the machine.
+pub fn mono_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// A client of [`many_in_flight`], unpinned: connects to `args[2]`, waits until the instant
+/// `args[0]` (CLOCK_MONOTONIC ns), calls until `args[1]`, and writes every round trip (ns,
+/// u32 LE) to stdout.
+pub fn timed_client_process(args: &[String]) {
+    let start: u64 = args[0].parse().unwrap();
+    let end: u64 = args[1].parse().unwrap();
+    let mut c = Client::connect(&args[2]).unwrap();
+    let req = [7u8; 64];
+    // Connected and warmed: then everyone starts together.
+    for _ in 0..50 {
+        c.call_timeout(&req, T).unwrap();
+    }
+    let now = mono_ns();
+    if start > now {
+        std::thread::sleep(Duration::from_nanos(start - now));
+    }
+    let mut lat = Vec::with_capacity(1 << 20);
+    while mono_ns() < end {
+        let t = Instant::now();
+        c.call_timeout(&req, T).unwrap();
+        lat.push(t.elapsed().as_nanos() as u32);
+    }
+    let out: Vec<u8> = lat.iter().flat_map(|ns| ns.to_le_bytes()).collect();
+    std::io::Write::write_all(&mut std::io::stdout(), &out).unwrap();
+}
+
+/// `clients` client processes at once, each with one request in flight, against an echo
+/// reactor (2-thread pool, threads unpinned) over shared memory and over the socket
+/// transport, alternating: `rounds` rounds of `secs` seconds on each, every client calling
+/// from one shared start instant to one shared end. `client()` makes the command of one
+/// client process (it must end up in [`timed_client_process`]). Returns each transport's
+/// name, median calls/s over the rounds (all clients' calls over the window), and p50/p99
+/// round trip in µs over all calls.
+pub fn many_in_flight(
+    dir: &Path,
+    clients: usize,
+    rounds: usize,
+    secs: f64,
+    client: impl Fn() -> std::process::Command,
+) -> Vec<(&'static str, f64, f64, f64)> {
+    let servers = [
+        (
+            "shared memory",
+            reactor_on(
+                TransportKind::SharedMemory,
+                &dir.join("many-shm.sock"),
+                Some(2),
+                echo,
+                None,
+            ),
+        ),
+        (
+            "socket",
+            reactor_on(
+                TransportKind::Socket,
+                &dir.join("many-socket.sock"),
+                Some(2),
+                echo,
+                None,
+            ),
+        ),
+    ];
+    let window = Duration::from_secs_f64(secs).as_nanos() as u64;
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut lat: Vec<Vec<u32>> = vec![Vec::new(); servers.len()];
+    for _ in 0..rounds {
+        for (k, (_, s)) in servers.iter().enumerate() {
+            // Time enough to start every client process and warm it up.
+            let start = mono_ns() + 300_000_000;
+            let children: Vec<_> = (0..clients)
+                .map(|_| {
+                    client()
+                        .arg(start.to_string())
+                        .arg((start + window).to_string())
+                        .arg(&s.path)
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::inherit())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            let mut calls = 0usize;
+            for ch in children {
+                let out = ch.wait_with_output().unwrap();
+                assert!(out.status.success(), "a client process failed");
+                let l: Vec<u32> = out
+                    .stdout
+                    .chunks_exact(4)
+                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                    .collect();
+                calls += l.len();
+                lat[k].extend(l);
+            }
+            rates[k].push(calls as f64 / secs);
+        }
+    }
+    let res = servers
+        .iter()
+        .zip(rates.iter_mut().zip(&mut lat))
+        .map(|((name, _), (r, l))| {
+            r.sort_by(f64::total_cmp);
+            (*name, r[r.len() / 2], pct(l, 0.5), pct(l, 0.99))
+        })
         .collect();
     for (_, s) in servers {
         s.finish();

@@ -288,6 +288,7 @@ fn child(args: &[String]) {
         }
         "iceoryx2" => iox::pong(&args[1]),
         "reactor-client" => reactor_c1::client_process(&args[1..]),
+        "timed-client" => reactor_c1::timed_client_process(&args[1..]),
         "syscalls-server" => syscalls_server(args[1].parse().unwrap(), args[2] == "pinned"),
         "syscalls-client" => {
             match args[3].as_str() {
@@ -1417,6 +1418,12 @@ fn section_call(z: &Sizes, quick: bool, r: &mut Report) {
     client.args(["child", "reactor-client"]);
     let (rounds, batch) = if quick { (6, 1000) } else { (20, 5000) };
     let reactor = reactor_c1::one_in_flight(&dir, rounds, batch, client);
+    let (rounds16, secs16) = if quick { (2, 0.2) } else { (3, 0.5) };
+    let many = reactor_c1::many_in_flight(&dir, 16, rounds16, secs16, || {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(["child", "timed-client"]);
+        c
+    });
     let _ = std::fs::remove_dir_all(&dir);
     r.row(
         "ping-pong 64 B x-process, spinning: ringbell (again)",
@@ -1434,7 +1441,23 @@ fn section_call(z: &Sizes, quick: bool, r: &mut Report) {
             "ns",
         );
     }
+    for (name, rate, p50, p99) in &many {
+        let s = Stat {
+            p50: p50 * 1e3,
+            p99: p99 * 1e3,
+        };
+        r.row(
+            &format!("call 64 B echo, 16 client processes: {name}"),
+            s,
+            "ns",
+        );
+        println!("calls/s, 16 client processes, echo over {name}: {rate:.0}");
+    }
     r.ratio("reactor_c1_vs_serial", reactor[2].1 / reactor[0].1);
+    // The socket transport against shared memory, same handler (echo), same reactor.
+    r.ratio("call_c1_socket_vs_shm_p50", reactor[4].1 / reactor[3].1);
+    r.ratio("call_c16_socket_vs_shm_p50", many[1].2 / many[0].2);
+    r.ratio("call_c16_shm_vs_socket_calls_per_s", many[0].1 / many[1].1);
     r.ratio(
         "call_c1_echo_vs_spin_pingpong",
         reactor[3].1 * 1e3 / spin.p50,
