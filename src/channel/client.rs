@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::vec::Vec;
 
+use super::child::ChildWatch;
 use super::config::ClientOptions;
 use super::error::{CallError, ChannelError};
 use super::handshake::{self, Welcome};
 use super::message::{RequestId, Status};
 use super::socket;
 use super::stream::{self, FrameIn, FrameOut, Next};
-use super::supervisor::ChildWatch;
 use crate::clock::{Deadline, Instant};
 use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
 use crate::error::{Corruption, RecvError, SendError};

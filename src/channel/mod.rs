@@ -117,6 +117,8 @@
 //! ```
 
 #[cfg(not(loom))]
+mod child;
+#[cfg(not(loom))]
 mod client;
 mod config;
 mod error;

@@ -1,38 +1,7 @@
-//! The socket transport's server: the same handshake, limits, admission and [`Transport`] as
-//! [`Server`](super::Server), with every request and response a length-prefixed frame on the
-//! connection's socket instead of a record in shared memory.
+//! The socket transport's server, [`SocketServer`], and [`AnyServer`], a server of either
+//! transport.
 //!
-//! # When to use it
-//!
-//! Where the processes cannot share memory: a sandbox without shared mappings (seccomp
-//! filters that refuse `memfd_create` or `mmap` of a passed descriptor), a container policy,
-//! a peer that must not be trusted with a mapping. It costs a system call or more per frame
-//! each way and a copy through the kernel; shared memory costs neither (see the README's
-//! figures). [`ServerConfig::transport`](super::ServerConfig::transport) and [`AnyServer`]
-//! let one program choose per deployment; a [`Client`](super::Client) learns the choice from
-//! the greeting and needs no setting.
-//!
-//! # How it waits
-//!
-//! [`Transport::wait`] is one `poll(2)` over the connections' sockets (readable, or writable
-//! where a response waits for room) and an eventfd that the [`waker`](Transport::waker)
-//! writes. The eventfd is drained *before* `ready()` is checked and the poll starts, so a
-//! wake between the check and the poll leaves it readable and the poll returns at once: no
-//! wake-up is lost. A handled signal ends the poll early (`EINTR`); the reactor then looks
-//! again, which is never wrong.
-//!
-//! # Limits
-//!
-//! A connection's unsent responses are bounded by the response ring size of the
-//! configuration (64 KiB by default): past it `try_send_response` answers `Full` and the
-//! reactor parks the response, as with a full ring. A request is read only while no whole
-//! one is buffered for its connection, so a client that floods is held by its socket's
-//! buffer. A frame announcing a body longer than the largest request ends the connection
-//! ([`RecvRequestError::Detached`] with a corruption).
-//!
-//! No hand-over of slow inline handlers ([`Transport::watch_bell`] is `None`): bytes
-//! arriving on a socket do not ring a doorbell. With a thread-pool executor a slow inline
-//! handler delays other clients until it returns.
+//! The details are in the type docs.
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -72,7 +41,41 @@ struct Conn {
     paused: bool,
 }
 
-/// A server of the socket transport. See the [module docs](self).
+/// A server of the socket transport: the same handshake, limits, admission and
+/// [`Transport`] as [`Server`], with every request and response a
+/// length-prefixed frame on the connection's socket instead of a record in shared memory.
+///
+/// # When to use it
+///
+/// Where the processes cannot share memory: a sandbox without shared mappings (seccomp
+/// filters that refuse `memfd_create` or `mmap` of a passed descriptor), a container policy,
+/// a peer that must not be trusted with a mapping. It costs a system call or more per frame
+/// each way and a copy through the kernel; shared memory costs neither (see the README's
+/// figures). [`ServerConfig::transport`](super::ServerConfig::transport) and [`AnyServer`]
+/// let one program choose per deployment; a [`Client`](super::Client) learns the choice from
+/// the greeting and needs no setting.
+///
+/// # How it waits
+///
+/// [`Transport::wait`] is one `poll(2)` over the connections' sockets (readable, or writable
+/// where a response waits for room) and an eventfd that the [`waker`](Transport::waker)
+/// writes. The eventfd is drained *before* `ready()` is checked and the poll starts, so a
+/// wake between the check and the poll leaves it readable and the poll returns at once: no
+/// wake-up is lost. A handled signal ends the poll early (`EINTR`); the reactor then looks
+/// again, which is never wrong.
+///
+/// # Limits
+///
+/// A connection's unsent responses are bounded by the response ring size of the
+/// configuration (64 KiB by default): past it `try_send_response` answers `Full` and the
+/// reactor parks the response, as with a full ring. A request is read only while no whole
+/// one is buffered for its connection, so a client that floods is held by its socket's
+/// buffer. A frame announcing a body longer than the largest request ends the connection
+/// ([`RecvRequestError::Detached`] with a corruption).
+///
+/// No hand-over of slow inline handlers ([`Transport::watch_bell`] is `None`): bytes
+/// arriving on a socket do not ring a doorbell. With a thread-pool executor a slow inline
+/// handler delays other clients until it returns.
 ///
 /// # Examples
 ///
@@ -84,7 +87,7 @@ struct Conn {
 /// std::fs::create_dir_all(&dir)?;
 /// let server = SocketServer::bind(dir.join("echo.sock"), ServerConfig::new())?;
 /// let mut reactor = Reactor::new(server, |req: Request, res: Responder| {
-///     let _ = res.respond(&req.body);
+///    let _ = res.respond(&req.body);
 /// });
 /// let stop = reactor.stop_handle();
 /// let serving = std::thread::spawn(move || reactor.run());

@@ -1,64 +1,25 @@
 //! A server binary started as a child process and watched: [`Supervisor`].
 //!
-//! # What it guarantees
-//!
-//! * **The child's output goes to a file**, opened for appending, as its stdout and stderr
-//!   (stdin is `/dev/null`). Not a pipe: a child writing to a pipe nobody drains blocks when
-//!   the pipe's 64 KiB fill up, and a blocked server looks exactly like a hung one.
-//! * **The child dies with its parent.** `PR_SET_PDEATHSIG(SIGKILL)` is set in the child
-//!   before `exec`. The kernel sends that signal when the *thread* that forked exits, not the
-//!   process — a child forked from a short-lived thread would be killed when that thread
-//!   ends. So a supervisor forks from a thread of its own that lives exactly as long as the
-//!   child does. After the `prctl` the child compares `getppid()` with the parent's pid,
-//!   recorded before the fork: a parent that died between the fork and the `prctl` would
-//!   never send the signal, and the child exits instead of running on as an orphan.
-//! * **An exit is noticed at once and reported with its status.** The supervisor thread
-//!   sleeps in `poll(2)` on a *pidfd* of the child (readable when it exits, whatever pid
-//!   reuse does afterwards) and on an eventfd through which [`Supervisor::stop`] reaches it.
-//!   When the child exits it reaps it, records a [`ServerExit`] (pid, exit status, log path),
-//!   and wakes every [`Client`] it connected that is waiting for a response: their calls in
-//!   flight, and every later call, fail with [`CallError::ServerExited`] carrying that
-//!   record. A call blocked on a full request ring notices within its sleep slice (50 ms by
-//!   default). A client notices the end of the connection's socket too, and its pidfd of the
-//!   serving process. A wrapper script should `exec` the server: `stop` and the parent-death
-//!   signal reach the direct child only, and a server the script forks would outlive them.
-//! * **Stopping is orderly, then certain.** [`Supervisor::stop`] sends `SIGTERM` through the
-//!   pidfd (never to a bare pid, which may have been reused), waits the configured grace for
-//!   the child to exit, then sends `SIGKILL`. Dropping a supervisor stops its child the same
-//!   way.
-//! * **A process whose `SIGCHLD` is `SIG_IGN`** has its children reaped by the kernel, so no
-//!   exit status can be had. The exit is still noticed (through the pidfd); its status is
-//!   reported as unknown (`status: None`), never invented. The same holds when some other
-//!   code of the process reaps the child first (`waitpid(-1, …)`).
-//!
-//! # Fork
-//!
-//! A supervisor inherited by a forked child does nothing there: the supervisor thread does
-//! not exist in the child, and dropping the copy neither signals nor waits.
-//!
-//! Man pages: prctl(2) (`PR_SET_PDEATHSIG`), pidfd_open(2), pidfd_send_signal(2),
-//! eventfd(2), poll(2), waitpid(2) (`SIGCHLD` and `SIG_IGN`).
+//! The details are in the type docs.
 
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use std::vec::Vec;
 
-use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
-use rustix::process::{Pid, PidfdFlags, Signal, getpid, getppid, pidfd_open, pidfd_send_signal};
+use rustix::event::{EventfdFlags, eventfd};
+use rustix::process::{Pid, Signal, getpid, getppid};
 
+use super::child::{ChildWatch, supervise, wait_readable};
 use super::client::Client;
 use super::config::ClientOptions;
-use super::error::{CallError, ChannelError, ServerExit};
-use crate::clock::{Deadline, Instant};
-use crate::liveness::pidfd_exited;
+use super::error::{ChannelError, ServerExit};
+use crate::clock::Instant;
 
 /// Starting or connecting to a supervised server failed.
 ///
@@ -200,8 +161,46 @@ impl SupervisorOptions {
     }
 }
 
-/// A server process this process started, watched from a thread of its own. See the
-/// [module docs](self) for what it guarantees.
+/// A server process this process started, watched from a thread of its own.
+///
+/// # What it guarantees
+///
+/// * **The child's output goes to a file**, opened for appending, as its stdout and stderr
+///   (stdin is `/dev/null`). Not a pipe: a child writing to a pipe nobody drains blocks when
+///   the pipe's 64 KiB fill up, and a blocked server looks exactly like a hung one.
+/// * **The child dies with its parent.** `PR_SET_PDEATHSIG(SIGKILL)` is set in the child
+///   before `exec`. The kernel sends that signal when the *thread* that forked exits, not the
+///   process — a child forked from a short-lived thread would be killed when that thread
+///   ends. So a supervisor forks from a thread of its own that lives exactly as long as the
+///   child does. After the `prctl` the child compares `getppid()` with the parent's pid,
+///   recorded before the fork: a parent that died between the fork and the `prctl` would
+///   never send the signal, and the child exits instead of running on as an orphan.
+/// * **An exit is noticed at once and reported with its status.** The supervisor thread
+///   sleeps in `poll(2)` on a *pidfd* of the child (readable when it exits, whatever pid
+///   reuse does afterwards) and on an eventfd through which [`Supervisor::stop`] reaches it.
+///   When the child exits it reaps it, records a [`ServerExit`] (pid, exit status, log path),
+///   and wakes every [`Client`] it connected that is waiting for a response: their calls in
+///   flight, and every later call, fail with [`CallError::ServerExited`](super::CallError::ServerExited) carrying that
+///   record. A call blocked on a full request ring notices within its sleep slice (50 ms by
+///   default). A client notices the end of the connection's socket too, and its pidfd of the
+///   serving process. A wrapper script should `exec` the server: `stop` and the parent-death
+///   signal reach the direct child only, and a server the script forks would outlive them.
+/// * **Stopping is orderly, then certain.** [`Supervisor::stop`] sends `SIGTERM` through the
+///   pidfd (never to a bare pid, which may have been reused), waits the configured grace for
+///   the child to exit, then sends `SIGKILL`. Dropping a supervisor stops its child the same
+///   way.
+/// * **A process whose `SIGCHLD` is `SIG_IGN`** has its children reaped by the kernel, so no
+///   exit status can be had. The exit is still noticed (through the pidfd); its status is
+///   reported as unknown (`status: None`), never invented. The same holds when some other
+///   code of the process reaps the child first (`waitpid(-1, …)`).
+///
+/// # Fork
+///
+/// A supervisor inherited by a forked child does nothing there: the supervisor thread does
+/// not exist in the child, and dropping the copy neither signals nor waits.
+///
+/// Man pages: prctl(2) (`PR_SET_PDEATHSIG`), pidfd_open(2), pidfd_send_signal(2),
+/// eventfd(2), poll(2), waitpid(2) (`SIGCHLD` and `SIG_IGN`).
 ///
 /// # Examples
 ///
@@ -214,9 +213,9 @@ impl SupervisorOptions {
 /// let supervisor = Supervisor::spawn(server, SupervisorOptions::new().log("/tmp/my-server.log"))?;
 /// let mut client = supervisor.connect("/run/my-server.sock")?;
 /// match client.call(b"work") {
-///     Ok(answer) => println!("{} bytes back", answer.len()),
-///     Err(CallError::ServerExited(exit)) => eprintln!("{exit}"), // status and log path
-///     Err(e) => eprintln!("call failed: {e}"),
+///    Ok(answer) => println!("{} bytes back", answer.len()),
+///    Err(CallError::ServerExited(exit)) => eprintln!("{exit}"), // status and log path
+///    Err(e) => eprintln!("call failed: {e}"),
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -228,34 +227,11 @@ pub struct Supervisor {
     owner: Pid,
 }
 
-/// What a supervisor, its thread and the clients it connected share about the child.
-pub(crate) struct ChildWatch {
-    pid: u32,
-    pidfd: OwnedFd,
-    log: PathBuf,
-    /// `SIGTERM` to `SIGKILL`.
-    grace: Duration,
-    /// Readable once [`Supervisor::stop`] asks the thread to stop the child.
-    stop_fd: OwnedFd,
-    /// Set (Release) after `state.exit` is recorded.
-    exited: AtomicBool,
-    state: Mutex<WatchState>,
-    changed: Condvar,
-}
-
-struct WatchState {
-    exit: Option<Arc<ServerExit>>,
-    /// Set when a stop is asked for.
-    stopping: bool,
-    /// Wake-ups of connected clients' response waits, by client.
-    wakers: Vec<(u64, Box<dyn Fn() + Send + Sync>)>,
-}
-
 /// Numbers children whose log path is the default one.
 static CHILDREN: AtomicU64 = AtomicU64::new(0);
 
 impl Supervisor {
-    /// Starts `command` as a supervised child (see the [module docs](self)). The command's
+    /// Starts `command` as a supervised child (see the [type docs](Self)). The command's
     /// own stdio settings are replaced: stdin is `/dev/null`, stdout and stderr the log.
     ///
     /// # Errors
@@ -425,7 +401,7 @@ impl Supervisor {
 
     /// Connects a [`Client`] to the child's server at `path`, retrying while nothing listens
     /// there yet (for at most the ready timeout). The client reports the child's end as
-    /// [`CallError::ServerExited`].
+    /// [`CallError::ServerExited`](super::CallError::ServerExited).
     ///
     /// # Errors
     ///
@@ -500,7 +476,7 @@ impl Supervisor {
 
     /// Stops the child: `SIGTERM`, then at most the grace for it to exit, then `SIGKILL`;
     /// returns how it ended (at once if it had already). Clients it connected then fail their
-    /// calls with [`CallError::ServerExited`].
+    /// calls with [`CallError::ServerExited`](super::CallError::ServerExited).
     ///
     /// # Errors
     ///
@@ -574,248 +550,3 @@ impl fmt::Debug for Supervisor {
 }
 
 static_assertions::assert_impl_all!(Supervisor: Send, Sync);
-
-/// The supervisor thread: forks the child (so that `PR_SET_PDEATHSIG` is tied to this
-/// thread, which outlives the child), reports it started, then waits for its end or a stop.
-fn supervise(
-    mut command: Command,
-    log: PathBuf,
-    grace: Duration,
-    stop_fd: OwnedFd,
-    started: mpsc::SyncSender<io::Result<Arc<ChildWatch>>>,
-) {
-    let mut child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = started.send(Err(e));
-            return;
-        }
-    };
-    drop(command); // closes the parent's copies of the log descriptors
-    let pid = child.id();
-    // This thread reaps the child only through the pidfd, so the pid cannot be reused
-    // before this `pidfd_open` — unless the kernel reaps it first, which it does when this
-    // process ignores `SIGCHLD` and the child ends within microseconds of its `exec`; then
-    // the open fails (`ESRCH`), or (had the pid space wrapped in those microseconds) names
-    // another process: a window the kernel closes only with `clone3(CLONE_PIDFD)`, which
-    // `std::process` does not offer on stable Rust. (Wrapping the pid space in microseconds
-    // takes tens of thousands of process creations in between: not a practical case.)
-    let pidfd = match Pid::from_raw(pid as i32)
-        .ok_or(rustix::io::Errno::SRCH)
-        .and_then(|p| pidfd_open(p, PidfdFlags::empty()))
-    {
-        Ok(fd) => fd,
-        // Already reaped by the kernel: it ended, with a status nobody can have. A
-        // descriptor that is always readable stands in for its pidfd, so that every watcher
-        // sees "exited" at once (and signals or `waitid` on it fail harmlessly).
-        Err(rustix::io::Errno::SRCH) => match eventfd(1, EventfdFlags::CLOEXEC) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = started.send(Err(e.into()));
-                return;
-            }
-        },
-        Err(e) => {
-            // No pidfds on this kernel: the child is ours and unreaped, so its pid is.
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = started.send(Err(e.into()));
-            return;
-        }
-    };
-    let watch = Arc::new(ChildWatch {
-        pid,
-        pidfd,
-        log,
-        grace,
-        stop_fd,
-        exited: AtomicBool::new(false),
-        state: Mutex::new(WatchState {
-            exit: None,
-            stopping: false,
-            wakers: Vec::new(),
-        }),
-        changed: Condvar::new(),
-    });
-    if started.send(Ok(watch.clone())).is_err() {
-        return;
-    }
-    let mut stopped = false;
-    loop {
-        let mut fds = [
-            PollFd::new(&watch.pidfd, PollFlags::IN),
-            PollFd::new(&watch.stop_fd, PollFlags::IN),
-        ];
-        match poll(&mut fds, None) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            // Cannot happen with two valid descriptors; do not spin if it does.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-        if fds[0].revents().contains(PollFlags::IN) {
-            break;
-        }
-        if fds[1].revents().contains(PollFlags::IN) && watch.lock().stopping {
-            // A natural exit that raced the stop is reported as natural.
-            stopped = !pidfd_exited(watch.pidfd.as_fd());
-            if stopped {
-                terminate(&watch);
-            }
-            break;
-        }
-    }
-    let status = reap(&watch.pidfd);
-    // `std`'s handle must not wait again (its pid may be another process's by now).
-    core::mem::forget(child);
-    watch.record(ServerExit {
-        pid,
-        status,
-        log: watch.log.clone(),
-        stopped,
-    });
-}
-
-/// `SIGTERM`, the grace, `SIGKILL` — all through the pidfd.
-fn terminate(watch: &ChildWatch) {
-    let _ = pidfd_send_signal(&watch.pidfd, Signal::TERM);
-    if !wait_readable(&watch.pidfd, Some(watch.grace)) {
-        let _ = pidfd_send_signal(&watch.pidfd, Signal::KILL);
-    }
-}
-
-/// Reaps the child; its exit status, or `None` when it cannot be had (`ECHILD`: the kernel
-/// reaped it because `SIGCHLD` is ignored, or other code did).
-fn reap(pidfd: &OwnedFd) -> Option<ExitStatus> {
-    use std::os::unix::process::ExitStatusExt;
-    loop {
-        // On the pidfd, never on the bare pid: if the child was reaped elsewhere and its pid
-        // reused by another child of this process, `waitpid(pid)` would take that one's status.
-        match rustix::process::waitid(
-            rustix::process::WaitId::PidFd(pidfd.as_fd()),
-            rustix::process::WaitIdOptions::EXITED,
-        ) {
-            Ok(Some(st)) => {
-                // Rebuilt in `waitpid`'s encoding, which `ExitStatus` wraps.
-                return match (st.exit_status(), st.terminating_signal()) {
-                    (Some(code), _) if st.exited() => {
-                        Some(ExitStatus::from_raw((code & 0xff) << 8))
-                    }
-                    (_, Some(sig)) => Some(ExitStatus::from_raw(sig & 0x7f)),
-                    _ => None,
-                };
-            }
-            Ok(None) => return None,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
-/// Waits until `fd` is readable or `timeout` passes (`None`: forever); whether it became
-/// readable. `EINTR` is asked again with the time left.
-fn wait_readable(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
-    let deadline = timeout.map(Deadline::after);
-    loop {
-        let left = match deadline {
-            None => None,
-            Some(d) => match d.left() {
-                Some(l) => Some(l),
-                None => return pidfd_exited(fd.as_fd()),
-            },
-        };
-        let ts = left.map(|l| Timespec {
-            tv_sec: l.as_secs() as i64,
-            tv_nsec: i64::from(l.subsec_nanos()),
-        });
-        let mut fds = [PollFd::new(fd, PollFlags::IN)];
-        match poll(&mut fds, ts.as_ref()) {
-            Ok(0) => return false,
-            Ok(_) => return true,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
-impl ChildWatch {
-    fn lock(&self) -> MutexGuard<'_, WatchState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn record(&self, exit: ServerExit) {
-        let wakers = {
-            let mut st = self.lock();
-            st.exit = Some(Arc::new(exit));
-            self.exited.store(true, Ordering::Release);
-            core::mem::take(&mut st.wakers)
-        };
-        self.changed.notify_all();
-        for (_, wake) in wakers {
-            wake();
-        }
-    }
-
-    /// Whether the child's end is recorded: one atomic load.
-    pub(crate) fn has_exited(&self) -> bool {
-        self.exited.load(Ordering::Acquire)
-    }
-
-    fn exit_now(&self) -> Option<Arc<ServerExit>> {
-        self.lock().exit.clone()
-    }
-
-    /// Waits at most `timeout` for the child's end to be recorded.
-    pub(crate) fn wait_exit(&self, timeout: Duration) -> Option<Arc<ServerExit>> {
-        let st = self.lock();
-        let (st, _) = self
-            .changed
-            .wait_timeout_while(st, timeout, |s| s.exit.is_none())
-            .unwrap_or_else(|e| e.into_inner());
-        st.exit.clone()
-    }
-
-    /// Whether the child has exited, from its pidfd (one `poll(2)`), even before the
-    /// supervisor thread has recorded it.
-    pub(crate) fn pidfd_says_exited(&self) -> bool {
-        self.has_exited() || pidfd_exited(self.pidfd.as_fd())
-    }
-
-    /// Registers a wake-up for the child's end; returns its key, or `None` if the end is
-    /// recorded already (then nothing is registered).
-    pub(crate) fn on_exit(&self, wake: Box<dyn Fn() + Send + Sync>) -> Option<u64> {
-        static KEYS: AtomicU64 = AtomicU64::new(0);
-        let mut st = self.lock();
-        if st.exit.is_some() {
-            return None;
-        }
-        let key = KEYS.fetch_add(1, Ordering::Relaxed);
-        st.wakers.push((key, wake));
-        Some(key)
-    }
-
-    /// Removes a wake-up registered by [`on_exit`](Self::on_exit).
-    pub(crate) fn forget(&self, key: u64) {
-        self.lock().wakers.retain(|(k, _)| *k != key);
-    }
-
-    /// The error a client reports once its connection is lost: the child's end if it
-    /// exited, otherwise `None`. A child whose pidfd says it exited is recorded by the
-    /// supervisor thread within moments: that is waited for (at most a second, for a
-    /// loaded machine); a child still running costs no wait.
-    pub(crate) fn lost(&self) -> Option<CallError> {
-        let exit = match self.exit_now() {
-            Some(e) => Some(e),
-            None if pidfd_exited(self.pidfd.as_fd()) => self.wait_exit(Duration::from_secs(1)),
-            None => None,
-        };
-        exit.map(CallError::ServerExited)
-    }
-}
-
-impl fmt::Debug for ChildWatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChildWatch")
-            .field("pid", &self.pid)
-            .finish_non_exhaustive()
-    }
-}
