@@ -17,9 +17,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringbell::channel::{
-    AnyServer, CallError, ServerConfig, ServerExit, SpawnError, Supervisor, SupervisorOptions,
-    TransportKind,
+    AnyServer, CallError, ClientOptions, ServerConfig, ServerExit, SpawnError, Supervisor,
+    SupervisorOptions, TransportKind,
 };
+use ringbell::doorbell::WaitOptions;
 use ringbell::reactor::{Reactor, Request, Responder};
 
 use common::{child_command, child_role, watchdog};
@@ -76,6 +77,20 @@ fn server_main() {
             b"exit" => {
                 println!("exiting early, dying at {}", mono_ns());
                 std::process::exit(0);
+            }
+            b"fork-then-die" => {
+                // SAFETY: the forked child only sleeps and `_exit`s (both async-signal-safe);
+                // it exists to hold every descriptor of this process open.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    // SAFETY: as above.
+                    unsafe {
+                        libc::sleep(60);
+                        libc::_exit(0);
+                    }
+                }
+                println!("helper {pid}, dying at {}", mono_ns());
+                std::process::exit(3);
             }
             b"slow" => {
                 println!("working slowly");
@@ -427,5 +442,35 @@ fn a_supervised_socket_server_that_is_sigkilled_fails_the_blocked_call() {
         "{exit}"
     );
     let late = Duration::from_nanos(returned - killed);
+    assert!(late < Duration::from_millis(200), "noticed after {late:?}");
+}
+
+/// The server forks a helper that keeps every descriptor (the connection's socket included)
+/// open, then exits: the socket never hangs up and the client's own slice is 5 s, so only the
+/// supervisor — asleep on the child's pidfd — can end the blocked call within 200 ms.
+#[test]
+fn a_server_whose_forked_helper_keeps_the_socket_open_is_noticed_through_its_pidfd() {
+    let _w = watchdog();
+    let (sup, sock, log) = spawn_server("serve", "helper");
+    let slow = WaitOptions::new().slice(Duration::from_secs(5));
+    let mut client = sup
+        .connect_with(&sock, ClientOptions::new().wait_options(slow))
+        .unwrap();
+    assert_eq!(client.call(b"hello").unwrap(), b"hello");
+    let err = client.call(b"fork-then-die").unwrap_err();
+    let returned = mono_ns();
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Ends the helper, whatever the assertions say.
+    let helper: Option<i32> = text
+        .find("helper ")
+        .and_then(|at| text[at + 7..].split_whitespace().next())
+        .and_then(|p| p.trim_end_matches(',').parse().ok());
+    if let Some(pid) = helper.and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    assert!(helper.is_some(), "{text}");
+    let exit = check_exit(err, &log, &mut client);
+    assert_eq!(exit.status.and_then(|s| s.code()), Some(3), "{exit}");
+    let late = Duration::from_nanos(returned - logged_death(&text));
     assert!(late < Duration::from_millis(200), "noticed after {late:?}");
 }

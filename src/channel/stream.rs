@@ -262,4 +262,85 @@ mod tests {
         out.push(2, b"x");
         assert!(out.flush(&a).is_err());
     }
+
+    /// A little xorshift generator: the tests need variety, not quality.
+    fn rng(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    #[test]
+    fn frames_survive_any_split_of_the_stream() {
+        use std::io::Write;
+        let mut next = rng(0x9e37_79b9_7f4a_7c15);
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut want = Vec::new();
+        let mut bytes = Vec::new();
+        for i in 0..300u32 {
+            let len = (next() % 3000) as usize;
+            let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mut out = FrameOut::default();
+            out.push(i, &body);
+            bytes.extend_from_slice(&out.buf);
+            want.push((i, body));
+        }
+        let mut inp = FrameIn::default();
+        let mut got = Vec::new();
+        let mut off = 0;
+        while got.len() < want.len() {
+            assert!(
+                off < bytes.len() || inp.next(4096) != Next::Partial,
+                "stuck"
+            );
+            if off < bytes.len() {
+                let n = ((next() % 700) as usize + 1).min(bytes.len() - off);
+                (&a).write_all(&bytes[off..off + n]).unwrap();
+                off += n;
+            }
+            inp.fill(&b);
+            while let Next::Frame { tag, len } = inp.next(4096) {
+                got.push((tag, inp.take(len).to_vec()));
+            }
+            assert!(!matches!(inp.next(4096), Next::TooLong { .. }));
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn garbage_ends_in_whole_frames_a_violation_or_a_partial_never_a_panic() {
+        use std::io::Write;
+        for seed in 1..300u64 {
+            let mut next = rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+            let (a, b) = UnixStream::pair().unwrap();
+            let len = (next() % 200) as usize;
+            let junk: Vec<u8> = (0..len).map(|_| (next() % 24) as u8).collect();
+            (&a).write_all(&junk).unwrap();
+            drop(a);
+            let mut inp = FrameIn::default();
+            while inp.fill(&b) {}
+            assert!(inp.ended());
+            let mut taken = 0;
+            loop {
+                match inp.next(16) {
+                    Next::Frame { len, .. } => {
+                        taken += SOCKET_FRAME_HEADER + inp.take(len).len();
+                        assert!(taken <= junk.len());
+                    }
+                    Next::TooLong { len, position } => {
+                        assert!(len > 16);
+                        assert_eq!(position, taken as u64);
+                        break;
+                    }
+                    Next::Partial => {
+                        assert!(junk.len() - taken < SOCKET_FRAME_HEADER + 16 + 1);
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
