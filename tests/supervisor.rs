@@ -130,6 +130,33 @@ fn spawn_server(role: &str, name: &str) -> (Supervisor, PathBuf, PathBuf) {
     (sup, sock, log)
 }
 
+/// SIGKILLs the supervised server while `client` waits for a `slow` call: the call must fail
+/// with the kill in its exit record within 200 ms.
+fn killed_while_calling_slow(
+    sup: &Supervisor,
+    log: &PathBuf,
+    client: &mut ringbell::channel::Client,
+) {
+    let pid = rustix::process::Pid::from_raw(sup.pid() as i32).unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let at = mono_ns();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        at
+    });
+    let err = client.call(b"slow").unwrap_err();
+    let returned = mono_ns();
+    let killed = killer.join().unwrap();
+    let exit = check_exit(err, log, client);
+    assert_eq!(
+        exit.status.and_then(|s| s.signal()),
+        Some(libc::SIGKILL),
+        "{exit}"
+    );
+    let late = Duration::from_nanos(returned - killed);
+    assert!(late < Duration::from_millis(200), "noticed after {late:?}");
+}
+
 /// Checks the typed error of a lost supervised call, and that a later call fails at once.
 fn check_exit(err: CallError, log: &PathBuf, client: &mut ringbell::channel::Client) -> ServerExit {
     let CallError::ServerExited(exit) = err else {
@@ -171,24 +198,7 @@ fn a_supervised_server_that_is_sigkilled_fails_the_blocked_call_with_its_status_
     let _w = watchdog();
     let (sup, sock, log) = spawn_server("serve", "kill");
     let mut client = sup.connect(&sock).unwrap();
-    let pid = rustix::process::Pid::from_raw(sup.pid() as i32).unwrap();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        let at = mono_ns();
-        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-        at
-    });
-    let err = client.call(b"slow").unwrap_err();
-    let returned = mono_ns();
-    let killed = killer.join().unwrap();
-    let exit = check_exit(err, &log, &mut client);
-    assert_eq!(
-        exit.status.and_then(|s| s.signal()),
-        Some(libc::SIGKILL),
-        "{exit}"
-    );
-    let late = Duration::from_nanos(returned - killed);
-    assert!(late < Duration::from_millis(200), "noticed after {late:?}");
+    killed_while_calling_slow(&sup, &log, &mut client);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("working slowly"), "{text}");
 }
@@ -425,24 +435,7 @@ fn a_supervised_socket_server_that_is_sigkilled_fails_the_blocked_call() {
     let mut client = sup.connect(&sock).unwrap();
     assert!(client.is_socket_transport());
     assert_eq!(client.call(b"hello").unwrap(), b"hello");
-    let pid = rustix::process::Pid::from_raw(sup.pid() as i32).unwrap();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        let at = mono_ns();
-        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
-        at
-    });
-    let err = client.call(b"slow").unwrap_err();
-    let returned = mono_ns();
-    let killed = killer.join().unwrap();
-    let exit = check_exit(err, &log, &mut client);
-    assert_eq!(
-        exit.status.and_then(|s| s.signal()),
-        Some(libc::SIGKILL),
-        "{exit}"
-    );
-    let late = Duration::from_nanos(returned - killed);
-    assert!(late < Duration::from_millis(200), "noticed after {late:?}");
+    killed_while_calling_slow(&sup, &log, &mut client);
 }
 
 /// The server forks a helper that keeps every descriptor (the connection's socket included)

@@ -124,6 +124,8 @@ mod config;
 mod error;
 #[cfg(not(loom))]
 mod handshake;
+#[cfg(not(loom))]
+mod listen;
 mod message;
 #[cfg(not(loom))]
 mod server;

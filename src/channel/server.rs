@@ -3,14 +3,15 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 use std::vec::Vec;
 
 use super::config::ServerConfig;
 use super::error::{ChannelError, RecvRequestError, SendResponseError};
-use super::handshake::{self, ClientHello, Refusal, Welcome};
+use super::handshake::{self, Refusal, Welcome};
+use super::listen::{Listening, Peer};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 use super::socket::{self, AcceptPace, PeerCredentials, Stale};
 use super::transport::Transport;
@@ -18,7 +19,6 @@ use crate::doorbell::{FencedBell, Fences, Line, Notifier, WaitStats, bell_of};
 use crate::error::SendError;
 use crate::fanin::{FanIn, FanInError, RingId};
 use crate::fork;
-use crate::liveness::pidfd_exited;
 use crate::region::{Bell, Region, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{self, Producer};
@@ -37,14 +37,8 @@ const FD_RESERVE: usize = 16;
 /// One connected client.
 struct Conn {
     id: ConnId,
-    cred: PeerCredentials,
-    sock: UnixStream,
+    peer: Peer,
     responses: Producer<Region<Spsc>, Region<Bell>>,
-    /// The client's pidfd, from its hello: it says the client process died even while a
-    /// process it forked holds the socket open.
-    pidfd: Option<OwnedFd>,
-    /// The client's hello has not been read yet.
-    hello_pending: bool,
 }
 
 /// The server end of a channel: the rendezvous socket, the fan-in of request rings and the
@@ -68,11 +62,8 @@ struct Conn {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Server {
-    /// `None` once shut down.
-    listener: Option<UnixListener>,
-    path: PathBuf,
-    /// The socket file's identity, to remove only our own file on drop.
-    inode: (u64, u64),
+    /// The socket and its file.
+    listening: Listening,
     bell: Region<Bell>,
     /// The doorbell in `bell`, located once when the region was made: clients share the
     /// region and could rewrite its header later.
@@ -171,21 +162,9 @@ impl Server {
         let door = bell_of(&bell)?;
         let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
         fanin.set_wait_options(cfg.wait);
-        let listener = socket::bind_listener(path, stale)?;
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                return Err(e.into());
-            }
-        };
+        let listening = Listening::bind(path, stale)?;
         Ok(Self {
-            listener: Some(listener),
-            path: path.to_path_buf(),
-            inode: (
-                std::os::unix::fs::MetadataExt::dev(&meta),
-                std::os::unix::fs::MetadataExt::ino(&meta),
-            ),
+            listening,
             bell,
             door,
             fanin,
@@ -226,7 +205,7 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn path(&self) -> &Path {
-        &self.path
+        self.listening.path()
     }
 
     /// The largest request a client can send, in bytes: the size a receive buffer needs.
@@ -312,12 +291,7 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn client(&self, conn: ConnId) -> Option<ClientInfo> {
-        self.conn(conn).map(|c| ClientInfo {
-            conn: c.id,
-            pid: c.cred.pid,
-            uid: c.cred.uid,
-            gid: c.cred.gid,
-        })
+        self.conn(conn).map(|c| c.peer.info(c.id))
     }
 
     /// The connections attached now.
@@ -388,7 +362,7 @@ impl Server {
         }
         let mut n = 0;
         for _ in 0..ACCEPTS_PER_CALL {
-            let Some(listener) = &self.listener else {
+            let Some(listener) = self.listening.listener() else {
                 break;
             };
             match self.pace.next(listener)? {
@@ -455,23 +429,18 @@ impl Server {
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
         }
-        let mut conn = Conn {
-            id,
-            cred,
-            sock,
-            responses,
-            pidfd: None,
-            hello_pending: true,
-        };
         // The client sends its hello as soon as it has connected: it is usually here already.
-        conn.read_hello();
-        self.conns[slot] = Some(conn);
+        self.conns[slot] = Some(Conn {
+            id,
+            peer: Peer::new(sock, cred),
+            responses,
+        });
         Ok(())
     }
 
     /// Why a client with these credentials is turned away, if it is.
     fn refusal(&self, cred: &PeerCredentials) -> Option<Refusal> {
-        let held = self.conns.iter().flatten().map(|c| c.cred);
+        let held = self.conns.iter().flatten().map(|c| c.peer.cred);
         refusal(
             &self.cfg,
             self.uid,
@@ -508,7 +477,7 @@ impl Server {
             .conns
             .iter_mut()
             .flatten()
-            .filter_map(|c| c.is_gone().then_some(c.id))
+            .filter_map(|c| c.peer.is_gone().then_some(c.id))
             .collect();
         for &id in &dead {
             self.detach(id);
@@ -561,26 +530,15 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn shutdown(&mut self) {
+        // A copy inherited across fork closes its listening socket but leaves the parent's
+        // file (see `Listening`) and connections alone.
+        self.listening.close();
         if self.forked() {
-            // The parent's server: neither its socket file nor its connections are ours.
-            self.listener = None;
             return;
         }
-        self.listener = None;
-        self.remove_socket_file();
         let all: Vec<ConnId> = self.connections().collect();
         for id in all {
             self.detach(id);
-        }
-    }
-
-    /// Removes the socket file if it is still ours (not replaced by another server).
-    fn remove_socket_file(&self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            use std::os::unix::fs::MetadataExt;
-            if (meta.dev(), meta.ino()) == self.inode {
-                let _ = std::fs::remove_file(&self.path);
-            }
         }
     }
 
@@ -858,39 +816,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A copy inherited by a forked child leaves the parent's socket file alone (its ring
-        // ends know they are copies and do not close either).
-        if self.listener.is_some() && !self.forked() {
-            self.remove_socket_file();
-        }
-    }
-}
-
-impl Conn {
-    /// Reads the client's hello if it has come (without waiting).
-    fn read_hello(&mut self) {
-        match handshake::try_client_hello(&self.sock) {
-            ClientHello::Pending => {}
-            ClientHello::Hello(pidfd) => {
-                self.pidfd = pidfd;
-                self.hello_pending = false;
-            }
-            ClientHello::Other => self.hello_pending = false,
-        }
-    }
-
-    /// Whether the client is gone: its socket hung up, or its process exited.
-    fn is_gone(&mut self) -> bool {
-        if self.hello_pending {
-            self.read_hello();
-        }
-        socket::is_hung_up(&self.sock)
-            || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd()))
-    }
-}
-
 /// Why a client with credentials `cred` is turned away, if it is: a user not admitted, the
 /// server full, the user's or process's own limit reached (`held`: the credentials of the
 /// connections attached), or no descriptors left (`room` says whether there are).
@@ -960,7 +885,7 @@ pub(super) fn open_fds() -> usize {
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("path", &self.path)
+            .field("path", &self.listening.path())
             .field("clients", &self.clients())
             .finish_non_exhaustive()
     }

@@ -5,8 +5,8 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use std::vec::Vec;
@@ -15,15 +15,15 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
 
 use super::config::{ServerConfig, TransportKind};
 use super::error::{ChannelError, RecvRequestError, SendResponseError};
-use super::handshake::{self, ClientHello, Welcome};
+use super::handshake::{self, Welcome};
+use super::listen::{Listening, Peer};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 use super::server::{self, ACCEPTS_PER_CALL, Server};
-use super::socket::{self, AcceptPace, PeerCredentials, Stale};
+use super::socket::{self, AcceptPace, Stale};
 use super::stream::{FrameIn, FrameOut, Next};
 use super::transport::Transport;
 use crate::error::Corruption;
 use crate::fork;
-use crate::liveness::pidfd_exited;
 use crate::wire::SOCKET_FRAME_HEADER;
 
 /// Descriptors one connection costs: its socket and the client's pidfd.
@@ -32,10 +32,7 @@ const FDS_PER_CLIENT: usize = 2;
 /// One connected client of the socket transport.
 struct Conn {
     id: ConnId,
-    cred: PeerCredentials,
-    sock: UnixStream,
-    pidfd: Option<OwnedFd>,
-    hello_pending: bool,
+    peer: Peer,
     input: FrameIn,
     output: FrameOut,
     paused: bool,
@@ -101,9 +98,8 @@ struct Conn {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SocketServer {
-    listener: Option<UnixListener>,
-    path: PathBuf,
-    inode: (u64, u64),
+    /// The socket and its file.
+    listening: Listening,
     conns: Vec<Option<Conn>>,
     /// Where the next round-robin look starts.
     cursor: usize,
@@ -172,21 +168,9 @@ impl SocketServer {
         let (max_request, max_response) = frame_limits(&cfg)?;
         let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
             .map_err(|e| ChannelError::Io(e.into()))?;
-        let listener = socket::bind_listener(path, stale)?;
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                return Err(e.into());
-            }
-        };
+        let listening = Listening::bind(path, stale)?;
         Ok(Self {
-            listener: Some(listener),
-            path: path.to_path_buf(),
-            inode: (
-                std::os::unix::fs::MetadataExt::dev(&meta),
-                std::os::unix::fs::MetadataExt::ino(&meta),
-            ),
+            listening,
             conns: Vec::new(),
             cursor: 0,
             cfg,
@@ -217,7 +201,7 @@ impl SocketServer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn path(&self) -> &Path {
-        &self.path
+        self.listening.path()
     }
 
     /// How many clients are connected.
@@ -254,7 +238,7 @@ impl SocketServer {
             return;
         }
         for _ in 0..ACCEPTS_PER_CALL {
-            let Some(listener) = &self.listener else {
+            let Some(listener) = self.listening.listener() else {
                 return;
             };
             match self.pace.next(listener) {
@@ -268,7 +252,7 @@ impl SocketServer {
         let Ok(cred) = socket::peer_credentials(&sock) else {
             return;
         };
-        let held = self.conns.iter().flatten().map(|c| c.cred);
+        let held = self.conns.iter().flatten().map(|c| c.peer.cred);
         let why = server::refusal(&self.cfg, self.uid, &cred, held, self.clients(), || {
             server::fd_budget_allows_one_more(self.base_fds, FDS_PER_CLIENT, self.clients())
         });
@@ -299,18 +283,13 @@ impl SocketServer {
         if handshake::welcome_socket(&sock, welcome, pidfd).is_err() {
             return;
         }
-        let mut conn = Conn {
+        self.conns[slot] = Some(Conn {
             id,
-            cred,
-            sock,
-            pidfd: None,
-            hello_pending: true,
+            peer: Peer::new(sock, cred),
             input: FrameIn::default(),
             output: FrameOut::default(),
             paused: false,
-        };
-        conn.read_hello();
-        self.conns[slot] = Some(conn);
+        });
     }
 
     fn detach(&mut self, id: ConnId) -> bool {
@@ -333,7 +312,7 @@ impl SocketServer {
             if let Some(c) = c {
                 if c.listening(max) {
                     idx.push(i);
-                    fds.push(PollFd::new(&c.sock, PollFlags::IN | PollFlags::RDHUP));
+                    fds.push(PollFd::new(&c.peer.sock, PollFlags::IN | PollFlags::RDHUP));
                 }
             }
         }
@@ -350,7 +329,7 @@ impl SocketServer {
         let mut any = false;
         for i in readable {
             if let Some(c) = self.conns[i].as_mut() {
-                any |= c.input.fill(&c.sock) || c.input.ended();
+                any |= c.input.fill(&c.peer.sock) || c.input.ended();
             }
         }
         any
@@ -364,7 +343,7 @@ impl SocketServer {
             let Some(c) = self.conns[i].as_mut() else {
                 continue;
             };
-            if c.paused || c.hello_pending {
+            if c.paused || c.peer.hello_pending() {
                 continue;
             }
             match c.input.next(self.max_request) {
@@ -406,7 +385,7 @@ impl SocketServer {
     /// Sends what each connection's socket takes of its queued responses.
     fn flush_all(&mut self) {
         for c in self.conns.iter_mut().flatten() {
-            if c.output.pending() > 0 && c.output.flush(&c.sock).is_err() {
+            if c.output.pending() > 0 && c.output.flush(&c.peer.sock).is_err() {
                 c.output = FrameOut::default();
             }
         }
@@ -416,7 +395,7 @@ impl SocketServer {
         self.conns
             .iter()
             .flatten()
-            .any(|c| !c.paused && !c.hello_pending && c.input.ready(self.max_request))
+            .any(|c| !c.paused && !c.peer.hello_pending() && c.input.ready(self.max_request))
     }
 }
 
@@ -452,29 +431,10 @@ fn poll_now(fds: &mut [PollFd<'_>]) -> bool {
 }
 
 impl Conn {
-    fn read_hello(&mut self) {
-        match handshake::try_client_hello(&self.sock) {
-            ClientHello::Pending => {}
-            ClientHello::Hello(pidfd) => {
-                self.pidfd = pidfd;
-                self.hello_pending = false;
-            }
-            ClientHello::Other => self.hello_pending = false,
-        }
-    }
-
     /// Whether to read from this connection now: not paused, hello read, input open, and
     /// no whole request buffered already.
     fn listening(&self, max: usize) -> bool {
-        !self.paused && !self.hello_pending && !self.input.ready(max)
-    }
-
-    fn is_gone(&mut self) -> bool {
-        if self.hello_pending {
-            self.read_hello();
-        }
-        socket::is_hung_up(&self.sock)
-            || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd()))
+        !self.paused && !self.peer.hello_pending() && !self.input.ready(max)
     }
 }
 
@@ -512,7 +472,7 @@ impl Transport for SocketServer {
             .iter()
             .flatten()
             .filter(|c| c.listening(max))
-            .map(|c| PollFd::new(&c.sock, PollFlags::IN | PollFlags::RDHUP))
+            .map(|c| PollFd::new(&c.peer.sock, PollFlags::IN | PollFlags::RDHUP))
             .collect();
         !fds.is_empty() && poll_now(&mut fds)
     }
@@ -536,7 +496,7 @@ impl Transport for SocketServer {
         }
         let fits = |c: &Conn| c.output.pending() + SOCKET_FRAME_HEADER + body.len() <= cap;
         if !fits(c) {
-            if c.output.flush(&c.sock).is_err() {
+            if c.output.flush(&c.peer.sock).is_err() {
                 self.detach(conn);
                 return Err(SendResponseError::Gone);
             }
@@ -546,7 +506,7 @@ impl Transport for SocketServer {
             }
         }
         c.output.push(status.tag(id), body);
-        if c.output.flush(&c.sock).is_err() {
+        if c.output.flush(&c.peer.sock).is_err() {
             self.detach(conn);
             return Err(SendResponseError::Gone);
         }
@@ -572,14 +532,14 @@ impl Transport for SocketServer {
         let mut fds = std::vec![PollFd::new(&*self.wake, PollFlags::IN)];
         for c in self.conns.iter().flatten() {
             let mut events = PollFlags::empty();
-            if c.listening(max) || c.hello_pending {
+            if c.listening(max) || c.peer.hello_pending() {
                 events |= PollFlags::IN | PollFlags::RDHUP;
             }
             if c.output.pending() > 0 {
                 events |= PollFlags::OUT;
             }
             if !events.is_empty() {
-                fds.push(PollFd::new(&c.sock, events));
+                fds.push(PollFd::new(&c.peer.sock, events));
             }
         }
         let slice = self.cfg.wait.slice;
@@ -602,7 +562,7 @@ impl Transport for SocketServer {
             .conns
             .iter_mut()
             .flatten()
-            .filter_map(|c| c.is_gone().then_some(c.id))
+            .filter_map(|c| c.peer.is_gone().then_some(c.id))
             .collect();
         for &id in &gone {
             self.detach(id);
@@ -613,11 +573,10 @@ impl Transport for SocketServer {
         gone
     }
     fn shutdown(&mut self) {
-        self.listener = None;
+        self.listening.close();
         if self.forked() {
             return;
         }
-        self.remove_socket_file();
         self.conns.clear();
     }
     fn housekeeping_interval(&self) -> Option<Duration> {
@@ -628,12 +587,7 @@ impl Transport for SocketServer {
             .get(conn.slot)
             .and_then(Option::as_ref)
             .filter(|c| c.id == conn)
-            .map(|c| ClientInfo {
-                conn: c.id,
-                pid: c.cred.pid,
-                uid: c.cred.uid,
-                gid: c.cred.gid,
-            })
+            .map(|c| c.peer.info(c.id))
     }
     fn waker(&self) -> std::boxed::Box<dyn Fn() + Send + Sync> {
         let fd = self.wake.clone();
@@ -647,29 +601,10 @@ impl Transport for SocketServer {
     }
 }
 
-impl SocketServer {
-    fn remove_socket_file(&self) {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            use std::os::unix::fs::MetadataExt;
-            if (meta.dev(), meta.ino()) == self.inode {
-                let _ = std::fs::remove_file(&self.path);
-            }
-        }
-    }
-}
-
-impl Drop for SocketServer {
-    fn drop(&mut self) {
-        if self.listener.is_some() && !self.forked() {
-            self.remove_socket_file();
-        }
-    }
-}
-
 impl fmt::Debug for SocketServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SocketServer")
-            .field("path", &self.path)
+            .field("path", &self.listening.path())
             .field("clients", &self.clients())
             .finish_non_exhaustive()
     }
