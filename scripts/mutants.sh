@@ -16,8 +16,8 @@ export CARGO_TARGET_DIR=target/loom
 
 # mutant -> the models that must catch it (binary:test).
 declare -A CATCHERS=(
-    [ringer_fence]="doorbell:waiter_vs_ringer doorbell:waiter_vs_two_ringers doorbell:two_waiters_one_ring spsc:blocking_stream_across_the_wrap"
-    [waiter_fence]="doorbell:waiter_vs_ringer doorbell:waiter_vs_two_ringers doorbell:two_waiters_one_ring spsc:blocking_stream_across_the_wrap"
+    [ringer_fence]="doorbell:waiter_vs_ringer doorbell:async_waiter_vs_ringer doorbell:waiter_vs_two_ringers doorbell:two_waiters_one_ring spsc:blocking_stream_across_the_wrap"
+    [waiter_fence]="doorbell:waiter_vs_ringer doorbell:async_waiter_vs_ringer doorbell:waiter_vs_two_ringers doorbell:two_waiters_one_ring spsc:blocking_stream_across_the_wrap"
     [skip_recheck]="doorbell:waiter_vs_ringer doorbell:waiter_vs_two_ringers doorbell:two_waiters_one_ring"
     [skip_bump]="doorbell:waiter_vs_ringer doorbell:waiter_vs_two_ringers doorbell:two_waiters_one_ring"
     [bump_load_store]="doorbell:two_waiters_three_rings"
@@ -36,12 +36,16 @@ declare -A CATCHERS=(
     [write_ignores_reads]="reactor:two_keys_from_two_connections"
     [read_overtakes_write]="reactor:two_keys_from_two_connections"
     [early_release]="reactor:two_keys_from_two_connections"
+    [async_skip_recheck]="doorbell:async_waiter_vs_ringer"
+    [drain_after_recheck]="doorbell:async_waiter_vs_ringer"
+    [ringer_skips_readiness]="doorbell:async_waiter_vs_ringer doorbell:async_and_futex_waiters_one_ring"
 )
 MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxed_publish
     room_ignores_close consumer_drop_no_ring mpsc_claim_bound mpsc_commit_store mpsc_no_zero
     mpsc_no_catch_up_ring spsc_no_catch_up_ring
     reply_rings_first send_out_of_order back_rings_first odd_after_arm
-    write_ignores_reads read_overtakes_write early_release)
+    write_ignores_reads read_overtakes_write early_release
+    async_skip_recheck drain_after_recheck ringer_skips_readiness)
 
 declare -A BIN
 while read -r name path; do

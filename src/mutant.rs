@@ -31,6 +31,9 @@
 //! | `read_overtakes_write` | per-key ordering: a read starts past a write waiting on its key | loom (`two_keys_from_two_connections`: the second read starts before the write ended) |
 //! | `early_release` | per-key ordering: a write releases its key as it starts, not when its responder is consumed | loom (`two_keys_from_two_connections`: a later request on the key starts while the write runs) |
 //! | `odd_after_arm` | the reactor thread sets the doorbell's mark for an inline run *before* moving its inline counter to the run's odd value | loom (`reactor` hand-over model with a request at any moment: a ring between the two finds the mark, the watcher still reads "no inline run" and sleeps; the run never hands over → deadlock) |
+//! | `async_skip_recheck` | an async waiter sets its mark and waits on its readiness descriptor without re-checking its condition | loom (`async_waiter_vs_ringer`: a ring between its first look and its mark is lost → deadlock) |
+//! | `drain_after_recheck` | an async waiter drains its readiness descriptor after the re-check instead of before the mark | loom (`async_waiter_vs_ringer`: a ring between the re-check and the drain is eaten → deadlock) |
+//! | `ringer_skips_readiness` | a ringer clears an async waiter's mark without writing its readiness descriptor | loom (`async_waiter_vs_ringer`, `async_and_futex_waiters_one_ring` → deadlock) |
 //! | `back_rings_first` | the reactor thread, back from an overrunning inline handler, rings the doorbell *before* saying it wants the core back | loom (`reactor` hand-over model: the watcher re-checks between ring and store and sleeps holding the core → deadlock) |
 
 use crate::mem::Mem;
@@ -61,6 +64,9 @@ pub(crate) enum Mutant {
     WriteIgnoresReads,
     ReadOvertakesWrite,
     EarlyRelease,
+    AsyncSkipRecheck,
+    DrainAfterRecheck,
+    RingerSkipsReadiness,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -88,6 +94,9 @@ impl Mutant {
             Self::WriteIgnoresReads => "write_ignores_reads",
             Self::ReadOvertakesWrite => "read_overtakes_write",
             Self::EarlyRelease => "early_release",
+            Self::AsyncSkipRecheck => "async_skip_recheck",
+            Self::DrainAfterRecheck => "drain_after_recheck",
+            Self::RingerSkipsReadiness => "ringer_skips_readiness",
         }
     }
 }

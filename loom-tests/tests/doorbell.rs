@@ -5,7 +5,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::thread;
 use loom_tests::support::{builder, builder_bounded, no_spin};
-use ringbell::doorbell::Doorbell;
+use ringbell::doorbell::{Doorbell, Readiness};
 use ringbell::region::LoomRegion;
 
 fn bell(region: &LoomRegion) -> Doorbell<LoomRegion> {
@@ -134,5 +134,62 @@ fn two_waiters_three_rings() {
         t_rb.join().unwrap();
         t_w2.join().unwrap();
         t_rc.join().unwrap();
+    });
+}
+
+/// The async waiter's loop: look, announce (drain, mark, fence, re-check), wait on the
+/// readiness descriptor; a lost ring leaves it waiting for ever (loom: deadlock).
+fn wait_async(bell: &Doorbell<LoomRegion>, readiness: &Readiness, ready: impl Fn() -> bool) {
+    while !ready() {
+        if bell.poll_ready(readiness, &ready) {
+            return;
+        }
+        readiness.wait_timeout(std::time::Duration::MAX);
+    }
+}
+
+/// One async waiter (a readiness descriptor instead of the futex), one ringer: the waiter
+/// wakes, wherever the ring falls among its drain, mark, fence and re-check.
+#[test]
+fn async_waiter_vs_ringer() {
+    builder().check(|| {
+        let region = LoomRegion::zeroed(128);
+        let flag = Arc::new(AtomicU32::new(0));
+        let readiness = Readiness::new().unwrap();
+        let ringer = bell(&region);
+        let (f, r) = (flag.clone(), readiness.clone());
+        let t = thread::spawn(move || {
+            f.store(1, Ordering::Release);
+            ringer.ring_readiness(&r);
+        });
+        let waiter = bell(&region);
+        wait_async(&waiter, &readiness, || flag.load(Ordering::Acquire) == 1);
+        t.join().unwrap();
+    });
+}
+
+/// A futex sleeper and an async waiter on one line, one ring: both wake (neither's mark
+/// erases the other's, and the ringer answers both).
+#[test]
+fn async_and_futex_waiters_one_ring() {
+    builder().check(|| {
+        let region = LoomRegion::zeroed(128);
+        let flag = Arc::new(AtomicU32::new(0));
+        let readiness = Readiness::new().unwrap();
+        let sleeper = bell(&region);
+        let f = flag.clone();
+        let t = thread::spawn(move || {
+            sleeper.wait_until(|| f.load(Ordering::Acquire) == 1);
+        });
+        let (f, r) = (flag.clone(), readiness.clone());
+        let ringer = bell(&region);
+        let u = thread::spawn(move || {
+            f.store(1, Ordering::Release);
+            ringer.ring_readiness(&r);
+        });
+        let waiter = bell(&region);
+        wait_async(&waiter, &readiness, || flag.load(Ordering::Acquire) == 1);
+        t.join().unwrap();
+        u.join().unwrap();
     });
 }

@@ -93,6 +93,67 @@ impl<S: SharedMemory> Doorbell<S> {
         self.waiter.ring(&self.line);
     }
 
+    /// Rings, and answers an async waiter through `readiness` (the descriptor its waiting
+    /// side made): every ringer of a line that has an async waiter rings this way. No system
+    /// call unless someone waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{BellConfig, Doorbell, Readiness};
+    /// use ringbell::region::HeapRegion;
+    /// use std::time::Duration;
+    ///
+    /// let region = HeapRegion::new(&BellConfig)?;
+    /// let bell = Doorbell::new(region, 1024).unwrap();
+    /// let readiness = Readiness::new()?;
+    /// assert!(!bell.poll_ready(&readiness, || false)); // announced, not ready
+    /// bell.ring_readiness(&readiness);                 // answers the announcement
+    /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn ring_readiness(&self, readiness: &super::Readiness) {
+        if self.line.ring_readiness(readiness) {
+            self.waiter.count_wake();
+        }
+    }
+
+    /// The async waiter's step ([module docs](super), "Async waits"): drains `readiness`,
+    /// announces an async wait, re-checks `ready()`. `true`: it holds, nothing to wait for.
+    /// `false`: wait until `readiness` is readable (register its descriptor with the event
+    /// loop, or [`Readiness::wait_timeout`](super::Readiness::wait_timeout)), then call this
+    /// again. Look at the condition first: this always pays the announcement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{BellConfig, Doorbell, Readiness};
+    /// use ringbell::region::HeapRegion;
+    ///
+    /// let bell = Doorbell::new(HeapRegion::new(&BellConfig)?, 1024).unwrap();
+    /// let readiness = Readiness::new()?;
+    /// assert!(bell.poll_ready(&readiness, || true)); // already true
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn poll_ready(&self, readiness: &super::Readiness, ready: impl FnMut() -> bool) -> bool {
+        use super::line::Announced;
+        self.waiter.count_sleep();
+        match self.line.announce_async(readiness, ready) {
+            Announced::Ready => true,
+            Announced::Wait => false,
+            // No barrier: the caller's wait may miss a ring; make it short by writing the
+            // descriptor ourselves after a millisecond.
+            Announced::WaitBriefly => {
+                #[cfg(not(loom))]
+                std::thread::sleep(core::time::Duration::from_millis(1));
+                readiness.signal();
+                false
+            }
+        }
+    }
+
     /// Waits until `ready()` is true, as long as it takes; the wait sleeps in bounded slices
     /// and re-checks `ready()` after each.
     ///

@@ -5,12 +5,14 @@ use core::time::Duration;
 
 use super::fences::{self, Fences};
 use super::options::{TimedOut, WaitStats};
+#[cfg(feature = "std")]
+use super::readiness::Readiness;
 use crate::clock::Instant;
 use crate::futex;
 use crate::mem::Mem;
 use crate::mutant::{self, Mutant};
 use crate::sync::Ordering;
-use crate::wire::{BELL_SEQ, BELL_WAITERS, DOORBELL_SIZE};
+use crate::wire::{BELL_SEQ, BELL_WAITERS, DOORBELL_SIZE, WAIT_ASYNC, WAIT_SLEEPER};
 
 /// A doorbell: the line at `off` in `mem`, and the fence mode its region's header named.
 /// Copyable: it is two words' address and a flag. Whoever holds one also holds what keeps
@@ -80,21 +82,39 @@ impl Line {
             .load_u32(self.off + BELL_WAITERS, Ordering::Relaxed)
             != 0
         {
-            return self.wake();
+            return self.wake(None);
+        }
+        false
+    }
+
+    /// As [`ring`](Self::ring), and answers an async waiter's mark by writing `readiness`
+    /// (module docs, "Async waits").
+    #[cfg(feature = "std")]
+    pub(crate) fn ring_readiness(&self, readiness: &Readiness) -> bool {
+        fences::ringer(self.light_ring);
+        if self
+            .mem
+            .load_u32(self.off + BELL_WAITERS, Ordering::Relaxed)
+            != 0
+        {
+            return self.wake(Some(readiness));
         }
         false
     }
 
     #[cold]
     #[inline(never)]
-    fn wake(&self) -> bool {
+    fn wake(
+        &self,
+        #[cfg(feature = "std")] readiness: Option<&Readiness>,
+        #[cfg(not(feature = "std"))] _readiness: Option<()>,
+    ) -> bool {
         // One ringer clears the mark and wakes for everyone who set it. AcqRel: the Acquire
-        // half pairs with the waiters' Release swaps of the mark.
-        if self
+        // half pairs with the waiters' Release RMWs of the mark.
+        let old = self
             .mem
-            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel)
-            == 0
-        {
+            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel);
+        if old == 0 {
             return false;
         }
         let seq = self.off + BELL_SEQ;
@@ -103,8 +123,47 @@ impl Line {
             // reads this value has seen everything before the bump. One RMW (module docs).
             mutant::fetch_add_u32(Mutant::BumpLoadStore, &self.mem, seq, 1, Ordering::Release);
         }
-        futex::wake_all(&self.mem, seq);
+        // Any bit but the async one (an older build's mark is 1, a sleeper's): a futex sleeper.
+        if old & !WAIT_ASYNC != 0 {
+            futex::wake_all(&self.mem, seq);
+        }
+        #[cfg(feature = "std")]
+        if old & WAIT_ASYNC != 0 && mutant::keep(Mutant::RingerSkipsReadiness) {
+            if let Some(r) = readiness {
+                r.signal();
+            }
+        }
         true
+    }
+
+    /// The async waiter's announcement (module docs, "Async waits"): drains `readiness`,
+    /// sets the async bit of the mark, issues the waiter's fence, re-checks `ready()`.
+    /// `Ready` if it holds; otherwise the caller waits until `readiness` is readable (a ring
+    /// after this writes it) — briefly only, with `WaitBriefly`, when the barrier failed.
+    #[cfg(feature = "std")]
+    pub(crate) fn announce_async(
+        &self,
+        readiness: &Readiness,
+        mut ready: impl FnMut() -> bool,
+    ) -> Announced {
+        if mutant::keep(Mutant::DrainAfterRecheck) {
+            // Before the mark: a ring after the mark writes the descriptor again.
+            readiness.drain();
+        }
+        // Release, an RMW: as a sleeper's mark (module docs).
+        self.mem
+            .fetch_or_u32(self.off + BELL_WAITERS, WAIT_ASYNC, Ordering::Release);
+        let barrier = fences::waiter(self.heavy_wait);
+        if mutant::keep(Mutant::AsyncSkipRecheck) && ready() {
+            return Announced::Ready;
+        }
+        if !mutant::keep(Mutant::DrainAfterRecheck) {
+            readiness.drain();
+        }
+        match barrier {
+            true => Announced::Wait,
+            false => Announced::WaitBriefly,
+        }
     }
 
     /// Sets the waiter mark without sleeping: from now on a ringer makes the wake system call,
@@ -121,7 +180,7 @@ impl Line {
         // An RMW, as a waiter's mark is (module docs, "Why an RMW for the mark"): a plain
         // store would do in C++, but loom 0.7 mis-models a plain store racing a ringer's swap.
         self.mem
-            .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
+            .fetch_or_u32(self.off + BELL_WAITERS, WAIT_SLEEPER, Ordering::Release);
         fences::waiter(self.heavy_wait)
     }
 
@@ -133,7 +192,7 @@ impl Line {
         // An RMW for the same reason as `arm`; Release so that a watcher reading the cleared
         // mark also reads what this thread wrote before (the counter moved on).
         self.mem
-            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::Release);
+            .fetch_and_u32(self.off + BELL_WAITERS, !WAIT_SLEEPER, Ordering::Release);
     }
 
     /// Whether the waiter mark is set (no ring since it was set).
@@ -191,8 +250,9 @@ impl Line {
             let seq = self.mem.load_u32(seq_off, Ordering::Acquire);
             // Release (an RMW, see the module docs): joins the release sequence the ringer's
             // swap reads.
+            // An RMW that keeps an async waiter's bit (module docs, "Async waits").
             self.mem
-                .swap_u32(self.off + BELL_WAITERS, 1, Ordering::Release);
+                .fetch_or_u32(self.off + BELL_WAITERS, WAIT_SLEEPER, Ordering::Release);
             stats.sleeps += 1;
             // Pairs with the ringer's half in `ring` (module docs).
             let timeout = match fences::waiter(self.heavy_wait) {
@@ -211,4 +271,17 @@ impl Line {
             }
         }
     }
+}
+
+/// What an async waiter's announcement found.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Announced {
+    /// The condition holds: no wait.
+    Ready,
+    /// Wait until the readiness descriptor is readable.
+    Wait,
+    /// The barrier failed (an asymmetric line whose `membarrier` failed): a ring may have
+    /// been missed; wait briefly (a millisecond) and announce again.
+    WaitBriefly,
 }

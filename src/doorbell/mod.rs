@@ -158,6 +158,48 @@
 //! `MEMBARRIER_CMD_GLOBAL_EXPEDITED` on the machine — an interrupt of a microsecond or so
 //! each time some ringbell waiter anywhere goes to sleep.
 //!
+//! # Async waits
+//!
+//! A waiter that must not block a thread (a task of an async runtime, a `poll(2)` loop) waits
+//! on a [`Readiness`] descriptor instead of the futex: an eventfd that the waiting side makes
+//! and hands to every ringer of the line, and that a ringer writes only when it clears an
+//! async waiter's mark. The mark is a set of bits ([`wire::WAIT_SLEEPER`](crate::wire::WAIT_SLEEPER)
+//! for a futex sleep, [`wire::WAIT_ASYNC`](crate::wire::WAIT_ASYNC) for an async wait), each set
+//! with `fetch_or` so that a sleeper and an async waiter on one line never erase each
+//! other's bit.
+//!
+//! **Async waiter** ([`Doorbell::poll_ready`]):
+//!
+//! 1. drain the descriptor (a non-blocking read; nothing there is fine)
+//! 2. `waiters.fetch_or(WAIT_ASYNC, Release)`
+//! 3. the waiter's fence of the line's mode (as step 4 above)
+//! 4. if `ready()`, return ready; otherwise the caller waits until the descriptor is
+//!    readable, then starts again at 1
+//!
+//! **Ringer** ([`Doorbell::ring_readiness`]): as above; in the wake, after the bump, a mark
+//! with a bit other than `WAIT_ASYNC` gets the futex wake, and one with `WAIT_ASYNC` gets a
+//! write of 1 to the descriptor.
+//!
+//! *Why no wake-up is lost.* The fence pair decides as for a sleeper: either the ringer
+//! reads the async bit — then it writes the descriptor, after the drain (the drain came
+//! before the mark, which came before the ringer's read of it), so the wait at step 4 ends
+//! at once — or the re-check sees what the ringer published. A ring that lands before the
+//! drain has its write drained, but its publish is then before the re-check. Draining
+//! *after* the re-check would eat the write of a ring landing between the two, and the wait
+//! would sleep through it (`drain_after_recheck`); skipping the re-check loses a ring between
+//! the caller's first look and the mark (`async_skip_recheck`); a ringer that clears the bit
+//! without writing leaves the waiter asleep (`ringer_skips_readiness`). The loom models
+//! `async_waiter_vs_ringer` and `async_and_futex_waiters_one_ring` catch all three (the
+//! descriptor modelled as a counter on loom's `Mutex` and `Condvar`).
+//!
+//! A ringer without the descriptor (a plain [`ring`](Doorbell::ring)) clears the async bit
+//! and bumps the sequence but cannot make the descriptor readable: an async waiter's wait is
+//! then bounded only by its own timer. Every ringer of a line with an async waiter must ring
+//! with the descriptor. Wake system calls still never exceed announced waits: the write is
+//! made only by the ringer that cleared a mark an async wait set. Why an eventfd and not a
+//! helper thread on the futex or io_uring's futex wait: `docs/design-async.md` in the
+//! repository.
+//!
 //! # Cost
 //!
 //! While nobody sleeps the ringer pays one fence (symmetric) or none (asymmetric) and one
@@ -214,6 +256,8 @@ mod fences;
 mod handle;
 mod line;
 mod options;
+#[cfg(feature = "std")]
+mod readiness;
 mod waiter;
 
 #[cfg(feature = "std")]
@@ -229,4 +273,6 @@ pub(crate) use fences::{ringer as ringer_half, waiter as waiter_half};
 pub use handle::Doorbell;
 pub(crate) use line::Line;
 pub use options::{DEFAULT_SLICE, DEFAULT_SPIN_BUDGET, TimedOut, WaitOptions, WaitStats};
+#[cfg(feature = "std")]
+pub use readiness::Readiness;
 pub(crate) use waiter::{Stop, Waiter};

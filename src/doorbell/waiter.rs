@@ -59,6 +59,18 @@ impl Waiter {
         }
     }
 
+    /// Counts a wake system call made outside [`ring`](Self::ring).
+    #[cfg(feature = "std")]
+    pub(crate) fn count_wake(&self) {
+        self.count(|s| s.wakes += 1);
+    }
+
+    /// Counts an announced wait made outside this waiter's own waits (an async one).
+    #[cfg(feature = "std")]
+    pub(crate) fn count_sleep(&self) {
+        self.count(|s| s.sleeps += 1);
+    }
+
     #[cold]
     fn count(&self, f: impl FnOnce(&mut WaitStats)) {
         let mut s = self.stats.get();

@@ -100,6 +100,20 @@ impl Mem {
         self.u32_at(off).swap(val, order)
     }
 
+    /// Atomic bitwise or into the `u32` at `off`; returns the previous value.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn fetch_or_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.u32_at(off).fetch_or(val, order)
+    }
+
+    /// Atomic bitwise and into the `u32` at `off`; returns the previous value.
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    #[inline]
+    pub(crate) fn fetch_and_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {
+        self.u32_at(off).fetch_and(val, order)
+    }
+
     /// Atomic wrapping add to the `u32` at `off`; returns the previous value.
     #[inline]
     pub(crate) fn fetch_add_u32(&self, off: usize, val: u32, order: Ordering) -> u32 {

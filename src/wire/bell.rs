@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! +0  sequence   the futex word; bumped (fetch_add, Release) by a ringer that wakes
-//! +4  waiters    the waiter mark; set to 1 (swap, Release) by a waiter about to sleep,
-//!                swapped to 0 (AcqRel) by the ringer that wakes it
+//! +4  waiters    the waiter mark: bits a waiter about to wait sets (fetch_or, Release) —
+//!                WAIT_SLEEPER for a futex sleep, WAIT_ASYNC for a wait on a readiness
+//!                descriptor — swapped to 0 (AcqRel) by the ringer that wakes them
 //! ```
 //!
 //! The protocol on these words is argued in [`doorbell`](crate::doorbell). A *bell region* is
@@ -18,6 +19,12 @@ use super::header::HEADER_SIZE;
 pub const BELL_SEQ: usize = 0;
 /// Offset of the waiter mark within a doorbell line.
 pub const BELL_WAITERS: usize = 4;
+/// Waiter-mark bit: a thread announced a futex sleep on the sequence word (the mark's only
+/// value before async waits existed, so older builds interoperate).
+pub const WAIT_SLEEPER: u32 = 1;
+/// Waiter-mark bit: a waiter announced a wait on its readiness descriptor (an eventfd the
+/// ringer writes when it clears this bit).
+pub const WAIT_ASYNC: u32 = 2;
 /// Bytes a doorbell occupies: a whole line, so that nothing else shares it.
 pub const DOORBELL_SIZE: usize = 128;
 /// Data-area size of a bell region: one doorbell line.
