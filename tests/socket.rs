@@ -208,3 +208,29 @@ fn a_socket_client_killed_mid_call_is_detached_and_the_others_go_on() {
     stop.stop();
     serving.join().unwrap().unwrap();
 }
+
+/// With no doorbell to hand a slow inline run over, the reactor keeps other clients off its
+/// own thread's handler runs: a 300 ms request of one client does not hold up another's.
+#[test]
+fn a_slow_request_of_one_socket_client_does_not_hold_up_another() {
+    let _w = watchdog();
+    let path = sock_path("slow");
+    let (stop, serving) = serve(&path, ServerConfig::new());
+    let mut fast = Client::connect(&path).unwrap();
+    let mut slow = Client::connect(&path).unwrap();
+    // Both connected (the server learns of the second at its next housekeeping).
+    assert_eq!(fast.call_timeout(b"warm", T).unwrap(), b"warm");
+    assert_eq!(slow.call_timeout(b"warm", T).unwrap(), b"warm");
+    slow.send_request_timeout(b"slow", T).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // the slow one is running
+    let t = Instant::now();
+    assert_eq!(fast.call_timeout(b"quick", T).unwrap(), b"quick");
+    let waited = t.elapsed();
+    assert!(
+        waited < Duration::from_millis(200),
+        "the quick call waited {waited:?} behind the slow one"
+    );
+    assert_eq!(slow.recv_response_timeout(T).unwrap().body, b"slow");
+    stop.stop();
+    serving.join().unwrap().unwrap();
+}

@@ -223,6 +223,11 @@ impl ChildWatch {
         }
     }
 
+    /// The child's pidfd (readable once it ended).
+    pub(crate) fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Whether the child's end is recorded: one atomic load.
     pub(crate) fn has_exited(&self) -> bool {
         self.exited.load(Ordering::Acquire)

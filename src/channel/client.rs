@@ -3,7 +3,7 @@
 use core::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -424,8 +424,13 @@ impl Client {
             }
             // The server may have stopped taking our requests because we do not read our
             // responses (its stash for us is full): set arrived ones aside, so that it can go on.
-            while let Ok(r) = self.try_recv_from_ring() {
-                self.early.push_back(r);
+            loop {
+                match self.try_recv_from_ring() {
+                    Ok(r) => self.early.push_back(r),
+                    Err(CallError::Empty) => break,
+                    // A corrupt response is not consumed: going on would spin on it.
+                    Err(e) => return Err(e),
+                }
             }
             deadline = deadline.start();
             let t = self.next_slice(deadline)?;
@@ -434,7 +439,7 @@ impl Client {
                 Link::Rings(r) => r.requests.send_timeout(id.0, req, t),
                 // Room on the socket: the next round's `try_send_request` takes it.
                 Link::Socket(_) => {
-                    stream::wait(&self.server.sock, true, t);
+                    stream::wait(&self.server.sock, true, &self.server.pidfds(), t);
                     continue;
                 }
             };
@@ -577,7 +582,13 @@ impl Client {
             let hung_up = || server.gone().then_some(());
             let waited = match &mut self.link {
                 Link::Rings(r) => r.responses.wait_sliced(ready, deadline, hung_up),
-                Link::Socket(s) => s.wait_response(&server.sock, deadline, self.slice, hung_up),
+                Link::Socket(s) => s.wait_response(
+                    &server.sock,
+                    &server.pidfds(),
+                    deadline,
+                    self.slice,
+                    hung_up,
+                ),
             };
             match waited {
                 Ok(()) => {}
@@ -747,9 +758,13 @@ impl SocketLink {
 
     /// Waits for the socket to have something (or to take a request sent in part), in
     /// slices until `deadline`, asking `hung_up` between slices.
+    /// Waits for the socket to have something (or to take a request sent in part), or for
+    /// one of `pidfds` (the server's, a supervised child's) to say its process ended, in
+    /// slices until `deadline`, asking `hung_up` after each wake and each slice.
     fn wait_response(
         &mut self,
         sock: &UnixStream,
+        pidfds: &[BorrowedFd<'_>],
         deadline: Deadline,
         slice: Duration,
         mut hung_up: impl FnMut() -> Option<()>,
@@ -760,11 +775,14 @@ impl SocketLink {
             }
             let now = Instant::now();
             let t = deadline.min(now.after(slice)).since(now);
-            if stream::wait(sock, self.output.pending() > 0, t) {
-                return Ok(());
-            }
+            let woke = stream::wait(sock, self.output.pending() > 0, pidfds, t);
+            // The caller reads once more after a hang-up: what the server sent before it
+            // ended is delivered first.
             if let Some(e) = hung_up() {
                 return Err(Stop::By(e));
+            }
+            if woke {
+                return Ok(());
             }
         }
     }
@@ -816,6 +834,16 @@ impl ServerWatch {
             self.gone.set(true);
         }
         self.gone.get()
+    }
+
+    /// The pidfds that say the server's process ended: the server's own (from the
+    /// greeting) and a supervised child's.
+    fn pidfds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut v: Vec<BorrowedFd<'_>> = self.pidfd.iter().map(AsFd::as_fd).collect();
+        if let Some((child, _)) = &self.child {
+            v.push(child.pidfd());
+        }
+        v
     }
 
     /// Whether a supervised server's end is recorded: one atomic load, and none for a

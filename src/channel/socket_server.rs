@@ -29,6 +29,9 @@ use crate::wire::SOCKET_FRAME_HEADER;
 /// Descriptors one connection costs: its socket and the client's pidfd.
 const FDS_PER_CLIENT: usize = 2;
 
+/// How long a shutdown goes on sending answers already queued.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+
 /// One connected client of the socket transport.
 struct Conn {
     id: ConnId,
@@ -71,8 +74,13 @@ struct Conn {
 /// ([`RecvRequestError::Detached`] with a corruption).
 ///
 /// No hand-over of slow inline handlers ([`Transport::watch_bell`] is `None`): bytes
-/// arriving on a socket do not ring a doorbell. With a thread-pool executor a slow inline
-/// handler delays other clients until it returns.
+/// arriving on a socket do not ring a doorbell. So with a thread-pool executor and more than
+/// one client connected, the reactor runs nothing inline
+/// ([`Transport::inline_beside_others`] is `false`): a slow handler holds up only its own
+/// client. With one client connected requests still run inline when nothing is in flight.
+///
+/// A client that half-closes its socket (shuts down its write side) is detached at the next
+/// housekeeping, as a client that closed: its queued requests and unsent answers are dropped.
 ///
 /// # Examples
 ///
@@ -114,6 +122,14 @@ pub struct SocketServer {
     pace: AcceptPace,
     /// Written by the waker; polled by `wait`.
     wake: Arc<OwnedFd>,
+    /// Some connection has output the socket did not take yet.
+    unsent: bool,
+    /// Requests taken from the buffers since the sockets were last read: past one per
+    /// client the sockets are read again, so that one client's buffered flood cannot keep
+    /// another's request waiting.
+    taken_since_fill: usize,
+    /// Connections whose socket failed while sending, for the next housekeeping to report.
+    broken: Vec<ConnId>,
 }
 
 impl SocketServer {
@@ -183,6 +199,9 @@ impl SocketServer {
             base_fds: server::open_fds(),
             pace: AcceptPace::new(),
             wake: Arc::new(wake),
+            unsent: false,
+            taken_since_fill: 0,
+            broken: Vec::new(),
         })
     }
 
@@ -356,6 +375,7 @@ impl SocketServer {
                     }
                     buf[..len].copy_from_slice(c.input.take(len));
                     self.cursor = i + 1;
+                    self.taken_since_fill += 1;
                     return Some(Ok(Incoming {
                         conn: c.id,
                         id: RequestId::from_tag(tag),
@@ -383,10 +403,35 @@ impl SocketServer {
     }
 
     /// Sends what each connection's socket takes of its queued responses.
+    /// Sends what each connection's socket takes of its queued responses; a connection
+    /// whose socket failed is detached and reported by the next housekeeping.
     fn flush_all(&mut self) {
+        if !self.unsent {
+            return;
+        }
+        let mut unsent = false;
+        let mut failed = Vec::new();
         for c in self.conns.iter_mut().flatten() {
-            if c.output.pending() > 0 && c.output.flush(&c.peer.sock).is_err() {
-                c.output = FrameOut::default();
+            if c.output.pending() > 0 {
+                if c.output.flush(&c.peer.sock).is_err() {
+                    failed.push(c.id);
+                } else {
+                    unsent |= c.output.pending() > 0;
+                }
+            }
+        }
+        self.unsent = unsent;
+        for id in failed {
+            self.detach(id);
+            self.broken.push(id);
+        }
+    }
+
+    /// Reads the hellos that have come (a client's hello precedes its frames).
+    fn read_hellos(&mut self) {
+        for c in self.conns.iter_mut().flatten() {
+            if c.peer.hello_pending() {
+                c.peer.read_hello();
             }
         }
     }
@@ -452,10 +497,19 @@ impl Transport for SocketServer {
         if self.forked() {
             return Err(RecvRequestError::Empty);
         }
+        // Answers the socket did not take before go on now, not only when the reactor sleeps.
+        self.flush_all();
+        if self.taken_since_fill >= self.clients().max(1) {
+            self.read_hellos();
+            self.fill();
+            self.taken_since_fill = 0;
+        }
         if let Some(r) = self.take_buffered(buf) {
             return r;
         }
+        self.read_hellos();
         if self.fill() {
+            self.taken_since_fill = 0;
             if let Some(r) = self.take_buffered(buf) {
                 return r;
             }
@@ -510,10 +564,17 @@ impl Transport for SocketServer {
             self.detach(conn);
             return Err(SendResponseError::Gone);
         }
+        self.unsent |= c.output.pending() > 0;
         Ok(())
     }
     fn wait(&mut self, blocked: &[(ConnId, usize)], ready: &dyn Fn() -> bool) -> bool {
+        if self.forked() {
+            // The parent's streams and eventfd: not ours to write or drain.
+            std::thread::sleep(self.cfg.wait.slice);
+            return false;
+        }
         self.flush_all();
+        self.read_hellos();
         // Drain first, then look, then sleep: a wake after the look is still in the eventfd.
         let mut word = [0u8; 8];
         let _ = rustix::io::read(&*self.wake, &mut word);
@@ -558,12 +619,14 @@ impl Transport for SocketServer {
         if self.forked() {
             return Vec::new();
         }
-        let gone: Vec<ConnId> = self
-            .conns
-            .iter_mut()
-            .flatten()
-            .filter_map(|c| c.peer.is_gone().then_some(c.id))
-            .collect();
+        self.flush_all();
+        let mut gone: Vec<ConnId> = core::mem::take(&mut self.broken);
+        gone.extend(
+            self.conns
+                .iter_mut()
+                .flatten()
+                .filter_map(|c| c.peer.is_gone().then_some(c.id)),
+        );
         for &id in &gone {
             self.detach(id);
         }
@@ -576,6 +639,28 @@ impl Transport for SocketServer {
         self.listening.close();
         if self.forked() {
             return;
+        }
+        // Answers the reactor counted as sent are still in user space: send them, for at
+        // most a second, before closing (a client that does not read loses them).
+        let deadline = crate::clock::Instant::now().after(SHUTDOWN_FLUSH);
+        while self.unsent && crate::clock::Instant::now() < deadline {
+            self.flush_all();
+            let fds: Vec<PollFd<'_>> = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| c.output.pending() > 0)
+                .map(|c| PollFd::new(&c.peer.sock, PollFlags::OUT))
+                .collect();
+            let mut fds = fds;
+            if fds.is_empty() {
+                break;
+            }
+            let ten_ms = Timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            let _ = poll(&mut fds, Some(&ten_ms));
         }
         self.conns.clear();
     }
@@ -598,6 +683,11 @@ impl Transport for SocketServer {
     }
     fn connections(&self) -> usize {
         self.clients()
+    }
+    fn inline_beside_others(&self) -> bool {
+        // No doorbell to hand a slow inline run over with: with other clients connected,
+        // requests go to the executor.
+        false
     }
 }
 
@@ -762,5 +852,8 @@ impl Transport for AnyServer {
     }
     fn connections(&self) -> usize {
         self.inner().connections()
+    }
+    fn inline_beside_others(&self) -> bool {
+        self.inner().inline_beside_others()
     }
 }

@@ -90,10 +90,14 @@ impl FrameIn {
             self.offset += self.start as u64;
             self.start = 0;
         }
-        let have = self.buf.len();
-        self.buf.resize(have + CHUNK, 0);
+        // Into spare capacity: no zero-fill of a chunk per read.
+        self.buf.reserve(CHUNK);
         let got = loop {
-            match recv(&sock, &mut self.buf[have..], RecvFlags::DONTWAIT) {
+            match recv(
+                &sock,
+                rustix::buffer::spare_capacity(&mut self.buf),
+                RecvFlags::DONTWAIT,
+            ) {
                 Ok((n, _)) => break Some(n),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::AGAIN) => break None,
@@ -102,18 +106,11 @@ impl FrameIn {
         };
         match got {
             Some(0) => {
-                self.buf.truncate(have);
                 self.ended = true;
                 false
             }
-            Some(n) => {
-                self.buf.truncate(have + n);
-                true
-            }
-            None => {
-                self.buf.truncate(have);
-                false
-            }
+            Some(_) => true,
+            None => false,
         }
     }
 
@@ -139,10 +136,7 @@ impl FrameOut {
 
     /// Queues a frame.
     pub(crate) fn push(&mut self, tag: u32, body: &[u8]) {
-        if self.sent == self.buf.len() {
-            self.buf.clear();
-            self.sent = 0;
-        }
+        self.compact();
         self.buf
             .extend_from_slice(&(body.len() as u32).to_ne_bytes());
         self.buf.extend_from_slice(&tag.to_ne_bytes());
@@ -163,26 +157,47 @@ impl FrameOut {
             ) {
                 Ok(n) => self.sent += n,
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => break,
+                // Nothing more now; out of kernel buffers or memory is "later" too.
+                Err(
+                    rustix::io::Errno::AGAIN | rustix::io::Errno::NOBUFS | rustix::io::Errno::NOMEM,
+                ) => {
+                    break;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+        self.compact();
+        Ok(())
+    }
+
+    /// Drops what was sent once it is at least half the buffer: a reader that keeps the
+    /// socket full must not make the buffer keep every byte ever sent.
+    fn compact(&mut self) {
         if self.sent == self.buf.len() {
             self.buf.clear();
             self.sent = 0;
+        } else if self.sent > 0 && self.sent >= self.buf.len() / 2 {
+            self.buf.drain(..self.sent);
+            self.sent = 0;
         }
-        Ok(())
     }
 }
 
 /// Waits at most `timeout` for `sock` to be readable (or hung up), or writable too if
-/// `write`; whether it became so. `EINTR` counts as "not yet" (the caller loops).
-pub(crate) fn wait(sock: impl AsFd, write: bool, timeout: core::time::Duration) -> bool {
+/// `write`, or any of `also` (pidfds) to be readable; whether any became so. `EINTR` counts
+/// as "not yet" (the caller loops).
+pub(crate) fn wait(
+    sock: impl AsFd,
+    write: bool,
+    also: &[std::os::fd::BorrowedFd<'_>],
+    timeout: core::time::Duration,
+) -> bool {
     let mut events = PollFlags::IN | PollFlags::RDHUP;
     if write {
         events |= PollFlags::OUT;
     }
-    let mut fds = [PollFd::new(&sock, events)];
+    let mut fds = std::vec![PollFd::new(&sock, events)];
+    fds.extend(also.iter().map(|fd| PollFd::new(fd, PollFlags::IN)));
     let ts = Timespec {
         tv_sec: timeout.as_secs() as i64,
         tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -216,6 +231,28 @@ mod tests {
         drop(a);
         assert!(!inp.fill(&b));
         assert!(inp.ended());
+    }
+
+    #[test]
+    fn a_reader_that_keeps_the_socket_full_does_not_grow_the_buffer() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let mut out = FrameOut::default();
+        let mut inp = FrameIn::default();
+        let body = [5u8; 1000];
+        let mut most = 0;
+        for i in 0..20_000u32 {
+            out.push(i, &body);
+            out.flush(&a).unwrap();
+            // Read a little less than is written: the socket stays full.
+            if i % 10 != 0 {
+                inp.fill(&b);
+                while let Next::Frame { len, .. } = inp.next(4096) {
+                    inp.take(len);
+                }
+            }
+            most = most.max(out.buf.len());
+        }
+        assert!(most < 4 << 20, "the send buffer grew to {most} bytes");
     }
 
     #[test]

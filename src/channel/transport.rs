@@ -358,4 +358,29 @@ pub trait Transport {
     fn connections(&self) -> usize {
         usize::MAX
     }
+
+    /// Whether the reactor may run a request inline (on its own thread, when nothing is in
+    /// flight) while other clients are connected. A transport without a
+    /// [`watch_bell`](Self::watch_bell) cannot have a slow inline run handed over, so it can
+    /// answer `false`: then, with a concurrent executor and more than one connection, every
+    /// request goes to the executor and a slow handler holds up only its own client. The
+    /// default, `true`, keeps the inline fast path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, SocketServer, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-inline-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let shm = Server::bind(dir.join("a.sock"), ServerConfig::new())?;
+    /// let socket = SocketServer::bind(dir.join("b.sock"), ServerConfig::new())?;
+    /// assert!(Transport::inline_beside_others(&shm)); // the watcher takes slow runs over
+    /// assert!(!Transport::inline_beside_others(&socket));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn inline_beside_others(&self) -> bool {
+        true
+    }
 }

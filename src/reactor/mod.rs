@@ -776,7 +776,13 @@ fn serve<T: Transport, H: Handler, E: Executor>(
                 break;
             }
         }
-        let (took, inline) = core.intake(stopping, true);
+        // A transport that cannot hand a slow inline run over keeps other clients off the
+        // reactor thread's handler runs (`Transport::inline_beside_others`).
+        let may_inline = core.serial
+            || !core.executor.runs_concurrently()
+            || core.transport.inline_beside_others()
+            || core.transport.connections() <= 1;
+        let (took, inline) = core.intake(stopping, may_inline);
         progress |= took;
         if let Some(run) = inline {
             match run_inline(handler, shared, fork_gen, core, lock, run, handover) {
