@@ -34,6 +34,7 @@
 //! | `async_skip_recheck` | an async waiter sets its mark and waits on its readiness descriptor without re-checking its condition | loom (`async_waiter_vs_ringer`: a ring between its first look and its mark is lost → deadlock) |
 //! | `drain_after_recheck` | an async waiter drains its readiness descriptor after the re-check instead of before the mark | loom (`async_waiter_vs_ringer`: a ring between the re-check and the drain is eaten → deadlock) |
 //! | `ringer_skips_readiness` | a ringer clears an async waiter's mark without writing its readiness descriptor | loom (`async_waiter_vs_ringer`, `async_and_futex_waiters_one_ring` → deadlock) |
+//! | `sleeper_mark_swaps` | a futex sleeper sets its mark with `swap(1)` instead of `fetch_or(1)`, erasing an async waiter's bit on the same line | loom (`async_and_futex_waiters_one_ring`: the ringer sees only the sleeper → the async waiter's descriptor is never written → deadlock) |
 //! | `back_rings_first` | the reactor thread, back from an overrunning inline handler, rings the doorbell *before* saying it wants the core back | loom (`reactor` hand-over model: the watcher re-checks between ring and store and sleeps holding the core → deadlock) |
 
 use crate::mem::Mem;
@@ -67,6 +68,7 @@ pub(crate) enum Mutant {
     AsyncSkipRecheck,
     DrainAfterRecheck,
     RingerSkipsReadiness,
+    SleeperMarkSwaps,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -97,6 +99,7 @@ impl Mutant {
             Self::AsyncSkipRecheck => "async_skip_recheck",
             Self::DrainAfterRecheck => "drain_after_recheck",
             Self::RingerSkipsReadiness => "ringer_skips_readiness",
+            Self::SleeperMarkSwaps => "sleeper_mark_swaps",
         }
     }
 }

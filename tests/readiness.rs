@@ -10,7 +10,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ringbell::doorbell::{BellConfig, Doorbell, Readiness, WaitOptions};
+use ringbell::doorbell::{
+    Announced, BellConfig, Doorbell, Readiness, ReadinessSignal, WaitOptions,
+};
 use ringbell::region::{Bell, Region};
 use ringbell::testing::view;
 use ringbell::wire::HEADER_SIZE;
@@ -29,7 +31,7 @@ fn an_async_waiter_in_one_process_sees_every_ring_of_another() {
     if child_role().as_deref() == Some("ringer") {
         let mut fds = child_fds().into_iter();
         let region = Region::<Bell>::open(fds.next().unwrap()).unwrap();
-        let readiness = Readiness::from_fd(fds.next().unwrap());
+        let readiness = ReadinessSignal::from_fd(fds.next().unwrap());
         let bell = Doorbell::new(region.clone(), HEADER_SIZE).unwrap();
         let v = view(&region);
         for i in 1..=ROUNDS {
@@ -58,14 +60,17 @@ fn an_async_waiter_in_one_process_sees_every_ring_of_another() {
     for target in 1..=ROUNDS {
         let ready = || v.load_u64(COUNTER, Ordering::Acquire) >= target;
         while !ready() {
-            if bell.poll_ready(&readiness, ready) {
-                break;
+            match bell.poll_ready(&readiness, ready) {
+                Announced::Ready => break,
+                Announced::Wait => {
+                    waits += 1;
+                    assert!(
+                        readiness.wait_timeout(Duration::from_secs(10)),
+                        "a ring was lost: waiting for {target}"
+                    );
+                }
+                Announced::RetryAfter(d) => std::thread::sleep(d),
             }
-            waits += 1;
-            assert!(
-                readiness.wait_timeout(Duration::from_secs(10)),
-                "a ring was lost: waiting for {target}"
-            );
         }
     }
     let out = child.wait_with_output().unwrap();

@@ -5,7 +5,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::thread;
 use loom_tests::support::{builder, builder_bounded, no_spin};
-use ringbell::doorbell::{Doorbell, Readiness};
+use ringbell::doorbell::{Announced, Doorbell, Readiness};
 use ringbell::region::LoomRegion;
 
 fn bell(region: &LoomRegion) -> Doorbell<LoomRegion> {
@@ -141,10 +141,13 @@ fn two_waiters_three_rings() {
 /// readiness descriptor; a lost ring leaves it waiting for ever (loom: deadlock).
 fn wait_async(bell: &Doorbell<LoomRegion>, readiness: &Readiness, ready: impl Fn() -> bool) {
     while !ready() {
-        if bell.poll_ready(readiness, &ready) {
-            return;
+        match bell.poll_ready(readiness, &ready) {
+            Announced::Ready => return,
+            Announced::Wait => {
+                readiness.wait_timeout(std::time::Duration::MAX);
+            }
+            Announced::RetryAfter(_) => unreachable!("loom lines are symmetric"),
         }
-        readiness.wait_timeout(std::time::Duration::MAX);
     }
 }
 
@@ -157,7 +160,7 @@ fn async_waiter_vs_ringer() {
         let flag = Arc::new(AtomicU32::new(0));
         let readiness = Readiness::new().unwrap();
         let ringer = bell(&region);
-        let (f, r) = (flag.clone(), readiness.clone());
+        let (f, r) = (flag.clone(), readiness.signal());
         let t = thread::spawn(move || {
             f.store(1, Ordering::Release);
             ringer.ring_readiness(&r);
@@ -181,7 +184,7 @@ fn async_and_futex_waiters_one_ring() {
         let t = thread::spawn(move || {
             sleeper.wait_until(|| f.load(Ordering::Acquire) == 1);
         });
-        let (f, r) = (flag.clone(), readiness.clone());
+        let (f, r) = (flag.clone(), readiness.signal());
         let ringer = bell(&region);
         let u = thread::spawn(move || {
             f.store(1, Ordering::Release);

@@ -93,65 +93,62 @@ impl<S: SharedMemory> Doorbell<S> {
         self.waiter.ring(&self.line);
     }
 
-    /// Rings, and answers an async waiter through `readiness` (the descriptor its waiting
-    /// side made): every ringer of a line that has an async waiter rings this way. No system
-    /// call unless someone waits.
+    /// Rings, and answers an async waiter through `signal` (the handle of the descriptor its
+    /// waiting side made). Every ringer of a line that has an async waiter must ring this way:
+    /// a plain [`ring`](Self::ring) clears the waiter's mark without making its descriptor
+    /// readable. No system call unless someone waits.
     ///
     /// # Examples
     ///
     /// ```
-    /// use ringbell::doorbell::{BellConfig, Doorbell, Readiness};
+    /// use ringbell::doorbell::{Announced, BellConfig, Doorbell, Readiness};
     /// use ringbell::region::HeapRegion;
     /// use std::time::Duration;
     ///
     /// let region = HeapRegion::new(&BellConfig)?;
     /// let bell = Doorbell::new(region, 1024).unwrap();
     /// let readiness = Readiness::new()?;
-    /// assert!(!bell.poll_ready(&readiness, || false)); // announced, not ready
-    /// bell.ring_readiness(&readiness);                 // answers the announcement
+    /// assert_eq!(bell.poll_ready(&readiness, || false), Announced::Wait); // announced
+    /// bell.ring_readiness(&readiness.signal());                          // answered
     /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "std")]
-    pub fn ring_readiness(&self, readiness: &super::Readiness) {
-        if self.line.ring_readiness(readiness) {
+    pub fn ring_readiness(&self, signal: &super::ReadinessSignal) {
+        let calls = self.line.ring_readiness(signal);
+        for _ in 0..calls {
             self.waiter.count_wake();
         }
     }
 
     /// The async waiter's step ([module docs](super), "Async waits"): drains `readiness`,
-    /// announces an async wait, re-checks `ready()`. `true`: it holds, nothing to wait for.
-    /// `false`: wait until `readiness` is readable (register its descriptor with the event
-    /// loop, or [`Readiness::wait_timeout`](super::Readiness::wait_timeout)), then call this
-    /// again. Look at the condition first: this always pays the announcement.
+    /// announces an async wait, re-checks `ready()`. Look at the condition first: this always
+    /// pays the announcement (an atomic RMW and a fence).
+    ///
+    /// One async waiter per line, and every ringer of the line rings with
+    /// [`ring_readiness`](Self::ring_readiness) and this waiter's signal: the mark's async bit
+    /// does not say whose descriptor to write, and a plain ring, or a peer of an older build
+    /// (whose marks overwrite the bit), answers it without making the descriptor readable.
     ///
     /// # Examples
     ///
     /// ```
-    /// use ringbell::doorbell::{BellConfig, Doorbell, Readiness};
+    /// use ringbell::doorbell::{Announced, BellConfig, Doorbell, Readiness};
     /// use ringbell::region::HeapRegion;
     ///
     /// let bell = Doorbell::new(HeapRegion::new(&BellConfig)?, 1024).unwrap();
     /// let readiness = Readiness::new()?;
-    /// assert!(bell.poll_ready(&readiness, || true)); // already true
+    /// assert_eq!(bell.poll_ready(&readiness, || true), Announced::Ready);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "std")]
-    pub fn poll_ready(&self, readiness: &super::Readiness, ready: impl FnMut() -> bool) -> bool {
-        use super::line::Announced;
+    pub fn poll_ready(
+        &self,
+        readiness: &super::Readiness,
+        ready: impl FnMut() -> bool,
+    ) -> super::Announced {
         self.waiter.count_sleep();
-        match self.line.announce_async(readiness, ready) {
-            Announced::Ready => true,
-            Announced::Wait => false,
-            // No barrier: the caller's wait may miss a ring; make it short by writing the
-            // descriptor ourselves after a millisecond.
-            Announced::WaitBriefly => {
-                #[cfg(not(loom))]
-                std::thread::sleep(core::time::Duration::from_millis(1));
-                readiness.signal();
-                false
-            }
-        }
+        self.line.announce_async(readiness, ready)
     }
 
     /// Waits until `ready()` is true, as long as it takes; the wait sleeps in bounded slices

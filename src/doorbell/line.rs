@@ -6,7 +6,7 @@ use core::time::Duration;
 use super::fences::{self, Fences};
 use super::options::{TimedOut, WaitStats};
 #[cfg(feature = "std")]
-use super::readiness::Readiness;
+use super::readiness::{Readiness, ReadinessSignal};
 use crate::clock::Instant;
 use crate::futex;
 use crate::mem::Mem;
@@ -82,15 +82,15 @@ impl Line {
             .load_u32(self.off + BELL_WAITERS, Ordering::Relaxed)
             != 0
         {
-            return self.wake(None);
+            return self.wake(None) > 0;
         }
         false
     }
 
     /// As [`ring`](Self::ring), and answers an async waiter's mark by writing `readiness`
-    /// (module docs, "Async waits").
+    /// (module docs, "Async waits"); returns the wake system calls made.
     #[cfg(feature = "std")]
-    pub(crate) fn ring_readiness(&self, readiness: &Readiness) -> bool {
+    pub(crate) fn ring_readiness(&self, readiness: &ReadinessSignal) -> u32 {
         fences::ringer(self.light_ring);
         if self
             .mem
@@ -99,23 +99,23 @@ impl Line {
         {
             return self.wake(Some(readiness));
         }
-        false
+        0
     }
 
     #[cold]
     #[inline(never)]
     fn wake(
         &self,
-        #[cfg(feature = "std")] readiness: Option<&Readiness>,
+        #[cfg(feature = "std")] readiness: Option<&ReadinessSignal>,
         #[cfg(not(feature = "std"))] _readiness: Option<()>,
-    ) -> bool {
+    ) -> u32 {
         // One ringer clears the mark and wakes for everyone who set it. AcqRel: the Acquire
         // half pairs with the waiters' Release RMWs of the mark.
         let old = self
             .mem
             .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel);
         if old == 0 {
-            return false;
+            return 0;
         }
         let seq = self.off + BELL_SEQ;
         if mutant::keep(Mutant::SkipBump) {
@@ -123,17 +123,21 @@ impl Line {
             // reads this value has seen everything before the bump. One RMW (module docs).
             mutant::fetch_add_u32(Mutant::BumpLoadStore, &self.mem, seq, 1, Ordering::Release);
         }
-        // Any bit but the async one (an older build's mark is 1, a sleeper's): a futex sleeper.
+        let mut calls = 0;
+        // Any bit but the async one (a sleeper's mark is 1, as in older builds; anything else
+        // is a peer's garbage, answered as if a sleeper): the futex wake.
         if old & !WAIT_ASYNC != 0 {
             futex::wake_all(&self.mem, seq);
+            calls += 1;
         }
         #[cfg(feature = "std")]
         if old & WAIT_ASYNC != 0 && mutant::keep(Mutant::RingerSkipsReadiness) {
             if let Some(r) = readiness {
-                r.signal();
+                r.write();
+                calls += 1;
             }
         }
-        true
+        calls
     }
 
     /// The async waiter's announcement (module docs, "Async waits"): drains `readiness`,
@@ -150,7 +154,8 @@ impl Line {
             // Before the mark: a ring after the mark writes the descriptor again.
             readiness.drain();
         }
-        // Release, an RMW: as a sleeper's mark (module docs).
+        // Release, an RMW: as a sleeper's mark (module docs); through the release sequence
+        // the drain above happens-before the write of the ringer that clears this bit.
         self.mem
             .fetch_or_u32(self.off + BELL_WAITERS, WAIT_ASYNC, Ordering::Release);
         let barrier = fences::waiter(self.heavy_wait);
@@ -162,7 +167,7 @@ impl Line {
         }
         match barrier {
             true => Announced::Wait,
-            false => Announced::WaitBriefly,
+            false => Announced::RetryAfter(Duration::from_millis(1)),
         }
     }
 
@@ -198,8 +203,10 @@ impl Line {
     /// Whether the waiter mark is set (no ring since it was set).
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
     pub(crate) fn armed(&self) -> bool {
+        // The sleeper bit only: an async waiter's bit or a peer's garbage is not this arm.
         self.mem
             .load_u32(self.off + BELL_WAITERS, Ordering::Acquire)
+            & WAIT_SLEEPER
             != 0
     }
 
@@ -251,8 +258,13 @@ impl Line {
             // Release (an RMW, see the module docs): joins the release sequence the ringer's
             // swap reads.
             // An RMW that keeps an async waiter's bit (module docs, "Async waits").
-            self.mem
-                .fetch_or_u32(self.off + BELL_WAITERS, WAIT_SLEEPER, Ordering::Release);
+            if mutant::keep(Mutant::SleeperMarkSwaps) {
+                self.mem
+                    .fetch_or_u32(self.off + BELL_WAITERS, WAIT_SLEEPER, Ordering::Release);
+            } else {
+                self.mem
+                    .swap_u32(self.off + BELL_WAITERS, WAIT_SLEEPER, Ordering::Release);
+            }
             stats.sleeps += 1;
             // Pairs with the ringer's half in `ring` (module docs).
             let timeout = match fences::waiter(self.heavy_wait) {
@@ -273,15 +285,27 @@ impl Line {
     }
 }
 
-/// What an async waiter's announcement found.
+/// What an async waiter's announcement ([`Doorbell::poll_ready`](super::Doorbell::poll_ready))
+/// found.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::Announced;
+///
+/// let a = Announced::Ready;
+/// assert_eq!(a, Announced::Ready);
+/// ```
 #[cfg(feature = "std")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Announced {
-    /// The condition holds: no wait.
+#[must_use]
+pub enum Announced {
+    /// The condition holds: nothing to wait for.
     Ready,
-    /// Wait until the readiness descriptor is readable.
+    /// Wait until the [`Readiness`] descriptor is readable, then look and announce again.
     Wait,
-    /// The barrier failed (an asymmetric line whose `membarrier` failed): a ring may have
-    /// been missed; wait briefly (a millisecond) and announce again.
-    WaitBriefly,
+    /// The announcement could not be made safe (an asymmetric-fence line whose `membarrier`
+    /// failed): a ring may be missed. Wait at most this long (a timer of the event loop),
+    /// then look and announce again.
+    RetryAfter(Duration),
 }

@@ -188,15 +188,22 @@
 //! *after* the re-check would eat the write of a ring landing between the two, and the wait
 //! would sleep through it (`drain_after_recheck`); skipping the re-check loses a ring between
 //! the caller's first look and the mark (`async_skip_recheck`); a ringer that clears the bit
-//! without writing leaves the waiter asleep (`ringer_skips_readiness`). The loom models
-//! `async_waiter_vs_ringer` and `async_and_futex_waiters_one_ring` catch all three (the
+//! without writing leaves the waiter asleep (`ringer_skips_readiness`); a sleeper whose mark
+//! is a `swap` erases the async bit (`sleeper_mark_swaps`). The loom models
+//! `async_waiter_vs_ringer` and `async_and_futex_waiters_one_ring` catch all four (the
 //! descriptor modelled as a counter on loom's `Mutex` and `Condvar`).
 //!
-//! A ringer without the descriptor (a plain [`ring`](Doorbell::ring)) clears the async bit
-//! and bumps the sequence but cannot make the descriptor readable: an async waiter's wait is
-//! then bounded only by its own timer. Every ringer of a line with an async waiter must ring
-//! with the descriptor. Wake system calls still never exceed announced waits: the write is
-//! made only by the ringer that cleared a mark an async wait set. Why an eventfd and not a
+//! **Limits.** The async bit does not say whose descriptor to write, so a line has at most
+//! one async waiter, and every ringer of it rings with that waiter's
+//! [`ReadinessSignal`]: a plain [`ring`](Doorbell::ring) (or a second waiter's ringer) clears
+//! the bit without making the descriptor readable, and the waiter would wait on its own
+//! timer only. A peer of an older build, whose marks are `swap`s, erases the bit too: an
+//! async waiter needs every peer of its line on this build. (Both are for the channel
+//! integration to enforce, with a word saying who holds the descriptor: see
+//! `docs/design-async.md`.) A [`Readiness`] is not `Clone`: it is drained by its one
+//! waiter; ringers hold [`ReadinessSignal`]s. Wake system calls still never exceed
+//! announced waits: a ringer writes a descriptor only after clearing a mark an async wait
+//! set, and counts each call it makes. Why an eventfd and not a
 //! helper thread on the futex or io_uring's futex wait: `docs/design-async.md` in the
 //! repository.
 //!
@@ -271,8 +278,10 @@ pub(crate) use fences::register_again_in_child;
 #[cfg(feature = "test-hooks")]
 pub(crate) use fences::{ringer as ringer_half, waiter as waiter_half};
 pub use handle::Doorbell;
+#[cfg(feature = "std")]
+pub use line::Announced;
 pub(crate) use line::Line;
 pub use options::{DEFAULT_SLICE, DEFAULT_SPIN_BUDGET, TimedOut, WaitOptions, WaitStats};
 #[cfg(feature = "std")]
-pub use readiness::Readiness;
+pub use readiness::{Readiness, ReadinessSignal};
 pub(crate) use waiter::{Stop, Waiter};

@@ -8,19 +8,17 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-/// A readiness descriptor for async waits on a doorbell: an eventfd that a ringer writes when
-/// it answers an async waiter's mark, and that the waiter's event loop polls for
-/// readability. The waiting side makes it and hands a clone (in another process: the
-/// descriptor, through `SCM_RIGHTS` or inheritance, then [`from_fd`](Self::from_fd)) to every
-/// ringer of the line; a ringer answers async waiters only through
-/// [`Doorbell::ring_readiness`](super::Doorbell::ring_readiness).
-///
-/// One async waiter per descriptor: the waiter drains it before each announcement.
+/// The waiting side's readiness descriptor for async waits on a doorbell: an eventfd that
+/// ringers write when they answer this waiter's announcement, and that the waiter's event
+/// loop polls for readability ([`AsFd`]). Not `Clone`: one waiter drains it, so one waiter
+/// owns it. Ringers get a [`ReadinessSignal`] ([`signal`](Self::signal), or in another
+/// process the descriptor through `SCM_RIGHTS` or inheritance and
+/// [`ReadinessSignal::from_fd`]).
 ///
 /// # Examples
 ///
 /// ```
-/// use ringbell::doorbell::{BellConfig, Doorbell, Readiness};
+/// use ringbell::doorbell::{Announced, BellConfig, Doorbell, Readiness};
 /// use ringbell::region::HeapRegion;
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
@@ -30,21 +28,46 @@ use std::sync::Arc;
 /// let waiter = Doorbell::new(region.clone(), 1024).unwrap();
 /// let ringer = Doorbell::new(region, 1024).unwrap();
 /// let readiness = Readiness::new()?;
+/// let signal = readiness.signal();
 /// let flag = Arc::new(AtomicBool::new(false));
-/// let (f, r) = (flag.clone(), readiness.clone());
+/// let f = flag.clone();
 /// let t = std::thread::spawn(move || {
 ///     f.store(true, Ordering::Release); // publish,
-///     ringer.ring_readiness(&r);        // then ring
+///     ringer.ring_readiness(&signal);   // then ring
 /// });
-/// // An event loop's shape: announce, and wait on the descriptor only if not ready yet.
-/// while !waiter.poll_ready(&readiness, || flag.load(Ordering::Acquire)) {
-///     readiness.wait_timeout(Duration::from_secs(10));
+/// // An event loop's shape: look, announce, and wait on the descriptor only if not ready.
+/// while !flag.load(Ordering::Acquire) {
+///     match waiter.poll_ready(&readiness, || flag.load(Ordering::Acquire)) {
+///         Announced::Ready => break,
+///         Announced::Wait => {
+///             readiness.wait_timeout(Duration::from_secs(10));
+///         }
+///         Announced::RetryAfter(d) => std::thread::sleep(d), // a runtime's timer, in async code
+///     }
 /// }
 /// t.join().unwrap();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
 pub struct Readiness {
+    inner: Arc<Inner>,
+}
+
+/// A ringer's handle on a waiter's [`Readiness`]: what
+/// [`Doorbell::ring_readiness`](super::Doorbell::ring_readiness) writes when it answers the
+/// waiter. `Clone`: every ringer of the line holds one.
+///
+/// # Examples
+///
+/// ```
+/// use ringbell::doorbell::Readiness;
+///
+/// let readiness = Readiness::new()?;
+/// let for_a_ringer = readiness.signal();
+/// let for_another = for_a_ringer.clone();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ReadinessSignal {
     inner: Arc<Inner>,
 }
 
@@ -83,7 +106,6 @@ impl Readiness {
 
     /// A new descriptor (loom's model of an eventfd).
     #[cfg(loom)]
-    #[allow(clippy::new_without_default)]
     pub fn new() -> std::io::Result<Self> {
         Ok(Self {
             inner: Arc::new(Inner {
@@ -93,45 +115,18 @@ impl Readiness {
         })
     }
 
-    /// The descriptor the waiting side made, received from it (through `SCM_RIGHTS` or
-    /// inheritance), for a ringer in another process. It must be an eventfd: anything else
-    /// makes rings fail to reach the async waiter (its wait is then bounded by its own
-    /// timer), never misbehave otherwise.
+    /// A handle for a ringer of this process.
     ///
     /// # Examples
     ///
     /// ```
-    /// use ringbell::doorbell::Readiness;
-    /// use std::os::fd::AsFd;
-    ///
-    /// let mine = Readiness::new()?;
-    /// let passed = mine.as_fd().try_clone_to_owned()?; // as if sent over a socket
-    /// let theirs = Readiness::from_fd(passed);
+    /// let readiness = ringbell::doorbell::Readiness::new()?;
+    /// let signal = readiness.signal();
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    #[cfg(not(loom))]
-    pub fn from_fd(fd: OwnedFd) -> Self {
-        Self {
-            inner: Arc::new(Inner { fd }),
-        }
-    }
-
-    /// Makes the descriptor readable (a ringer answering an async waiter). A counter already
-    /// at its maximum stays readable: nothing is lost.
-    pub(crate) fn signal(&self) {
-        #[cfg(not(loom))]
-        {
-            loop {
-                match rustix::io::write(&self.inner.fd, &1u64.to_ne_bytes()) {
-                    Err(rustix::io::Errno::INTR) => continue,
-                    _ => return,
-                }
-            }
-        }
-        #[cfg(loom)]
-        {
-            *self.inner.count.lock().unwrap() += 1;
-            self.inner.changed.notify_all();
+    pub fn signal(&self) -> ReadinessSignal {
+        ReadinessSignal {
+            inner: self.inner.clone(),
         }
     }
 
@@ -154,8 +149,9 @@ impl Readiness {
     }
 
     /// Blocks until the descriptor is readable or `timeout` passes; whether it is readable.
-    /// For a thread that has nothing better to do (tests, a `poll` loop of one); an event
-    /// loop registers the descriptor instead ([`AsFd`]).
+    /// Interruptions by signals are waited out. For a thread that has nothing better to do
+    /// (tests, a `poll` loop of one); an event loop registers the descriptor instead
+    /// ([`AsFd`]).
     ///
     /// # Examples
     ///
@@ -170,12 +166,25 @@ impl Readiness {
     #[cfg(not(loom))]
     pub fn wait_timeout(&self, timeout: core::time::Duration) -> bool {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let ts = Timespec {
-            tv_sec: timeout.as_secs() as i64,
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(&self.inner.fd, PollFlags::IN)];
-        matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+        let deadline = crate::clock::Deadline::after(timeout);
+        loop {
+            // A day at most per poll (`Duration::MAX` would not fit a timespec).
+            let Some(left) = deadline.left() else {
+                return false;
+            };
+            let left = left.min(core::time::Duration::from_secs(86_400));
+            let ts = Timespec {
+                tv_sec: left.as_secs() as i64,
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&self.inner.fd, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Ok(n) if n > 0 => return true,
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     /// Blocks until the descriptor is readable (loom: a lost ring deadlocks the model).
@@ -189,6 +198,66 @@ impl Readiness {
     }
 }
 
+impl ReadinessSignal {
+    /// A waiter's descriptor received from its process (through `SCM_RIGHTS` or inheritance).
+    /// It is made non-blocking here, and checked again before each write: a waiting side
+    /// that clears the flag on the shared file description cannot make a ring block. Any
+    /// descriptor but an eventfd makes rings fail to reach the waiter (its wait is then
+    /// bounded only by its own timer), never misbehave otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Readiness, ReadinessSignal};
+    /// use std::os::fd::AsFd;
+    ///
+    /// let readiness = Readiness::new()?;
+    /// let passed = readiness.as_fd().try_clone_to_owned()?; // as if sent over a socket
+    /// let signal = ReadinessSignal::from_fd(passed);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(not(loom))]
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        let s = Self {
+            inner: Arc::new(Inner { fd }),
+        };
+        s.make_nonblocking();
+        s
+    }
+
+    #[cfg(not(loom))]
+    fn make_nonblocking(&self) {
+        use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+        if let Ok(flags) = fcntl_getfl(&self.inner.fd) {
+            if !flags.contains(OFlags::NONBLOCK) {
+                let _ = fcntl_setfl(&self.inner.fd, flags | OFlags::NONBLOCK);
+            }
+        }
+    }
+
+    /// Makes the waiter's descriptor readable (a ringer answering its announcement). A
+    /// counter already at its maximum stays readable: nothing is lost.
+    pub(crate) fn write(&self) {
+        #[cfg(not(loom))]
+        {
+            // Only on a wake (the cold path): re-assert non-blocking, which a hostile waiting
+            // side could have cleared on the shared file description.
+            self.make_nonblocking();
+            loop {
+                match rustix::io::write(&self.inner.fd, &1u64.to_ne_bytes()) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    _ => return,
+                }
+            }
+        }
+        #[cfg(loom)]
+        {
+            *self.inner.count.lock().unwrap() += 1;
+            self.inner.changed.notify_all();
+        }
+    }
+}
+
 #[cfg(not(loom))]
 impl AsFd for Readiness {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -199,5 +268,11 @@ impl AsFd for Readiness {
 impl core::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Readiness").finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for ReadinessSignal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReadinessSignal").finish_non_exhaustive()
     }
 }
