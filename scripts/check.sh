@@ -35,7 +35,7 @@ step "cargo clippy (lib, default features, no test hooks)" cargo clippy --lib --
 step "cargo clippy (no_std)" cargo clippy --no-default-features --lib -- -D warnings
 step "cargo clippy (no_std + alloc)" cargo clippy --no-default-features --features alloc --lib -- -D warnings
 step "no_std build" cargo build --no-default-features --lib
-step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --features tokio
 step "cargo check aarch64" cargo check --target aarch64-unknown-linux-gnu --lib --tests --examples
 step "cargo check i686" cargo check --target i686-unknown-linux-gnu --lib --tests --examples
 step "cargo check i686 (no_std)" cargo check --target i686-unknown-linux-gnu --no-default-features --lib

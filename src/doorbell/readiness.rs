@@ -5,7 +5,7 @@
 #[cfg(not(loom))]
 use std::io;
 #[cfg(not(loom))]
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 /// The waiting side's readiness descriptor for async waits on a doorbell: an eventfd that
@@ -262,6 +262,14 @@ impl ReadinessSignal {
 impl AsFd for Readiness {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
+    }
+}
+
+/// For event loops that take raw descriptors (tokio's `AsyncFd`, mio's `SourceFd`).
+#[cfg(not(loom))]
+impl AsRawFd for Readiness {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.inner.fd.as_raw_fd()
     }
 }
 

@@ -26,6 +26,10 @@ pub(crate) struct Waiter {
     opts: Cell<WaitOptions>,
     spinner: Cell<Spinner>,
     stats: Cell<WaitStats>,
+    /// The peer's readiness signal, if its side waits asynchronously: this side's rings
+    /// then answer its async waits ([`Line::ring_readiness`]).
+    #[cfg(feature = "std")]
+    readiness: Option<super::ReadinessSignal>,
 }
 
 impl Waiter {
@@ -34,7 +38,16 @@ impl Waiter {
             opts: Cell::new(opts),
             spinner: Cell::new(Spinner::new(&opts)),
             stats: Cell::new(WaitStats::default()),
+            #[cfg(feature = "std")]
+            readiness: None,
         }
+    }
+
+    /// Makes this side's rings answer the peer's async waits through `signal` (`None`: plain
+    /// rings).
+    #[cfg(feature = "std")]
+    pub(crate) fn set_readiness(&mut self, signal: Option<super::ReadinessSignal>) {
+        self.readiness = signal;
     }
 
     pub(crate) fn set_options(&self, opts: WaitOptions) {
@@ -54,6 +67,14 @@ impl Waiter {
     /// Rings `line`, counting a wake system call if one is made.
     #[inline(always)]
     pub(crate) fn ring(&self, line: &Line) {
+        #[cfg(feature = "std")]
+        if let Some(signal) = &self.readiness {
+            let calls = line.ring_readiness(signal);
+            for _ in 0..calls {
+                self.count(|s| s.wakes += 1);
+            }
+            return;
+        }
         if line.ring() {
             self.count(|s| s.wakes += 1);
         }

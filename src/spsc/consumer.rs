@@ -750,6 +750,64 @@ impl<S: SharedMemory, B: SharedMemory> Consumer<S, B> {
         }
     }
 
+    /// The async waiter's step on this ring's data doorbell ([doorbell](crate::doorbell),
+    /// "Async waits"): drains `readiness`, announces, re-checks for a frame or the
+    /// producer's close. [`Announced::Wait`](crate::doorbell::Announced::Wait): wait until
+    /// `readiness` is readable, then try again. The producer must ring with this
+    /// readiness's signal ([`Producer::set_peer_readiness`](super::Producer::set_peer_readiness)),
+    /// or its rings do not reach the wait. Try to receive first: this always pays the
+    /// announcement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Announced, Readiness};
+    /// use std::time::Duration;
+    ///
+    /// let (mut tx, mut rx) = ringbell::spsc::channel(4096)?;
+    /// let readiness = Readiness::new()?;
+    /// tx.set_peer_readiness(Some(readiness.signal()));
+    /// assert_eq!(rx.poll_ready(&readiness), Announced::Wait); // empty: announced
+    /// tx.send(1, b"hi")?;                                     // rings through the signal
+    /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
+    /// assert_eq!(rx.poll_ready(&readiness), Announced::Ready);
+    /// assert_eq!(rx.try_recv()?.data, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn poll_ready(&self, readiness: &crate::doorbell::Readiness) -> crate::doorbell::Announced {
+        self.waiter.count_sleep();
+        self.data_bell
+            .announce_async(readiness, || self.has_data() || self.is_producer_closed())
+    }
+
+    /// Makes this consumer's rings of the space doorbell answer the producer's async waits
+    /// for room ([`Producer::poll_room`](super::Producer::poll_room)) through `signal`, the
+    /// producer's readiness (in another process: its descriptor,
+    /// [`ReadinessSignal::from_fd`](crate::doorbell::ReadinessSignal::from_fd)). `None`:
+    /// plain rings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Readiness;
+    ///
+    /// let (_tx, mut rx) = ringbell::spsc::channel(4096)?;
+    /// let producers = Readiness::new()?;
+    /// rx.set_peer_readiness(Some(producers.signal()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn set_peer_readiness(&mut self, signal: Option<crate::doorbell::ReadinessSignal>) {
+        self.waiter.set_readiness(signal);
+    }
+
+    /// How blocking calls wait (for the async ends' slices).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wait_options(&self) -> crate::doorbell::WaitOptions {
+        self.waiter.options()
+    }
+
     /// Whether the producer's process died without closing, with nothing left to receive.
     /// Makes system calls: for the slow path.
     pub(crate) fn producer_died(&self) -> bool {

@@ -64,6 +64,22 @@
 //! ring after every release instead: a client blocked on a full request ring collects its
 //! responses when woken for space.
 //!
+//! # Async ends
+//!
+//! With the `tokio` feature, `AsyncConsumer` awaits frames and `AsyncProducer` awaits room,
+//! without a thread per waiter and without a system call while the other side is awake.
+//! Each end owns a [`Readiness`](crate::doorbell::Readiness) registered with tokio's
+//! reactor; the other end rings through its
+//! [`ReadinessSignal`](crate::doorbell::ReadinessSignal) (`set_peer_readiness`; in another
+//! process: the descriptor, passed over a socket or inherited, and
+//! [`ReadinessSignal::from_fd`](crate::doorbell::ReadinessSignal::from_fd)). The wait is the
+//! doorbell's async step ([doorbell](crate::doorbell), "Async waits"): drain, announce,
+//! re-check, then await readability — in slices of the wait options' slice (50 ms), between
+//! which a dead peer is noticed, as in the blocking calls. Both futures are cancel-safe:
+//! dropped while waiting, they have taken nothing and sent nothing. Without tokio, the same
+//! steps serve any event loop: [`Consumer::poll_ready`], [`Producer::poll_room`] and the
+//! readiness's descriptor (`AsFd`).
+//!
 //! # Validation
 //!
 //! A position read from the peer is accepted only if it stays on the 8-byte grid, did not move
@@ -104,10 +120,14 @@
 //! ([`Region::producer`](crate::region::Region::producer),
 //! [`Region::consumer`](crate::region::Region::consumer)).
 
+#[cfg(all(feature = "tokio", not(loom)))]
+mod asynchronous;
 mod config;
 mod consumer;
 mod producer;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use asynchronous::{AsyncConsumer, AsyncProducer};
 pub use config::{Config, init};
 pub use consumer::{Consumer, ReadGuard};
 #[cfg(feature = "std")]

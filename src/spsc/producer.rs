@@ -672,6 +672,65 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
         }
     }
 
+    /// Makes this producer's rings of the data doorbell answer the consumer's async waits
+    /// ([`Consumer::poll_ready`](super::Consumer::poll_ready)) through `signal`, the
+    /// consumer's readiness (in another process: its descriptor,
+    /// [`ReadinessSignal::from_fd`](crate::doorbell::ReadinessSignal::from_fd)). `None`:
+    /// plain rings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Readiness;
+    ///
+    /// let (mut tx, _rx) = ringbell::spsc::channel(4096)?;
+    /// let consumers = Readiness::new()?;
+    /// tx.set_peer_readiness(Some(consumers.signal()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn set_peer_readiness(&mut self, signal: Option<crate::doorbell::ReadinessSignal>) {
+        self.waiter.set_readiness(signal);
+    }
+
+    /// The async waiter's step on this ring's space doorbell: drains `readiness`,
+    /// announces, re-checks for room for a frame of `len` bytes (or the consumer's close).
+    /// The consumer must ring with this readiness's signal
+    /// ([`Consumer::set_peer_readiness`](super::Consumer::set_peer_readiness)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Announced, Readiness};
+    ///
+    /// let (tx, _rx) = ringbell::spsc::channel(4096)?;
+    /// let readiness = Readiness::new()?;
+    /// assert_eq!(tx.poll_room(&readiness, 16), Announced::Ready); // an empty ring has room
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn poll_room(
+        &self,
+        readiness: &crate::doorbell::Readiness,
+        len: usize,
+    ) -> crate::doorbell::Announced {
+        self.waiter.count_sleep();
+        let room = self.room_or_report(len);
+        self.space_bell.announce_async(readiness, room)
+    }
+
+    /// How blocking calls wait (for the async ends' slices).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wait_options(&self) -> crate::doorbell::WaitOptions {
+        self.waiter.options()
+    }
+
+    /// Whether the consumer's process died without closing. System calls: the slow path.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn consumer_died(&self) -> bool {
+        self.peer.peer_dead(&self.mem)
+    }
+
     /// How blocking calls wait (spin budget, sleep slice).
     ///
     /// # Examples
