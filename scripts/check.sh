@@ -48,6 +48,9 @@ doctests() {
         { echo "doctests failed or hung (the last test named above)"; return 1; }
 }
 step "doctests" doctests
+# The examples that finish on their own run to the end (the demo runs in the README's demo
+# command and in the comparison).
+step "example: poll" timeout --foreground 120 cargo run --example poll
 step "loom models and mutants" bash scripts/mutants.sh
 
 # Benchmarks must keep compiling; the comparison with peer crates (its own crate, its own
