@@ -296,6 +296,19 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
     /// Makes the consumer of ring `id` ring its space doorbell after every release (a
     /// channel's request rings: see [`crate::space`]).
     #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
+    /// Makes the consumer of ring `id` answer its producer's async waits for room through
+    /// `signal` ([`Consumer::set_peer_readiness`](crate::spsc::Consumer::set_peer_readiness)).
+    #[cfg(feature = "std")]
+    pub(crate) fn set_peer_readiness(
+        &mut self,
+        id: RingId,
+        signal: Option<crate::doorbell::ReadinessSignal>,
+    ) {
+        if let Some(Some(c)) = self.rings.get_mut(id.0) {
+            c.set_peer_readiness(signal);
+        }
+    }
+
     pub(crate) fn ring_every_release(&mut self, id: RingId) {
         if let Some(Some(c)) = self.rings.get_mut(id.0) {
             c.ring_every_release();

@@ -122,7 +122,7 @@ impl Client {
         let admitted = handshake::receive(&sock, deadline)?;
         let welcome = admitted.welcome;
         let link = match admitted.rings {
-            Some(fds) => Link::Rings(Rings::attach(fds, &opts)?),
+            Some(fds) => Link::Rings(Rings::attach(fds, admitted.readiness, &opts)?),
             None => Link::Socket(SocketLink::new(&welcome)),
         };
         Ok(Self {
@@ -608,6 +608,83 @@ impl Client {
         }
     }
 
+    // What the async client (`channel::asynchronous`) drives this client with.
+
+    /// This client's end of its readiness socket, taken (the async client owns it).
+    #[cfg(feature = "tokio")]
+    pub(super) fn take_readiness(&mut self) -> Option<OwnedFd> {
+        match &mut self.link {
+            Link::Rings(r) => r.readiness.take(),
+            Link::Socket(_) => None,
+        }
+    }
+
+    /// The request ring and the response ring (`None` on the socket transport).
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::type_complexity)]
+    pub(super) fn rings(
+        &self,
+    ) -> Option<(
+        &Producer<Region<Spsc>, Region<Bell>>,
+        &Consumer<Region<Spsc>, Region<Bell>>,
+    )> {
+        match &self.link {
+            Link::Rings(r) => Some((&r.requests, &r.responses)),
+            Link::Socket(_) => None,
+        }
+    }
+
+    /// The connection's socket.
+    #[cfg(feature = "tokio")]
+    pub(super) fn socket(&self) -> &UnixStream {
+        &self.server.sock
+    }
+
+    /// Whether a request sent in part waits for room on the socket.
+    #[cfg(feature = "tokio")]
+    pub(super) fn socket_output_pending(&self) -> bool {
+        match &self.link {
+            Link::Rings(_) => false,
+            Link::Socket(s) => s.output.pending() > 0,
+        }
+    }
+
+    /// The id the next request will get.
+    #[cfg(feature = "tokio")]
+    pub(super) fn next_request_id(&self) -> RequestId {
+        RequestId(self.next_id & ID_MASK)
+    }
+
+    /// Skips the next id (one still in use by an unanswered request).
+    #[cfg(feature = "tokio")]
+    pub(super) fn skip_request_id(&mut self) {
+        self.next_id = self.next_id.wrapping_add(1);
+    }
+
+    /// The next response that has arrived, as `try_recv_response` without the early queue.
+    #[cfg(feature = "tokio")]
+    pub(super) fn try_recv_arrived(&mut self) -> Result<Response, CallError> {
+        self.try_recv_from_ring().map_err(|e| self.lost(e))
+    }
+
+    /// Whether the server is gone, its supervised child's end included (system calls).
+    #[cfg(feature = "tokio")]
+    pub(super) fn server_gone(&self) -> bool {
+        self.server.child_exited() || self.server.gone()
+    }
+
+    /// The error for a connection found lost (`ServerExited` for a supervised server).
+    #[cfg(feature = "tokio")]
+    pub(super) fn lost_error(&self) -> CallError {
+        self.server.lost()
+    }
+
+    /// How this client waits (the async client's spin and slices).
+    #[cfg(feature = "tokio")]
+    pub(super) fn wait_slice(&self) -> Duration {
+        self.slice
+    }
+
     /// The shared regions this client maps, for the test hooks.
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub(crate) fn regions(&self) -> Option<(&Region<Spsc>, &Region<Spsc>, &Region<Bell>)> {
@@ -657,10 +734,18 @@ struct Rings {
     bell: Region<Bell>,
     requests: Producer<Region<Spsc>, Region<Bell>>,
     responses: Consumer<Region<Spsc>, Region<Bell>>,
+    /// This client's end of its readiness socket (for async waits), if the server sent one.
+    /// A blocking client keeps it unused (rings write it only for an async waiter).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    readiness: Option<OwnedFd>,
 }
 
 impl Rings {
-    fn attach(fds: [OwnedFd; 3], opts: &ClientOptions) -> Result<Self, ChannelError> {
+    fn attach(
+        fds: [OwnedFd; 3],
+        readiness: Option<OwnedFd>,
+        opts: &ClientOptions,
+    ) -> Result<Self, ChannelError> {
         let [bell, requests, responses] = fds;
         let responses = Region::<Spsc>::open(responses)?;
         let requests = Region::<Spsc>::open(requests)?;
@@ -678,6 +763,7 @@ impl Rings {
             bell,
             requests: req,
             responses: resp,
+            readiness,
         })
     }
 }

@@ -11,10 +11,10 @@ use super::socket;
 use crate::clock::Deadline;
 use crate::wire::{
     CLIENT_HELLO_FLAGS_OFF, CLIENT_HELLO_LEN, CLIENT_HELLO_MAGIC, CLIENT_HELLO_PID_OFF,
-    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAG_SOCKET, HELLO_FLAGS_OFF,
-    HELLO_FULL, HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC, HELLO_MAX_REQUEST_OFF,
-    HELLO_MAX_RESPONSE_OFF, HELLO_OK, HELLO_PID_OFF, HELLO_RESOURCES, HELLO_SLOT_OFF, HELLO_UID,
-    HELLO_VERDICT_OFF,
+    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAG_READINESS, HELLO_FLAG_SOCKET,
+    HELLO_FLAGS_OFF, HELLO_FULL, HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC,
+    HELLO_MAX_REQUEST_OFF, HELLO_MAX_RESPONSE_OFF, HELLO_OK, HELLO_PID_OFF, HELLO_RESOURCES,
+    HELLO_SLOT_OFF, HELLO_UID, HELLO_VERDICT_OFF,
 };
 
 /// What a server tells an admitted client.
@@ -38,6 +38,8 @@ pub(crate) struct Admitted {
     pub(crate) welcome: Welcome,
     /// Bell region, request ring, response ring; `None` on the socket transport.
     pub(crate) rings: Option<[OwnedFd; HELLO_FDS]>,
+    /// The client's end of its readiness socket, if the server sent one.
+    pub(crate) readiness: Option<OwnedFd>,
     /// A pidfd of the serving process, if it sent one.
     pub(crate) server_pidfd: Option<OwnedFd>,
 }
@@ -136,21 +138,25 @@ pub(crate) fn try_client_hello(sock: &UnixStream) -> ClientHello {
 }
 
 /// Greets an admitted client, handing it the bell region, its request ring and its response
-/// ring, in that order, and the server's pidfd if there is one.
+/// ring, in that order, its end of the readiness socket, and the server's pidfd if there is
+/// one.
 pub(crate) fn welcome(
     sock: &UnixStream,
     w: Welcome,
     fds: [BorrowedFd<'_>; HELLO_FDS],
+    readiness: Option<BorrowedFd<'_>>,
     server_pidfd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
     let mut all: Vec<BorrowedFd<'_>> = fds.to_vec();
-    let flags = match server_pidfd {
-        Some(p) => {
-            all.push(p);
-            HELLO_FLAG_PIDFD
-        }
-        None => 0,
-    };
+    let mut flags = 0;
+    if let Some(r) = readiness {
+        all.push(r);
+        flags |= HELLO_FLAG_READINESS;
+    }
+    if let Some(p) = server_pidfd {
+        all.push(p);
+        flags |= HELLO_FLAG_PIDFD;
+    }
     socket::send_fds(sock, &encode(HELLO_OK, w, flags), &all)
 }
 
@@ -212,14 +218,15 @@ pub(crate) fn receive(sock: &UnixStream, deadline: Deadline) -> Result<Admitted,
     }
     let flags = word(&msg, HELLO_FLAGS_OFF);
     let with_pidfd = flags & HELLO_FLAG_PIDFD != 0;
-    let rings = match flags & HELLO_FLAG_SOCKET {
-        0 => HELLO_FDS,
-        _ => 0,
+    let (rings, with_readiness) = match flags & HELLO_FLAG_SOCKET {
+        0 => (HELLO_FDS, flags & HELLO_FLAG_READINESS != 0),
+        _ => (0, false),
     };
-    if fds.len() != rings + usize::from(with_pidfd) {
+    if fds.len() != rings + usize::from(with_readiness) + usize::from(with_pidfd) {
         return Err(ChannelError::Protocol("wrong number of descriptors"));
     }
     let server_pidfd = if with_pidfd { fds.pop() } else { None };
+    let readiness = if with_readiness { fds.pop() } else { None };
     let rings = match rings {
         0 => None,
         _ => Some(
@@ -237,6 +244,7 @@ pub(crate) fn receive(sock: &UnixStream, deadline: Deadline) -> Result<Admitted,
     Ok(Admitted {
         welcome,
         rings,
+        readiness,
         server_pidfd,
     })
 }
@@ -262,19 +270,31 @@ mod tests {
             max_request: 1000,
             max_response: 2000,
         };
-        welcome(&a, w, [fd.as_fd(), fd.as_fd(), fd.as_fd()], None).unwrap();
+        welcome(&a, w, [fd.as_fd(), fd.as_fd(), fd.as_fd()], None, None).unwrap();
         let got = receive(&b, soon()).unwrap();
         assert_eq!(got.welcome, w);
-        assert!(got.server_pidfd.is_none());
+        assert!(got.server_pidfd.is_none() && got.readiness.is_none());
+        welcome(
+            &a,
+            w,
+            [fd.as_fd(), fd.as_fd(), fd.as_fd()],
+            Some(fd.as_fd()),
+            None,
+        )
+        .unwrap();
+        let got = receive(&b, soon()).unwrap();
+        assert!(got.server_pidfd.is_none() && got.readiness.is_some());
         let pidfd = own_pidfd().expect("pidfd_open on this kernel");
         welcome(
             &a,
             w,
             [fd.as_fd(), fd.as_fd(), fd.as_fd()],
+            Some(fd.as_fd()),
             Some(pidfd.as_fd()),
         )
         .unwrap();
-        assert!(receive(&b, soon()).unwrap().server_pidfd.is_some());
+        let got = receive(&b, soon()).unwrap();
+        assert!(got.server_pidfd.is_some() && got.readiness.is_some());
         welcome_socket(&a, w, Some(pidfd.as_fd())).unwrap();
         let got = receive(&b, soon()).unwrap();
         assert!(got.rings.is_none() && got.server_pidfd.is_some());

@@ -116,6 +116,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub mod asynchronous;
 #[cfg(not(loom))]
 mod child;
 #[cfg(not(loom))]
@@ -140,6 +142,8 @@ mod supervisor;
 mod transport;
 
 #[cfg(not(loom))]
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use asynchronous::AsyncClient;
 pub use client::{Client, Response};
 pub use config::{ClientOptions, ServerConfig, TransportKind, UnknownTransport};
 #[cfg(not(loom))]

@@ -15,11 +15,11 @@ use super::listen::{Listening, Peer};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 use super::socket::{self, AcceptPace, PeerCredentials, Stale};
 use super::transport::Transport;
-use crate::doorbell::{FencedBell, Fences, Line, Notifier, WaitStats, bell_of};
+use crate::doorbell::{FencedBell, Fences, Line, Notifier, Readiness, WaitStats, bell_of};
 use crate::error::SendError;
 use crate::fanin::{FanIn, FanInError, RingId};
 use crate::fork;
-use crate::region::{Bell, Region, Spsc};
+use crate::region::{Bell, Region, RegionError, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{self, Producer};
 
@@ -27,9 +27,9 @@ use crate::spsc::{self, Producer};
 /// the serve loop time for the clients already connected.
 pub(crate) const ACCEPTS_PER_CALL: usize = 8;
 
-/// Descriptors one connection costs the server: its socket, its two ring regions and the
-/// client's pidfd.
-const FDS_PER_CLIENT: usize = 4;
+/// Descriptors one connection costs the server: its socket, its two ring regions, its end of
+/// the client's readiness socket and the client's pidfd.
+const FDS_PER_CLIENT: usize = 5;
 
 /// Descriptors left to the rest of the process when budgeting connections.
 const FD_RESERVE: usize = 16;
@@ -387,8 +387,15 @@ impl Server {
         // Every fallible step before the greeting; after it, only the ring's removal on a
         // failed send. Running out of descriptors or memory here is told as such.
         let made = Region::create(&self.request_cfg)
-            .and_then(|req| Ok((req, Region::create(&self.response_cfg)?)));
-        let (requests, responses_region) = match made {
+            .and_then(|req| Ok((req, Region::create(&self.response_cfg)?)))
+            .and_then(|(req, resp)| {
+                let pair = Readiness::socket_pair().map_err(|source| RegionError::Io {
+                    op: "socketpair",
+                    source,
+                })?;
+                Ok((req, resp, pair))
+            });
+        let (requests, responses_region, (readiness, clients_readiness)) = match made {
             Ok(r) => r,
             Err(e) => {
                 if region_out_of_resources(&e) {
@@ -404,7 +411,11 @@ impl Server {
             self.owner,
         )?;
         responses.set_wait_options(self.cfg.wait);
+        // The client's async waits (its response ring's data, its request ring's room) are
+        // answered through its readiness socket; its blocking waits through the futex.
+        responses.set_peer_readiness(Some(readiness.clone()));
         let RingId(slot) = self.fanin.add(requests.clone(), self.owner)?;
+        self.fanin.set_peer_readiness(RingId(slot), Some(readiness));
         // A client blocked on a full request ring collects its responses when woken for
         // space: wake it for every request taken, not once per step of the ring.
         self.fanin.ring_every_release(RingId(slot));
@@ -422,7 +433,9 @@ impl Server {
         };
         let fds = [self.bell.fd(), requests.fd(), responses_region.fd()];
         let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
-        if let Err(e) = handshake::welcome(&sock, welcome, fds, pidfd) {
+        if let Err(e) =
+            handshake::welcome(&sock, welcome, fds, Some(clients_readiness.as_fd()), pidfd)
+        {
             self.fanin.remove(RingId(slot));
             return Err(e.into());
         }

@@ -171,6 +171,26 @@ impl Line {
         }
     }
 
+    /// A further line's announcement for the same async waiter and readiness, made after
+    /// [`announce_async`](Self::announce_async) on a first line drained the descriptor: the
+    /// mark, the fence and the re-check, without a second drain (a drain here could swallow
+    /// a ring of the first line that came after its re-check). The argument is the first
+    /// line's: the one drain precedes every mark, so a ring after any mark is still in the
+    /// descriptor when the waiter waits.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn announce_async_more(&self, mut ready: impl FnMut() -> bool) -> Announced {
+        self.mem
+            .fetch_or_u32(self.off + BELL_WAITERS, WAIT_ASYNC, Ordering::Release);
+        let barrier = fences::waiter(self.heavy_wait);
+        if ready() {
+            return Announced::Ready;
+        }
+        match barrier {
+            true => Announced::Wait,
+            false => Announced::RetryAfter(Duration::from_millis(1)),
+        }
+    }
+
     /// Sets the waiter mark without sleeping: from now on a ringer makes the wake system call,
     /// waking whoever waits on the sequence with [`wait_for_ring`](Self::wait_for_ring). For
     /// a thread that will be busy but wants a watcher woken by the next ring. The caller must

@@ -74,6 +74,24 @@ pub struct ReadinessSignal {
 #[cfg(not(loom))]
 struct Inner {
     fd: OwnedFd,
+    kind: Kind,
+    /// A socket readiness whose ringers' end is closed (read returned end of file): it stays
+    /// readable for good, so its waiter must stop waiting on it.
+    ended: core::sync::atomic::AtomicBool,
+}
+
+/// What kind of descriptor carries the readiness.
+#[cfg(not(loom))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// An eventfd that the waiter and its ringers share (one file description): for a
+    /// waiter and ringers that trust each other (one process, or cooperating ones).
+    EventFd,
+    /// One end of a stream socket pair: the waiter reads its end, ringers write the other.
+    /// Each end is its own file description, and a ring is a `send` with `MSG_DONTWAIT`:
+    /// nothing the waiting side does to its end can make a ring block. For a waiter in a
+    /// process the ringers do not trust (a channel's client).
+    Socket,
 }
 
 #[cfg(loom)]
@@ -100,8 +118,57 @@ impl Readiness {
         use rustix::event::{EventfdFlags, eventfd};
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(Self {
-            inner: Arc::new(Inner { fd }),
+            inner: Arc::new(Inner {
+                fd,
+                kind: Kind::EventFd,
+                ended: Default::default(),
+            }),
         })
+    }
+
+    /// A readiness whose waiter is in another process that the ringers need not trust: a
+    /// stream socket pair. Returns the ringers' signal and the waiter's end, to be passed to
+    /// the waiter (`SCM_RIGHTS`), which wraps it with [`from_socket`](Self::from_socket).
+    /// A ring is a one-byte `send` with `MSG_DONTWAIT` on the ringers' own end: the waiting
+    /// side can neither make it block (its end is a separate file description, whose flags
+    /// it may change at will) nor make it fail in any way but going unheard.
+    #[cfg(all(not(loom), feature = "std"))]
+    pub(crate) fn socket_pair() -> io::Result<(ReadinessSignal, OwnedFd)> {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+        let (ringers, waiters) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        // Nothing is ever sent back: the ringers' end has no receive side to fill.
+        let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
+        let signal = ReadinessSignal {
+            inner: Arc::new(Inner {
+                fd: ringers,
+                kind: Kind::Socket,
+                ended: Default::default(),
+            }),
+        };
+        Ok((signal, waiters))
+    }
+
+    /// The waiter's end of a [`socket_pair`](Self::socket_pair), received from the ringers'
+    /// process. Made non-blocking here. Its [`signal`](Self::signal) reaches nobody: the
+    /// ringers hold the other end.
+    #[cfg(all(not(loom), feature = "tokio"))]
+    pub(crate) fn from_socket(fd: OwnedFd) -> Self {
+        use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+        if let Ok(flags) = fcntl_getfl(&fd) {
+            let _ = fcntl_setfl(&fd, flags | OFlags::NONBLOCK);
+        }
+        Self {
+            inner: Arc::new(Inner {
+                fd,
+                kind: Kind::Socket,
+                ended: Default::default(),
+            }),
+        }
     }
 
     /// A new descriptor (loom's model of an eventfd).
@@ -133,12 +200,33 @@ impl Readiness {
     /// Empties the descriptor (the waiter, before it announces).
     pub(crate) fn drain(&self) {
         #[cfg(not(loom))]
-        {
-            let mut word = [0u8; 8];
-            loop {
-                match rustix::io::read(&self.inner.fd, &mut word) {
-                    Err(rustix::io::Errno::INTR) => continue,
-                    _ => return,
+        match self.inner.kind {
+            Kind::EventFd => {
+                let mut word = [0u8; 8];
+                loop {
+                    match rustix::io::read(&self.inner.fd, &mut word) {
+                        Err(rustix::io::Errno::INTR) => continue,
+                        _ => return,
+                    }
+                }
+            }
+            Kind::Socket => {
+                // A ringer sends one byte per answered announcement, so a few bytes at most
+                // wait here; the bound keeps a ringer that floods the socket from holding the
+                // waiter (what is left keeps the descriptor readable: a spurious wake).
+                let mut bytes = [0u8; 256];
+                for _ in 0..16 {
+                    match rustix::io::read(&self.inner.fd, &mut bytes) {
+                        Err(rustix::io::Errno::INTR) => continue,
+                        Ok(n) if n == bytes.len() => continue,
+                        Ok(0) => {
+                            self.inner
+                                .ended
+                                .store(true, core::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                        _ => return,
+                    }
                 }
             }
         }
@@ -146,6 +234,13 @@ impl Readiness {
         {
             *self.inner.count.lock().unwrap() = 0;
         }
+    }
+
+    /// Whether the ringers' end of a socket readiness is closed (seen by a drain): the
+    /// descriptor is readable for good and waiting on it would spin.
+    #[cfg(all(not(loom), feature = "tokio"))]
+    pub(crate) fn ended(&self) -> bool {
+        self.inner.ended.load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks until the descriptor is readable or `timeout` passes; whether it is readable.
@@ -200,10 +295,15 @@ impl Readiness {
 
 impl ReadinessSignal {
     /// A waiter's descriptor received from its process (through `SCM_RIGHTS` or inheritance).
-    /// It is made non-blocking here, and checked again before each write: a waiting side
-    /// that clears the flag on the shared file description cannot make a ring block. Any
-    /// descriptor but an eventfd makes rings fail to reach the waiter (its wait is then
-    /// bounded only by its own timer), never misbehave otherwise.
+    ///
+    /// An eventfd is shared with the waiter (one file description): it is made non-blocking
+    /// here and again before each write, so a waiter that clears the flag by mistake cannot
+    /// make a ring block; but a hostile waiter that fills the counter *and* races the flag
+    /// could. Use it with waiters you trust (your own processes). A stream socket is written
+    /// with `send(MSG_DONTWAIT)` and never blocks; the channel gives each connection's
+    /// client such a socket pair, made by the server. Any other descriptor makes rings fail
+    /// to reach the waiter (its wait is then bounded only by its own timer), never misbehave
+    /// otherwise.
     ///
     /// # Examples
     ///
@@ -218,10 +318,20 @@ impl ReadinessSignal {
     /// ```
     #[cfg(not(loom))]
     pub fn from_fd(fd: OwnedFd) -> Self {
-        let s = Self {
-            inner: Arc::new(Inner { fd }),
+        let kind = match rustix::net::sockopt::socket_type(&fd) {
+            Ok(_) => Kind::Socket,
+            Err(_) => Kind::EventFd,
         };
-        s.make_nonblocking();
+        let s = Self {
+            inner: Arc::new(Inner {
+                fd,
+                kind,
+                ended: Default::default(),
+            }),
+        };
+        if kind == Kind::EventFd {
+            s.make_nonblocking();
+        }
         s
     }
 
@@ -240,8 +350,24 @@ impl ReadinessSignal {
     pub(crate) fn write(&self) {
         #[cfg(not(loom))]
         {
-            // Only on a wake (the cold path): re-assert non-blocking, which a hostile waiting
-            // side could have cleared on the shared file description.
+            if self.inner.kind == Kind::Socket {
+                // Never blocks, whatever the flags: a full socket already reads as ready.
+                loop {
+                    match rustix::net::send(
+                        &self.inner.fd,
+                        &[1],
+                        rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL,
+                    ) {
+                        Err(rustix::io::Errno::INTR) => continue,
+                        _ => return,
+                    }
+                }
+            }
+            // Only on a wake (the cold path): re-assert non-blocking, which a waiting side
+            // could have cleared on the shared file description. A waiter in another process
+            // that is not trusted gets a socket pair instead (`Readiness::socket_pair`): here
+            // a waiter that both fills the counter and clears the flag between this check and
+            // the write could block the ringer.
             self.make_nonblocking();
             loop {
                 match rustix::io::write(&self.inner.fd, &1u64.to_ne_bytes()) {

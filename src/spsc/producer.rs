@@ -719,6 +719,15 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
         self.space_bell.announce_async(readiness, room)
     }
 
+    /// As [`poll_room`](Self::poll_room) for a waiter that already announced on another line
+    /// with the same readiness in this round (that announcement drained it; this one must
+    /// not).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_room_more(&self, len: usize) -> crate::doorbell::Announced {
+        let room = self.room_or_report(len);
+        self.space_bell.announce_async_more(room)
+    }
+
     /// How blocking calls wait (for the async ends' slices).
     #[cfg(feature = "tokio")]
     pub(crate) fn wait_options(&self) -> crate::doorbell::WaitOptions {

@@ -14,21 +14,26 @@
 //! server answers with one message of [`HELLO_LEN`] bytes:
 //!
 //! ```text
-//! +0   magic         HELLO_MAGIC, "RBC3"
+//! +0   magic         HELLO_MAGIC, "RBC4"
 //! +4   verdict       HELLO_OK, HELLO_FULL, HELLO_UID, HELLO_LIMIT or HELLO_RESOURCES
 //! +8   slot          the connection's slot on the server
 //! +12  server pid    the serving process, as the server sees itself
 //! +16  in flight     the server's limit on this client's requests in flight
 //! +20  flags         HELLO_FLAG_PIDFD if the server's pidfd comes with it,
-//!                    HELLO_FLAG_SOCKET if frames travel on this socket (no rings)
+//!                    HELLO_FLAG_SOCKET if frames travel on this socket (no rings),
+//!                    HELLO_FLAG_READINESS if the client's readiness socket comes with it
 //! +24  max request   the largest request body the server takes, in bytes
 //! +28  max response  the largest response body it sends, in bytes
 //! ```
 //!
 //! With `HELLO_OK` and without `HELLO_FLAG_SOCKET` the message carries three descriptors
 //! (`SCM_RIGHTS`), in this order: the server's bell region, the client's request ring (the
-//! client produces), and its response ring (the client consumes) — and a fourth, a pidfd of
-//! the serving process, if the flag says so. With `HELLO_FLAG_SOCKET` it carries only the
+//! client produces), and its response ring (the client consumes) — then, if
+//! `HELLO_FLAG_READINESS` says so, the client's end of the connection's readiness socket (a
+//! stream socket pair: the server sends one byte on its end when it answers an async wait of
+//! the client on the response ring's data line or the request ring's room line, and never
+//! reads; the client only reads), and last a pidfd of the serving process, if the flag says
+//! so. With `HELLO_FLAG_SOCKET` it carries only the
 //! pidfd (if flagged), and from then on requests and responses are frames on the socket
 //! itself, each an 8-byte header — body length (`u32`), tag (`u32`), native byte order —
 //! followed by the body; a body longer than the greeting's maximum is a protocol violation
@@ -56,9 +61,10 @@ pub const CLIENT_HELLO_FLAGS_OFF: usize = 8;
 /// Client hello flag: a pidfd of the client process comes with it.
 pub const CLIENT_HELLO_PIDFD: u32 = 1;
 /// First bytes of the server's greeting. The digit is the handshake's version: versions 1
-/// (no hellos, no pidfds) and 2 (no socket transport, no frame limits) are not spoken any
-/// more.
-pub const HELLO_MAGIC: [u8; 4] = *b"RBC3";
+/// (no hellos, no pidfds), 2 (no socket transport, no frame limits) and 3 (no readiness
+/// socket: a fifth descriptor would be cut off by a version-3 client's receive) are not
+/// spoken any more.
+pub const HELLO_MAGIC: [u8; 4] = *b"RBC4";
 /// Length of the greeting in bytes.
 pub const HELLO_LEN: usize = 32;
 /// Greeting verdict: admitted; the rings follow.
@@ -89,6 +95,10 @@ pub const HELLO_FLAG_PIDFD: u32 = 1;
 /// Greeting flag: the connection carries its frames on the socket itself (the socket
 /// transport); no ring descriptors come.
 pub const HELLO_FLAG_SOCKET: u32 = 2;
+/// Greeting flag: the client's end of the connection's readiness socket comes with the
+/// greeting (after the rings, before the pidfd); the server rings it when it answers the
+/// client's async waits.
+pub const HELLO_FLAG_READINESS: u32 = 4;
 /// Offset of the largest request body in the greeting (`u32`).
 pub const HELLO_MAX_REQUEST_OFF: usize = 24;
 /// Offset of the largest response body in the greeting (`u32`).
