@@ -33,10 +33,12 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -103,7 +105,28 @@ struct Shared {
     max_in_flight: usize,
     spin_budget: u32,
     slice: Duration,
+    next_ticket: AtomicU64,
 }
+
+/// Request ids are small distinct integers chosen by this side: they hash as themselves.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n);
+    }
+}
+
+type Calls = HashMap<RequestId, Slot, BuildHasherDefault<IdHasher>>;
 
 enum Source {
     Rings(AsyncFd<Readiness>),
@@ -113,12 +136,11 @@ enum Source {
 struct State {
     client: Client,
     /// The requests sent and not yet answered (abandoned ones included), by id.
-    calls: HashMap<RequestId, Slot>,
+    calls: Calls,
     /// Calls waiting to send (at the in-flight limit, or the request ring full).
     queued: Vec<(u64, Waker)>,
     /// The call that drives, by ticket.
     driver: Option<u64>,
-    next_ticket: u64,
     /// The connection failed: every call fails with this.
     broken: Option<CallError>,
     /// A queued call's request size that found the request ring full: the driver waits for
@@ -247,10 +269,9 @@ impl AsyncClient {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     client,
-                    calls: HashMap::new(),
+                    calls: Calls::default(),
                     queued: Vec::new(),
                     driver: None,
-                    next_ticket: 0,
                     broken: None,
                     room_for: None,
                     spun: false,
@@ -260,6 +281,7 @@ impl AsyncClient {
                 max_in_flight,
                 spin_budget,
                 slice,
+                next_ticket: AtomicU64::new(1),
             }),
         })
     }
@@ -286,11 +308,7 @@ impl AsyncClient {
     /// # Ok(()) }
     /// ```
     pub async fn call(&self, req: &[u8]) -> Result<Vec<u8>, CallError> {
-        let ticket = {
-            let mut st = self.shared.lock();
-            st.next_ticket += 1;
-            st.next_ticket
-        };
+        let ticket = self.shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let mut call = Call {
             shared: &self.shared,
             ticket,
@@ -383,32 +401,42 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn try_lock(&self) -> Option<MutexGuard<'_, State>> {
+        match self.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// One round of the driver: `Ready` when it made progress (or something changed that
     /// the caller must look at), `Pending` when it waits on the runtime (its waker is
     /// registered with the reactor and the slice timer).
     fn drive<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
+        me: Option<RequestId>,
         cx: &mut Context<'_>,
     ) -> (MutexGuard<'a, State>, Poll<()>) {
-        if st.dispatch() || st.broken.is_some() || st.room_ready() {
+        if st.dispatch(me) || st.broken.is_some() || st.room_ready() {
             return (st, Poll::Ready(()));
         }
         if !st.spun && matches!(self.source, Source::Rings(_)) {
             st.spun = true;
-            // Spin with the lock released, so that other calls can send meanwhile.
-            let rounds = self.spin_budget / SPIN_STEP;
-            for _ in 0..rounds {
-                drop(st);
-                for _ in 0..SPIN_STEP {
-                    core::hint::spin_loop();
-                }
-                st = self.lock();
-                if st.arrived() || st.room_ready() {
-                    st.dispatch();
-                    return (st, Poll::Ready(()));
+            // Spin with the lock released, so that other calls can send meanwhile; look at
+            // the ring at every step (an answer usually comes within a microsecond), taking
+            // the lock only if it is free.
+            drop(st);
+            for _ in 0..self.spin_budget {
+                core::hint::spin_loop();
+                if let Some(mut g) = self.try_lock() {
+                    if g.arrived() || g.room_ready() {
+                        g.dispatch(me);
+                        return (g, Poll::Ready(()));
+                    }
                 }
             }
+            st = self.lock();
         }
         match &self.source {
             Source::Rings(fd) => {
@@ -482,9 +510,6 @@ impl Shared {
     }
 }
 
-/// Spin iterations between looks at the rings while the driver spins.
-const SPIN_STEP: u32 = 16;
-
 impl State {
     /// Whether a response has arrived (or the ring says something else: closed, corrupt).
     fn arrived(&self) -> bool {
@@ -503,9 +528,10 @@ impl State {
         }
     }
 
-    /// Files every response that has arrived in its slot and wakes its call; wakes queued
-    /// calls when places freed up. Whether anything was filed (or the connection broke).
-    fn dispatch(&mut self) -> bool {
+    /// Files every response that has arrived in its slot and wakes its call (but not `me`,
+    /// the driver's own, which looks at its slot next); wakes queued calls when places freed
+    /// up. Whether anything was filed (or the connection broke).
+    fn dispatch(&mut self, me: Option<RequestId>) -> bool {
         let before = self.calls.len();
         let mut progress = false;
         loop {
@@ -516,7 +542,7 @@ impl State {
                         Some(Slot::Waiting(waker)) => {
                             let id = r.id;
                             self.calls.insert(id, Slot::Answered(r));
-                            if let Some(w) = waker {
+                            if let Some(w) = waker.filter(|_| Some(id) != me) {
                                 w.wake();
                             }
                         }
@@ -560,7 +586,7 @@ impl State {
     /// is gone — after filing what it answered before it went.
     fn check_server(&mut self, readiness_ended: bool) {
         if self.broken.is_none() && (self.client.server_gone() || readiness_ended) {
-            self.dispatch();
+            self.dispatch(None);
             if self.broken.is_none() {
                 let e = self.client.lost_error();
                 self.fail(e);
@@ -624,6 +650,18 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn poll(&mut self, cx: &mut Context<'_>, req: &[u8]) -> Poll<Result<Vec<u8>, CallError>> {
+        // Cooperate with tokio's scheduler: a call that is answered at once (the driver spins
+        // for answers) would otherwise never yield, and a task calling in a loop would keep
+        // its worker from every other task.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let r = self.poll_inner(cx, req);
+        if r.is_ready() {
+            coop.made_progress();
+        }
+        r
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>, req: &[u8]) -> Poll<Result<Vec<u8>, CallError>> {
         let mut st = self.shared.lock();
         loop {
             if let Some(id) = self.id {
@@ -679,7 +717,7 @@ impl Call<'_> {
                 Some(t) if t != self.ticket => return Poll::Pending,
                 _ => st.driver = Some(self.ticket),
             }
-            let (guard, progress) = self.shared.drive(st, cx);
+            let (guard, progress) = self.shared.drive(st, self.id, cx);
             st = guard;
             if progress.is_pending() {
                 return Poll::Pending;

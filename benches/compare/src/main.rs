@@ -28,6 +28,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 #[path = "../../common/reactor_c1.rs"]
 mod reactor_c1;
 
+mod asyncbench;
+
 /// Run sizes: `--quick` keeps the whole run under a minute.
 #[derive(Clone, Copy)]
 struct Sizes {
@@ -288,6 +290,7 @@ fn child(args: &[String]) {
         }
         "iceoryx2" => iox::pong(&args[1]),
         "reactor-client" => reactor_c1::client_process(&args[1..]),
+        "async" => asyncbench::child(&args[1..]),
         "timed-client" => reactor_c1::timed_client_process(&args[1..]),
         "syscalls-server" => syscalls_server(args[1].parse().unwrap(), args[2] == "pinned"),
         "syscalls-client" => {
@@ -1481,6 +1484,43 @@ fn section_call(z: &Sizes, quick: bool, r: &mut Report) {
     }
 }
 
+/// Async calls (issue 17): `AsyncClient` against the blocking `Client` and against a tokio
+/// `UnixStream` server and multiplexing client, each client a process with tokio's default
+/// runtime.
+fn section_async(quick: bool, r: &mut Report) {
+    let dir = std::env::temp_dir().join(format!("ringbell-compare-async-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rounds, n, secs, idle) = if quick {
+        (2, 2000, 0.2, 0.5)
+    } else {
+        (5, 20_000, 1.0, 2.0)
+    };
+    let f = asyncbench::run(&dir, rounds, n, secs, idle);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, p50, p99, rate) in &f.rows {
+        let s = Stat {
+            p50: p50 * 1e3,
+            p99: p99 * 1e3,
+        };
+        r.row(&format!("async: {name}"), s, "ns");
+        if rate.is_finite() {
+            println!("calls/s, {name}: {rate:.0}");
+        }
+    }
+    println!(
+        "idle CPU of a task awaiting a call, {idle} s: {:.3} % of a core",
+        f.idle_cpu_percent
+    );
+    let row = |i: usize| f.rows[i];
+    r.ratio("async_c1_vs_blocking_p50", row(1).1 / row(0).1);
+    r.ratio("async_c1_vs_tokio_stream_p50", row(1).1 / row(2).1);
+    r.ratio("async_c64_vs_tokio_stream_calls_per_s", row(3).3 / row(4).3);
+    r.figure(
+        "async_idle_cpu_percent",
+        format!("{:.3}", f.idle_cpu_percent),
+    );
+}
+
 /// Idle CPU, wake accounting and the memory a large ring costs.
 fn section_figures(z: &Sizes, r: &mut Report) {
     let idle = idle_cpu(z.idle);
@@ -1512,7 +1552,7 @@ fn main() {
         return child(&args[1..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only spsc,many,pingpong,call,figures` runs those sections (all by default).
+    // `--only spsc,many,pingpong,call,async,figures` runs those sections (all by default).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -1540,6 +1580,9 @@ fn main() {
     }
     if runs("call") {
         section_call(&z, quick, &mut r);
+    }
+    if runs("async") {
+        section_async(quick, &mut r);
     }
     if runs("figures") {
         section_figures(&z, &mut r);
