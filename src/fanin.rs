@@ -76,6 +76,11 @@ use crate::spsc::Consumer;
 #[cfg(doc)]
 use crate::spsc::Producer;
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncFanIn;
+
 /// Identifies one ring of a fan-in: the slot it was added in. Slots are reused after a ring
 /// is removed or detached.
 ///
@@ -293,9 +298,6 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         }
     }
 
-    /// Makes the consumer of ring `id` ring its space doorbell after every release (a
-    /// channel's request rings: see [`crate::space`]).
-    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
     /// Makes the consumer of ring `id` answer its producer's async waits for room through
     /// `signal` ([`Consumer::set_peer_readiness`](crate::spsc::Consumer::set_peer_readiness)).
     #[cfg(feature = "std")]
@@ -309,6 +311,9 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         }
     }
 
+    /// Makes the consumer of ring `id` ring its space doorbell after every release (a
+    /// channel's request rings: see [`crate::space`]).
+    #[cfg_attr(any(loom, not(feature = "std")), allow(dead_code))]
     pub(crate) fn ring_every_release(&mut self, id: RingId) {
         if let Some(Some(c)) = self.rings.get_mut(id.0) {
             c.ring_every_release();
@@ -863,6 +868,58 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
 
 #[cfg(feature = "std")]
 impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
+    /// The async waiter's step on the fan-in's doorbell ([doorbell](crate::doorbell), "Async
+    /// waits"): drains `readiness`, announces, re-checks every ring for a frame or a close.
+    /// [`Announced::Wait`](crate::doorbell::Announced::Wait): wait until `readiness` is
+    /// readable, then try again. Every producer must ring with this readiness's signal
+    /// ([`Producer::set_peer_readiness`](crate::spsc::Producer::set_peer_readiness)), or its
+    /// rings do not reach the wait. Try to receive first: this always pays the announcement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Announced, BellConfig, Readiness};
+    /// use ringbell::fanin::FanIn;
+    /// use ringbell::region::HeapRegion;
+    /// use ringbell::{spsc, OwnerId};
+    /// use std::time::Duration;
+    ///
+    /// let bell = HeapRegion::new(&BellConfig)?;
+    /// let mut fanin = FanIn::new(bell.clone(), 4)?;
+    /// let ring = HeapRegion::new(&spsc::Config::new(1024).shared_bell())?;
+    /// fanin.add(ring.clone(), OwnerId::unique())?;
+    /// let mut tx = spsc::Producer::attach_shared_bell(ring, bell, OwnerId::unique())?;
+    /// let readiness = Readiness::new()?;
+    /// tx.set_peer_readiness(Some(readiness.signal()));
+    /// assert_eq!(fanin.poll_ready(&readiness), Announced::Wait);
+    /// tx.send(5, b"hi")?;
+    /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
+    /// assert_eq!(fanin.try_recv()?.1.tag, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_ready(&self, readiness: &crate::doorbell::Readiness) -> crate::doorbell::Announced {
+        self.waiter.count_sleep();
+        self.bell.announce_async(readiness, || self.ready())
+    }
+
+    /// Detaches the first ring whose producer process died without closing (with nothing
+    /// left to receive) and returns it. System calls: for the slow path.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn reap_dead(&mut self) -> Option<RingId> {
+        let i = self
+            .rings
+            .iter()
+            .position(|c| c.as_ref().is_some_and(Consumer::producer_died))?;
+        self.detach(i);
+        Some(RingId(i))
+    }
+
+    /// How blocking calls wait (for the async end's slices).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wait_options(&self) -> WaitOptions {
+        self.waiter.options()
+    }
+
     /// Receives the next frame, taking rings in turn, into a new [`Frame`](crate::Frame).
     ///
     /// # Errors

@@ -685,6 +685,54 @@ impl<S: SharedMemory, L: Liveness> Consumer<S, L> {
         }
     }
 
+    /// The async waiter's step on the consumer's data doorbell ([doorbell](crate::doorbell),
+    /// "Async waits"): drains `readiness`, announces, re-checks for a frame (or a stall to
+    /// start timing or to examine). [`Announced::Wait`](crate::doorbell::Announced::Wait):
+    /// wait until `readiness` is readable — but while a record stalls, no longer than its
+    /// stall timeout — then try again. Every producer must ring with this readiness's signal
+    /// ([`Producer::set_peer_readiness`](super::Producer::set_peer_readiness)), or its rings
+    /// do not reach the wait. Try to receive first: this always pays the announcement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Announced, Readiness};
+    /// use std::time::Duration;
+    ///
+    /// let (mut rx, region) = ringbell::mpsc::channel(4096)?;
+    /// let mut tx = region.producer()?;
+    /// let readiness = Readiness::new()?;
+    /// tx.set_peer_readiness(Some(readiness.signal()));
+    /// assert_eq!(rx.poll_ready(&readiness), Announced::Wait);
+    /// tx.send(3, b"hi")?;
+    /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
+    /// assert_eq!(rx.try_recv()?.tag, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn poll_ready(&self, readiness: &crate::doorbell::Readiness) -> crate::doorbell::Announced {
+        self.waiter.count_sleep();
+        self.data_bell.announce_async(readiness, || self.ready())
+    }
+
+    /// How long until the record the consumer waits on counts as stalled (the async end
+    /// wakes then to examine it); `None` if none is being timed.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn stall_left(&self) -> Option<Duration> {
+        self.stalled
+            .filter(|(pos, _)| *pos == self.read)
+            .map(|(_, since)| {
+                let now = Instant::now();
+                since.after(self.stall_timeout).since(now)
+            })
+    }
+
+    /// How blocking calls wait (for the async end's slices).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn wait_options(&self) -> WaitOptions {
+        self.waiter.options()
+    }
+
     /// Waits until the next receive has something to do — a frame, or a stall to start
     /// timing or to examine — or `deadline` passes.
     fn wait_for_data(&self, deadline: Deadline) -> Result<(), RecvError> {

@@ -118,6 +118,8 @@
 //! # Ok::<(), ringbell::AttachError>(())
 //! ```
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod config;
 mod consumer;
 mod producer;
@@ -128,6 +130,8 @@ mod skip;
 #[cfg(all(feature = "std", not(loom)))]
 pub use crate::liveness::PidfdLiveness;
 pub use crate::liveness::{Liveness, NeverDead};
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncConsumer;
 pub use config::{Config, DEFAULT_SLOTS, DEFAULT_STALL_TIMEOUT, init};
 pub use consumer::{Consumer, ReadGuard};
 #[cfg(feature = "std")]

@@ -705,6 +705,28 @@ impl<S: SharedMemory> Producer<S> {
         self.waiter.set_options(opts);
     }
 
+    /// Makes this producer's rings of the consumer's data doorbell answer its async waits
+    /// ([`Consumer::poll_ready`](super::Consumer::poll_ready)) through `signal`, the
+    /// consumer's readiness (in another process: its descriptor,
+    /// [`ReadinessSignal::from_fd`](crate::doorbell::ReadinessSignal::from_fd)). Every
+    /// producer of an async consumer needs it. `None`: plain rings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::Readiness;
+    ///
+    /// let (_rx, region) = ringbell::mpsc::channel(4096)?;
+    /// let mut tx = region.producer()?;
+    /// let consumers = Readiness::new()?;
+    /// tx.set_peer_readiness(Some(consumers.signal()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn set_peer_readiness(&mut self, signal: Option<crate::doorbell::ReadinessSignal>) {
+        self.waiter.set_readiness(signal);
+    }
+
     /// This producer's wake and sleep counters.
     ///
     /// # Examples
