@@ -147,7 +147,8 @@ fn sixty_four_tasks_on_the_socket_transport_each_get_their_own_answers() {
 }
 
 /// Drops call futures at random points — unpolled, after a random delay (sent and waiting,
-/// queued at the limit, or driving), or never — while other tasks call on; afterwards the
+/// queued at the limit, or driving) by a timeout, by a `select!` or by aborting their task,
+/// or never — while other tasks call on; afterwards the
 /// connection answers correctly and, once a last call is answered, no request is in flight
 /// (the server answers each connection in order, so every abandoned answer came first and
 /// was discarded).
@@ -166,13 +167,31 @@ fn cancelled_calls_leave_the_connection_correct(kind: &str, rounds: u32) {
                         let sleep_us = rng.below(300);
                         let mut req = format!("sleep{sleep_us:08}").into_bytes();
                         req.extend_from_slice(&body(task, i, &mut rng));
-                        match rng.below(4) {
+                        let t = Duration::from_micros(rng.below(400));
+                        match rng.below(6) {
                             // Made and dropped without a poll: nothing is sent.
                             0 => drop(client.call(&req)),
                             // Dropped at a random point of its wait.
-                            1 | 2 => {
-                                let t = Duration::from_micros(rng.below(400));
+                            1 => {
                                 let _ = tokio::time::timeout(t, client.call(&req)).await;
+                            }
+                            // Dropped by a `select!` whose other branch won: unlike a
+                            // timeout, the call may be dropped after it was woken (to drive,
+                            // say) and before it ran again.
+                            2 => {
+                                tokio::select! {
+                                    _ = client.call(&req) => {}
+                                    _ = tokio::time::sleep(t) => {}
+                                }
+                            }
+                            // Aborted in a task of its own.
+                            3 => {
+                                let c = client.clone();
+                                let r = req.clone();
+                                let h = tokio::spawn(async move { c.call(&r).await });
+                                tokio::time::sleep(t).await;
+                                h.abort();
+                                let _ = h.await;
                             }
                             // Kept: its answer must be its own.
                             _ => {
@@ -288,5 +307,72 @@ fn an_async_and_a_blocking_client_share_a_server() {
         let answers = blocking.await.unwrap();
         assert_eq!(answers.len(), 100);
         assert_eq!(slow.await.unwrap().unwrap(), b"sleep00050000slow");
+    });
+}
+
+/// A waker that records that it was woken.
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Flag {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(false.into()))
+    }
+    fn take(&self) -> bool {
+        self.0.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The driver's hand-off, step by step: three calls wait (the first drives); the driver is
+/// dropped, which wakes one of the others to drive; that one is dropped before it runs (a
+/// `select!` or an abort can do that) — and the last call must be woken to drive, or nobody
+/// would ever look at the ring for it.
+#[test]
+fn dropping_the_woken_successor_hands_the_driving_on() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let _w = watchdog();
+    let server = start_server("handoff", "shm", 8);
+    let rt = runtime();
+    rt.block_on(async {
+        let client = AsyncClient::connect(&server.path).await.unwrap();
+        let flags = [Flag::new(), Flag::new(), Flag::new()];
+        let wakers: Vec<Waker> = flags.iter().map(|f| Waker::from(f.clone())).collect();
+        let reqs: Vec<Vec<u8>> = (0..3)
+            .map(|i| format!("sleep00200000-{i}").into_bytes())
+            .collect();
+        let mut calls: Vec<Option<std::pin::Pin<Box<_>>>> = reqs
+            .iter()
+            .map(|r| Some(Box::pin(client.call(r))))
+            .collect();
+        for (k, call) in calls.iter_mut().enumerate() {
+            let mut cx = Context::from_waker(&wakers[k]);
+            assert!(call.as_mut().unwrap().as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(client.in_flight(), 3);
+        for f in &flags {
+            f.take();
+        }
+        // The first call drove: dropping it wakes one of the others.
+        calls[0] = None;
+        let woken: Vec<usize> = (1..3).filter(|&k| flags[k].take()).collect();
+        assert_eq!(woken.len(), 1, "one successor is woken: {woken:?}");
+        let (gone, last) = (woken[0], 3 - woken[0]);
+        // Dropped before it ran: the last one must be told to drive.
+        calls[gone] = None;
+        assert!(
+            flags[last].take(),
+            "dropping the woken successor left nobody to drive"
+        );
+        let answer = calls[last].take().unwrap().await;
+        assert_eq!(answer.unwrap(), reqs[last]);
     });
 }

@@ -108,6 +108,17 @@ struct Shared {
     next_ticket: AtomicU64,
 }
 
+/// Most requests in flight on one connection, whatever the server announces.
+const MAX_IN_FLIGHT: usize = 1 << 16;
+
+/// Rounds of one poll that end without waiting before the call yields to the scheduler (a
+/// server that keeps answering, or a ring that keeps saying "look again", cannot hold the
+/// worker).
+const MAX_ROUNDS: u32 = 64;
+
+/// Responses one dispatch files at most before the driver looks at its own answer again.
+const MAX_DISPATCH: usize = 256;
+
 /// Request ids are small distinct integers chosen by this side: they hash as themselves.
 #[derive(Default)]
 struct IdHasher(u64);
@@ -135,12 +146,16 @@ enum Source {
 
 struct State {
     client: Client,
-    /// The requests sent and not yet answered (abandoned ones included), by id.
+    /// The requests sent and not yet collected, by id: waiting, abandoned, or answered.
     calls: Calls,
+    /// Requests sent and not yet answered (waiting or abandoned): what counts against the
+    /// server's `max_in_flight`.
+    outstanding: usize,
     /// Calls waiting to send (at the in-flight limit, or the request ring full).
     queued: Vec<(u64, Waker)>,
-    /// The call that drives, by ticket.
+    /// The call that drives, by ticket, and its waker (to tell it of new work).
     driver: Option<u64>,
+    driver_waker: Option<Waker>,
     /// The connection failed: every call fails with this.
     broken: Option<CallError>,
     /// A queued call's request size that found the request ring full: the driver waits for
@@ -244,7 +259,11 @@ impl AsyncClient {
                 let fd = client.take_readiness().ok_or(ChannelError::Protocol(
                     "the server sent no readiness socket for async waits",
                 ))?;
-                let readiness = Readiness::from_socket(fd);
+                let readiness = Readiness::from_socket(fd).map_err(|_| {
+                    ChannelError::Protocol(
+                        "the server's readiness descriptor is not a stream socket",
+                    )
+                })?;
                 // SAFETY: the `Readiness` owns its descriptor for as long as it lives, the
                 // `AsyncFd` owns the `Readiness`, and `as_raw_fd` always returns that one
                 // descriptor.
@@ -263,15 +282,18 @@ impl AsyncClient {
                 Source::Socket(fd)
             }
         };
-        let max_in_flight = client.max_in_flight().max(1);
+        // A server's word, capped: the slots of unanswered requests are kept until answered.
+        let max_in_flight = client.max_in_flight().clamp(1, MAX_IN_FLIGHT);
         let slice = client.wait_slice();
         Ok(Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     client,
                     calls: Calls::default(),
+                    outstanding: 0,
                     queued: Vec::new(),
                     driver: None,
+                    driver_waker: None,
                     broken: None,
                     room_for: None,
                     spun: false,
@@ -351,7 +373,7 @@ impl AsyncClient {
     /// # }
     /// ```
     pub fn in_flight(&self) -> usize {
-        self.shared.lock().calls.len()
+        self.shared.lock().outstanding
     }
 
     /// The server's limit on this connection's requests in flight.
@@ -389,7 +411,7 @@ impl std::fmt::Debug for AsyncClient {
         let st = self.shared.lock();
         f.debug_struct("AsyncClient")
             .field("client", &st.client)
-            .field("in_flight", &st.calls.len())
+            .field("in_flight", &st.outstanding)
             .finish_non_exhaustive()
     }
 }
@@ -520,10 +542,12 @@ impl State {
         }
     }
 
-    /// Whether a call queued for room in the request ring now has it.
+    /// Whether a call queued for room in the request ring should try again: the room is
+    /// there, or the ring has something to report (its consumer closed, a corrupt position)
+    /// — the same test as the room line's announcement, so that the two never disagree.
     fn room_ready(&self) -> bool {
         match (self.room_for, self.client.rings()) {
-            (Some(len), Some((tx, _))) => tx.can_send(len),
+            (Some(len), Some((tx, _))) => tx.room_or_report(len)(),
             _ => false,
         }
     }
@@ -532,22 +556,25 @@ impl State {
     /// the driver's own, which looks at its slot next); wakes queued calls when places freed
     /// up. Whether anything was filed (or the connection broke).
     fn dispatch(&mut self, me: Option<RequestId>) -> bool {
-        let before = self.calls.len();
+        let before = self.outstanding;
         let mut progress = false;
-        loop {
+        for _ in 0..MAX_DISPATCH {
             match self.client.try_recv_arrived() {
                 Ok(r) => {
                     progress = true;
                     match self.calls.remove(&r.id) {
                         Some(Slot::Waiting(waker)) => {
+                            self.outstanding -= 1;
                             let id = r.id;
                             self.calls.insert(id, Slot::Answered(r));
                             if let Some(w) = waker.filter(|_| Some(id) != me) {
                                 w.wake();
                             }
                         }
-                        // A dropped call's answer, or one for an id we never sent: dropped.
-                        Some(Slot::Abandoned) | None => {}
+                        // A dropped call's answer: discarded, its id free again.
+                        Some(Slot::Abandoned) => self.outstanding -= 1,
+                        // An answer for an id not in flight: dropped.
+                        None => {}
                         Some(answered @ Slot::Answered(_)) => {
                             // A second answer for one id: the first stands.
                             self.calls.insert(r.id, answered);
@@ -561,12 +588,7 @@ impl State {
                 }
             }
         }
-        let waiting = self
-            .calls
-            .values()
-            .filter(|s| !matches!(s, Slot::Answered(_)))
-            .count();
-        if waiting < before || self.room_ready() {
+        if self.outstanding < before || self.room_ready() {
             self.wake_queued();
         }
         if progress {
@@ -609,23 +631,36 @@ impl State {
         self.wake_queued();
     }
 
-    /// The driver `ticket` steps down: wakes one call that still waits, to drive next.
+    /// The call `ticket` is done (or dropped): if it drove, or nobody drives (a successor
+    /// woken to drive may be the call that is dropped now, before it ran), wakes one call
+    /// that still waits, to drive next. Wakers stay in place, so a later hand-off can pick
+    /// the same call again.
     fn resign(&mut self, ticket: u64) {
-        if self.driver != Some(ticket) {
-            return;
+        match self.driver {
+            Some(t) if t != ticket => return,
+            _ => {}
         }
         self.driver = None;
+        self.driver_waker = None;
         self.spun = false;
-        for slot in self.calls.values_mut() {
-            if let Slot::Waiting(w @ Some(_)) = slot {
-                if let Some(w) = w.take() {
-                    w.wake();
-                }
+        for slot in self.calls.values() {
+            if let Slot::Waiting(Some(w)) = slot {
+                w.wake_by_ref();
                 return;
             }
         }
         if let Some((_, w)) = self.queued.first() {
             w.wake_by_ref();
+        }
+    }
+
+    /// Tells a parked driver that there is new work for it (room to wait for, a request sent
+    /// in part on the socket).
+    fn nudge_driver(&self, me: u64) {
+        if self.driver.is_some_and(|t| t != me) {
+            if let Some(w) = &self.driver_waker {
+                w.wake_by_ref();
+            }
         }
     }
 
@@ -663,7 +698,7 @@ impl Call<'_> {
 
     fn poll_inner(&mut self, cx: &mut Context<'_>, req: &[u8]) -> Poll<Result<Vec<u8>, CallError>> {
         let mut st = self.shared.lock();
-        loop {
+        for _ in 0..MAX_ROUNDS {
             if let Some(id) = self.id {
                 if let Some(Slot::Answered(_)) = st.calls.get(&id) {
                     let Some(Slot::Answered(r)) = st.calls.remove(&id) else {
@@ -686,12 +721,17 @@ impl Call<'_> {
                     return Poll::Ready(self.finish(&mut st, Err(e)));
                 }
                 let mut full = false;
-                if st.calls.len() < self.shared.max_in_flight {
+                if st.outstanding < self.shared.max_in_flight {
                     match st.try_send(req) {
                         Ok(id) => {
                             st.calls.insert(id, Slot::Waiting(None));
+                            st.outstanding += 1;
                             st.queued.retain(|(t, _)| *t != self.ticket);
                             self.id = Some(id);
+                            if st.client.socket_output_pending() {
+                                // Sent in part: the driver must wait for the socket's room.
+                                st.nudge_driver(self.ticket);
+                            }
                             continue;
                         }
                         Err(CallError::Full) => full = true,
@@ -706,6 +746,7 @@ impl Call<'_> {
                 }
                 if full {
                     st.room_for = Some(req.len());
+                    st.nudge_driver(self.ticket);
                 }
                 let waker = cx.waker();
                 match st.queued.iter_mut().find(|(t, _)| *t == self.ticket) {
@@ -717,12 +758,19 @@ impl Call<'_> {
                 Some(t) if t != self.ticket => return Poll::Pending,
                 _ => st.driver = Some(self.ticket),
             }
+            match &mut st.driver_waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
             let (guard, progress) = self.shared.drive(st, self.id, cx);
             st = guard;
             if progress.is_pending() {
                 return Poll::Pending;
             }
         }
+        // Rounds without a wait, and without this call's answer: let other tasks run.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn finish(
@@ -745,10 +793,9 @@ impl Drop for Call<'_> {
         let mut st = self.shared.lock();
         if let Some(id) = self.id {
             match st.calls.get(&id) {
-                // Answered, not collected: the place is free at once.
+                // Answered, not collected: its answer goes with it.
                 Some(Slot::Answered(_)) => {
                     st.calls.remove(&id);
-                    st.wake_queued();
                 }
                 Some(_) => {
                     st.calls.insert(id, Slot::Abandoned);

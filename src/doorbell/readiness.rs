@@ -157,18 +157,25 @@ impl Readiness {
     /// process. Made non-blocking here. Its [`signal`](Self::signal) reaches nobody: the
     /// ringers hold the other end.
     #[cfg(all(not(loom), feature = "tokio"))]
-    pub(crate) fn from_socket(fd: OwnedFd) -> Self {
+    pub(crate) fn from_socket(fd: OwnedFd) -> io::Result<Self> {
         use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
-        if let Ok(flags) = fcntl_getfl(&fd) {
-            let _ = fcntl_setfl(&fd, flags | OFlags::NONBLOCK);
+        // A stream socket, or nothing: its drain is a `recv`.
+        if rustix::net::sockopt::socket_type(&fd)? != rustix::net::SocketType::STREAM {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a readiness socket must be a stream socket",
+            ));
         }
-        Self {
+        // For the event loop's sake (its reads are `recv`s with `MSG_DONTWAIT` anyway).
+        let flags = fcntl_getfl(&fd)?;
+        fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 fd,
                 kind: Kind::Socket,
                 ended: Default::default(),
             }),
-        }
+        })
     }
 
     /// A new descriptor (loom's model of an eventfd).
@@ -214,9 +221,17 @@ impl Readiness {
                 // A ringer sends one byte per answered announcement, so a few bytes at most
                 // wait here; the bound keeps a ringer that floods the socket from holding the
                 // waiter (what is left keeps the descriptor readable: a spurious wake).
+                // `recv` with `MSG_DONTWAIT`: the ringers' process may share this end's file
+                // description and clear its non-blocking flag; this read never blocks.
                 let mut bytes = [0u8; 256];
                 for _ in 0..16 {
-                    match rustix::io::read(&self.inner.fd, &mut bytes) {
+                    match rustix::net::recv(
+                        &self.inner.fd,
+                        &mut bytes,
+                        rustix::net::RecvFlags::DONTWAIT,
+                    )
+                    .map(|(n, _)| n)
+                    {
                         Err(rustix::io::Errno::INTR) => continue,
                         Ok(n) if n == bytes.len() => continue,
                         Ok(0) => {
