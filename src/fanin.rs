@@ -902,6 +902,17 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         self.bell.announce_async(readiness, || self.ready())
     }
 
+    /// As [`poll_ready`](Self::poll_ready), re-checking `ready(self)` instead (for a caller
+    /// that waits for more than the rings).
+    pub(crate) fn poll_ready_with(
+        &self,
+        readiness: &crate::doorbell::Readiness,
+        mut ready: impl FnMut(&Self) -> bool,
+    ) -> crate::doorbell::Announced {
+        self.waiter.count_sleep();
+        self.bell.announce_async(readiness, || ready(self))
+    }
+
     /// Detaches the first ring whose producer process died without closing (with nothing
     /// left to receive) and returns it. System calls: for the slow path.
     #[cfg(feature = "tokio")]

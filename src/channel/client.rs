@@ -18,7 +18,7 @@ use super::message::{RequestId, Status};
 use super::socket;
 use super::stream::{self, FrameIn, FrameOut, Next};
 use crate::clock::{Deadline, Instant};
-use crate::doorbell::{Stop, WaitStats, bell_of_unchecked};
+use crate::doorbell::{ReadinessSignal, Stop, WaitStats, bell_of_unchecked};
 use crate::error::{Corruption, RecvError, SendError};
 use crate::fork;
 use crate::liveness::pidfd_exited;
@@ -122,7 +122,12 @@ impl Client {
         let admitted = handshake::receive(&sock, deadline)?;
         let welcome = admitted.welcome;
         let link = match admitted.rings {
-            Some(fds) => Link::Rings(Rings::attach(fds, admitted.readiness, &opts)?),
+            Some(fds) => Link::Rings(Rings::attach(
+                fds,
+                admitted.readiness,
+                admitted.server_readiness,
+                &opts,
+            )?),
             None => Link::Socket(SocketLink::new(&welcome)),
         };
         Ok(Self {
@@ -744,6 +749,7 @@ impl Rings {
     fn attach(
         fds: [OwnedFd; 3],
         readiness: Option<OwnedFd>,
+        server_readiness: Option<OwnedFd>,
         opts: &ClientOptions,
     ) -> Result<Self, ChannelError> {
         let [bell, requests, responses] = fds;
@@ -759,6 +765,14 @@ impl Rings {
         let mut resp = Consumer::attach_with(responses, owner, false, Some((door, bell.clone())))?;
         req.set_wait_options(opts.wait);
         resp.set_wait_options(opts.wait);
+        if let Some(fd) = server_readiness {
+            // The server's async waits (a reactor that waits on sockets too): a request
+            // published, room released in the response ring. A ring is a `send` with
+            // `MSG_DONTWAIT` on this end, made only when the server announced such a wait.
+            let signal = ReadinessSignal::from_fd(fd);
+            req.set_peer_readiness(Some(signal.clone()));
+            resp.set_peer_readiness(Some(signal));
+        }
         Ok(Self {
             bell,
             requests: req,

@@ -11,10 +11,11 @@ use super::socket;
 use crate::clock::Deadline;
 use crate::wire::{
     CLIENT_HELLO_FLAGS_OFF, CLIENT_HELLO_LEN, CLIENT_HELLO_MAGIC, CLIENT_HELLO_PID_OFF,
-    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAG_READINESS, HELLO_FLAG_SOCKET,
-    HELLO_FLAGS_OFF, HELLO_FULL, HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC,
-    HELLO_MAX_REQUEST_OFF, HELLO_MAX_RESPONSE_OFF, HELLO_OK, HELLO_PID_OFF, HELLO_RESOURCES,
-    HELLO_SLOT_OFF, HELLO_UID, HELLO_VERDICT_OFF,
+    CLIENT_HELLO_PIDFD, HELLO_FDS, HELLO_FLAG_PIDFD, HELLO_FLAG_READINESS,
+    HELLO_FLAG_SERVER_READINESS, HELLO_FLAG_SOCKET, HELLO_FLAGS_OFF, HELLO_FULL,
+    HELLO_IN_FLIGHT_OFF, HELLO_LEN, HELLO_LIMIT, HELLO_MAGIC, HELLO_MAX_REQUEST_OFF,
+    HELLO_MAX_RESPONSE_OFF, HELLO_OK, HELLO_PID_OFF, HELLO_RESOURCES, HELLO_SLOT_OFF, HELLO_UID,
+    HELLO_VERDICT_OFF,
 };
 
 /// What a server tells an admitted client.
@@ -40,6 +41,8 @@ pub(crate) struct Admitted {
     pub(crate) rings: Option<[OwnedFd; HELLO_FDS]>,
     /// The client's end of its readiness socket, if the server sent one.
     pub(crate) readiness: Option<OwnedFd>,
+    /// The ringers' end of the server's readiness socket, if the server sent one.
+    pub(crate) server_readiness: Option<OwnedFd>,
     /// A pidfd of the serving process, if it sent one.
     pub(crate) server_pidfd: Option<OwnedFd>,
 }
@@ -145,6 +148,7 @@ pub(crate) fn welcome(
     w: Welcome,
     fds: [BorrowedFd<'_>; HELLO_FDS],
     readiness: Option<BorrowedFd<'_>>,
+    server_readiness: Option<BorrowedFd<'_>>,
     server_pidfd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
     let mut all: Vec<BorrowedFd<'_>> = fds.to_vec();
@@ -152,6 +156,10 @@ pub(crate) fn welcome(
     if let Some(r) = readiness {
         all.push(r);
         flags |= HELLO_FLAG_READINESS;
+    }
+    if let Some(r) = server_readiness {
+        all.push(r);
+        flags |= HELLO_FLAG_SERVER_READINESS;
     }
     if let Some(p) = server_pidfd {
         all.push(p);
@@ -218,14 +226,25 @@ pub(crate) fn receive(sock: &UnixStream, deadline: Deadline) -> Result<Admitted,
     }
     let flags = word(&msg, HELLO_FLAGS_OFF);
     let with_pidfd = flags & HELLO_FLAG_PIDFD != 0;
-    let (rings, with_readiness) = match flags & HELLO_FLAG_SOCKET {
-        0 => (HELLO_FDS, flags & HELLO_FLAG_READINESS != 0),
-        _ => (0, false),
+    let (rings, with_readiness, with_server_readiness) = match flags & HELLO_FLAG_SOCKET {
+        0 => (
+            HELLO_FDS,
+            flags & HELLO_FLAG_READINESS != 0,
+            flags & HELLO_FLAG_SERVER_READINESS != 0,
+        ),
+        _ => (0, false, false),
     };
-    if fds.len() != rings + usize::from(with_readiness) + usize::from(with_pidfd) {
+    let extra =
+        usize::from(with_readiness) + usize::from(with_server_readiness) + usize::from(with_pidfd);
+    if fds.len() != rings + extra {
         return Err(ChannelError::Protocol("wrong number of descriptors"));
     }
     let server_pidfd = if with_pidfd { fds.pop() } else { None };
+    let server_readiness = if with_server_readiness {
+        fds.pop()
+    } else {
+        None
+    };
     let readiness = if with_readiness { fds.pop() } else { None };
     let rings = match rings {
         0 => None,
@@ -245,6 +264,7 @@ pub(crate) fn receive(sock: &UnixStream, deadline: Deadline) -> Result<Admitted,
         welcome,
         rings,
         readiness,
+        server_readiness,
         server_pidfd,
     })
 }
@@ -270,7 +290,15 @@ mod tests {
             max_request: 1000,
             max_response: 2000,
         };
-        welcome(&a, w, [fd.as_fd(), fd.as_fd(), fd.as_fd()], None, None).unwrap();
+        welcome(
+            &a,
+            w,
+            [fd.as_fd(), fd.as_fd(), fd.as_fd()],
+            None,
+            None,
+            None,
+        )
+        .unwrap();
         let got = receive(&b, soon()).unwrap();
         assert_eq!(got.welcome, w);
         assert!(got.server_pidfd.is_none() && got.readiness.is_none());
@@ -280,21 +308,25 @@ mod tests {
             [fd.as_fd(), fd.as_fd(), fd.as_fd()],
             Some(fd.as_fd()),
             None,
+            None,
         )
         .unwrap();
         let got = receive(&b, soon()).unwrap();
         assert!(got.server_pidfd.is_none() && got.readiness.is_some());
+        assert!(got.server_readiness.is_none());
         let pidfd = own_pidfd().expect("pidfd_open on this kernel");
         welcome(
             &a,
             w,
             [fd.as_fd(), fd.as_fd(), fd.as_fd()],
             Some(fd.as_fd()),
+            Some(fd.as_fd()),
             Some(pidfd.as_fd()),
         )
         .unwrap();
         let got = receive(&b, soon()).unwrap();
         assert!(got.server_pidfd.is_some() && got.readiness.is_some());
+        assert!(got.server_readiness.is_some());
         welcome_socket(&a, w, Some(pidfd.as_fd())).unwrap();
         let got = receive(&b, soon()).unwrap();
         assert!(got.rings.is_none() && got.server_pidfd.is_some());

@@ -123,6 +123,8 @@ mod child;
 #[cfg(not(loom))]
 mod client;
 mod config;
+#[cfg(not(loom))]
+mod dual;
 mod error;
 #[cfg(not(loom))]
 mod handshake;
@@ -141,11 +143,13 @@ mod stream;
 mod supervisor;
 mod transport;
 
-#[cfg(not(loom))]
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use asynchronous::AsyncClient;
+#[cfg(not(loom))]
 pub use client::{Client, Response};
 pub use config::{ClientOptions, ServerConfig, TransportKind, UnknownTransport};
+#[cfg(not(loom))]
+pub use dual::DualServer;
 #[cfg(not(loom))]
 pub use error::{BindError, ChannelError};
 pub use error::{CallError, RecvRequestError, SendResponseError, ServerExit};

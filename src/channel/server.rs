@@ -28,7 +28,8 @@ use crate::spsc::{self, Producer};
 pub(crate) const ACCEPTS_PER_CALL: usize = 8;
 
 /// Descriptors one connection costs the server: its socket, its two ring regions, its end of
-/// the client's readiness socket and the client's pidfd.
+/// the client's readiness socket and the client's pidfd (the server's own readiness socket
+/// is one pair for all).
 const FDS_PER_CLIENT: usize = 5;
 
 /// Descriptors left to the rest of the process when budgeting connections.
@@ -81,6 +82,11 @@ pub struct Server {
     fork_gen: u32,
     /// A pidfd of this process, handed to every client.
     pidfd: Option<OwnedFd>,
+    /// The server's readiness socket, for async waits on its doorbell (a reactor that also
+    /// waits on sockets: [`DualServer`](super::DualServer)), and the ringers' end every client
+    /// gets. Clients ring it only when the server announced such a wait.
+    readiness: Readiness,
+    ringers: OwnedFd,
     /// Descriptors open in this process when it bound.
     base_fds: usize,
     /// Accepting, paused while `accept` runs out of descriptors.
@@ -162,11 +168,14 @@ impl Server {
         let door = bell_of(&bell)?;
         let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
         fanin.set_wait_options(cfg.wait);
+        let (readiness, ringers) = Readiness::socket_pair_for_ringers()?;
         let listening = Listening::bind(path, stale)?;
         Ok(Self {
             listening,
             bell,
             door,
+            readiness,
+            ringers,
             fanin,
             conns: Vec::new(),
             cfg,
@@ -433,9 +442,14 @@ impl Server {
         };
         let fds = [self.bell.fd(), requests.fd(), responses_region.fd()];
         let pidfd = self.pidfd.as_ref().map(AsFd::as_fd);
-        if let Err(e) =
-            handshake::welcome(&sock, welcome, fds, Some(clients_readiness.as_fd()), pidfd)
-        {
+        if let Err(e) = handshake::welcome(
+            &sock,
+            welcome,
+            fds,
+            Some(clients_readiness.as_fd()),
+            Some(self.ringers.as_fd()),
+            pidfd,
+        ) {
             self.fanin.remove(RingId(slot));
             return Err(e.into());
         }
@@ -786,6 +800,33 @@ impl Server {
             Wait::Exactly(t) => self.fanin.wait_until_timeout(ready, t).is_ok(),
             Wait::Within(t) => self.fanin.wait_until_within(ready, t),
         }
+    }
+
+    /// The async waiter's step on the server's doorbell, for a reactor that waits on
+    /// descriptors ([`DualServer`](super::DualServer)): drains the server's readiness
+    /// socket, announces, re-checks what [`wait`](Self::wait) would wake for. `Wait`: the
+    /// readiness socket ([`readiness`](Self::readiness)) becomes readable at the next ring.
+    pub(crate) fn announce_async(
+        &self,
+        blocked: &[(ConnId, usize)],
+        ready: &dyn Fn() -> bool,
+    ) -> crate::doorbell::Announced {
+        let conns = &self.conns;
+        let sendable = |&(id, len): &(ConnId, usize)| {
+            conns
+                .get(id.slot)
+                .and_then(Option::as_ref)
+                .filter(|c| c.id == id)
+                .is_none_or(|c| len > c.responses.max_frame() || c.responses.room_or_report(len)())
+        };
+        self.fanin.poll_ready_with(&self.readiness, |f| {
+            f.ready() || ready() || blocked.iter().any(sendable)
+        })
+    }
+
+    /// The server's readiness socket (readable when a client answered an async wait).
+    pub(crate) fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// A handle that wakes this server's [`wait`](Self::wait) from any thread.

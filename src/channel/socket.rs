@@ -32,7 +32,7 @@ use rustix::io::Errno;
 use std::time::Duration;
 
 /// Most file descriptors one message carries.
-pub(crate) const MAX_FDS: usize = 5;
+pub(crate) const MAX_FDS: usize = 6;
 
 /// The longest socket path, in bytes: `sun_path` holds 108, and a path must leave room for
 /// its terminating NUL. Linux binds a 108-byte path without one, but no client can then

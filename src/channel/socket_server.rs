@@ -427,6 +427,55 @@ impl SocketServer {
         }
     }
 
+    /// A wait's first half (also a [`DualServer`](super::DualServer)'s): sends what waits,
+    /// reads late hellos, drains the wake eventfd — before the look, so that a wake after the
+    /// look is still in it — and looks: whether there is work already.
+    pub(crate) fn prepare_wait(
+        &mut self,
+        blocked: &[(ConnId, usize)],
+        ready: &dyn Fn() -> bool,
+    ) -> bool {
+        self.flush_all();
+        self.read_hellos();
+        let mut word = [0u8; 8];
+        let _ = rustix::io::read(&*self.wake, &mut word);
+        let cap = self.cfg.response_ring;
+        let sendable = |&(id, len): &(ConnId, usize)| {
+            self.conns
+                .get(id.slot)
+                .and_then(Option::as_ref)
+                .filter(|c| c.id == id)
+                .is_none_or(|c| c.output.pending() + SOCKET_FRAME_HEADER + len <= cap)
+        };
+        ready() || self.has_buffered() || blocked.iter().any(sendable)
+    }
+
+    /// A wait's second half: what to `poll(2)` — the wake eventfd, and each connection's
+    /// socket for reading (room in its input, or its hello awaited) or for writing (output
+    /// waiting).
+    pub(crate) fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let max = self.max_request;
+        let mut fds = std::vec![PollFd::new(&*self.wake, PollFlags::IN)];
+        for c in self.conns.iter().flatten() {
+            let mut events = PollFlags::empty();
+            if c.listening(max) || c.peer.hello_pending() {
+                events |= PollFlags::IN | PollFlags::RDHUP;
+            }
+            if c.output.pending() > 0 {
+                events |= PollFlags::OUT;
+            }
+            if !events.is_empty() {
+                fds.push(PollFd::new(&c.peer.sock, events));
+            }
+        }
+        fds
+    }
+
+    /// Whether this is a copy inherited by a forked child (for a dual server's wait).
+    pub(crate) fn is_forked_copy(&self) -> bool {
+        self.forked()
+    }
+
     /// Reads the hellos that have come (a client's hello precedes its frames).
     fn read_hellos(&mut self) {
         for c in self.conns.iter_mut().flatten() {
@@ -456,6 +505,16 @@ fn frame_limits(cfg: &ServerConfig) -> Result<(usize, usize), ChannelError> {
         check(cfg.request_ring, cfg.max_request)?,
         check(cfg.response_ring, cfg.max_response)?,
     ))
+}
+
+/// One `poll(2)` of `fds` for at most `slice`; whether any has events (an interrupted or
+/// failed poll says no: the caller looks again after its slice anyway).
+pub(crate) fn poll_slice(fds: &mut [PollFd<'_>], slice: Duration) -> bool {
+    let ts = Timespec {
+        tv_sec: slice.as_secs() as i64,
+        tv_nsec: i64::from(slice.subsec_nanos()),
+    };
+    matches!(poll(fds, Some(&ts)), Ok(n) if n > 0)
 }
 
 /// A `poll(2)` of `fds` with zero timeout; whether any has events. `EINTR` is asked again
@@ -573,42 +632,11 @@ impl Transport for SocketServer {
             std::thread::sleep(self.cfg.wait.slice);
             return false;
         }
-        self.flush_all();
-        self.read_hellos();
-        // Drain first, then look, then sleep: a wake after the look is still in the eventfd.
-        let mut word = [0u8; 8];
-        let _ = rustix::io::read(&*self.wake, &mut word);
-        let cap = self.cfg.response_ring;
-        let sendable = |&(id, len): &(ConnId, usize)| {
-            self.conns
-                .get(id.slot)
-                .and_then(Option::as_ref)
-                .filter(|c| c.id == id)
-                .is_none_or(|c| c.output.pending() + SOCKET_FRAME_HEADER + len <= cap)
-        };
-        if ready() || self.has_buffered() || blocked.iter().any(sendable) {
+        if self.prepare_wait(blocked, ready) {
             return true;
         }
-        let max = self.max_request;
-        let mut fds = std::vec![PollFd::new(&*self.wake, PollFlags::IN)];
-        for c in self.conns.iter().flatten() {
-            let mut events = PollFlags::empty();
-            if c.listening(max) || c.peer.hello_pending() {
-                events |= PollFlags::IN | PollFlags::RDHUP;
-            }
-            if c.output.pending() > 0 {
-                events |= PollFlags::OUT;
-            }
-            if !events.is_empty() {
-                fds.push(PollFd::new(&c.peer.sock, events));
-            }
-        }
-        let slice = self.cfg.wait.slice;
-        let ts = Timespec {
-            tv_sec: slice.as_secs() as i64,
-            tv_nsec: i64::from(slice.subsec_nanos()),
-        };
-        matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+        let mut fds = self.poll_fds();
+        poll_slice(&mut fds, self.cfg.wait.slice)
     }
     fn pause(&mut self, conn: ConnId, paused: bool) {
         if let Some(c) = self.conn_mut(conn) {

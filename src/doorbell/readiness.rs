@@ -153,6 +153,33 @@ impl Readiness {
         Ok((signal, waiters))
     }
 
+    /// The mirror of [`socket_pair`](Self::socket_pair): a readiness for a waiter of this
+    /// process whose ringers are in other processes it need not trust (a server's clients).
+    /// Returns the waiter's readiness and the ringers' end, to be passed to each ringer
+    /// (`SCM_RIGHTS`; they may all share it), which wraps it with
+    /// [`ReadinessSignal::from_fd`]. The waiter's end is its own file description, drained
+    /// with `recv(MSG_DONTWAIT)`: nothing a ringer does can make the drain block, and a
+    /// ringer that floods the socket costs only spurious wakes (the drain is bounded).
+    #[cfg(all(not(loom), feature = "std"))]
+    pub(crate) fn socket_pair_for_ringers() -> io::Result<(Readiness, OwnedFd)> {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+        let (ringers, waiters) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
+        let readiness = Readiness {
+            inner: Arc::new(Inner {
+                fd: waiters,
+                kind: Kind::Socket,
+                ended: Default::default(),
+            }),
+        };
+        Ok((readiness, ringers))
+    }
+
     /// The waiter's end of a [`socket_pair`](Self::socket_pair), received from the ringers'
     /// process. Made non-blocking here. Its [`signal`](Self::signal) reaches nobody: the
     /// ringers hold the other end.

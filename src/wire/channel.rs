@@ -21,7 +21,8 @@
 //! +16  in flight     the server's limit on this client's requests in flight
 //! +20  flags         HELLO_FLAG_PIDFD if the server's pidfd comes with it,
 //!                    HELLO_FLAG_SOCKET if frames travel on this socket (no rings),
-//!                    HELLO_FLAG_READINESS if the client's readiness socket comes with it
+//!                    HELLO_FLAG_READINESS if the client's readiness socket comes with it,
+//!                    HELLO_FLAG_SERVER_READINESS if the server's readiness socket comes
 //! +24  max request   the largest request body the server takes, in bytes
 //! +28  max response  the largest response body it sends, in bytes
 //! ```
@@ -32,8 +33,11 @@
 //! `HELLO_FLAG_READINESS` says so, the client's end of the connection's readiness socket (a
 //! stream socket pair: the server sends one byte on its end when it answers an async wait of
 //! the client on the response ring's data line or the request ring's room line, and never
-//! reads; the client only reads), and last a pidfd of the serving process, if the flag says
-//! so. With `HELLO_FLAG_SOCKET` it carries only the
+//! reads; the client only reads), then, if `HELLO_FLAG_SERVER_READINESS` says so, the
+//! ringers' end of the server's readiness socket (shared by every client: a client sends one
+//! byte on it, with `MSG_DONTWAIT`, when it answers an async wait of the server on its
+//! doorbell line — a request published, room released in a response ring), and last a pidfd
+//! of the serving process, if the flag says so. With `HELLO_FLAG_SOCKET` it carries only the
 //! pidfd (if flagged), and from then on requests and responses are frames on the socket
 //! itself, each an 8-byte header — body length (`u32`), tag (`u32`), native byte order —
 //! followed by the body; a body longer than the greeting's maximum is a protocol violation
@@ -99,6 +103,10 @@ pub const HELLO_FLAG_SOCKET: u32 = 2;
 /// greeting (after the rings, before the pidfd); the server rings it when it answers the
 /// client's async waits.
 pub const HELLO_FLAG_READINESS: u32 = 4;
+/// Greeting flag: the ringers' end of the server's readiness socket comes with the greeting
+/// (after the client's readiness, before the pidfd); the client rings it when it answers the
+/// server's async waits (a server that waits on sockets and rings at once).
+pub const HELLO_FLAG_SERVER_READINESS: u32 = 8;
 /// Offset of the largest request body in the greeting (`u32`).
 pub const HELLO_MAX_REQUEST_OFF: usize = 24;
 /// Offset of the largest response body in the greeting (`u32`).

@@ -1,0 +1,184 @@
+//! One reactor serving shared-memory and socket-transport clients at once (`DualServer`),
+//! with real processes: four client processes of each transport and an async client call
+//! concurrently and each get their own answers; a server idle in its `poll(2)` is woken at
+//! once by either transport's request and by a worker's finished answer (the median call
+//! after an idle gap stays far below the server's 50 ms slice, which it would approach if a
+//! ring of a shared-memory client did not reach the poll).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ringbell::channel::{AsyncClient, Client, DualServer, ServerConfig};
+use ringbell::reactor::{Reactor, Request, Responder, ThreadPool};
+
+use common::{child_command, child_role, watchdog};
+
+const SHM_ENV: &str = "RINGBELL_TEST_SHM";
+const SOCK_ENV: &str = "RINGBELL_TEST_SOCK";
+const CALLS: u32 = 2000;
+
+/// Not a test by itself: the server and client processes.
+#[test]
+fn process_main() {
+    let Some(role) = child_role() else { return };
+    match role.as_str() {
+        "server" => {
+            let shm = PathBuf::from(std::env::var_os(SHM_ENV).unwrap());
+            let sock = PathBuf::from(std::env::var_os(SOCK_ENV).unwrap());
+            let server = DualServer::bind(&shm, &sock, ServerConfig::new()).unwrap();
+            let mut reactor = Reactor::new(server, |req: Request, res: Responder| {
+                if let Some(us) = req.body.strip_prefix(b"sleep") {
+                    let us: u64 = std::str::from_utf8(&us[..8]).unwrap().parse().unwrap();
+                    std::thread::sleep(Duration::from_micros(us));
+                }
+                let _ = res.respond(&req.body);
+            })
+            .with_executor(ThreadPool::new(2));
+            reactor.run().unwrap();
+        }
+        "client" => {
+            let path = PathBuf::from(std::env::var_os(SHM_ENV).unwrap());
+            let mut c = Client::connect(&path).unwrap();
+            let me = std::process::id();
+            for i in 0..CALLS {
+                let req = format!("{me}:{i}:{}", "x".repeat((i % 97) as usize));
+                let got = c
+                    .call_timeout(req.as_bytes(), Duration::from_secs(30))
+                    .unwrap_or_else(|e| {
+                        panic!("call {i} (socket {}): {e}", c.is_socket_transport())
+                    });
+                assert_eq!(got, req.as_bytes());
+            }
+            println!("@transport {}", c.is_socket_transport());
+        }
+        _ => {}
+    }
+}
+
+struct Running {
+    child: Child,
+    shm: PathBuf,
+    sock: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = self.shm.parent() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn start(name: &str) -> Running {
+    let d = std::env::temp_dir().join(format!("ringbell-dual-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let (shm, sock) = (d.join("shm.sock"), d.join("plain.sock"));
+    let child = child_command("process_main", "server", &[])
+        .env(SHM_ENV, &shm)
+        .env(SOCK_ENV, &sock)
+        .spawn()
+        .unwrap();
+    for p in [&shm, &sock] {
+        wait_for(p);
+    }
+    Running { child, shm, sock }
+}
+
+fn wait_for(path: &Path) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Client::connect(path).is_err() {
+        assert!(Instant::now() < until, "the server never listened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn one_reactor_serves_shared_memory_and_socket_clients_at_once() {
+    let _w = watchdog();
+    let server = start("both");
+    let clients: Vec<(bool, Child)> = (0..8)
+        .map(|k| {
+            let socket = k % 2 == 1;
+            let path = if socket { &server.sock } else { &server.shm };
+            let child = child_command("process_main", "client", &[])
+                .env(SHM_ENV, path)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (socket, child)
+        })
+        .collect();
+    // An async client on the shared-memory path meanwhile.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = AsyncClient::connect(&server.shm).await.unwrap();
+        let tasks: Vec<_> = (0..16u32)
+            .map(|t| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    for i in 0..500u32 {
+                        let req = [t.to_le_bytes(), i.to_le_bytes()].concat();
+                        assert_eq!(c.call(&req).await.unwrap(), req);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    for (socket, child) in clients {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a client failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("@transport {socket}")),
+            "a client of the {} path: {text}",
+            if socket { "socket" } else { "shared-memory" }
+        );
+    }
+}
+
+/// Calls made after idle gaps (the server asleep in its poll): the median must be far below
+/// the slice, whichever transport the call came on and whether a worker answered it.
+#[test]
+fn an_idle_dual_server_wakes_at_once_for_either_transport() {
+    let _w = watchdog();
+    let server = start("idle");
+    let mut shm = Client::connect(&server.shm).unwrap();
+    let mut sock = Client::connect(&server.sock).unwrap();
+    assert!(!shm.is_socket_transport() && sock.is_socket_transport());
+    let median = |c: &mut Client, body: &[u8]| {
+        let mut lat: Vec<Duration> = (0..60)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(3));
+                let t = Instant::now();
+                assert_eq!(c.call_timeout(body, Duration::from_secs(10)).unwrap(), body);
+                t.elapsed()
+            })
+            .collect();
+        lat.sort();
+        lat[lat.len() / 2]
+    };
+    for (name, c) in [("shared memory", &mut shm), ("socket", &mut sock)] {
+        // Served inline, and by a pool worker (its answer comes back through the waker).
+        for body in [&b"ping"[..], &b"sleep00000200worker"[..]] {
+            let m = median(c, body);
+            assert!(
+                m < Duration::from_millis(10),
+                "{name}, {}: median call after an idle gap {m:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
