@@ -301,6 +301,7 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
     /// Makes the consumer of ring `id` answer its producer's async waits for room through
     /// `signal` ([`Consumer::set_peer_readiness`](crate::spsc::Consumer::set_peer_readiness)).
     #[cfg(feature = "std")]
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn set_peer_readiness(
         &mut self,
         id: RingId,
@@ -904,6 +905,7 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
 
     /// As [`poll_ready`](Self::poll_ready), re-checking `ready(self)` instead (for a caller
     /// that waits for more than the rings).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn poll_ready_with(
         &self,
         readiness: &crate::doorbell::Readiness,
