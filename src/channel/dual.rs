@@ -1,27 +1,5 @@
 //! One reactor, both transports: shared-memory clients at one path, socket-transport
 //! clients at another.
-//!
-//! # How it waits
-//!
-//! The two servers wake for different things: a shared-memory client rings the server's
-//! futex doorbell, a socket client makes a socket readable. One thread cannot sleep on a
-//! futex and on descriptors at once, so the dual server waits on descriptors only and has
-//! the doorbell answered through one: the shared-memory server's *readiness socket*, whose
-//! ringers' end every client received in its greeting. The wait is
-//!
-//! 1. the socket server's half: send what waits, drain its wake eventfd, look for work;
-//! 2. the shared-memory server's async announcement on its doorbell (doorbell module docs,
-//!    "Async waits"): drain the readiness socket, mark, fence, re-check the rings (requests,
-//!    room for blocked responses) and the reactor's `ready()`;
-//! 3. one `poll(2)` over the wake eventfd, the readiness socket and the connections'
-//!    sockets, for at most a slice.
-//!
-//! A request published after the re-check finds the async mark and rings the readiness
-//! socket; a socket frame arriving after the look makes its socket readable; a worker's
-//! completion after the look writes the wake eventfd (the waker writes it for both servers).
-//! Nothing that happens after its look is slept through, and a shared-memory client rings
-//! with a system call only when the server announced such a wait — while the reactor is
-//! busy, its requests cost no system call, as with a shared-memory server alone.
 
 use std::boxed::Box;
 use std::path::Path;
@@ -40,8 +18,29 @@ use rustix::event::{PollFd, PollFlags};
 /// A server of both transports for one [`Reactor`](crate::reactor::Reactor): a
 /// shared-memory [`Server`] and a [`SocketServer`], at two paths, with the same
 /// configuration and the same handler. Connections of the two are told apart by their
-/// [`ConnId`]'s slot (even: shared memory, odd: socket). See the [module docs](self) for
-/// how it waits.
+/// [`ConnId`]'s slot (even: shared memory, odd: socket).
+///
+/// # How it waits
+///
+/// The two servers wake for different things: a shared-memory client rings the server's
+/// futex doorbell, a socket client makes a socket readable. One thread cannot sleep on a
+/// futex and on descriptors at once, so the dual server waits on descriptors only and has
+/// the doorbell answered through one: the shared-memory server's *readiness socket*, whose
+/// ringers' end every client received in its greeting. The wait is
+///
+/// 1. the socket server's half: send what waits, drain its wake eventfd, look for work;
+/// 2. the shared-memory server's async announcement on its doorbell (doorbell module docs,
+///    "Async waits"): drain the readiness socket, mark, fence, re-check the rings (requests,
+///    room for blocked responses) and the reactor's `ready()`;
+/// 3. one `poll(2)` over the wake eventfd, the readiness socket and the connections'
+///    sockets, for at most a slice.
+///
+/// A request published after the re-check finds the async mark and rings the readiness
+/// socket; a socket frame arriving after the look makes its socket readable; a worker's
+/// completion after the look writes the wake eventfd (the waker writes it for both servers).
+/// Nothing that happens after its look is slept through, and a shared-memory client rings
+/// with a system call only when the server announced such a wait — while the reactor is
+/// busy, its requests cost no system call, as with a shared-memory server alone.
 ///
 /// # Examples
 ///
@@ -334,10 +333,14 @@ impl Transport for DualServer {
         })
     }
     fn waker(&self) -> Box<dyn Fn() + Send + Sync> {
-        // The socket server's eventfd is in every wait's poll. (Not the doorbell's notifier:
-        // nobody sleeps on the futex here, and its ring would clear the async mark without
-        // writing the readiness socket.)
-        Transport::waker(&self.socket)
+        // The socket server's eventfd is in every wait's poll; the shared-memory server's
+        // waker answers the async mark through its readiness socket (also in the poll).
+        let a = Transport::waker(&self.socket);
+        let b = Transport::waker(&self.shm);
+        Box::new(move || {
+            a();
+            b();
+        })
     }
     fn connections(&self) -> usize {
         Transport::connections(&self.shm).saturating_add(Transport::connections(&self.socket))

@@ -15,7 +15,9 @@ use super::listen::{Listening, Peer};
 use super::message::{ClientInfo, ConnId, Incoming, RequestId, Status};
 use super::socket::{self, AcceptPace, PeerCredentials, Stale};
 use super::transport::Transport;
-use crate::doorbell::{FencedBell, Fences, Line, Notifier, Readiness, WaitStats, bell_of};
+use crate::doorbell::{
+    FencedBell, Fences, Line, Notifier, Readiness, ReadinessSignal, WaitStats, bell_of,
+};
 use crate::error::SendError;
 use crate::fanin::{FanIn, FanInError, RingId};
 use crate::fork;
@@ -87,6 +89,9 @@ pub struct Server {
     /// gets. Clients ring it only when the server announced such a wait.
     readiness: Readiness,
     ringers: OwnedFd,
+    /// This process's own ringer of `readiness` (the reactor's waker: a worker's finished
+    /// answer wakes an async wait too).
+    own_signal: ReadinessSignal,
     /// Descriptors open in this process when it bound.
     base_fds: usize,
     /// Accepting, paused while `accept` runs out of descriptors.
@@ -169,6 +174,7 @@ impl Server {
         let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
         fanin.set_wait_options(cfg.wait);
         let (readiness, ringers) = Readiness::socket_pair_for_ringers()?;
+        let own_signal = ReadinessSignal::from_fd(ringers.try_clone()?);
         let listening = Listening::bind(path, stale)?;
         Ok(Self {
             listening,
@@ -176,6 +182,7 @@ impl Server {
             door,
             readiness,
             ringers,
+            own_signal,
             fanin,
             conns: Vec::new(),
             cfg,
@@ -997,8 +1004,20 @@ impl Transport for Server {
         self.client(conn)
     }
     fn waker(&self) -> std::boxed::Box<dyn Fn() + Send + Sync> {
-        let n = self.notifier();
+        // A blocked wait is woken through the futex, an async one (`announce`) through the
+        // readiness socket; a ring makes a system call only for the kind announced.
+        let n = self.notifier().with_readiness(self.own_signal.clone());
         std::boxed::Box::new(move || n.notify())
+    }
+    fn wait_descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(self.readiness.as_fd())
+    }
+    fn announce(
+        &mut self,
+        blocked: &[(ConnId, usize)],
+        ready: &dyn Fn() -> bool,
+    ) -> crate::doorbell::Announced {
+        self.announce_async(blocked, ready)
     }
     fn watch_bell(&self) -> Option<crate::doorbell::WatchBell> {
         Some(self.fanin.watch_bell())

@@ -884,4 +884,14 @@ impl Transport for AnyServer {
     fn inline_beside_others(&self) -> bool {
         self.inner().inline_beside_others()
     }
+    fn wait_descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.inner().wait_descriptor()
+    }
+    fn announce(
+        &mut self,
+        blocked: &[(ConnId, usize)],
+        ready: &dyn Fn() -> bool,
+    ) -> crate::doorbell::Announced {
+        self.inner_mut().announce(blocked, ready)
+    }
 }

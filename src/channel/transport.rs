@@ -383,4 +383,57 @@ pub trait Transport {
     fn inline_beside_others(&self) -> bool {
         true
     }
+
+    /// For waiting from an event loop instead of a blocked thread
+    /// ([`Reactor::run_async`](crate::reactor::Reactor::run_async)): the one descriptor that
+    /// becomes readable when [`wait`](Self::wait) would return, once
+    /// [`announce`](Self::announce) said `Wait`. `None` (the default): the transport waits
+    /// only by blocking.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-waitfd-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(server.wait_descriptor().is_some()); // its readiness socket
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn wait_descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+
+    /// An event loop's wait, first half: announce it (after which whatever would end
+    /// [`wait`](Self::wait) makes the [`wait_descriptor`](Self::wait_descriptor) readable)
+    /// and look once more. `Ready`: there is work, do not wait; `Wait`: wait for the
+    /// descriptor (and at most a housekeeping interval); `RetryAfter(d)`: look again after
+    /// `d`. The default, for transports without a descriptor, says `Ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    /// use ringbell::doorbell::Announced;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("ringbell-doc-announce-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let mut server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(server.announce(&[], &|| false), Announced::Wait); // nothing to do
+    /// assert_eq!(server.announce(&[], &|| true), Announced::Ready);
+    /// # drop(server);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn announce(
+        &mut self,
+        blocked: &[(ConnId, usize)],
+        ready: &dyn Fn() -> bool,
+    ) -> crate::doorbell::Announced {
+        let _ = (blocked, ready);
+        crate::doorbell::Announced::Ready
+    }
 }

@@ -167,11 +167,43 @@ pub struct Notifier<M: SharedMemory> {
     line: Line,
     /// Keeps the memory behind `line` alive.
     _shm: M,
+    /// The waiter's readiness, if it may wait asynchronously.
+    #[cfg(feature = "std")]
+    readiness: Option<super::ReadinessSignal>,
 }
 
 impl<M: SharedMemory> Notifier<M> {
     pub(crate) fn new(line: Line, shm: M) -> Self {
-        Self { line, _shm: shm }
+        Self {
+            line,
+            _shm: shm,
+            #[cfg(feature = "std")]
+            readiness: None,
+        }
+    }
+
+    /// Makes this notifier's rings answer the waiter's async waits too (its
+    /// [`poll_ready`](crate::spsc::Consumer::poll_ready) announcements) through `signal`, the
+    /// waiter's readiness. Without it a notify reaches only a waiter blocked on the futex.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Announced, Readiness};
+    /// use std::time::Duration;
+    ///
+    /// let (_tx, rx) = ringbell::spsc::channel(256)?;
+    /// let readiness = Readiness::new()?;
+    /// let notifier = rx.notifier().with_readiness(readiness.signal());
+    /// assert_eq!(rx.poll_ready(&readiness), Announced::Wait);
+    /// notifier.notify();
+    /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn with_readiness(mut self, signal: super::ReadinessSignal) -> Self {
+        self.readiness = Some(signal);
+        self
     }
 
     /// Rings the consumer's doorbell. Publish what the consumer's condition reads first.
@@ -184,6 +216,11 @@ impl<M: SharedMemory> Notifier<M> {
     /// # Ok::<(), ringbell::AttachError>(())
     /// ```
     pub fn notify(&self) {
+        #[cfg(feature = "std")]
+        if let Some(signal) = &self.readiness {
+            let _ = self.line.ring_readiness(signal);
+            return;
+        }
         let _ = self.line.ring();
     }
 }

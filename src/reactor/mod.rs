@@ -242,6 +242,8 @@ use std::fmt;
 use std::time::Duration;
 
 mod access;
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod executor;
 mod handler;
 mod handover;
@@ -254,6 +256,8 @@ mod shared;
 mod stash;
 
 pub use access::Access;
+#[cfg(feature = "tokio")]
+pub use asynchronous::TokioExecutor;
 pub use executor::{Executor, InlineExecutor, Job};
 pub use handler::{Handler, Ordered, Request, ordered};
 #[cfg(not(loom))]

@@ -179,7 +179,8 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
     /// Sleeps on the transport until a completion, room for a blocked response, a request,
     /// the stop flag (unless already stopping) or `also()` — through the doorbell, so that
     /// whoever makes one of them true and then rings wakes it.
-    pub(super) fn sleep(&mut self, stopping: bool, also: Option<&dyn Fn() -> bool>) {
+    /// The connections whose next answer waits for room, and its length.
+    fn fill_blocked(&mut self) -> Vec<(ConnId, usize)> {
         let mut blocked = core::mem::take(&mut self.blocked);
         blocked.clear();
         blocked.extend(self.conns.iter().flatten().filter_map(
@@ -188,6 +189,27 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
                 _ => None,
             },
         ));
+        blocked
+    }
+
+    /// An event loop's wait, first half (`Reactor::run_async`): what `sleep` waits for,
+    /// announced on the transport's wait descriptor ([`Transport::announce`]).
+    #[cfg(feature = "tokio")]
+    pub(super) fn announce_wait(&mut self, stopping: bool) -> crate::doorbell::Announced {
+        let blocked = self.fill_blocked();
+        let shared = &*self.shared;
+        let ready = || {
+            shared.pending.load(Ordering::Acquire) > 0
+                || (!stopping && shared.stop.load(Ordering::Acquire))
+        };
+        self.stats.sleeps += 1;
+        let r = self.transport.announce(&blocked, &ready);
+        self.blocked = blocked;
+        r
+    }
+
+    pub(super) fn sleep(&mut self, stopping: bool, also: Option<&dyn Fn() -> bool>) {
+        let blocked = self.fill_blocked();
         let shared = &*self.shared;
         // Once stopping, the stop flag no longer ends a sleep (it stays set): the drain sleeps
         // until a completion or room, like any other wait.

@@ -1,0 +1,163 @@
+//! The reactor as a task of a tokio runtime (`Reactor::run_async`, `TokioExecutor`), with
+//! client processes: on a current-thread runtime (no thread of its own, none for the
+//! handlers) it serves four client processes, answering some requests from tasks the handler
+//! spawns; after idle gaps a call is answered at once (the median stays far below the 50 ms
+//! slice it would approach if a client's ring did not reach the awaiting task); it stops on
+//! its stop handle; a transport without a wait descriptor is refused.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use ringbell::channel::{Client, Server, ServerConfig, SocketServer};
+use ringbell::reactor::{Reactor, Request, Responder, TokioExecutor};
+
+use common::{child_command, child_role, watchdog};
+
+const PATH_ENV: &str = "RINGBELL_TEST_SOCKET";
+const CALLS: u32 = 1000;
+
+/// Not a test by itself: the client processes. Calls `CALLS` times, pausing now and then so
+/// that the server's task goes to wait; half the requests are answered from a task.
+#[test]
+fn client_main() {
+    let Some(_role) = child_role() else { return };
+    let path = PathBuf::from(std::env::var_os(PATH_ENV).unwrap());
+    let mut c = Client::connect(&path).unwrap();
+    let me = std::process::id();
+    for i in 0..CALLS {
+        let kind = if i % 2 == 0 { "async" } else { "plain" };
+        let req = format!("{kind}:{me}:{i}");
+        let got = c
+            .call_timeout(req.as_bytes(), Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(got, req.as_bytes());
+        if i % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringbell-areactor-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Answers from a spawned task for `async:` requests, inline otherwise.
+fn handler(req: Request, res: Responder) {
+    if req.body.starts_with(b"async:") {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_micros(100)).await;
+            let _ = res.respond(&req.body);
+        });
+    } else {
+        let _ = res.respond(&req.body);
+    }
+}
+
+#[test]
+fn a_reactor_task_on_a_current_thread_runtime_serves_client_processes() {
+    let _w = watchdog();
+    let d = dir("serve");
+    let path = d.join("s.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = rt.block_on(async {
+        let server = Server::bind(&path, ServerConfig::new()).unwrap();
+        let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
+        let stop = reactor.stop_handle();
+        let serving = tokio::spawn(async move { reactor.run_async().await });
+        let clients: Vec<Child> = (0..4)
+            .map(|_| {
+                child_command("client_main", "client", &[])
+                    .env(PATH_ENV, &path)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // The clients run in their own processes; this thread serves them meanwhile.
+        let waiting = tokio::task::spawn_blocking(move || {
+            clients
+                .into_iter()
+                .map(|mut c| c.wait().unwrap().success())
+                .collect::<Vec<_>>()
+        });
+        let ok = waiting.await.unwrap();
+        assert!(ok.iter().all(|&s| s), "a client failed: {ok:?}");
+        stop.stop();
+        serving.await.unwrap().unwrap()
+    });
+    assert_eq!(stats.requests, 4 * u64::from(CALLS));
+    assert_eq!(stats.sent, stats.requests);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn an_idle_reactor_task_is_woken_at_once_by_a_client() {
+    let _w = watchdog();
+    let d = dir("idle");
+    let path = d.join("s.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = Server::bind(&path, ServerConfig::new()).unwrap();
+        let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
+        let stop = reactor.stop_handle();
+        let serving = tokio::spawn(async move { reactor.run_async().await });
+        let p = path.clone();
+        let medians = tokio::task::spawn_blocking(move || {
+            let mut c = Client::connect(&p).unwrap();
+            let mut median = |body: &[u8]| {
+                let mut lat: Vec<Duration> = (0..60)
+                    .map(|_| {
+                        std::thread::sleep(Duration::from_millis(3));
+                        let t = Instant::now();
+                        assert_eq!(c.call_timeout(body, Duration::from_secs(10)).unwrap(), body);
+                        t.elapsed()
+                    })
+                    .collect();
+                lat.sort();
+                lat[lat.len() / 2]
+            };
+            // Inline, and from a spawned task (its answer wakes the reactor's task through the
+            // waker, which writes the readiness socket).
+            (median(b"plain:x"), median(b"async:x"))
+        })
+        .await
+        .unwrap();
+        for (what, m) in [("inline", medians.0), ("from a task", medians.1)] {
+            assert!(
+                m < Duration::from_millis(10),
+                "answered {what}: median call after an idle gap {m:?}"
+            );
+        }
+        stop.stop();
+        serving.await.unwrap().unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn run_async_refuses_a_transport_without_a_wait_descriptor() {
+    let _w = watchdog();
+    let d = dir("refuse");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = SocketServer::bind(d.join("s.sock"), ServerConfig::new()).unwrap();
+        let mut reactor = Reactor::new(server, handler);
+        let e = reactor.run_async().await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}
