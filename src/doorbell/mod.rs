@@ -161,9 +161,13 @@
 //! # Async waits
 //!
 //! A waiter that must not block a thread (a task of an async runtime, a `poll(2)` loop) waits
-//! on a [`Readiness`] descriptor instead of the futex: an eventfd that the waiting side makes
-//! and hands to every ringer of the line, and that a ringer writes only when it clears an
-//! async waiter's mark. The mark is a set of bits ([`wire::WAIT_SLEEPER`](crate::wire::WAIT_SLEEPER)
+//! on a [`Readiness`] descriptor instead of the futex, which every ringer of the line holds
+//! (a [`ReadinessSignal`]) and writes only when it clears an async waiter's mark. Between
+//! parties that trust each other it is an eventfd ([`Readiness::new`]); the channel, whose
+//! server and clients do not, uses stream socket pairs instead: a ring is a `send` with
+//! `MSG_DONTWAIT` on the ringer's own end, which nothing the waiting side does can make
+//! block (with a shared eventfd, a waiter that filled the counter and raced the
+//! non-blocking flag could), and the waiter drains with a bounded `recv`. The mark is a set of bits ([`wire::WAIT_SLEEPER`](crate::wire::WAIT_SLEEPER)
 //! for a futex sleep, [`wire::WAIT_ASYNC`](crate::wire::WAIT_ASYNC) for an async wait), each set
 //! with `fetch_or` so that a sleeper and an async waiter on one line never erase each
 //! other's bit.
@@ -198,12 +202,15 @@
 //! [`ReadinessSignal`]: a plain [`ring`](Doorbell::ring) (or a second waiter's ringer) clears
 //! the bit without making the descriptor readable, and the waiter would wait on its own
 //! timer only. A peer of an older build, whose marks are `swap`s, erases the bit too: an
-//! async waiter needs every peer of its line on this build. (Both are for the channel
-//! integration to enforce, with a word saying who holds the descriptor: see
-//! `docs/design-async.md`.) A [`Readiness`] is not `Clone`: it is drained by its one
+//! async waiter needs every peer of its line on this build. (The channel's greeting, version
+//! 4, gives every ringer its signal and refuses older peers; a word saying who holds the
+//! descriptor is planned: `docs/design-async.md`.) A [`Readiness`] is not `Clone`: it is drained by its one
 //! waiter; ringers hold [`ReadinessSignal`]s. Wake system calls still never exceed
 //! announced waits: a ringer writes a descriptor only after clearing a mark an async wait
-//! set, and counts each call it makes. Why an eventfd and not a
+//! set, and counts each call it makes. A waiter on several lines with one descriptor drains
+//! once and then marks, fences and re-checks each line: a drain between them could eat a
+//! ring of a line already re-checked. A [`Notifier`] rings async waiters only when given
+//! their signal ([`Notifier::with_readiness`]). Why a descriptor and not a
 //! helper thread on the futex or io_uring's futex wait: `docs/design-async.md` in the
 //! repository.
 //!
