@@ -40,13 +40,15 @@ declare -A CATCHERS=(
     [drain_after_recheck]="doorbell:async_waiter_vs_ringer"
     [ringer_skips_readiness]="doorbell:async_waiter_vs_ringer doorbell:async_and_futex_waiters_one_ring"
     [sleeper_mark_swaps]="doorbell:async_and_futex_waiters_one_ring"
+    [more_drains]="doorbell:async_waiter_on_two_doorbells"
 )
 MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxed_publish
     room_ignores_close consumer_drop_no_ring mpsc_claim_bound mpsc_commit_store mpsc_no_zero
     mpsc_no_catch_up_ring spsc_no_catch_up_ring
     reply_rings_first send_out_of_order back_rings_first odd_after_arm
     write_ignores_reads read_overtakes_write early_release
-    async_skip_recheck drain_after_recheck ringer_skips_readiness sleeper_mark_swaps)
+    async_skip_recheck drain_after_recheck ringer_skips_readiness sleeper_mark_swaps
+    more_drains)
 
 declare -A BIN
 while read -r name path; do

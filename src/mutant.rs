@@ -69,6 +69,7 @@ pub(crate) enum Mutant {
     DrainAfterRecheck,
     RingerSkipsReadiness,
     SleeperMarkSwaps,
+    MoreDrains,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -100,6 +101,7 @@ impl Mutant {
             Self::DrainAfterRecheck => "drain_after_recheck",
             Self::RingerSkipsReadiness => "ringer_skips_readiness",
             Self::SleeperMarkSwaps => "sleeper_mark_swaps",
+            Self::MoreDrains => "more_drains",
         }
     }
 }

@@ -196,3 +196,35 @@ fn async_and_futex_waiters_one_ring() {
         u.join().unwrap();
     });
 }
+
+/// One async waiter on two doorbells with one readiness descriptor (the async client's
+/// driver waits so on its response ring and its request ring's room), one ringer on the
+/// first: the waiter drains once, announces on both, and wakes wherever the ring falls —
+/// also between the first doorbell's re-check and the second's announcement.
+#[test]
+fn async_waiter_on_two_doorbells() {
+    builder().check(|| {
+        let (r1, r2) = (LoomRegion::zeroed(128), LoomRegion::zeroed(128));
+        let flag = Arc::new(AtomicU32::new(0));
+        let readiness = Readiness::new().unwrap();
+        let ringer = bell(&r1);
+        let (f, r) = (flag.clone(), readiness.signal());
+        let t = thread::spawn(move || {
+            f.store(1, Ordering::Release);
+            ringer.ring_readiness(&r);
+        });
+        let (first, second) = (bell(&r1), bell(&r2));
+        while flag.load(Ordering::Acquire) == 0 {
+            let a = first.poll_ready(&readiness, || flag.load(Ordering::Acquire) == 1);
+            let b = second.poll_ready_more(&readiness, || false);
+            match (a, b) {
+                (Announced::Ready, _) => break,
+                (Announced::Wait, Announced::Wait) => {
+                    readiness.wait_timeout(std::time::Duration::MAX);
+                }
+                _ => unreachable!("loom lines are symmetric; the second never has news"),
+            }
+        }
+        t.join().unwrap();
+    });
+}

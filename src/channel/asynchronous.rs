@@ -468,7 +468,7 @@ impl Shared {
                 };
                 let mut announced = rx.poll_ready(fd.get_ref());
                 if let (Announced::Wait, Some(len)) = (announced, room_for) {
-                    announced = tx.poll_room_more(len);
+                    announced = tx.poll_room_more(fd.get_ref(), len);
                 }
                 match announced {
                     Announced::Ready => return (st, Poll::Ready(())),

@@ -151,6 +151,39 @@ impl<S: SharedMemory> Doorbell<S> {
         self.line.announce_async(readiness, ready)
     }
 
+    /// For a waiter on several doorbells with one readiness descriptor: after
+    /// [`poll_ready`](Self::poll_ready) on the first (which drains the descriptor), announce
+    /// on each of the others with this — the mark, the fence and the re-check, *without* a
+    /// second drain, which could eat a ring of a doorbell already re-checked. `Wait` from
+    /// all of them: wait until the descriptor is readable. Every ringer of every one of
+    /// them rings with the readiness's signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::doorbell::{Announced, BellConfig, Doorbell, Readiness};
+    /// use ringbell::region::HeapRegion;
+    /// use std::time::Duration;
+    ///
+    /// let (a, b) = (HeapRegion::new(&BellConfig)?, HeapRegion::new(&BellConfig)?);
+    /// let (wa, wb) = (Doorbell::new(a.clone(), 0).unwrap(), Doorbell::new(b.clone(), 0).unwrap());
+    /// let ring_b = Doorbell::new(b, 0).unwrap();
+    /// let readiness = Readiness::new()?;
+    /// assert_eq!(wa.poll_ready(&readiness, || false), Announced::Wait);
+    /// assert_eq!(wb.poll_ready_more(&readiness, || false), Announced::Wait);
+    /// ring_b.ring_readiness(&readiness.signal()); // either doorbell's ring reaches the wait
+    /// assert!(readiness.wait_timeout(Duration::from_secs(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn poll_ready_more(
+        &self,
+        readiness: &super::Readiness,
+        ready: impl FnMut() -> bool,
+    ) -> super::Announced {
+        self.line.announce_async_more(readiness, ready)
+    }
+
     /// Waits until `ready()` is true, as long as it takes; the wait sleeps in bounded slices
     /// and re-checks `ready()` after each.
     ///

@@ -177,8 +177,16 @@ impl Line {
     /// a ring of the first line that came after its re-check). The argument is the first
     /// line's: the one drain precedes every mark, so a ring after any mark is still in the
     /// descriptor when the waiter waits.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn announce_async_more(&self, mut ready: impl FnMut() -> bool) -> Announced {
+    #[cfg(feature = "std")]
+    pub(crate) fn announce_async_more(
+        &self,
+        readiness: &Readiness,
+        mut ready: impl FnMut() -> bool,
+    ) -> Announced {
+        if mutant::active(Mutant::MoreDrains) {
+            // The bug this step must not have: a second drain.
+            readiness.drain();
+        }
         self.mem
             .fetch_or_u32(self.off + BELL_WAITERS, WAIT_ASYNC, Ordering::Release);
         let barrier = fences::waiter(self.heavy_wait);

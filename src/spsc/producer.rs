@@ -723,9 +723,13 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
     /// with the same readiness in this round (that announcement drained it; this one must
     /// not).
     #[cfg(feature = "tokio")]
-    pub(crate) fn poll_room_more(&self, len: usize) -> crate::doorbell::Announced {
+    pub(crate) fn poll_room_more(
+        &self,
+        readiness: &crate::doorbell::Readiness,
+        len: usize,
+    ) -> crate::doorbell::Announced {
         let room = self.room_or_report(len);
-        self.space_bell.announce_async_more(room)
+        self.space_bell.announce_async_more(readiness, room)
     }
 
     /// How blocking calls wait (for the async ends' slices).
