@@ -292,15 +292,34 @@ fn child(args: &[String]) {
         "reactor-client" => reactor_c1::client_process(&args[1..]),
         "async" => asyncbench::child(&args[1..]),
         "timed-client" => reactor_c1::timed_client_process(&args[1..]),
-        "syscalls-server" => syscalls_server(args[1].parse().unwrap(), args[2] == "pinned"),
+        "syscalls-server" => syscalls_server(
+            args[1].parse().unwrap(),
+            args[2] == "pinned",
+            args.get(3).map_or("blocking", String::as_str),
+        ),
         "syscalls-client" => {
             match args[3].as_str() {
                 "pinned" => pin(0),
                 _ => unpin(),
             }
-            let mut c = ringbell::channel::Client::connect(&args[1]).unwrap();
             let calls: u64 = args[2].parse().unwrap();
             let req = [7u8; 64];
+            if args.get(4).map(String::as_str) == Some("async") {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let c = ringbell::channel::AsyncClient::connect(&args[1])
+                        .await
+                        .unwrap();
+                    for _ in 0..calls {
+                        std::hint::black_box(c.call_timeout(&req, DEADLINE).await.unwrap());
+                    }
+                });
+                return;
+            }
+            let mut c = ringbell::channel::Client::connect(&args[1]).unwrap();
             for _ in 0..calls {
                 std::hint::black_box(c.call_timeout(&req, DEADLINE).unwrap());
             }
@@ -948,6 +967,13 @@ fn wakes_minus_sleeps(n: u64) -> i64 {
 /// calls (so that starting, connecting and stopping cancel out). The median of `reps` pairs.
 /// `None` without a working `perf`.
 fn syscalls_per_call(reps: usize, pinned: bool) -> Option<f64> {
+    syscalls_per_call_of(reps, pinned, "blocking")
+}
+
+/// As [`syscalls_per_call`], with the client making its calls the way `how` says:
+/// `blocking` (`Client::call`) or `async` (`AsyncClient::call` from one task of tokio's
+/// default runtime; its yields are `epoll_wait`s and are counted).
+fn syscalls_per_call_of(reps: usize, pinned: bool, how: &str) -> Option<f64> {
     const FEW: u64 = 20_000;
     const MANY: u64 = 220_000;
     let count = |calls: u64| -> Option<u64> {
@@ -956,6 +982,7 @@ fn syscalls_per_call(reps: usize, pinned: bool) -> Option<f64> {
             .arg(std::env::current_exe().unwrap())
             .args(["child", "syscalls-server", &calls.to_string()])
             .arg(if pinned { "pinned" } else { "free" })
+            .arg(how)
             .output()
             .ok()?;
         if !out.status.success() {
@@ -982,7 +1009,7 @@ fn syscalls_per_call(reps: usize, pinned: bool) -> Option<f64> {
 /// with the request's bytes, default settings, and one client process making `calls` calls;
 /// the reactor thread on CPU 1 and the client on CPU 0, or (`pinned` false) every thread
 /// wherever the scheduler puts it.
-fn syscalls_server(calls: u64, pinned: bool) {
+fn syscalls_server(calls: u64, pinned: bool, how: &str) {
     if !pinned {
         unpin();
     }
@@ -995,6 +1022,7 @@ fn syscalls_server(calls: u64, pinned: bool) {
         .arg(&path)
         .arg(calls.to_string())
         .arg(if pinned { "pinned" } else { "free" })
+        .arg(how)
         .status()
         .unwrap();
     assert!(status.success(), "the client process failed");
@@ -1519,6 +1547,15 @@ fn section_async(quick: bool, r: &mut Report) {
         "async_idle_cpu_percent",
         format!("{:.3}", f.idle_cpu_percent),
     );
+    match syscalls_per_call_of(if quick { 1 } else { 3 }, false, "async") {
+        Some(v) => {
+            println!(
+                "system calls per AsyncClient::call, both processes (perf), threads not pinned: {v:.4}"
+            );
+            r.figure("async_syscalls_per_call", format!("{v:.4}"));
+        }
+        None => println!("system calls per AsyncClient::call: not measured (no working `perf`)"),
+    }
 }
 
 /// Idle CPU, wake accounting and the memory a large ring costs.
