@@ -114,6 +114,23 @@ pub fn scribble_on_bell_header(client: &crate::channel::Client) {
     }
 }
 
+/// Shuts down (both ways) the client's end of its pair in the server's readiness set, as
+/// a hostile client could: the server's end then reads end-of-file for good.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn f(client: &ringbell::channel::Client) {
+/// ringbell::testing::shut_down_server_readiness(client);
+/// # }
+/// ```
+pub fn shut_down_server_readiness(client: &crate::channel::Client) {
+    let fd = client
+        .server_readiness_fd()
+        .expect("a client of the shared-memory transport, greeted with the server's readiness");
+    let _ = rustix::net::shutdown(fd, rustix::net::Shutdown::Both);
+}
+
 /// The ringer's half of a doorbell's fence pair in mode `fences`, alone: what a ring does
 /// between publishing and reading the waiter mark (a `fence(SeqCst)`, or in the asymmetric
 /// mode a compiler fence only). For the store-buffering test of the pair across processes.

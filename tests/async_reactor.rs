@@ -161,3 +161,66 @@ fn run_async_refuses_a_transport_without_a_wait_descriptor() {
     });
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// CPU time of this process, for the spin check below.
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A client that shuts down its end of its pair in the server's readiness set (which would
+/// leave the server's end readable for good, and a reactor awaiting it spinning) is
+/// detached, the reactor does not spin, and another client is served throughout.
+#[test]
+fn a_client_that_shuts_down_its_readiness_socket_is_detached_and_nothing_spins() {
+    let _w = watchdog();
+    let d = dir("hostile");
+    let path = d.join("s.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = Server::bind(&path, ServerConfig::new()).unwrap();
+        let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
+        let stop = reactor.stop_handle();
+        let serving = tokio::spawn(async move { reactor.run_async().await });
+        let p = path.clone();
+        let (hostile_end, cpu_share) = tokio::task::spawn_blocking(move || {
+            let mut hostile = Client::connect(&p).unwrap();
+            let mut good = Client::connect(&p).unwrap();
+            assert_eq!(hostile.call(b"plain:before").unwrap(), b"plain:before");
+            ringbell::testing::shut_down_server_readiness(&hostile);
+            // Idle now: the reactor awaits its readiness set, whose member for the hostile
+            // client reads end-of-file from here on.
+            let (cpu0, t0) = (process_cpu(), Instant::now());
+            std::thread::sleep(Duration::from_millis(500));
+            let share = (process_cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+            for i in 0..20u32 {
+                let body = format!("plain:{i}");
+                assert_eq!(
+                    good.call_timeout(body.as_bytes(), Duration::from_secs(5))
+                        .unwrap(),
+                    body.as_bytes()
+                );
+            }
+            let end = hostile.call_timeout(b"plain:after", Duration::from_secs(5));
+            (end, share)
+        })
+        .await
+        .unwrap();
+        // A reactor spinning on the ended socket would take a whole core.
+        assert!(
+            cpu_share < 0.3,
+            "the process used {:.0} % of a core while idle",
+            cpu_share * 100.0
+        );
+        assert!(
+            matches!(hostile_end, Err(ringbell::channel::CallError::Disconnected)),
+            "the hostile client is detached: {hostile_end:?}"
+        );
+        stop.stop();
+        serving.await.unwrap().unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -182,3 +182,49 @@ fn an_idle_dual_server_wakes_at_once_for_either_transport() {
         }
     }
 }
+
+/// CPU time of process `pid` (user + system), from `/proc/PID/stat`.
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name's closing parenthesis: fields 3.. ; utime and stime are 14, 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// A shared-memory client that shuts down its end of its pair in the server's readiness set
+/// (the server's end would read end-of-file for good, and a `poll` on it return at once) is
+/// detached; the dual server does not spin; the other clients are served throughout.
+#[test]
+fn a_client_that_shuts_down_its_readiness_socket_is_detached_and_the_server_does_not_spin() {
+    let _w = watchdog();
+    let server = start("hostile");
+    let mut hostile = Client::connect(&server.shm).unwrap();
+    let mut good = Client::connect(&server.sock).unwrap();
+    assert_eq!(hostile.call(b"before").unwrap(), b"before");
+    ringbell::testing::shut_down_server_readiness(&hostile);
+    let pid = server.child.id();
+    let (cpu0, t0) = (cpu_of(pid), Instant::now());
+    std::thread::sleep(Duration::from_millis(1000));
+    let share = (cpu_of(pid) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    assert!(
+        share < 0.3,
+        "the idle server used {:.0} % of a core",
+        share * 100.0
+    );
+    for i in 0..20u32 {
+        let body = i.to_le_bytes();
+        assert_eq!(
+            good.call_timeout(&body, Duration::from_secs(5)).unwrap(),
+            body
+        );
+    }
+    let end = hostile.call_timeout(b"after", Duration::from_secs(5));
+    assert!(
+        matches!(end, Err(ringbell::channel::CallError::Disconnected)),
+        "the hostile client is detached: {end:?}"
+    );
+}

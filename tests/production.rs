@@ -401,10 +401,11 @@ fn a_server_short_of_descriptors_refuses_with_a_typed_error() {
     if child_role().as_deref() == Some("server") {
         let path = given_path();
         let server = Server::bind(&path, ServerConfig::new()).unwrap();
-        // Room for what is open now, the server's reserve of 16, and two clients of five
-        // descriptors each (socket, two rings, readiness socket, pidfd).
+        // Room for what is open now, the server's reserve of 16, and two clients of six
+        // descriptors each (socket, two rings, the client's readiness socket, its pair in
+        // the server's readiness set, pidfd).
         let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-        let limit = open + 16 + 2 * 5;
+        let limit = open + 16 + 2 * 6;
         let rl = libc::rlimit {
             rlim_cur: limit as libc::rlim_t,
             rlim_max: limit.max(1024) as libc::rlim_t,

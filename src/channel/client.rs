@@ -690,6 +690,16 @@ impl Client {
         self.slice
     }
 
+    /// The ringers' end of this client's pair in the server's readiness set, for the test
+    /// hooks.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn server_readiness_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.link {
+            Link::Rings(r) => r.requests.peer_readiness().map(|s| s.fd()),
+            Link::Socket(_) => None,
+        }
+    }
+
     /// The shared regions this client maps, for the test hooks.
     #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     pub(crate) fn regions(&self) -> Option<(&Region<Spsc>, &Region<Spsc>, &Region<Bell>)> {

@@ -25,18 +25,19 @@ use rustix::event::{PollFd, PollFlags};
 /// The two servers wake for different things: a shared-memory client rings the server's
 /// futex doorbell, a socket client makes a socket readable. One thread cannot sleep on a
 /// futex and on descriptors at once, so the dual server waits on descriptors only and has
-/// the doorbell answered through one: the shared-memory server's *readiness socket*, whose
-/// ringers' end every client received in its greeting. The wait is
+/// the doorbell answered through one: the shared-memory server's *readiness set*, an epoll
+/// descriptor over one socket pair per client, whose ringers' end the client received in
+/// its greeting. The wait is
 ///
 /// 1. the socket server's half: send what waits, drain its wake eventfd, look for work;
 /// 2. the shared-memory server's async announcement on its doorbell (doorbell module docs,
-///    "Async waits"): drain the readiness socket, mark, fence, re-check the rings (requests,
+///    "Async waits"): drain the readiness set, mark, fence, re-check the rings (requests,
 ///    room for blocked responses) and the reactor's `ready()`;
-/// 3. one `poll(2)` over the wake eventfd, the readiness socket and the connections'
+/// 3. one `poll(2)` over the wake eventfd, the readiness set and the connections'
 ///    sockets, for at most a slice.
 ///
 /// A request published after the re-check finds the async mark and rings the readiness
-/// socket; a socket frame arriving after the look makes its socket readable; a worker's
+/// set; a socket frame arriving after the look makes its socket readable; a worker's
 /// completion after the look writes the wake eventfd (the waker writes it for both servers).
 /// Nothing that happens after its look is slept through, and a shared-memory client rings
 /// with a system call only when the server announced such a wait — while the reactor is
@@ -142,7 +143,8 @@ impl DualServer {
         })
     }
 
-    /// The shared-memory server.
+    /// The shared-memory server. Its [`ConnId`]s are its own: the dual server's are
+    /// `slot * 2` for these (use the dual server's [`Transport`] methods for its ids).
     ///
     /// # Examples
     ///
@@ -161,7 +163,8 @@ impl DualServer {
         &self.shm
     }
 
-    /// The socket-transport server.
+    /// The socket-transport server. Its [`ConnId`]s are its own: the dual server's are
+    /// `slot * 2 + 1` for these.
     ///
     /// # Examples
     ///

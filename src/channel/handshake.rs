@@ -41,7 +41,7 @@ pub(crate) struct Admitted {
     pub(crate) rings: Option<[OwnedFd; HELLO_FDS]>,
     /// The client's end of its readiness socket, if the server sent one.
     pub(crate) readiness: Option<OwnedFd>,
-    /// The ringers' end of the server's readiness socket, if the server sent one.
+    /// The ringers' end of this client's pair in the server's readiness set, if sent.
     pub(crate) server_readiness: Option<OwnedFd>,
     /// A pidfd of the serving process, if it sent one.
     pub(crate) server_pidfd: Option<OwnedFd>,

@@ -30,9 +30,12 @@ use crate::spsc::{self, Producer};
 pub(crate) const ACCEPTS_PER_CALL: usize = 8;
 
 /// Descriptors one connection costs the server: its socket, its two ring regions, its end of
-/// the client's readiness socket and the client's pidfd (the server's own readiness socket
-/// is one pair for all).
-const FDS_PER_CLIENT: usize = 5;
+/// the client's readiness socket, its end of the client's pair in the server's readiness
+/// set, and the client's pidfd.
+const FDS_PER_CLIENT: usize = 6;
+
+/// The readiness set's key for this process's own ringer (clients' keys are their slots).
+const OWN_RINGER: u64 = u64::MAX;
 
 /// Descriptors left to the rest of the process when budgeting connections.
 const FD_RESERVE: usize = 16;
@@ -84,11 +87,13 @@ pub struct Server {
     fork_gen: u32,
     /// A pidfd of this process, handed to every client.
     pidfd: Option<OwnedFd>,
-    /// The server's readiness socket, for async waits on its doorbell (a reactor that also
-    /// waits on sockets: [`DualServer`](super::DualServer)), and the ringers' end every client
-    /// gets. Clients ring it only when the server announced such a wait.
+    /// The server's readiness, for async waits on its doorbell (a reactor that also waits on
+    /// sockets, [`DualServer`](super::DualServer); a reactor that is a task,
+    /// `Reactor::run_async`): a set of socket pairs, one per client (keyed by slot; the
+    /// client gets the ringers' end in its greeting) and one for this process's own ringer.
+    /// Clients ring only when the server announced such a wait; a client can close or flood
+    /// only its own pair, and one that closes it is detached.
     readiness: Readiness,
-    ringers: OwnedFd,
     /// This process's own ringer of `readiness` (the reactor's waker: a worker's finished
     /// answer wakes an async wait too).
     own_signal: ReadinessSignal,
@@ -173,15 +178,14 @@ impl Server {
         let door = bell_of(&bell)?;
         let mut fanin = FanIn::with_line(door, bell.clone(), cfg.max_clients);
         fanin.set_wait_options(cfg.wait);
-        let (readiness, ringers) = Readiness::socket_pair_for_ringers()?;
-        let own_signal = ReadinessSignal::from_fd(ringers.try_clone()?);
+        let readiness = Readiness::set()?;
+        let own_signal = ReadinessSignal::from_fd(readiness.add_member(OWN_RINGER)?);
         let listening = Listening::bind(path, stale)?;
         Ok(Self {
             listening,
             bell,
             door,
             readiness,
-            ringers,
             own_signal,
             fanin,
             conns: Vec::new(),
@@ -432,6 +436,24 @@ impl Server {
         responses.set_peer_readiness(Some(readiness.clone()));
         let RingId(slot) = self.fanin.add(requests.clone(), self.owner)?;
         self.fanin.set_peer_readiness(RingId(slot), Some(readiness));
+        // The ringers' end of this client's pair in the server's readiness set.
+        let servers_readiness = match self.readiness.add_member(slot as u64) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.fanin.remove(RingId(slot));
+                if socket::errno_in(
+                    &e,
+                    &[
+                        rustix::io::Errno::MFILE,
+                        rustix::io::Errno::NFILE,
+                        rustix::io::Errno::NOMEM,
+                    ],
+                ) {
+                    handshake::refuse(&sock, Refusal::Resources);
+                }
+                return Err(e.into());
+            }
+        };
         // A client blocked on a full request ring collects its responses when woken for
         // space: wake it for every request taken, not once per step of the ring.
         self.fanin.ring_every_release(RingId(slot));
@@ -454,10 +476,10 @@ impl Server {
             welcome,
             fds,
             Some(clients_readiness.as_fd()),
-            Some(self.ringers.as_fd()),
+            Some(servers_readiness.as_fd()),
             pidfd,
         ) {
-            self.fanin.remove(RingId(slot));
+            self.remove_ring(RingId(slot));
             return Err(e.into());
         }
         if self.conns.len() <= slot {
@@ -507,11 +529,16 @@ impl Server {
         if self.forked() {
             return Vec::new();
         }
+        // A client whose pair in the readiness set read end-of-file closed or shut down its
+        // ringers' end: it is gone, or it is breaking the protocol; either way, detached.
+        let ended = self.readiness.take_ended();
         let dead: Vec<ConnId> = self
             .conns
             .iter_mut()
             .flatten()
-            .filter_map(|c| c.peer.is_gone().then_some(c.id))
+            .filter_map(|c| {
+                (ended.contains(&(c.id.slot as u64)) || c.peer.is_gone()).then_some(c.id)
+            })
             .collect();
         for &id in &dead {
             self.detach(id);
@@ -541,7 +568,7 @@ impl Server {
             return false;
         }
         self.conns[conn.slot] = None;
-        self.fanin.remove(RingId(conn.slot));
+        self.remove_ring(RingId(conn.slot));
         true
     }
 
@@ -652,7 +679,7 @@ impl Server {
                     });
                 }
                 // A ring without a connection cannot happen; drop it rather than serve it.
-                self.fanin.remove(RingId(slot));
+                self.remove_ring(RingId(slot));
                 return Err(RecvRequestError::Empty);
             }
             // A server inherited across fork serves nothing in the child.
@@ -663,7 +690,7 @@ impl Server {
                 return match self.conns.get(ring.0).and_then(Option::as_ref) {
                     Some(c) => Err(RecvRequestError::BufferTooSmall { conn: c.id, needed }),
                     None => {
-                        self.fanin.remove(ring);
+                        self.remove_ring(ring);
                         Err(RecvRequestError::Empty)
                     }
                 };
@@ -679,7 +706,7 @@ impl Server {
                 generation: 0,
             },
         };
-        self.fanin.remove(ring);
+        self.remove_ring(ring);
         Err(RecvRequestError::Detached(id, err))
     }
 
@@ -809,6 +836,13 @@ impl Server {
         }
     }
 
+    /// Removes a connection's request ring from the fan-in and its pair from the readiness
+    /// set.
+    fn remove_ring(&mut self, ring: RingId) {
+        self.fanin.remove(ring);
+        self.readiness.remove_member(ring.0 as u64);
+    }
+
     /// The async waiter's step on the server's doorbell, for a reactor that waits on
     /// descriptors ([`DualServer`](super::DualServer)): drains the server's readiness
     /// socket, announces, re-checks what [`wait`](Self::wait) would wake for. `Wait`: the
@@ -818,6 +852,10 @@ impl Server {
         blocked: &[(ConnId, usize)],
         ready: &dyn Fn() -> bool,
     ) -> crate::doorbell::Announced {
+        if self.forked() {
+            // The parent's readiness set: not ours to drain. Look again after a slice.
+            return crate::doorbell::Announced::RetryAfter(self.cfg.wait.slice);
+        }
         let conns = &self.conns;
         let sendable = |&(id, len): &(ConnId, usize)| {
             conns
@@ -831,7 +869,8 @@ impl Server {
         })
     }
 
-    /// The server's readiness socket (readable when a client answered an async wait).
+    /// The server's readiness set (readable when a client or its own waker answered an async
+    /// wait).
     pub(crate) fn readiness(&self) -> &Readiness {
         &self.readiness
     }
@@ -853,7 +892,11 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn notifier(&self) -> Notifier<Region<Bell>> {
-        self.fanin.notifier()
+        // Wakes a blocked wait through the futex and an announced async one (a reactor that
+        // is a task, a dual server's poll) through the readiness set.
+        self.fanin
+            .notifier()
+            .with_readiness(self.own_signal.clone())
     }
 
     /// The server's sleep counters (its own waits, and wakes of clients blocked on full
@@ -1006,7 +1049,7 @@ impl Transport for Server {
     fn waker(&self) -> std::boxed::Box<dyn Fn() + Send + Sync> {
         // A blocked wait is woken through the futex, an async one (`announce`) through the
         // readiness socket; a ring makes a system call only for the kind announced.
-        let n = self.notifier().with_readiness(self.own_signal.clone());
+        let n = self.notifier();
         std::boxed::Box::new(move || n.notify())
     }
     fn wait_descriptor(&self) -> Option<std::os::fd::BorrowedFd<'_>> {

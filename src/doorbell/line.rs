@@ -110,11 +110,21 @@ impl Line {
         #[cfg(not(feature = "std"))] _readiness: Option<()>,
     ) -> u32 {
         // One ringer clears the mark and wakes for everyone who set it. AcqRel: the Acquire
-        // half pairs with the waiters' Release RMWs of the mark.
-        let old = self
-            .mem
-            .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel);
-        if old == 0 {
+        // half pairs with the waiters' Release RMWs of the mark. A ringer that cannot write an
+        // async waiter's descriptor (a plain ring) leaves the async bit for one that can:
+        // clearing it would make every later ring skip the async waiter until its slice ends.
+        #[cfg(feature = "std")]
+        let can_answer_async = readiness.is_some();
+        #[cfg(not(feature = "std"))]
+        let can_answer_async = false;
+        let old = if can_answer_async {
+            self.mem
+                .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel)
+        } else {
+            self.mem
+                .fetch_and_u32(self.off + BELL_WAITERS, WAIT_ASYNC, Ordering::AcqRel)
+        };
+        if old & !WAIT_ASYNC == 0 && !(can_answer_async && old & WAIT_ASYNC != 0) {
             return 0;
         }
         let seq = self.off + BELL_SEQ;

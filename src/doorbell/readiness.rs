@@ -78,6 +78,18 @@ struct Inner {
     /// A socket readiness whose ringers' end is closed (read returned end of file): it stays
     /// readable for good, so its waiter must stop waiting on it.
     ended: core::sync::atomic::AtomicBool,
+    /// The members of a set (`Kind::Set`).
+    #[cfg(feature = "std")]
+    members: Option<std::sync::Mutex<Members>>,
+}
+
+/// A set's member sockets (the waiter's ends), by key, and the keys whose ringers' end was
+/// closed or shut down (taken out of the set by a drain).
+#[cfg(all(not(loom), feature = "std"))]
+#[derive(Default)]
+struct Members {
+    fds: std::collections::HashMap<u64, OwnedFd>,
+    ended: Vec<u64>,
 }
 
 /// What kind of descriptor carries the readiness.
@@ -92,6 +104,11 @@ enum Kind {
     /// nothing the waiting side does to its end can make a ring block. For a waiter in a
     /// process the ringers do not trust (a channel's client).
     Socket,
+    /// An epoll set of socket pairs' waiter ends, one pair per ringer (a server's clients,
+    /// and the server's own waker): a ringer can only ever close or flood its own pair, and
+    /// the waiter learns which one did.
+    #[cfg(feature = "std")]
+    Set,
 }
 
 #[cfg(loom)]
@@ -122,6 +139,8 @@ impl Readiness {
                 fd,
                 kind: Kind::EventFd,
                 ended: Default::default(),
+                #[cfg(feature = "std")]
+                members: None,
             }),
         })
     }
@@ -148,36 +167,11 @@ impl Readiness {
                 fd: ringers,
                 kind: Kind::Socket,
                 ended: Default::default(),
+                #[cfg(feature = "std")]
+                members: None,
             }),
         };
         Ok((signal, waiters))
-    }
-
-    /// The mirror of [`socket_pair`](Self::socket_pair): a readiness for a waiter of this
-    /// process whose ringers are in other processes it need not trust (a server's clients).
-    /// Returns the waiter's readiness and the ringers' end, to be passed to each ringer
-    /// (`SCM_RIGHTS`; they may all share it), which wraps it with
-    /// [`ReadinessSignal::from_fd`]. The waiter's end is its own file description, drained
-    /// with `recv(MSG_DONTWAIT)`: nothing a ringer does can make the drain block, and a
-    /// ringer that floods the socket costs only spurious wakes (the drain is bounded).
-    #[cfg(all(not(loom), feature = "std"))]
-    pub(crate) fn socket_pair_for_ringers() -> io::Result<(Readiness, OwnedFd)> {
-        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-        let (ringers, waiters) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )?;
-        let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
-        let readiness = Readiness {
-            inner: Arc::new(Inner {
-                fd: waiters,
-                kind: Kind::Socket,
-                ended: Default::default(),
-            }),
-        };
-        Ok((readiness, ringers))
     }
 
     /// The waiter's end of a [`socket_pair`](Self::socket_pair), received from the ringers'
@@ -201,6 +195,8 @@ impl Readiness {
                 fd,
                 kind: Kind::Socket,
                 ended: Default::default(),
+                #[cfg(feature = "std")]
+                members: None,
             }),
         })
     }
@@ -245,36 +241,139 @@ impl Readiness {
                 }
             }
             Kind::Socket => {
-                // A ringer sends one byte per answered announcement, so a few bytes at most
-                // wait here; the bound keeps a ringer that floods the socket from holding the
-                // waiter (what is left keeps the descriptor readable: a spurious wake).
-                // `recv` with `MSG_DONTWAIT`: the ringers' process may share this end's file
-                // description and clear its non-blocking flag; this read never blocks.
-                let mut bytes = [0u8; 256];
-                for _ in 0..16 {
-                    match rustix::net::recv(
-                        &self.inner.fd,
-                        &mut bytes,
-                        rustix::net::RecvFlags::DONTWAIT,
-                    )
-                    .map(|(n, _)| n)
-                    {
-                        Err(rustix::io::Errno::INTR) => continue,
-                        Ok(n) if n == bytes.len() => continue,
-                        Ok(0) => {
-                            self.inner
-                                .ended
-                                .store(true, core::sync::atomic::Ordering::Relaxed);
-                            return;
-                        }
-                        _ => return,
-                    }
+                if drain_socket(&self.inner.fd) {
+                    self.inner
+                        .ended
+                        .store(true, core::sync::atomic::Ordering::Relaxed);
                 }
             }
+            #[cfg(feature = "std")]
+            Kind::Set => self.drain_set(),
         }
         #[cfg(loom)]
         {
             *self.inner.count.lock().unwrap() = 0;
+        }
+    }
+
+    /// A set's drain: every member with something to read (an `epoll_wait` that does not
+    /// wait), each drained; a member whose ringers' end is closed or shut down (or that
+    /// fails) is taken out of the set and its key reported by [`take_ended`](Self::take_ended).
+    #[cfg(all(not(loom), feature = "std"))]
+    fn drain_set(&self) {
+        use rustix::event::epoll;
+        let Some(members) = &self.inner.members else {
+            return;
+        };
+        let mut m = members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // Bounded: members that keep flooding stay readable (spurious wakes), never a
+        // drain without end.
+        for _ in 0..16 {
+            let mut events = std::vec::Vec::with_capacity(64);
+            match epoll::wait(
+                &self.inner.fd,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&zero),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return,
+            }
+            for e in &events {
+                let key = e.data.u64();
+                let ended = m.fds.get(&key).is_some_and(drain_socket);
+                if ended {
+                    if let Some(fd) = m.fds.remove(&key) {
+                        let _ = epoll::delete(&self.inner.fd, &fd);
+                    }
+                    m.ended.push(key);
+                }
+            }
+            if events.len() < 64 {
+                return;
+            }
+        }
+    }
+
+    /// A new set: an epoll descriptor (readable when a member is), no members yet.
+    #[cfg(all(not(loom), feature = "std"))]
+    pub(crate) fn set() -> io::Result<Self> {
+        use rustix::event::epoll;
+        let fd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                fd,
+                kind: Kind::Set,
+                ended: Default::default(),
+                members: Some(Default::default()),
+            }),
+        })
+    }
+
+    /// Adds a member to a set under `key` (replacing one there): a new stream socket pair
+    /// whose waiter end joins the set; returns the ringers' end, for the ringer (through
+    /// `SCM_RIGHTS`; it wraps it with [`ReadinessSignal::from_fd`]).
+    #[cfg(all(not(loom), feature = "std"))]
+    pub(crate) fn add_member(&self, key: u64) -> io::Result<OwnedFd> {
+        use rustix::event::epoll;
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+        let Some(members) = &self.inner.members else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a set"));
+        };
+        let (ringers, waiters) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
+        self.remove_member(key);
+        epoll::add(
+            &self.inner.fd,
+            &waiters,
+            epoll::EventData::new_u64(key),
+            epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+        )?;
+        let mut m = members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.fds.insert(key, waiters);
+        Ok(ringers)
+    }
+
+    /// Takes the member under `key` out of a set (and forgets that it ended, if it did).
+    #[cfg(all(not(loom), feature = "std"))]
+    pub(crate) fn remove_member(&self, key: u64) {
+        let Some(members) = &self.inner.members else {
+            return;
+        };
+        let mut m = members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fd) = m.fds.remove(&key) {
+            let _ = rustix::event::epoll::delete(&self.inner.fd, &fd);
+        }
+        m.ended.retain(|&k| k != key);
+    }
+
+    /// The keys of the members whose ringers' end a drain found closed or shut down since
+    /// the last call (each is out of the set already).
+    #[cfg(all(not(loom), feature = "std"))]
+    pub(crate) fn take_ended(&self) -> std::vec::Vec<u64> {
+        match &self.inner.members {
+            Some(m) => core::mem::take(
+                &mut m
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .ended,
+            ),
+            None => std::vec::Vec::new(),
         }
     }
 
@@ -335,6 +434,35 @@ impl Readiness {
     }
 }
 
+#[cfg(all(feature = "test-hooks", not(loom)))]
+impl ReadinessSignal {
+    /// The ringer's descriptor, for the test hooks.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd.as_fd()
+    }
+}
+
+/// Drains one socket readiness (`recv` with `MSG_DONTWAIT`: the other side may share this
+/// end's file description and clear its non-blocking flag; this never blocks) until it has
+/// nothing more, at most 64 reads of 256 bytes (a ringer sends one byte per answered
+/// announcement; one that floods leaves the socket readable, a spurious wake, never a
+/// drain without end). Whether the ringers' end is closed or shut down (or the socket
+/// failed): then it reads as ready for good.
+#[cfg(not(loom))]
+fn drain_socket(fd: &OwnedFd) -> bool {
+    let mut bytes = [0u8; 256];
+    for _ in 0..64 {
+        match rustix::net::recv(fd, &mut bytes, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return true,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
 impl ReadinessSignal {
     /// A waiter's descriptor received from its process (through `SCM_RIGHTS` or inheritance).
     ///
@@ -369,6 +497,8 @@ impl ReadinessSignal {
                 fd,
                 kind,
                 ended: Default::default(),
+                #[cfg(feature = "std")]
+                members: None,
             }),
         };
         if kind == Kind::EventFd {

@@ -50,6 +50,12 @@ impl Waiter {
         self.readiness = signal;
     }
 
+    /// The peer's readiness signal this waiter rings with, for the test hooks.
+    #[cfg(all(feature = "test-hooks", not(loom)))]
+    pub(crate) fn readiness(&self) -> Option<&super::ReadinessSignal> {
+        self.readiness.as_ref()
+    }
+
     pub(crate) fn set_options(&self, opts: WaitOptions) {
         self.opts.set(opts);
         self.spinner.set(Spinner::new(&opts));

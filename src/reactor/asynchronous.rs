@@ -33,7 +33,10 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
     /// reactor, for at most a housekeeping slice. Nothing blocks the runtime's thread but
     /// the handlers it runs inline; with no watcher thread there is no hand-over of a slow
     /// inline run, so while more than one client is connected and the executor runs jobs
-    /// elsewhere, requests go to the executor. A handler may answer from a task it spawns (its
+    /// elsewhere, requests go to the executor. Dropping the future stops serving where it
+    /// is, without the drain: the reactor stays usable (call `run_async` again to go on),
+    /// and its clients wait, as for a reactor not running, until it runs or is dropped. A
+    /// handler may answer from a task it spawns (its
     /// [`Responder`](super::Responder) moves into the task). Stopping, draining and the
     /// statistics are those of [`run`](Self::run).
     ///

@@ -732,6 +732,12 @@ impl<S: SharedMemory, B: SharedMemory> Producer<S, B> {
         self.space_bell.announce_async_more(readiness, room)
     }
 
+    /// The peer's readiness signal this producer rings with, for the test hooks.
+    #[cfg(all(feature = "test-hooks", not(loom)))]
+    pub(crate) fn peer_readiness(&self) -> Option<&crate::doorbell::ReadinessSignal> {
+        self.waiter.readiness()
+    }
+
     /// How blocking calls wait (for the async ends' slices).
     #[cfg(feature = "tokio")]
     pub(crate) fn wait_options(&self) -> crate::doorbell::WaitOptions {

@@ -34,10 +34,11 @@
 //! stream socket pair: the server sends one byte on its end when it answers an async wait of
 //! the client on the response ring's data line or the request ring's room line, and never
 //! reads; the client only reads), then, if `HELLO_FLAG_SERVER_READINESS` says so, the
-//! ringers' end of the server's readiness socket (shared by every client: a client sends one
+//! ringers' end of this client's pair in the server's readiness set (a client sends one
 //! byte on it, with `MSG_DONTWAIT`, when it answers an async wait of the server on its
-//! doorbell line — a request published, room released in a response ring), and last a pidfd
-//! of the serving process, if the flag says so. With `HELLO_FLAG_SOCKET` it carries only the
+//! doorbell line — a request published, room released in a response ring; a client that
+//! closes or shuts it down is detached), and last a pidfd of the serving process, if the
+//! flag says so. With `HELLO_FLAG_SOCKET` it carries only the
 //! pidfd (if flagged), and from then on requests and responses are frames on the socket
 //! itself, each an 8-byte header — body length (`u32`), tag (`u32`), native byte order —
 //! followed by the body; a body longer than the greeting's maximum is a protocol violation
@@ -103,7 +104,8 @@ pub const HELLO_FLAG_SOCKET: u32 = 2;
 /// greeting (after the rings, before the pidfd); the server rings it when it answers the
 /// client's async waits.
 pub const HELLO_FLAG_READINESS: u32 = 4;
-/// Greeting flag: the ringers' end of the server's readiness socket comes with the greeting
+/// Greeting flag: the ringers' end of the client's pair in the server's readiness set comes
+/// with the greeting
 /// (after the client's readiness, before the pidfd); the client rings it when it answers the
 /// server's async waits (a server that waits on sockets and rings at once).
 pub const HELLO_FLAG_SERVER_READINESS: u32 = 8;
