@@ -10,8 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,18 +46,8 @@ fn server_main() {
 }
 
 struct ServerProcess {
-    child: Child,
+    process: common::KillOnDrop,
     path: PathBuf,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(d) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
 }
 
 fn start_server(name: &str, kind: &str, in_flight: usize) -> ServerProcess {
@@ -73,15 +62,10 @@ fn start_server(name: &str, kind: &str, in_flight: usize) -> ServerProcess {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_socket(&path);
-    ServerProcess { child, path }
-}
-
-fn wait_for_socket(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Client::connect(path).is_err() {
-        assert!(Instant::now() < until, "the server never listened");
-        std::thread::sleep(Duration::from_millis(5));
+    common::wait_until_serving(&path);
+    ServerProcess {
+        process: common::KillOnDrop { child, dir: d },
+        path,
     }
 }
 
@@ -254,7 +238,7 @@ fn killed_server_fails_awaiting_tasks(kind: &str) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let killed = Instant::now();
-        server.child.kill().unwrap();
+        server.process.child.kill().unwrap();
         for t in tasks {
             let (r, at) = t.await.unwrap();
             assert!(

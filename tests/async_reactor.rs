@@ -47,6 +47,20 @@ fn dir(name: &str) -> PathBuf {
     d
 }
 
+/// Inside a runtime: a reactor task serving `path` with `handler` and the runtime's tasks
+/// as its executor; its stop handle and its task.
+fn serve(
+    path: &std::path::Path,
+) -> (
+    ringbell::reactor::StopHandle,
+    tokio::task::JoinHandle<std::io::Result<ringbell::reactor::ReactorStats>>,
+) {
+    let server = Server::bind(path, ServerConfig::new()).unwrap();
+    let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
+    let stop = reactor.stop_handle();
+    (stop, tokio::spawn(async move { reactor.run_async().await }))
+}
+
 /// Answers from a spawned task for `async:` requests, inline otherwise.
 fn handler(req: Request, res: Responder) {
     if req.body.starts_with(b"async:") {
@@ -69,10 +83,7 @@ fn a_reactor_task_on_a_current_thread_runtime_serves_client_processes() {
         .build()
         .unwrap();
     let stats = rt.block_on(async {
-        let server = Server::bind(&path, ServerConfig::new()).unwrap();
-        let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
-        let stop = reactor.stop_handle();
-        let serving = tokio::spawn(async move { reactor.run_async().await });
+        let (stop, serving) = serve(&path);
         let clients: Vec<Child> = (0..4)
             .map(|_| {
                 child_command("client_main", "client", &[])
@@ -108,25 +119,11 @@ fn an_idle_reactor_task_is_woken_at_once_by_a_client() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let server = Server::bind(&path, ServerConfig::new()).unwrap();
-        let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
-        let stop = reactor.stop_handle();
-        let serving = tokio::spawn(async move { reactor.run_async().await });
+        let (stop, serving) = serve(&path);
         let p = path.clone();
         let medians = tokio::task::spawn_blocking(move || {
             let mut c = Client::connect(&p).unwrap();
-            let mut median = |body: &[u8]| {
-                let mut lat: Vec<Duration> = (0..60)
-                    .map(|_| {
-                        std::thread::sleep(Duration::from_millis(3));
-                        let t = Instant::now();
-                        assert_eq!(c.call_timeout(body, Duration::from_secs(10)).unwrap(), body);
-                        t.elapsed()
-                    })
-                    .collect();
-                lat.sort();
-                lat[lat.len() / 2]
-            };
+            let mut median = |body: &[u8]| common::median_call_after_idle_gaps(&mut c, body);
             // Inline, and from a spawned task (its answer wakes the reactor's task through the
             // waker, which writes the readiness socket).
             (median(b"plain:x"), median(b"async:x"))
@@ -181,10 +178,7 @@ fn a_client_that_shuts_down_its_readiness_socket_is_detached_and_nothing_spins()
         .build()
         .unwrap();
     rt.block_on(async {
-        let server = Server::bind(&path, ServerConfig::new()).unwrap();
-        let mut reactor = Reactor::new(server, handler).with_executor(TokioExecutor::current());
-        let stop = reactor.stop_handle();
-        let serving = tokio::spawn(async move { reactor.run_async().await });
+        let (stop, serving) = serve(&path);
         let p = path.clone();
         let (hostile_end, cpu_share) = tokio::task::spawn_blocking(move || {
             let mut hostile = Client::connect(&p).unwrap();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,19 +59,9 @@ fn process_main() {
 }
 
 struct Running {
-    child: Child,
+    process: common::KillOnDrop,
     shm: PathBuf,
     sock: PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(d) = self.shm.parent() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
 }
 
 fn start(name: &str) -> Running {
@@ -85,16 +75,12 @@ fn start(name: &str) -> Running {
         .spawn()
         .unwrap();
     for p in [&shm, &sock] {
-        wait_for(p);
+        common::wait_until_serving(p);
     }
-    Running { child, shm, sock }
-}
-
-fn wait_for(path: &Path) {
-    let until = Instant::now() + Duration::from_secs(30);
-    while Client::connect(path).is_err() {
-        assert!(Instant::now() < until, "the server never listened");
-        std::thread::sleep(Duration::from_millis(5));
+    Running {
+        process: common::KillOnDrop { child, dir: d },
+        shm,
+        sock,
     }
 }
 
@@ -158,22 +144,10 @@ fn an_idle_dual_server_wakes_at_once_for_either_transport() {
     let mut shm = Client::connect(&server.shm).unwrap();
     let mut sock = Client::connect(&server.sock).unwrap();
     assert!(!shm.is_socket_transport() && sock.is_socket_transport());
-    let median = |c: &mut Client, body: &[u8]| {
-        let mut lat: Vec<Duration> = (0..60)
-            .map(|_| {
-                std::thread::sleep(Duration::from_millis(3));
-                let t = Instant::now();
-                assert_eq!(c.call_timeout(body, Duration::from_secs(10)).unwrap(), body);
-                t.elapsed()
-            })
-            .collect();
-        lat.sort();
-        lat[lat.len() / 2]
-    };
     for (name, c) in [("shared memory", &mut shm), ("socket", &mut sock)] {
         // Served inline, and by a pool worker (its answer comes back through the waker).
         for body in [&b"ping"[..], &b"sleep00000200worker"[..]] {
-            let m = median(c, body);
+            let m = common::median_call_after_idle_gaps(c, body);
             assert!(
                 m < Duration::from_millis(10),
                 "{name}, {}: median call after an idle gap {m:?}",
@@ -206,7 +180,7 @@ fn a_client_that_shuts_down_its_readiness_socket_is_detached_and_the_server_does
     let mut good = Client::connect(&server.sock).unwrap();
     assert_eq!(hostile.call(b"before").unwrap(), b"before");
     ringbell::testing::shut_down_server_readiness(&hostile);
-    let pid = server.child.id();
+    let pid = server.process.child.id();
     let (cpu0, t0) = (cpu_of(pid), Instant::now());
     std::thread::sleep(Duration::from_millis(1000));
     let share = (cpu_of(pid) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();

@@ -264,12 +264,7 @@ impl AsyncClient {
                         "the server's readiness descriptor is not a stream socket",
                     )
                 })?;
-                // SAFETY: the `Readiness` owns its descriptor for as long as it lives, the
-                // `AsyncFd` owns the `Readiness`, and `as_raw_fd` always returns that one
-                // descriptor.
-                let fd = unsafe { AsyncFd::register_with_interest(readiness, Interest::READABLE) }
-                    .map_err(|e| ChannelError::Io(io::Error::from(e)))?;
-                Source::Rings(fd)
+                Source::Rings(crate::doorbell::asynchronous::register(readiness)?)
             }
             false => {
                 let sock = client.socket().as_fd().try_clone_to_owned()?;

@@ -34,6 +34,17 @@ pub(crate) const ACCEPTS_PER_CALL: usize = 8;
 /// set, and the client's pidfd.
 const FDS_PER_CLIENT: usize = 6;
 
+/// Whether a wait for room for a blocked answer (`conn`, `len`) is over: the answer fits
+/// now, or can never be sent (too large, the ring closed or corrupt, the connection gone) and
+/// the reactor must see to it.
+fn sendable(conns: &[Option<Conn>], &(id, len): &(ConnId, usize)) -> bool {
+    conns
+        .get(id.slot)
+        .and_then(Option::as_ref)
+        .filter(|c| c.id == id)
+        .is_none_or(|c| len > c.responses.max_frame() || c.responses.room_or_report(len)())
+}
+
 /// The readiness set's key for this process's own ringer (clients' keys are their slots).
 const OWN_RINGER: u64 = u64::MAX;
 
@@ -818,14 +829,8 @@ impl Server {
         how: Wait,
     ) -> bool {
         let conns = &self.conns;
-        let sendable = |&(id, len): &(ConnId, usize)| {
-            conns
-                .get(id.slot)
-                .and_then(Option::as_ref)
-                .filter(|c| c.id == id)
-                .is_none_or(|c| len > c.responses.max_frame() || c.responses.room_or_report(len)())
-        };
-        let ready = |f: &FanIn<_, _>| f.ready() || ready() || blocked.iter().any(sendable);
+        let ready =
+            |f: &FanIn<_, _>| f.ready() || ready() || blocked.iter().any(|b| sendable(conns, b));
         match how {
             Wait::Forever => {
                 self.fanin.wait_until(ready);
@@ -857,15 +862,8 @@ impl Server {
             return crate::doorbell::Announced::RetryAfter(self.cfg.wait.slice);
         }
         let conns = &self.conns;
-        let sendable = |&(id, len): &(ConnId, usize)| {
-            conns
-                .get(id.slot)
-                .and_then(Option::as_ref)
-                .filter(|c| c.id == id)
-                .is_none_or(|c| len > c.responses.max_frame() || c.responses.room_or_report(len)())
-        };
         self.fanin.poll_ready_with(&self.readiness, |f| {
-            f.ready() || ready() || blocked.iter().any(sendable)
+            f.ready() || ready() || blocked.iter().any(|b| sendable(conns, b))
         })
     }
 

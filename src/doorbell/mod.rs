@@ -265,6 +265,8 @@
 //! a finite deadline, once when it starts and then every 256 spins: a blocking call that
 //! succeeds at once or while spinning with no deadline reads no clock at all.
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub(crate) mod asynchronous;
 mod bell;
 mod fences;
 mod handle;

@@ -153,15 +153,7 @@ impl Readiness {
     /// it may change at will) nor make it fail in any way but going unheard.
     #[cfg(all(not(loom), feature = "std"))]
     pub(crate) fn socket_pair() -> io::Result<(ReadinessSignal, OwnedFd)> {
-        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
-        let (ringers, waiters) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )?;
-        // Nothing is ever sent back: the ringers' end has no receive side to fill.
-        let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
+        let (ringers, waiters) = stream_pair()?;
         let signal = ReadinessSignal {
             inner: Arc::new(Inner {
                 fd: ringers,
@@ -322,17 +314,10 @@ impl Readiness {
     #[cfg(all(not(loom), feature = "std"))]
     pub(crate) fn add_member(&self, key: u64) -> io::Result<OwnedFd> {
         use rustix::event::epoll;
-        use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
         let Some(members) = &self.inner.members else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a set"));
         };
-        let (ringers, waiters) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )?;
-        let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
+        let (ringers, waiters) = stream_pair()?;
         self.remove_member(key);
         epoll::add(
             &self.inner.fd,
@@ -440,6 +425,22 @@ impl ReadinessSignal {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
     }
+}
+
+/// A stream socket pair for a readiness, non-blocking and close-on-exec: the ringers' end
+/// and the waiter's end. Nothing is ever sent back: the waiter's end is shut for writing, so
+/// the ringers' end has no receive side to fill.
+#[cfg(all(not(loom), feature = "std"))]
+fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+    let (ringers, waiters) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    let _ = rustix::net::shutdown(&waiters, rustix::net::Shutdown::Write);
+    Ok((ringers, waiters))
 }
 
 /// Drains one socket readiness (`recv` with `MSG_DONTWAIT`: the other side may share this

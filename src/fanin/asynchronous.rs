@@ -2,11 +2,11 @@
 
 use std::io;
 
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::{FanIn, FanInError, RingId};
-use crate::doorbell::{Announced, Readiness};
+use crate::doorbell::Readiness;
+use crate::doorbell::asynchronous::{Waited, register, wait};
 use crate::region::{Admits, Bell, SharedMemory, Spsc};
 
 /// A [`FanIn`] that awaits frames: one task serves every ring, waiting on one readiness
@@ -84,11 +84,10 @@ where
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(fanin: FanIn<R, B>, readiness: Readiness) -> io::Result<Self> {
-        // SAFETY: a `Readiness` owns its descriptor for as long as it lives, the `AsyncFd`
-        // owns the `Readiness`, and `as_raw_fd` always returns that one descriptor.
-        let ready = unsafe { AsyncFd::register_with_interest(readiness, Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        Ok(Self { fanin, ready })
+        Ok(Self {
+            fanin,
+            ready: register(readiness)?,
+        })
     }
 
     /// Receives the next frame from any ring, round robin, awaiting one as long as it takes.
@@ -126,24 +125,11 @@ where
             if self.fanin.ring_count() == 0 {
                 return Err(FanInError::NoRings);
             }
-            match self.fanin.poll_ready(self.ready.get_ref()) {
-                Announced::Ready => continue,
-                Announced::RetryAfter(d) => {
-                    tokio::time::sleep(d).await;
-                    continue;
-                }
-                Announced::Wait => {}
-            }
+            let announced = self.fanin.poll_ready(self.ready.get_ref());
             let slice = self.fanin.wait_options().slice;
-            match tokio::time::timeout(slice, self.ready.readable()).await {
-                // Cleared before the next announcement drains the descriptor: a ring after
-                // that writes it again, which the reactor reports as a new event.
-                Ok(Ok(mut guard)) => guard.clear_ready(),
-                Ok(Err(_)) => tokio::time::sleep(slice).await,
-                Err(_elapsed) => {
-                    if let Some(id) = self.fanin.reap_dead() {
-                        return Err(FanInError::Disconnected(id));
-                    }
+            if let Waited::Slice = wait(&self.ready, announced, slice).await {
+                if let Some(id) = self.fanin.reap_dead() {
+                    return Err(FanInError::Disconnected(id));
                 }
             }
         }

@@ -2,11 +2,11 @@
 
 use std::io;
 
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::Consumer;
-use crate::doorbell::{Announced, Readiness};
+use crate::doorbell::Readiness;
+use crate::doorbell::asynchronous::{register, wait};
 use crate::error::RecvError;
 use crate::liveness::{Liveness, NeverDead};
 use crate::region::SharedMemory;
@@ -66,11 +66,10 @@ impl<S: SharedMemory, L: Liveness> AsyncConsumer<S, L> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(rx: Consumer<S, L>, readiness: Readiness) -> io::Result<Self> {
-        // SAFETY: a `Readiness` owns its descriptor for as long as it lives, the `AsyncFd`
-        // owns the `Readiness`, and `as_raw_fd` always returns that one descriptor.
-        let ready = unsafe { AsyncFd::register_with_interest(readiness, Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        Ok(Self { rx, ready })
+        Ok(Self {
+            rx,
+            ready: register(readiness)?,
+        })
     }
 
     /// A signal for a producer of this process to ring with
@@ -117,23 +116,12 @@ impl<S: SharedMemory, L: Liveness> AsyncConsumer<S, L> {
                 Err(RecvError::Empty) => {}
                 done => return done,
             }
-            match self.rx.poll_ready(self.ready.get_ref()) {
-                Announced::Ready => continue,
-                Announced::RetryAfter(d) => {
-                    tokio::time::sleep(d).await;
-                    continue;
-                }
-                Announced::Wait => {}
-            }
+            let announced = self.rx.poll_ready(self.ready.get_ref());
             // A stalled record is examined when its timeout runs out; nothing else bounds
             // the wait (producers come and go: there is no peer to watch).
             let slice = self.rx.wait_options().slice;
-            let wait = self.rx.stall_left().map_or(slice, |left| left.min(slice));
-            match tokio::time::timeout(wait, self.ready.readable()).await {
-                Ok(Ok(mut guard)) => guard.clear_ready(),
-                Ok(Err(_)) => tokio::time::sleep(wait).await,
-                Err(_elapsed) => {}
-            }
+            let bound = self.rx.stall_left().map_or(slice, |left| left.min(slice));
+            let _ = wait(&self.ready, announced, bound).await;
         }
     }
 

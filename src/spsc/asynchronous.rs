@@ -3,22 +3,13 @@
 
 use std::io;
 
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::{Consumer, Producer};
-use crate::doorbell::{Announced, Readiness};
+use crate::doorbell::Readiness;
+use crate::doorbell::asynchronous::{Waited, register, wait};
 use crate::error::{RecvError, SendError};
 use crate::region::SharedMemory;
-
-/// Registers a readiness descriptor with the current runtime's reactor, for reading.
-fn register(readiness: Readiness) -> io::Result<AsyncFd<Readiness>> {
-    // SAFETY: a `Readiness` owns its eventfd for as long as it lives (the descriptor is
-    // closed only when the last handle sharing it drops, and the `AsyncFd` owns this one), and
-    // `as_raw_fd` always returns that same descriptor.
-    unsafe { AsyncFd::register_with_interest(readiness, Interest::READABLE) }
-        .map_err(io::Error::from)
-}
 
 /// An SPSC consumer that awaits frames. See the [`spsc`](super) module docs, "Async ends".
 ///
@@ -97,25 +88,11 @@ impl<S: SharedMemory, B: SharedMemory> AsyncConsumer<S, B> {
                 Err(RecvError::Empty) => {}
                 done => return done,
             }
-            match self.rx.poll_ready(self.ready.get_ref()) {
-                Announced::Ready => continue,
-                Announced::RetryAfter(d) => {
-                    tokio::time::sleep(d).await;
-                    continue;
-                }
-                Announced::Wait => {}
-            }
+            let announced = self.rx.poll_ready(self.ready.get_ref());
             let slice = self.rx.wait_options().slice;
-            match tokio::time::timeout(slice, self.ready.readable()).await {
-                // Cleared before the next announcement drains the descriptor: a ring after
-                // that writes it again, which the reactor reports as a new event.
-                Ok(Ok(mut guard)) => guard.clear_ready(),
-                // The reactor failed to wait: the slice bounds the next look.
-                Ok(Err(_)) => tokio::time::sleep(slice).await,
-                Err(_elapsed) => {
-                    if self.rx.producer_died() {
-                        return Err(RecvError::Disconnected);
-                    }
+            if let Waited::Slice = wait(&self.ready, announced, slice).await {
+                if self.rx.producer_died() {
+                    return Err(RecvError::Disconnected);
                 }
             }
         }
@@ -237,22 +214,11 @@ impl<S: SharedMemory, B: SharedMemory> AsyncProducer<S, B> {
                 Err(SendError::Full) => {}
                 done => return done,
             }
-            match self.tx.poll_room(self.ready.get_ref(), data.len()) {
-                Announced::Ready => continue,
-                Announced::RetryAfter(d) => {
-                    tokio::time::sleep(d).await;
-                    continue;
-                }
-                Announced::Wait => {}
-            }
+            let announced = self.tx.poll_room(self.ready.get_ref(), data.len());
             let slice = self.tx.wait_options().slice;
-            match tokio::time::timeout(slice, self.ready.readable()).await {
-                Ok(Ok(mut guard)) => guard.clear_ready(),
-                Ok(Err(_)) => tokio::time::sleep(slice).await,
-                Err(_elapsed) => {
-                    if self.tx.consumer_died() {
-                        return Err(SendError::Disconnected);
-                    }
+            if let Waited::Slice = wait(&self.ready, announced, slice).await {
+                if self.tx.consumer_died() {
+                    return Err(SendError::Disconnected);
                 }
             }
         }

@@ -206,3 +206,48 @@ impl Drop for Watchdog {
         }
     }
 }
+
+/// The median round trip of 60 calls of `body` on `client`, each after a 3 ms pause (the
+/// server goes idle between them): far below the server's 50 ms slice unless a request's
+/// ring fails to wake it, when it approaches the slice.
+pub fn median_call_after_idle_gaps(
+    client: &mut ringbell::channel::Client,
+    body: &[u8],
+) -> std::time::Duration {
+    use std::time::{Duration, Instant};
+    let mut lat: Vec<Duration> = (0..60)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(3));
+            let t = Instant::now();
+            let got = client.call_timeout(body, Duration::from_secs(10)).unwrap();
+            assert_eq!(got, body);
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    lat[lat.len() / 2]
+}
+
+/// A child process killed and reaped when dropped, and a directory removed with it.
+pub struct KillOnDrop {
+    pub child: Child,
+    pub dir: std::path::PathBuf,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits (at most 30 s) until a channel server answers at `path`.
+pub fn wait_until_serving(path: &std::path::Path) {
+    use std::time::{Duration, Instant};
+    let until = Instant::now() + Duration::from_secs(30);
+    while ringbell::channel::Client::connect(path).is_err() {
+        assert!(Instant::now() < until, "the server never listened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
