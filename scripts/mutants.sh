@@ -41,6 +41,7 @@ declare -A CATCHERS=(
     [ringer_skips_readiness]="doorbell:async_waiter_vs_ringer doorbell:async_and_futex_waiters_one_ring"
     [sleeper_mark_swaps]="doorbell:async_and_futex_waiters_one_ring"
     [more_drains]="doorbell:async_waiter_on_two_doorbells"
+    [plain_ring_clears_async]="doorbell:a_plain_ring_leaves_the_async_mark_for_a_ringer_that_can_answer_it"
 )
 MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxed_publish
     room_ignores_close consumer_drop_no_ring mpsc_claim_bound mpsc_commit_store mpsc_no_zero
@@ -48,7 +49,7 @@ MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxe
     reply_rings_first send_out_of_order back_rings_first odd_after_arm
     write_ignores_reads read_overtakes_write early_release
     async_skip_recheck drain_after_recheck ringer_skips_readiness sleeper_mark_swaps
-    more_drains)
+    more_drains plain_ring_clears_async)
 
 declare -A BIN
 while read -r name path; do

@@ -70,6 +70,7 @@ pub(crate) enum Mutant {
     RingerSkipsReadiness,
     SleeperMarkSwaps,
     MoreDrains,
+    PlainRingClearsAsync,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -102,6 +103,7 @@ impl Mutant {
             Self::RingerSkipsReadiness => "ringer_skips_readiness",
             Self::SleeperMarkSwaps => "sleeper_mark_swaps",
             Self::MoreDrains => "more_drains",
+            Self::PlainRingClearsAsync => "plain_ring_clears_async",
         }
     }
 }

@@ -228,3 +228,28 @@ fn async_waiter_on_two_doorbells() {
         t.join().unwrap();
     });
 }
+
+/// An async waiter, a ringer that rings plainly (no signal: say a notifier that does not
+/// know the waiter waits asynchronously) and a ringer with the waiter's signal that
+/// publishes what it waits for: the plain ring must leave the async bit for the other, or
+/// the waiter sleeps through the ring that matters.
+#[test]
+fn a_plain_ring_leaves_the_async_mark_for_a_ringer_that_can_answer_it() {
+    builder().check(|| {
+        let region = LoomRegion::zeroed(128);
+        let flag = Arc::new(AtomicU32::new(0));
+        let readiness = Readiness::new().unwrap();
+        let plain = bell(&region);
+        let t = thread::spawn(move || plain.ring());
+        let (f, r) = (flag.clone(), readiness.signal());
+        let ringer = bell(&region);
+        let u = thread::spawn(move || {
+            f.store(1, Ordering::Release);
+            ringer.ring_readiness(&r);
+        });
+        let waiter = bell(&region);
+        wait_async(&waiter, &readiness, || flag.load(Ordering::Acquire) == 1);
+        t.join().unwrap();
+        u.join().unwrap();
+    });
+}

@@ -117,7 +117,7 @@ impl Line {
         let can_answer_async = readiness.is_some();
         #[cfg(not(feature = "std"))]
         let can_answer_async = false;
-        let old = if can_answer_async {
+        let old = if can_answer_async || mutant::active(Mutant::PlainRingClearsAsync) {
             self.mem
                 .swap_u32(self.off + BELL_WAITERS, 0, Ordering::AcqRel)
         } else {
