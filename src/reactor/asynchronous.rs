@@ -114,15 +114,8 @@ impl<T: Transport, H: Handler, E: Executor> Reactor<T, H, E> {
             let stopping = shared.stop.load(Ordering::Acquire);
             let mut progress = core.collect();
             progress |= core.flush_all();
-            if stopping {
-                let deadline = *drain_deadline.get_or_insert_with(|| Instant::now().after(drain));
-                if core.drained() {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    core.discard_stashes();
-                    break;
-                }
+            if stopping && core.stop_finished(&mut drain_deadline, drain, true) {
+                break;
             }
             // No watcher to hand a slow inline run over to: beside other clients, requests
             // go to an executor that runs them elsewhere.

@@ -770,15 +770,8 @@ fn serve<T: Transport, H: Handler, E: Executor>(
         let stopping = shared.stop.load(Ordering::Acquire);
         let mut progress = core.collect();
         progress |= core.flush_all();
-        if stopping {
-            let deadline = *drain_deadline.get_or_insert_with(|| Instant::now().after(drain));
-            if core.drained() {
-                break;
-            }
-            if interval.is_some() && Instant::now() >= deadline {
-                core.discard_stashes();
-                break;
-            }
+        if stopping && core.stop_finished(&mut drain_deadline, drain, interval.is_some()) {
+            break;
         }
         // A transport that cannot hand a slow inline run over keeps other clients off the
         // reactor thread's handler runs (`Transport::inline_beside_others`).

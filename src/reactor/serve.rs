@@ -126,6 +126,27 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
     }
 
     /// Whether nothing is in flight and nothing waits to be sent.
+    /// The stop protocol's end, asked each turn while stopping: true once everything in
+    /// flight is answered and sent, or once the drain time (counted from the first turn that
+    /// asked) ran out — then what is still stashed is discarded. A transport without a
+    /// housekeeping interval (`bounded` false) waits for the drain however long it takes.
+    pub(super) fn stop_finished(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        drain: core::time::Duration,
+        bounded: bool,
+    ) -> bool {
+        let deadline = *deadline.get_or_insert_with(|| Instant::now().after(drain));
+        if self.drained() {
+            return true;
+        }
+        if bounded && Instant::now() >= deadline {
+            self.discard_stashes();
+            return true;
+        }
+        false
+    }
+
     pub(super) fn drained(&self) -> bool {
         self.in_flight == 0 && self.conns.iter().flatten().all(|c| c.stash.is_empty())
     }
