@@ -409,6 +409,13 @@ impl<R: SharedMemory, B: SharedMemory> FanIn<R, B> {
         self.paused.get(id.0).copied().unwrap_or(false)
     }
 
+    /// Bytes published and not consumed in ring `id`, and its capacity; `None` if no ring
+    /// is attached there.
+    pub(crate) fn ring_depth(&self, id: RingId) -> Option<(usize, usize)> {
+        let c = self.rings.get(id.0)?.as_ref()?;
+        Some((c.len(), c.capacity()))
+    }
+
     /// The consumers of the rings that are attached and not paused.
     fn active(&self) -> impl Iterator<Item = &Consumer<R>> {
         self.rings

@@ -10,7 +10,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ringbell::channel::BindError;
-use ringbell::channel::{CallError, ChannelError, Client, Server, ServerConfig, Status};
+use ringbell::channel::{
+    AnyServer, CallError, ChannelError, Client, Server, ServerConfig, StatsError, Status,
+    TransportKind,
+};
 use ringbell::reactor::{
     Handler, Reactor, ReactorStats, Request, Responder, StopHandle, ThreadPool,
 };
@@ -701,7 +704,15 @@ fn clients_of_another_user_are_refused_unless_allowed() {
         rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(65534)).unwrap();
         let path = std::env::var(PATH_ENV).unwrap();
         match Client::connect(&path) {
-            Ok(mut c) => println!("verdict: admitted {:?}", c.call_timeout(b"hi", T)),
+            Ok(mut c) => {
+                let answer = c.call_timeout(b"hi", T);
+                // Statistics are for the server's own user only, even among admitted ones.
+                let stats = match c.server_stats(T) {
+                    Err(StatsError::Refused(_)) => "refused".to_owned(),
+                    other => format!("{other:?}"),
+                };
+                println!("verdict: admitted {answer:?} stats {stats}");
+            }
             Err(ChannelError::NotAdmitted) => println!("verdict: refused"),
             Err(e) => println!("verdict: error {e}"),
         }
@@ -759,6 +770,90 @@ fn clients_of_another_user_are_refused_unless_allowed() {
         true,
     );
     assert!(v.starts_with("admitted Ok("), "{v}");
+    assert!(v.ends_with("stats refused"), "{v}");
+}
+
+/// A statistics request is answered by the reactor, never by the handler, in the
+/// connection's turn: it lists every connection with its identity, rings and what the
+/// reactor holds for it.
+#[test]
+fn server_stats_list_connections_and_never_reach_the_handler() {
+    let _watchdog = common::watchdog();
+    for transport in [TransportKind::SharedMemory, TransportKind::Socket] {
+        let path = sock_path(&format!("stats-{transport:?}"));
+        let handled = Arc::new(AtomicUsize::new(0));
+        let held: Arc<Mutex<Vec<Responder>>> = Arc::default();
+        let (h, k) = (handled.clone(), held.clone());
+        let server = AnyServer::bind(&path, ServerConfig::default().transport(transport)).unwrap();
+        let mut reactor = Reactor::new(server, move |req: Request, res: Responder| {
+            h.fetch_add(1, Ordering::SeqCst);
+            match &req.body[..] {
+                b"hold" => k.lock().unwrap().push(res),
+                body => res.respond(body).unwrap(),
+            }
+        })
+        .with_executor(ThreadPool::new(2));
+        let stop = reactor.stop_handle();
+        let thread = std::thread::spawn(move || reactor.run());
+        let mut a = Client::connect(&path).unwrap();
+        for _ in 0..3 {
+            assert_eq!(a.call_timeout(b"x", T).unwrap(), b"x");
+        }
+        let hold = a.send_request(b"hold").unwrap();
+        let deadline = Instant::now() + T;
+        while held.lock().unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the held request never reached the handler"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut b = Client::connect(&path).unwrap();
+        let before = handled.load(Ordering::SeqCst);
+        let stats = b.server_stats(T).unwrap();
+        assert_eq!(handled.load(Ordering::SeqCst), before, "the handler saw it");
+        assert_eq!((stats.pid, stats.requests), (std::process::id(), 4));
+        assert_eq!(stats.uid, rustix::process::geteuid().as_raw());
+        assert_eq!((stats.total_connections, stats.connections.len()), (2, 2));
+        assert_eq!(stats.in_flight, 1);
+        let slot_a = a.slot() as usize;
+        let ca = stats
+            .connections
+            .iter()
+            .find(|c| c.conn.slot == slot_a)
+            .unwrap();
+        assert_eq!(
+            (ca.pid, ca.in_flight, ca.paused),
+            (std::process::id(), 1, false)
+        );
+        assert_eq!(ca.transport, Some(transport));
+        let age = std::time::SystemTime::now().duration_since(ca.connected.unwrap());
+        assert!(age.unwrap() < T, "connected {:?}", ca.connected);
+        match transport {
+            TransportKind::SharedMemory => {
+                let req = ca.request_ring.expect("a request ring");
+                let res = ca.response_ring.expect("a response ring");
+                assert!(req.capacity >= 4096 && req.used == 0, "{req:?}");
+                assert!(res.capacity >= 4096 && res.used <= res.capacity, "{res:?}");
+            }
+            _ => assert!(ca.request_ring.is_none() && ca.response_ring.is_none()),
+        }
+        // Answer the held request: nothing in flight any more, and the next statistics say so.
+        held.lock()
+            .unwrap()
+            .pop()
+            .unwrap()
+            .respond(b"done")
+            .unwrap();
+        let r = a.recv_response_timeout(T).unwrap();
+        assert_eq!((r.id, &r.body[..]), (hold, &b"done"[..]));
+        let after = b.server_stats(T).unwrap();
+        assert_eq!((after.in_flight, after.requests, after.sent), (0, 4, 5));
+        assert!(after.connections.iter().all(|c| c.in_flight == 0));
+        drop((a, b));
+        stop.stop();
+        thread.join().unwrap().unwrap();
+    }
 }
 
 /// A server buffer shorter than the next request is the caller's mistake, reported as such:

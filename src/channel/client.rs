@@ -16,6 +16,7 @@ use super::error::{CallError, ChannelError};
 use super::handshake::{self, Welcome};
 use super::message::{RequestId, Status};
 use super::socket;
+use super::stats::{ServerStats, StatsError};
 use super::stream::{self, FrameIn, FrameOut, Next};
 use crate::clock::{Deadline, Instant};
 use crate::doorbell::{ReadinessSignal, Stop, WaitStats, bell_of_unchecked};
@@ -25,7 +26,7 @@ use crate::liveness::pidfd_exited;
 use crate::region::{Bell, Region, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{Consumer, Producer};
-use crate::wire::{ID_BITS, ID_MASK};
+use crate::wire::{ID_BITS, ID_MASK, REQUEST_CONTROL};
 
 /// The client end of a channel. See the [module docs](crate::channel).
 ///
@@ -61,6 +62,8 @@ pub struct Client {
     server: ServerWatch,
     link: Link,
     next_id: u32,
+    /// Flags of the next request's tag: [`REQUEST_CONTROL`] while a control request is sent.
+    tag_flags: u32,
     /// Ids of requests whose `call` timed out: their responses are discarded on arrival.
     abandoned: HashSet<RequestId>,
     /// Responses a `call` received for earlier pipelined requests, for `recv_response`.
@@ -140,6 +143,7 @@ impl Client {
             },
             link,
             next_id: 0,
+            tag_flags: 0,
             abandoned: HashSet::new(),
             early: VecDeque::new(),
             welcome,
@@ -313,6 +317,56 @@ impl Client {
         self.call_until(req, Deadline::within(timeout))
     }
 
+    /// Asks the server for its statistics: its counters, and each connection's identity,
+    /// ring depths, requests in flight and stashed answers. The server's reactor answers
+    /// without running a handler, in this connection's turn, and only to a client of its own
+    /// effective user. This is what `ringbell inspect PATH` shows.
+    ///
+    /// # Errors
+    ///
+    /// [`StatsError::Refused`] if the server refuses (another user);
+    /// [`StatsError::Malformed`] for an answer that is not statistics;
+    /// [`StatsError::Call`] as [`call_timeout`](Self::call_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let stats = client.server_stats(Duration::from_secs(1))?;
+    /// for c in &stats.connections {
+    ///     println!("pid {} in flight {}", c.pid, c.in_flight);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn server_stats(&mut self, timeout: Duration) -> Result<ServerStats, StatsError> {
+        // One deadline for the send and the answer together.
+        let deadline = Deadline::within(timeout).start();
+        self.tag_flags = REQUEST_CONTROL;
+        let sent = self.send_until(&super::stats::stats_request(), deadline);
+        self.tag_flags = 0;
+        let id = sent?;
+        let r = loop {
+            match self.next_response(deadline, false) {
+                Ok(r) if r.id == id => break r,
+                Ok(r) => self.early.push_back(r),
+                Err(CallError::Timeout) => {
+                    self.abandoned.insert(id);
+                    return Err(CallError::Timeout.into());
+                }
+                Err(e) => return Err(self.lost(e).into()),
+            }
+        };
+        match r.status {
+            Status::Ok => ServerStats::decode(&r.body),
+            Status::Failed => Err(StatsError::Refused(
+                String::from_utf8_lossy(&r.body).into_owned(),
+            )),
+            s => Err(CallError::Server(s).into()),
+        }
+    }
+
     fn call_until(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
         self.call_inner(req, deadline).map_err(|e| self.lost(e))
     }
@@ -405,8 +459,10 @@ impl Client {
         }
         let id = RequestId(self.next_id & ID_MASK);
         let sent = match &mut self.link {
-            Link::Rings(r) => r.requests.try_send(id.0, req).map_err(send_error),
-            Link::Socket(s) => s.try_send(&self.server.sock, id.0, req),
+            Link::Rings(r) => (r.requests)
+                .try_send(id.0 | self.tag_flags, req)
+                .map_err(send_error),
+            Link::Socket(s) => s.try_send(&self.server.sock, id.0 | self.tag_flags, req),
         };
         match sent {
             Ok(()) => {
@@ -441,7 +497,7 @@ impl Client {
             let t = self.next_slice(deadline)?;
             let id = RequestId(self.next_id & ID_MASK);
             let r = match &mut self.link {
-                Link::Rings(r) => r.requests.send_timeout(id.0, req, t),
+                Link::Rings(r) => r.requests.send_timeout(id.0 | self.tag_flags, req, t),
                 // Room on the socket: the next round's `try_send_request` takes it.
                 Link::Socket(_) => {
                     stream::wait(&self.server.sock, true, &self.server.pidfds(), t);

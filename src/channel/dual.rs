@@ -348,6 +348,23 @@ impl Transport for DualServer {
     fn connections(&self) -> usize {
         Transport::connections(&self.shm).saturating_add(Transport::connections(&self.socket))
     }
+    fn connection_stats(&self) -> Vec<super::ConnectionStats> {
+        let shm = Transport::connection_stats(&self.shm)
+            .into_iter()
+            .map(|mut c| {
+                c.conn = outer_shm(c.conn);
+                c
+            });
+        let socket = Transport::connection_stats(&self.socket)
+            .into_iter()
+            .map(|mut c| {
+                c.conn = outer_socket(c.conn);
+                c
+            });
+        let mut all: Vec<_> = shm.chain(socket).collect();
+        all.sort_by_key(|c| c.conn.slot);
+        all
+    }
     fn inline_beside_others(&self) -> bool {
         // A socket client's requests have no doorbell to hand a slow inline run over with.
         false

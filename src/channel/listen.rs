@@ -84,6 +84,8 @@ impl Drop for Listening {
 pub(crate) struct Peer {
     pub(crate) sock: UnixStream,
     pub(crate) cred: PeerCredentials,
+    /// When it was accepted.
+    pub(crate) since: std::time::SystemTime,
     pidfd: Option<OwnedFd>,
     /// The client's hello has not been read yet.
     hello_pending: bool,
@@ -95,6 +97,7 @@ impl Peer {
         let mut p = Self {
             sock,
             cred,
+            since: std::time::SystemTime::now(),
             pidfd: None,
             hello_pending: true,
         };
@@ -127,6 +130,20 @@ impl Peer {
         }
         socket::is_hung_up(&self.sock)
             || self.pidfd.as_ref().is_some_and(|p| pidfd_exited(p.as_fd()))
+    }
+
+    /// Its statistics' identity part, on `conn` over `transport`.
+    pub(crate) fn stats(
+        &self,
+        conn: ConnId,
+        transport: super::TransportKind,
+    ) -> super::ConnectionStats {
+        let c = &self.cred;
+        super::ConnectionStats {
+            connected: Some(self.since),
+            transport: Some(transport),
+            ..super::ConnectionStats::new(conn, c.pid, c.uid, c.gid)
+        }
     }
 
     /// Who it is, on `conn`.

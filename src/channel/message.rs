@@ -138,7 +138,7 @@ pub struct ClientInfo {
 /// ```
 /// use ringbell::channel::{ConnId, Incoming, RequestId};
 ///
-/// let inc = Incoming { conn: ConnId { slot: 2, generation: 7 }, id: RequestId(5), len: 64 };
+/// let inc = Incoming { conn: ConnId { slot: 2, generation: 7 }, id: RequestId(5), len: 64, control: false };
 /// assert_eq!(inc.len, 64);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,4 +149,7 @@ pub struct Incoming {
     pub id: RequestId,
     /// Its length in the buffer.
     pub len: usize,
+    /// A control request ([`REQUEST_CONTROL`](crate::wire::REQUEST_CONTROL) in its tag): for
+    /// the server itself (the reactor answers it), never for a handler.
+    pub control: bool,
 }

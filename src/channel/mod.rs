@@ -137,6 +137,7 @@ mod server;
 mod socket;
 #[cfg(not(loom))]
 mod socket_server;
+mod stats;
 #[cfg(not(loom))]
 mod stream;
 #[cfg(not(loom))]
@@ -160,6 +161,8 @@ pub use server::Server;
 pub use socket::MAX_SOCKET_PATH;
 #[cfg(not(loom))]
 pub use socket_server::{AnyServer, SocketServer};
+pub(crate) use stats::Control;
+pub use stats::{ConnectionStats, RingDepth, ServerStats, StatsError};
 #[cfg(not(loom))]
 pub use supervisor::{SpawnError, Supervisor, SupervisorOptions};
 pub use transport::Transport;

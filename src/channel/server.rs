@@ -24,6 +24,7 @@ use crate::fork;
 use crate::region::{Bell, Region, RegionError, Spsc};
 use crate::role::OwnerId;
 use crate::spsc::{self, Producer};
+use crate::wire::REQUEST_CONTROL;
 
 /// Connections accepted per call of [`Server::accept_pending`]: a connect storm must leave
 /// the serve loop time for the clients already connected.
@@ -687,6 +688,7 @@ impl Server {
                         conn: c.id,
                         id: RequestId::from_tag(tag),
                         len,
+                        control: tag & REQUEST_CONTROL != 0,
                     });
                 }
                 // A ring without a connection cannot happen; drop it rather than serve it.
@@ -1065,6 +1067,21 @@ impl Transport for Server {
     }
     fn connections(&self) -> usize {
         self.fanin.ring_count()
+    }
+    fn connection_stats(&self) -> Vec<super::ConnectionStats> {
+        let depth = |(used, capacity): (usize, usize)| super::RingDepth {
+            used: used as u64,
+            capacity: capacity as u64,
+        };
+        self.conns
+            .iter()
+            .flatten()
+            .map(|c| super::ConnectionStats {
+                request_ring: self.fanin.ring_depth(RingId(c.id.slot)).map(depth),
+                response_ring: Some(depth((c.responses.len(), c.responses.capacity()))),
+                ..c.peer.stats(c.id, super::TransportKind::SharedMemory)
+            })
+            .collect()
     }
 }
 

@@ -24,7 +24,7 @@ use super::stream::{FrameIn, FrameOut, Next};
 use super::transport::Transport;
 use crate::error::Corruption;
 use crate::fork;
-use crate::wire::SOCKET_FRAME_HEADER;
+use crate::wire::{REQUEST_CONTROL, SOCKET_FRAME_HEADER};
 
 /// Descriptors one connection costs: its socket and the client's pidfd.
 const FDS_PER_CLIENT: usize = 2;
@@ -380,6 +380,7 @@ impl SocketServer {
                         conn: c.id,
                         id: RequestId::from_tag(tag),
                         len,
+                        control: tag & REQUEST_CONTROL != 0,
                     }));
                 }
                 Next::TooLong { len, position } => {
@@ -712,6 +713,13 @@ impl Transport for SocketServer {
     fn connections(&self) -> usize {
         self.clients()
     }
+    fn connection_stats(&self) -> Vec<super::ConnectionStats> {
+        self.conns
+            .iter()
+            .flatten()
+            .map(|c| c.peer.stats(c.id, super::TransportKind::Socket))
+            .collect()
+    }
     fn inline_beside_others(&self) -> bool {
         // No doorbell to hand a slow inline run over with: with other clients connected,
         // requests go to the executor.
@@ -880,6 +888,9 @@ impl Transport for AnyServer {
     }
     fn connections(&self) -> usize {
         self.inner().connections()
+    }
+    fn connection_stats(&self) -> Vec<super::ConnectionStats> {
+        self.inner().connection_stats()
     }
     fn inline_beside_others(&self) -> bool {
         self.inner().inline_beside_others()

@@ -359,6 +359,29 @@ pub trait Transport {
         usize::MAX
     }
 
+    /// Each attached connection's statistics as far as the transport knows them: identity,
+    /// when it connected, its transport and its rings' depths (the reactor fills in what it
+    /// holds). The reactor answers a statistics control request with them
+    /// ([`Client::server_stats`](super::Client::server_stats)). The default knows none: the
+    /// reactor then lists the connections it has taken requests from, by
+    /// [`client`](Self::client).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-cstats-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert!(Transport::connection_stats(&server).is_empty());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn connection_stats(&self) -> Vec<super::ConnectionStats> {
+        Vec::new()
+    }
+
     /// Whether the reactor may run a request inline (on its own thread, when nothing is in
     /// flight) while other clients are connected. A transport without a
     /// [`watch_bell`](Self::watch_bell) cannot have a slow inline run handed over, so it can

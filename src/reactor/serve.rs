@@ -15,7 +15,8 @@ use super::responder::Responder;
 use super::shared::{Completion, Reply, Shared};
 use super::stash::ConnState;
 use crate::channel::{
-    ClientInfo, ConnId, Incoming, RecvRequestError, SendResponseError, Status, Transport,
+    ClientInfo, ConnId, ConnectionStats, Control, Incoming, RecvRequestError, SendResponseError,
+    ServerStats, Status, Transport,
 };
 use crate::clock::Instant;
 use crate::mutant::{self, Mutant};
@@ -293,9 +294,88 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
         self.park(inc.conn, seq, reply);
     }
 
+    /// Answers a control request here, in its connection's turn: never given to the handler,
+    /// not counted as a request, answered even while stopping. Statistics go only to a
+    /// client of the server's own effective user.
+    fn control(&mut self, inc: &Incoming) {
+        let st = self.state(inc.conn);
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let (status, body) = match Control::parse(&self.buf[..inc.len]) {
+            Control::Stats => {
+                let own = rustix::process::geteuid().as_raw();
+                match self.transport.client(inc.conn) {
+                    Some(c) if c.uid == own => (
+                        Status::Ok,
+                        self.server_stats().encode(self.transport.max_response()),
+                    ),
+                    _ => (
+                        Status::Failed,
+                        b"statistics are only for the server's own user".to_vec(),
+                    ),
+                }
+            }
+            Control::Unknown => (Status::Failed, b"unknown control request".to_vec()),
+        };
+        let reply = Reply {
+            id: inc.id,
+            status,
+            body,
+        };
+        self.park(inc.conn, seq, reply);
+    }
+
+    /// What a statistics control request answers: the counters, and each connection as the
+    /// transport knows it with what this reactor holds for it.
+    fn server_stats(&self) -> ServerStats {
+        let mut conns = self.transport.connection_stats();
+        if conns.is_empty() {
+            conns = (self.conns.iter().flatten())
+                .filter_map(|c| self.transport.client(c.id))
+                .map(|i| ConnectionStats::new(i.conn, i.pid, i.uid, i.gid))
+                .collect();
+        }
+        let mut stash_bytes = 0;
+        for c in &mut conns {
+            let held = self.conns.get(c.conn.slot).and_then(Option::as_ref);
+            if let Some(st) = held.filter(|st| st.id == c.conn) {
+                c.in_flight = st.in_flight as u64;
+                c.stash_bytes = st.stash_bytes as u64;
+                c.paused = st.paused;
+                stash_bytes += c.stash_bytes;
+            }
+        }
+        let s = &self.stats;
+        ServerStats {
+            pid: std::process::id(),
+            uid: rustix::process::geteuid().as_raw(),
+            requests: s.requests,
+            inline: s.inline,
+            dispatched: s.dispatched,
+            busy: s.busy,
+            sent: s.sent,
+            panicked: s.panicked,
+            detached: s.detached,
+            discarded: s.discarded,
+            pauses: s.paused,
+            max_stash_bytes: s.max_stash_bytes as u64,
+            sleeps: s.sleeps,
+            handovers: s.handovers,
+            key_waits: s.key_waits,
+            in_flight: self.in_flight as u64,
+            stash_bytes,
+            total_connections: conns.len() as u64,
+            connections: conns,
+        }
+    }
+
     /// Gives a request its sequence number and either answers it at once (`Busy`,
     /// `ShuttingDown`), dispatches it, or returns it to run inline.
     fn take(&mut self, inc: Incoming, stopping: bool, inline: bool) -> Option<InlineRun> {
+        if inc.control {
+            self.control(&inc);
+            return None;
+        }
         self.stats.requests += 1;
         let (max_in_flight, _) = self.transport.limits();
         let in_flight_before = self.in_flight;

@@ -14,7 +14,7 @@
 //! server answers with one message of [`HELLO_LEN`] bytes:
 //!
 //! ```text
-//! +0   magic         HELLO_MAGIC, "RBC4"
+//! +0   magic         HELLO_MAGIC, "RBC5"
 //! +4   verdict       HELLO_OK, HELLO_FULL, HELLO_UID, HELLO_LIMIT or HELLO_RESOURCES
 //! +8   slot          the connection's slot on the server
 //! +12  server pid    the serving process, as the server sees itself
@@ -51,9 +51,32 @@
 //! is then watched through the socket only. A server reads the client's hello without
 //! waiting for it: a client that never sends one is served, watched through its socket only.
 //!
-//! A request is a frame whose tag is its request id ([`ID_BITS`] bits, wrapping). A response
-//! is a frame whose tag carries the same id in the low bits and a status code
+//! A request is a frame whose tag is its request id ([`ID_BITS`] bits, wrapping) and, in
+//! its top bit, [`REQUEST_CONTROL`] for a control request; the two bits between are zero. A
+//! response is a frame whose tag carries the same id in the low bits and a status code
 //! ([`STATUS_OK`] …) in the top three.
+//!
+//! A control request is answered by the server itself, never by its handler, in its turn
+//! among the connection's responses. Its body is a `u32` control code; the only one is
+//! [`CONTROL_STATS`], whose answer is the server's statistics (below), given only to a
+//! client of the server's own effective user — any other gets [`STATUS_FAILED`] with a
+//! message. An unknown code gets [`STATUS_FAILED`] too.
+//!
+//! The statistics answer (all words `u64` but the header's, native byte order):
+//!
+//! ```text
+//! +0   magic              STATS_MAGIC, "RBS1"
+//! +4   server fields S    how many u64 server fields follow the header
+//! +8   connections C      how many connection records follow them
+//! +12  record fields F    how many u64 fields each connection record has
+//! +16  S server fields    in the order of STATS_SERVER_FIELDS
+//!      C records          F fields each, in the order of STATS_CONNECTION_FIELDS
+//! ```
+//!
+//! A reader takes the fields it knows by position and skips the rest (a later server may
+//! append fields; it never reorders them). A field a server cannot know is
+//! [`STATS_UNKNOWN`]. The records stop where the response frame cap would be passed;
+//! the server field `connections` says how many there are in all.
 
 /// First bytes of a client's hello.
 pub const CLIENT_HELLO_MAGIC: [u8; 4] = *b"RBH2";
@@ -66,10 +89,10 @@ pub const CLIENT_HELLO_FLAGS_OFF: usize = 8;
 /// Client hello flag: a pidfd of the client process comes with it.
 pub const CLIENT_HELLO_PIDFD: u32 = 1;
 /// First bytes of the server's greeting. The digit is the handshake's version: versions 1
-/// (no hellos, no pidfds), 2 (no socket transport, no frame limits) and 3 (no readiness
-/// socket: a fifth descriptor would be cut off by a version-3 client's receive) are not
-/// spoken any more.
-pub const HELLO_MAGIC: [u8; 4] = *b"RBC4";
+/// (no hellos, no pidfds), 2 (no socket transport, no frame limits), 3 (no readiness
+/// socket: a fifth descriptor would be cut off by a version-3 client's receive) and 4 (no
+/// control requests: a version-4 server gives one to its handler) are not spoken any more.
+pub const HELLO_MAGIC: [u8; 4] = *b"RBC5";
 /// Length of the greeting in bytes.
 pub const HELLO_LEN: usize = 32;
 /// Greeting verdict: admitted; the rings follow.
@@ -118,6 +141,65 @@ pub const SOCKET_FRAME_HEADER: usize = 8;
 /// Descriptors a greeting with [`HELLO_OK`] carries: bell region, request ring, response ring
 /// (and the server's pidfd, with [`HELLO_FLAG_PIDFD`]).
 pub const HELLO_FDS: usize = 3;
+
+/// Request tag flag: a control request, answered by the server and never given to its
+/// handler (handshake version 5 and later).
+pub const REQUEST_CONTROL: u32 = 1 << 31;
+/// Control code (a control request's body, `u32`): the server's statistics.
+pub const CONTROL_STATS: u32 = 1;
+/// First bytes of a statistics answer.
+pub const STATS_MAGIC: [u8; 4] = *b"RBS1";
+/// Bytes of a statistics answer's header.
+pub const STATS_HEADER_LEN: usize = 16;
+/// Offset of the server field count in a statistics answer (`u32`).
+pub const STATS_SERVER_COUNT_OFF: usize = 4;
+/// Offset of the connection record count in a statistics answer (`u32`).
+pub const STATS_CONNECTION_COUNT_OFF: usize = 8;
+/// Offset of the fields-per-record count in a statistics answer (`u32`).
+pub const STATS_RECORD_FIELDS_OFF: usize = 12;
+/// A statistics field the server cannot know.
+pub const STATS_UNKNOWN: u64 = u64::MAX;
+/// The server fields of a statistics answer, in order: the serving process and user, the
+/// reactor's counters since it started, and what is held now.
+pub const STATS_SERVER_FIELDS: [&str; 18] = [
+    "pid",
+    "uid",
+    "requests",
+    "inline",
+    "dispatched",
+    "busy",
+    "sent",
+    "panicked",
+    "detached",
+    "discarded",
+    "pauses",
+    "max_stash_bytes",
+    "sleeps",
+    "handovers",
+    "key_waits",
+    "in_flight",
+    "stash_bytes",
+    "connections",
+];
+/// The fields of a statistics answer's connection record, in order. `transport` is 0 for
+/// shared memory, 1 for the socket transport; `connected_ms` is the Unix time of the
+/// connection in milliseconds; ring depths are bytes published and not yet consumed.
+pub const STATS_CONNECTION_FIELDS: [&str; 14] = [
+    "slot",
+    "generation",
+    "pid",
+    "uid",
+    "gid",
+    "connected_ms",
+    "transport",
+    "request_used",
+    "request_capacity",
+    "response_used",
+    "response_capacity",
+    "in_flight",
+    "stash_bytes",
+    "paused",
+];
 
 /// Bits of a frame tag that carry the request id.
 pub const ID_BITS: u32 = 29;

@@ -11,7 +11,7 @@
 //! | records | the 8-byte record header of every frame, padding, the MPSC claim state ([`RECORD_HEADER`], [`COMMITTED`], [`PADDING`], [`CLAIMED`]) |
 //! | doorbells | the sequence and waiter words of a doorbell line ([`BELL_SEQ`], [`BELL_WAITERS`]) and the bell region ([`BELL_REGION_SIZE`]) |
 //! | MPSC registry | the producer slots after an MPSC ring's data area ([`REGISTRY_SLOT_SIZE`], [`SLOT_OWNER`], [`IN_CLAIM`]) and the large-frame reservation word |
-//! | channel | the handshake on its socket (a client's hello, [`CLIENT_HELLO_MAGIC`]; the server's greeting, [`HELLO_MAGIC`], [`HELLO_LEN`]) and the request/response tags ([`ID_BITS`], [`STATUS_OK`] …) |
+//! | channel | the handshake on its socket (a client's hello, [`CLIENT_HELLO_MAGIC`]; the server's greeting, [`HELLO_MAGIC`], [`HELLO_LEN`]), the request/response tags ([`ID_BITS`], [`STATUS_OK`] …) and control requests ([`REQUEST_CONTROL`], [`STATS_MAGIC`]) |
 //!
 //! Every multi-byte word is in the creator's native byte order (the header's endianness
 //! marker lets an opener refuse the other order) and is accessed atomically with its natural
@@ -19,12 +19,21 @@
 //!
 //! # Versions
 //!
-//! [`LAYOUT_VERSION`] names this whole format, shared memory and greeting together. It is
-//! written in every region header and checked by every opener, which refuses any other
-//! version ([`HeaderError::UnsupportedVersion`](crate::HeaderError::UnsupportedVersion)).
-//! Any change to an offset, a bit, a tag layout or a protocol step that a peer of the old
-//! version would misread bumps it; adding a header flag that an old peer refuses anyway
-//! (unknown flags are refused) does not.
+//! Two numbers version this format, and a peer checks both:
+//!
+//! - [`LAYOUT_VERSION`], written in every region header and checked by every opener, names
+//!   the shared-memory layout: header, records, doorbell words, MPSC registry and their
+//!   protocols. An opener refuses any other version
+//!   ([`HeaderError::UnsupportedVersion`](crate::HeaderError::UnsupportedVersion)).
+//! - The digit in [`HELLO_MAGIC`] names the channel's handshake and tags: the hello, the
+//!   greeting and its descriptors, the request and response tags, control requests. A
+//!   client refuses a greeting of any other version.
+//!
+//! Any change that a peer of the old version would misread — an offset, a bit, a tag
+//! layout, a protocol step, a descriptor added to a greeting — bumps the version it belongs
+//! to; adding a header flag that an old peer refuses anyway (unknown flags are refused) does
+//! not. `docs/wire.md` is the whole specification, checked against these constants by a
+//! test.
 //!
 //! # Examples
 //!
