@@ -367,18 +367,70 @@ impl Client {
         }
     }
 
-    fn call_until(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
-        self.call_inner(req, deadline).map_err(|e| self.lost(e))
+    /// As [`call_timeout`](Self::call_timeout), giving the whole response whatever its
+    /// status: a [`Status::Failed`] answer's message is its body.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_timeout`](Self::call_timeout), but for [`CallError::Server`]: an error
+    /// status is in the response.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use ringbell::channel::Status;
+    ///
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let r = client.call_response_timeout(b"GET key", Duration::from_secs(1))?;
+    /// if r.status == Status::Failed {
+    ///     eprintln!("failed: {}", String::from_utf8_lossy(&r.body));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_response_timeout(
+        &mut self,
+        req: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
+        self.call_inner(req, Deadline::within(timeout))
+            .map_err(|e| self.lost(e))
     }
 
-    fn call_inner(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
+    /// As [`call_response_timeout`](Self::call_response_timeout) without a deadline (a dead
+    /// server still ends the wait).
+    ///
+    /// # Errors
+    ///
+    /// As [`call_response_timeout`](Self::call_response_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let mut client = ringbell::channel::Client::connect("/run/app.sock")?;
+    /// let r = client.call_response(b"GET key")?;
+    /// println!("{:?}: {} bytes", r.status, r.body.len());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn call_response(&mut self, req: &[u8]) -> Result<Response, CallError> {
+        self.call_inner(req, Deadline::NEVER)
+            .map_err(|e| self.lost(e))
+    }
+
+    fn call_until(&mut self, req: &[u8], deadline: Deadline) -> Result<Vec<u8>, CallError> {
+        self.call_inner(req, deadline)
+            .and_then(Response::into_result)
+            .map_err(|e| self.lost(e))
+    }
+
+    fn call_inner(&mut self, req: &[u8], deadline: Deadline) -> Result<Response, CallError> {
         // Started now: one deadline for the send and the response together.
         let deadline = deadline.start();
         let id = self.send_until(req, deadline)?;
         loop {
             // From the ring only: responses kept aside in `early` are not this call's.
             match self.next_response(deadline, false) {
-                Ok(r) if r.id == id => return r.into_result(),
+                Ok(r) if r.id == id => return Ok(r),
                 // An earlier pipelined request's response: keep it for `recv_response`.
                 Ok(r) => self.early.push_back(r),
                 Err(CallError::Timeout) => {
