@@ -70,7 +70,7 @@ pub enum HeaderError {
         /// The capacity found.
         capacity: u64,
     },
-    /// The memory's size is not header plus capacity.
+    /// The memory's size is not header plus capacity (plus, for MPSC, the registry).
     SizeMismatch {
         /// Bytes available.
         size: u64,
@@ -145,7 +145,8 @@ impl core::error::Error for HeaderError {}
 ///
 /// Seeing one means the peer is buggy or hostile, or the memory was overwritten. The ring is
 /// not repaired: every later call on the same side reports corruption again or returns what
-/// it can prove valid.///
+/// it can prove valid.
+///
 /// # Examples
 ///
 /// ```

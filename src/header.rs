@@ -31,7 +31,8 @@ pub(crate) struct Geometry {
     pub(crate) frame_cap: usize,
     /// The kind of ring.
     pub(crate) kind: RingKind,
-    /// Header flags ([`wire::FLAG_SHARED_BELL`], [`wire::FLAG_SHARED_SPACE_BELL`]).
+    /// Header flags ([`wire::FLAG_SHARED_BELL`], [`wire::FLAG_SHARED_SPACE_BELL`],
+    /// [`wire::FLAG_ASYMMETRIC_FENCES`]).
     pub(crate) flags: u32,
     /// MPSC producer registry slots (0 for other kinds).
     pub(crate) slots: usize,
@@ -56,8 +57,6 @@ impl Geometry {
         HEADER_SIZE + self.capacity
     }
 
-    /// The largest frame cap a ring of `capacity` bytes allows: a record of half the
-    /// capacity, header included, so that it always fits once the ring is empty.
     /// Sets the fence mode a creator asked for (`None`: this process's default, which
     /// registers it for `membarrier` if it can; a creator that names `Symmetric` does not).
     pub(crate) fn set_fences(&mut self, fences: Option<Fences>) -> Result<(), HeaderError> {
@@ -75,6 +74,8 @@ impl Geometry {
         Ok(f)
     }
 
+    /// The largest frame cap a ring of `capacity` bytes allows: a record of half the
+    /// capacity, header included, so that it always fits once the ring is empty.
     #[inline]
     pub(crate) const fn max_frame_cap(capacity: usize) -> usize {
         (capacity / 2).saturating_sub(wire::RECORD_HEADER)
@@ -181,7 +182,7 @@ pub(crate) fn check_positions(write: u64, read: u64, capacity: usize) -> Result<
 ///
 /// One distinct [`HeaderError`] per failed check, in this order: too small for a header, magic
 /// (a byte-swapped magic is reported as wrong endianness), not ready, version, endianness,
-/// header size, kind, flags, capacity, mask, region size, frame cap.
+/// header size, kind, flags, capacity, mask, registry, region size, frame cap.
 pub(crate) fn validate(mem: &Mem, kind: RingKind) -> Result<Geometry, HeaderError> {
     validate_kind(mem, Some(kind))
 }
@@ -261,7 +262,12 @@ pub(crate) fn validate_kind(mem: &Mem, kind: Option<RingKind>) -> Result<Geometr
     let frame_cap = mem.load_u32(FRAME_CAP_OFF, r);
     // `capacity <= MAX_CAPACITY` fits usize on every supported target (checked above).
     let capacity = capacity as usize;
-    let max = Geometry::max_frame_cap(capacity);
+    let mut max = Geometry::max_frame_cap(capacity);
+    if kind == RingKind::Mpsc {
+        // The MPSC length word also carries CLAIMED: lengths must stay below it, as the
+        // creator's check (mpsc::Config) makes them. A forged header must not pass either.
+        max = max.min(wire::MPSC_LEN_MASK as usize - wire::RECORD_HEADER);
+    }
     if frame_cap as usize > max {
         return Err(HeaderError::BadFrameCap {
             frame_cap: frame_cap as u64,

@@ -364,3 +364,29 @@ fn errors_that_wrap_a_corruption_give_it_as_their_source() {
         assert_eq!(source.downcast_ref::<Corruption>(), Some(&c), "{e}");
     }
 }
+
+/// An MPSC record's length word also carries `CLAIMED`: a forged header whose frame cap
+/// reaches it is refused at attach, as the creator refuses to write one. (It used to pass
+/// the opener, which checked only half the capacity.)
+#[test]
+fn an_mpsc_frame_cap_that_reaches_the_claimed_bit_is_refused() {
+    use ringbell::mpsc;
+    // 1 GiB of data area: half of it, less a record header, is one above the length mask's
+    // limit. The heap region is zeroed lazily: only the header's pages are touched.
+    let region = HeapRegion::new(&mpsc::Config::new(1 << 30).frame_cap(1024)).unwrap();
+    let limit = (MPSC_LEN_MASK as usize - RECORD_HEADER) as u32;
+    testing::view(&region).store_u32(FRAME_CAP_OFF, limit + 1, Relaxed);
+    let id = OwnerId::new(77).unwrap();
+    let err = mpsc::Consumer::attach(region.clone(), id, mpsc::NeverDead)
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AttachError::Header(HeaderError::BadFrameCap {
+            frame_cap: u64::from(limit) + 1,
+            max: u64::from(limit),
+        })
+    );
+    testing::view(&region).store_u32(FRAME_CAP_OFF, limit, Relaxed);
+    assert!(mpsc::Consumer::attach(region, id, mpsc::NeverDead).is_ok());
+}

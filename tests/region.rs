@@ -289,3 +289,13 @@ fn stream_producer_child() {
         }
     }
 }
+
+/// The smallest SPSC ring (16 bytes of data) opens untyped too: the plausibility check
+/// before mapping took it for too small (it used to demand more than 16 bytes).
+#[test]
+fn the_smallest_ring_opens_untyped() {
+    let ring = Region::<ringbell::region::Spsc>::create(&ringbell::spsc::Config::new(16)).unwrap();
+    let fd = ring.fd().try_clone_to_owned().unwrap();
+    let any = Region::<ringbell::region::Untyped>::open(fd).unwrap();
+    assert_eq!(any.len(), 1024 + 16);
+}

@@ -30,7 +30,7 @@
 //!   a client replacing a dead one finds its slot free.
 //! * **Exhaustion.** Limits per user and per process
 //!   ([`ServerConfig::max_clients_per_uid`], [`ServerConfig::max_clients_per_process`]) keep
-//!   one user from taking every slot; a connection costs the server four descriptors, checked
+//!   one user from taking every slot; a connection costs the server six descriptors, checked
 //!   against `RLIMIT_NOFILE` before the handshake (refused:
 //!   [`ChannelError::ServerOutOfResources`]); an `accept` out of descriptors pauses accepting
 //!   (10 ms doubling to 1 s) instead of spinning.

@@ -11,8 +11,10 @@
 //!
 //! ```text
 //! +0  sequence   the futex word; bumped (fetch_add, Release) by a ringer that wakes
-//! +4  waiters    the waiter mark; set to 1 by a waiter before it sleeps, swapped to 0 by the
-//!                ringer that wakes it
+//! +4  waiters    the waiter mark; bits set (fetch_or) by a waiter before it waits —
+//!                WAIT_SLEEPER for a futex sleep, WAIT_ASYNC for an async wait — and
+//!                cleared by the ringer that wakes it (a ringer without the async
+//!                waiter's signal clears only WAIT_SLEEPER: see *Async waits*)
 //! ```
 //!
 //! The steps below are in `doorbell/line.rs`; the spin phase and the sleep slices in
@@ -25,7 +27,7 @@
 //!
 //! 1. if the deadline passed, return a timeout
 //! 2. `seq = sequence.load(Acquire)`
-//! 3. `waiters.swap(1, Release)` (an RMW: see *Why an RMW* below)
+//! 3. `waiters.fetch_or(WAIT_SLEEPER, Release)` (an RMW: see *Why an RMW* below)
 //! 4. `fence(SeqCst)`
 //! 5. if `ready()`, return
 //! 6. futex-wait on `sequence` while it still equals `seq`, for at most one *slice*; go to 1
@@ -34,7 +36,8 @@
 //! completion posted by `notify()`):
 //!
 //! 1. `fence(SeqCst)`
-//! 2. if `waiters.load() != 0` and `waiters.swap(0, AcqRel) != 0`:
+//! 2. if `waiters.load() != 0` and clearing it (`swap(0, AcqRel)`; `fetch_and(WAIT_ASYNC)`
+//!    for a ringer without the async waiter's signal) found `WAIT_SLEEPER` set:
 //!    `sequence.fetch_add(1, Release)`, then futex-wake **all** waiters.
 //!
 //! # Why no wake-up is lost
@@ -203,7 +206,7 @@
 //! the bit without making the descriptor readable, and the waiter would wait on its own
 //! timer only. A peer of an older build, whose marks are `swap`s, erases the bit too: an
 //! async waiter needs every peer of its line on this build. (The channel's greeting, version
-//! 4, gives every ringer its signal and refuses older peers; a word saying who holds the
+//! 4 and later, gives every ringer its signal and refuses older peers; a word saying who holds the
 //! descriptor is planned: `docs/design-async.md`.) A [`Readiness`] is not `Clone`: it is drained by its one
 //! waiter; ringers hold [`ReadinessSignal`]s. Wake system calls still never exceed
 //! announced waits: a ringer writes a descriptor only after clearing a mark an async wait

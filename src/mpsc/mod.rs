@@ -30,8 +30,9 @@
 //! state.
 //! Their length word is:
 //!
-//! * `0` — claimed, not described yet (the consumer zeroes every header word it releases, so
-//!   a freshly claimed header is never mistaken for stale bytes of the previous lap);
+//! * `0` — claimed, not described yet (the consumer zeroes the first `u32` of every 8-byte
+//!   chunk it releases — every place a header can start — so a freshly claimed header is
+//!   never mistaken for stale bytes of the previous lap);
 //! * `CLAIMED | len` — described, being filled;
 //! * `COMMITTED | len` — complete;
 //! * `PADDING | COMMITTED | len` — skip `len + 8` bytes (wrap padding, an aborted grant, or a

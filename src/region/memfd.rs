@@ -583,7 +583,7 @@ fn check_fd(fd: &OwnedFd, kind: Option<RingKind>) -> Result<usize, RegionError> 
     let plausible = if registry_max == 0 {
         capacity.is_power_of_two()
     } else {
-        capacity > wire::MIN_CAPACITY as u64
+        capacity >= wire::MIN_CAPACITY as u64
     };
     if !plausible
         || capacity < wire::MIN_CAPACITY as u64

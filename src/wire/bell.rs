@@ -6,7 +6,9 @@
 //! +0  sequence   the futex word; bumped (fetch_add, Release) by a ringer that wakes
 //! +4  waiters    the waiter mark: bits a waiter about to wait sets (fetch_or, Release) —
 //!                WAIT_SLEEPER for a futex sleep, WAIT_ASYNC for a wait on a readiness
-//!                descriptor — swapped to 0 (AcqRel) by the ringer that wakes them
+//!                descriptor — cleared (swap to 0, AcqRel) by the ringer that wakes them;
+//!                a ringer without the async waiter's signal clears only WAIT_SLEEPER
+//!                (fetch_and WAIT_ASYNC), leaving the async mark for one that has it
 //! ```
 //!
 //! The protocol on these words is argued in [`doorbell`](crate::doorbell). A *bell region* is

@@ -49,7 +49,9 @@
 //! forked keeps a copy of the connection's socket (the socket then never hangs up). Either
 //! pidfd may be missing (a kernel without `pidfd_open`, a sandbox that forbids it): that side
 //! is then watched through the socket only. A server reads the client's hello without
-//! waiting for it: a client that never sends one is served, watched through its socket only.
+//! waiting for it: on shared memory a client that never sends one is served, watched
+//! through its socket only; on the socket transport the hello is required (the server
+//! reads no frame before it, and the first 16 bytes are taken as one).
 //!
 //! A request is a frame whose tag is its request id ([`ID_BITS`] bits, wrapping) and, in
 //! its top bit, [`REQUEST_CONTROL`] for a control request; the two bits between are zero. A

@@ -25,8 +25,9 @@ use static_assertions::const_assert_eq;
 
 /// `b"RINGBELL"` read as a native-endian `u64`: the first word of every region.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"RINGBELL");
-/// The version of this whole wire format. Any other version is refused (see the
-/// [module docs](crate::wire), "Versions").
+/// The version of the shared-memory layout: header, records, doorbell words, MPSC registry
+/// and their protocols (the channel's handshake has its own, in [`HELLO_MAGIC`]). Any other
+/// version is refused (see the [module docs](crate::wire), "Versions").
 pub const LAYOUT_VERSION: u32 = 1;
 /// A marker written in native byte order; read back swapped on a machine of the other order.
 pub const ENDIAN_MARKER: u32 = 0x0102_0304;
@@ -127,7 +128,8 @@ struct RingHeader {
     kind: u32,
     /// Largest payload in bytes a producer may send; at most `capacity / 2 - 8`.
     frame_cap: u32,
-    /// [`FLAG_SHARED_BELL`], [`FLAG_SHARED_SPACE_BELL`] or 0; any other bit is refused.
+    /// [`FLAG_SHARED_BELL`], [`FLAG_SHARED_SPACE_BELL`], [`FLAG_ASYMMETRIC_FENCES`], or 0;
+    /// any other bit is refused.
     flags: u32,
     /// [`READY`] once every other field is written (stored last, Release).
     ready: u32,

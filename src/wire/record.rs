@@ -16,7 +16,8 @@
 //! word (fresh memory) is never mistaken for a zero-length record.
 //!
 //! In an MPSC ring a length word also has two transient states: `0` (claimed, not described
-//! yet: the consumer zeroes every header word it releases) and `CLAIMED | len` (described,
+//! yet: the consumer zeroes the first `u32` of every 8-byte chunk it releases, so every
+//! place a later header can start reads 0) and `CLAIMED | len` (described,
 //! being filled). A commit turns `CLAIMED | len` into `COMMITTED | len` by compare-and-swap.
 //! Header words are only ever accessed atomically.
 
