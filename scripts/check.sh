@@ -38,6 +38,9 @@ step "no_std build" cargo build --no-default-features --lib
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --features tokio
 step "cargo check aarch64" cargo check --target aarch64-unknown-linux-gnu --lib --tests --examples
 step "cargo check i686" cargo check --target i686-unknown-linux-gnu --lib --tests --examples
+step "cargo check aarch64 and i686 (the C ABI, the command)" bash -c \
+    "cargo check --target aarch64-unknown-linux-gnu -p ringbell-c -p ringbell-cli --all-targets &&
+     cargo check --target i686-unknown-linux-gnu -p ringbell-c -p ringbell-cli --all-targets"
 step "cargo check i686 (no_std)" cargo check --target i686-unknown-linux-gnu --no-default-features --lib
 # Every integration test runs under a watchdog that names it and fails the run if it hangs
 # (tests/common: `watchdog()`). Doctests run one at a time under a timeout: libtest prints a
@@ -51,6 +54,9 @@ step "doctests" doctests
 # The examples that finish on their own run to the end (the demo runs in the README's demo
 # command and in the comparison).
 step "example: poll" timeout --foreground 120 cargo run --example poll
+# The C ABI: header regenerated and compared, C and C++ examples compiled by the system's
+# compilers and run against Rust peers, the `ringbell` command against a live server.
+step "C ABI, C and C++ examples, the ringbell command" timeout --foreground 900 bash scripts/c-check.sh
 step "loom models and mutants" bash scripts/mutants.sh
 
 # Benchmarks must keep compiling; the comparison with peer crates (its own crate, its own

@@ -239,8 +239,11 @@ impl RegionSnapshot {
         // Acquire: pairs with the Release of the role words and positions by their writers.
         snap.producer = Role::from_word(mem.load_u64(PRODUCER_OWNER_OFF, Ordering::Acquire));
         snap.consumer = Role::from_word(mem.load_u64(CONSUMER_OWNER_OFF, Ordering::Acquire));
-        snap.write_pos = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
+        // The read position first: it never passes the write position, so a write position
+        // loaded after it is at least as far on, and a busy but healthy ring reads
+        // consistent (the other order can see the consumer pass the write position read).
         snap.read_pos = mem.load_u64(READ_POS_OFF, Ordering::Acquire);
+        snap.write_pos = mem.load_u64(WRITE_POS_OFF, Ordering::Acquire);
         snap.data_bell = bell(DATA_BELL_OFF);
         snap.space_bell = bell(SPACE_BELL_OFF);
         snap.reservation = mem.load_u64(RESERVATION_OFF, r);

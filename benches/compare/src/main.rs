@@ -30,6 +30,8 @@ mod reactor_c1;
 
 mod asyncbench;
 
+mod cbench;
+
 /// Run sizes: `--quick` keeps the whole run under a minute.
 #[derive(Clone, Copy)]
 struct Sizes {
@@ -1589,7 +1591,7 @@ fn main() {
         return child(&args[1..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only spsc,many,pingpong,call,async,figures` runs those sections (all by default).
+    // `--only spsc,many,pingpong,call,async,c,figures` runs those sections (all by default).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -1620,6 +1622,9 @@ fn main() {
     }
     if runs("async") {
         section_async(quick, &mut r);
+    }
+    if runs("c") {
+        cbench::section_c(quick, &mut r);
     }
     if runs("figures") {
         section_figures(&z, &mut r);
