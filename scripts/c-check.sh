@@ -72,7 +72,7 @@ trap cleanup EXIT
 start() {
     local log=$1
     shift
-    timeout 120 "$@" >"$log" 2>&1 </dev/null &
+    timeout -k 5 120 "$@" >"$log" 2>&1 </dev/null &
     PIDS+=($!)
     for _ in $(seq 1 500); do
         grep -q ready "$log" 2>/dev/null && return 0
@@ -85,36 +85,46 @@ start() {
 
 echo "--- C client and C++ wrapper against the Rust server"
 start "$DIR/rust-server.log" "$LIB/examples/rust_echo_server" "$DIR/rust.sock" 60
-timeout 60 "$OUT/client" "$DIR/rust.sock"
-timeout 60 "$OUT/cpp_example" --connect "$DIR/rust.sock"
+timeout -k 5 60 "$OUT/client" "$DIR/rust.sock"
+timeout -k 5 60 "$OUT/cpp_example" --connect "$DIR/rust.sock"
 
 echo "--- Rust client against the C server"
 start "$DIR/c-server.log" "$OUT/server" "$DIR/c.sock" 60
-timeout 60 "$LIB/examples/rust_client" "$DIR/c.sock"
-timeout 60 "$OUT/client" "$DIR/c.sock"
+timeout -k 5 60 "$LIB/examples/rust_client" "$DIR/c.sock"
+timeout -k 5 60 "$OUT/client" "$DIR/c.sock"
 
 echo "--- ringbell inspect against the live C server"
-# One client stays connected while the command looks.
-timeout 60 "$LIB/examples/rust_client" "$DIR/c.sock" --bench 2000000 >/dev/null 2>&1 &
+# One client stays connected (calling) while the command looks: the answer must list it
+# and the command's own connection.
+timeout -k 5 60 "$LIB/examples/rust_client" "$DIR/c.sock" --bench 50000000 >/dev/null 2>&1 &
 HOLD=$!
 PIDS+=("$HOLD")
-sleep 0.3
-timeout 30 target/release/ringbell inspect "$DIR/c.sock"
-timeout 30 target/release/ringbell inspect "$DIR/c.sock" --json >"$DIR/stats.json"
-grep -q '"pid"' "$DIR/stats.json" || { echo "no stats in --json:"; cat "$DIR/stats.json"; exit 1; }
+listed=0
+for _ in $(seq 1 100); do
+    timeout -k 5 30 target/release/ringbell inspect "$DIR/c.sock" --json >"$DIR/stats.json"
+    listed=$(grep -o '"slot":' "$DIR/stats.json" | wc -l)
+    ((listed >= 2)) && break
+    sleep 0.05
+done
+if ((listed < 2)); then
+    echo "ringbell inspect did not list the connected client and itself:"
+    cat "$DIR/stats.json"
+    exit 1
+fi
+timeout -k 5 30 target/release/ringbell inspect "$DIR/c.sock"
 kill "$HOLD" 2>/dev/null || true
 
 echo "--- SPSC ends between two C processes"
-timeout 60 "$OUT/spsc"
+timeout -k 5 60 "$OUT/spsc"
 
 echo "--- C++ server and client in one process"
-timeout 60 "$OUT/cpp_example"
+timeout -k 5 60 "$OUT/cpp_example"
 
 if [[ -n "${C_BENCH:-}" ]]; then
     echo "--- round trip, 64-byte echo, the Rust server: C client, then Rust client"
     for _ in 1 2 3; do
-        timeout 120 "$OUT/client" "$DIR/rust.sock" --bench "$C_BENCH"
-        timeout 120 "$LIB/examples/rust_client" "$DIR/rust.sock" --bench "$C_BENCH"
+        timeout -k 5 120 "$OUT/client" "$DIR/rust.sock" --bench "$C_BENCH"
+        timeout -k 5 120 "$LIB/examples/rust_client" "$DIR/rust.sock" --bench "$C_BENCH"
     done
 fi
 echo "C ABI checks passed"

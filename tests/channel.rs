@@ -937,3 +937,21 @@ fn a_call_whose_deadline_is_shorter_than_a_slice_still_notices_a_killed_server()
         );
     }
 }
+
+/// A response cap below the statistics' fixed part (160 bytes) refuses them with a reason
+/// instead of sending a `TooLarge` answer.
+#[test]
+fn stats_that_cannot_fit_the_response_cap_are_refused_with_a_reason() {
+    let _watchdog = common::watchdog();
+    let path = sock_path("stats-small");
+    let serving = serve(&path, ServerConfig::default().max_response(100), 1, echo);
+    let mut c = Client::connect(&path).unwrap();
+    match c.server_stats(T) {
+        Err(StatsError::Refused(why)) => assert!(why.contains("response cap"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // The connection goes on.
+    assert_eq!(c.call_timeout(b"x", T).unwrap(), b"x");
+    drop(c);
+    serving.finish();
+}

@@ -36,7 +36,7 @@ static int bench(rb_client *c, uint8_t *buf, size_t cap, size_t n) {
     uint8_t req[64];
     memset(req, 7, sizeof req);
     if (n == 0) n = 1;
-    uint64_t *times = malloc(n * sizeof *times);
+    uint64_t *times = calloc(n, sizeof *times); /* calloc checks n * size for overflow */
     if (times == NULL) return fail("malloc", RB_E_INVALID_ARGUMENT);
     size_t len = 0;
     for (size_t i = 0; i < n && i < 1000; i++) { /* warm up */

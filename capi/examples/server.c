@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,11 @@
 #define SLOTS 256
 
 static unsigned long counters[SLOTS]; /* guarded by the per-key ordering, not a lock */
-static volatile sig_atomic_t stop_requested;
+static atomic_int stop_requested; /* lock-free on Linux: safe in a signal handler */
 
 static void on_signal(int sig) {
     (void)sig;
-    stop_requested = 1; /* rb_server_stop() is not async-signal-safe: a thread calls it */
+    atomic_store(&stop_requested, 1); /* rb_server_stop() is not async-signal-safe */
 }
 
 static int starts_with(const rb_request *r, const char *prefix) {
@@ -113,7 +114,9 @@ struct watch {
 static void *watcher(void *arg) {
     struct watch *w = arg;
     struct timespec tick = {0, 10000000};
-    for (double t = 0; t < w->seconds && !stop_requested; t += 0.01) nanosleep(&tick, NULL);
+    for (double t = 0; t < w->seconds && !atomic_load(&stop_requested); t += 0.01) {
+        nanosleep(&tick, NULL);
+    }
     rb_server_stop(w->server);
     return NULL;
 }

@@ -99,6 +99,10 @@
 // The handle is in the wrong state for this call (a server already running).
 #define RB_E_STATE -21
 
+// The server's handler answered with more than the response cap; the client gets no body.
+// (RB_E_TOO_LARGE is for what the caller sends.)
+#define RB_E_RESPONSE_TOO_LARGE -22
+
 // The request has no ordering: it runs whenever (the default).
 #define RB_ACCESS_UNORDERED 0
 
@@ -164,17 +168,24 @@ typedef struct {
 // The ordering classifier: returns RB_ACCESS_UNORDERED, RB_ACCESS_READ or RB_ACCESS_WRITE
 // for a request and, for the last two, writes its key to *key. Requests on one key run as
 // a reader-writer lock would let them, in arrival order; requests on different keys run
-// concurrently. Called on the thread that runs rb_server_run(), before the handler; it
-// must be quick, must not unwind, and must not keep `request`. A negative return refuses
+// concurrently. A key is held from the classification until the request's responder is
+// consumed (rb_respond() and the others, possibly later and on another thread). Called
+// before the handler, one call at a time, on the thread that runs rb_server_run() or on
+// the reactor's watcher thread (which serves while a slow inline handler runs): it may run
+// beside handlers, so it must not touch their state unguarded. It must be quick, must not
+// unwind, and must not keep `request`. A negative return refuses
 // the request: it is not run and the client gets RB_E_HANDLER_PANICKED (what a C++
 // classifier that threw returns through ringbell.hpp). Any other value is taken as
 // RB_ACCESS_WRITE (the strictest).
 typedef int (*rb_access)(void *context, const rb_request *request, uint64_t *key);
 
-// How a server is made. Start from rb_server_options_default() and change what you need.
+// How a server is made. Start from rb_server_options_default() and change what you need:
+// it sets `size`, which lets a later library tell an older program's shorter struct.
 typedef struct {
-  // Worker threads for handlers. 0: every request runs inline on the thread of
-  // rb_server_run(), one at a time.
+  // sizeof(rb_server_options), as rb_server_options_default() sets it.
+  size_t size;
+  // Worker threads for handlers, at most 1024. 0: every request runs inline on the
+  // thread of rb_server_run(), one at a time.
   uint32_t workers;
   // RB_TRANSPORT_SHARED_MEMORY or RB_TRANSPORT_SOCKET.
   uint32_t transport;
@@ -187,8 +198,10 @@ typedef struct {
 // The handler: called once per request, on the thread that runs rb_server_run() or on a
 // worker thread, several at once when the server has workers. It answers through
 // `responder` (rb_respond(), rb_respond_failed(), rb_responder_drop()) now or later, from
-// any thread; exactly one of them must be called for each responder. It must not unwind
-// (no C++ exception, no longjmp out of it).
+// any thread; exactly one of them must be called for each responder. A request's key (see
+// rb_access) is held until its responder is consumed, not until the handler returns:
+// finish with the key's state before answering. It must not unwind (no C++ exception, no
+// longjmp out of it) and must not call rb_server_free().
 typedef void (*rb_handler)(void *context, const rb_request *request, rb_responder *responder);
 
 #ifdef __cplusplus
@@ -224,11 +237,12 @@ size_t rb_client_max_response(const rb_client *client);
 // (RB_NO_TIMEOUT: no deadline; a dead server still ends the wait).
 //
 // On RB_OK the response body is in `response` and its length in *response_len. A status
-// other than Ok comes back as its code (RB_E_BUSY, RB_E_FAILED, …), with the body (a
-// failure's message) delivered the same way. If the body is longer than `response_cap`,
-// RB_E_BUFFER_TOO_SMALL, *response_len is the length needed and the response is
-// discarded: a buffer of rb_client_max_response() bytes never is too small. On
-// RB_E_TIMEOUT the response, if it comes later, is discarded.
+// other than Ok comes back as its code (RB_E_BUSY, RB_E_FAILED, RB_E_RESPONSE_TOO_LARGE, …),
+// with the body (a failure's message) delivered the same way. A body longer than
+// `response_cap` is cut to it and *response_len says its whole length; the status still
+// decides the code, so RB_E_BUFFER_TOO_SMALL means the request succeeded and its answer was
+// cut (the rest is lost: a buffer of rb_client_max_response() bytes is never too small). On
+// RB_E_TIMEOUT the response, if it comes later, is discarded; the request may have run.
 //
 // # Safety
 //
@@ -342,12 +356,15 @@ int rb_server_run(rb_server *server);
 // `server` is NULL or a live server.
 int rb_server_stop(const rb_server *server);
 
-// Frees a server (NULL: nothing): closes every connection and removes the socket file. It
-// must not be running: stop it and let rb_server_run() return first.
+// Frees a server (NULL: nothing): stops it, waits for a rb_server_run() running on another
+// thread to return (it finishes what it has taken first), lets the workers finish their
+// handlers, closes every connection and removes the socket file. Never call it from a
+// handler: it would wait for itself.
 //
 // # Safety
 //
-// `server` is NULL or a live server that no thread is running or will use again.
+// `server` is NULL or a live server; no thread may start rb_server_run() on it or use it
+// after this call begins.
 void rb_server_free(rb_server *server);
 
 // Answers the request with `body` and frees the responder, whatever it returns. If the
@@ -384,8 +401,11 @@ size_t rb_responder_max_response(const rb_responder *responder);
 
 // Makes an SPSC ring of `capacity` bytes (a power of two, 16 bytes to 2 GiB; 65536 is a
 // good start) in a new memfd and writes its descriptor to *fd. The caller owns the
-// descriptor: pass it to the other process, attach an end with rb_producer_attach() or
-// rb_consumer_attach(), and close() it when done (attached ends keep their own).
+// descriptor: pass it to the other process (over a Unix socket with SCM_RIGHTS, or across
+// fork(); it is close-on-exec, so clear FD_CLOEXEC to pass it across exec()), attach an end
+// with rb_producer_attach() or rb_consumer_attach(), and close() it when done (attached
+// ends keep their own). RB_E_INVALID_ARGUMENT for a capacity out of range, RB_E_IO if the
+// system refuses the memfd or the mapping.
 //
 // # Safety
 //

@@ -53,6 +53,13 @@ inline std::uint64_t micros(std::chrono::microseconds t) {
     return t.count() < 0 ? 0 : static_cast<std::uint64_t>(t.count());
 }
 
+inline const char *path_arg(const std::string &path) {
+    if (path.find('\0') != std::string::npos) {
+        throw error(RB_E_INVALID_ARGUMENT, "RB_E_INVALID_ARGUMENT: a path with a NUL byte");
+    }
+    return path.c_str();
+}
+
 inline std::span<const std::byte> bytes(std::string_view s) noexcept {
     return std::as_bytes(std::span<const char>(s.data(), s.size()));
 }
@@ -81,8 +88,13 @@ class client {
 public:
     // Connects to the server at path; throws ringbell::error if it cannot.
     explicit client(const std::string &path) {
-        detail::check(rb_client_connect(path.c_str(), &c_));
-        buf_.resize(rb_client_max_response(c_));
+        detail::check(rb_client_connect(detail::path_arg(path), &c_));
+        try {
+            buf_.resize(rb_client_max_response(c_));
+        } catch (...) {
+            rb_client_close(c_); // the destructor does not run for a failed constructor
+            throw;
+        }
     }
     client(client &&o) noexcept : c_(std::exchange(o.c_, nullptr)), buf_(std::move(o.buf_)) {}
     client &operator=(client &&o) noexcept {
@@ -132,7 +144,8 @@ public:
         r.status = rb_client_recv(c_, buf_.data(), buf_.size(), &len, &r.id, timeout_us(timeout));
         switch (r.status) {
         case RB_OK: case RB_E_BUSY: case RB_E_HANDLER_PANICKED: case RB_E_DROPPED:
-        case RB_E_FAILED: case RB_E_SHUTTING_DOWN:
+        case RB_E_FAILED: case RB_E_SHUTTING_DOWN: case RB_E_RESPONSE_TOO_LARGE:
+        case RB_E_BUFFER_TOO_SMALL: // never with a buffer of the server's response cap
             r.body.assign(reinterpret_cast<char *>(buf_.data()), len);
             return r;
         default:
@@ -233,11 +246,13 @@ public:
         opts.transport = o.socket_transport ? RB_TRANSPORT_SOCKET : RB_TRANSPORT_SHARED_MEMORY;
         opts.max_clients = o.max_clients;
         opts.access = st_->classify ? &server::classify_trampoline : nullptr;
-        detail::check(rb_server_bind(path.c_str(), &opts, &server::handle_trampoline, st_.get(), &s_));
+        detail::check(rb_server_bind(detail::path_arg(path), &opts, &server::handle_trampoline,
+                                     st_.get(), &s_));
     }
     server(const server &) = delete;
     server &operator=(const server &) = delete;
-    // Stops nothing: stop() and let run() return before the server is destroyed.
+    // Stops the server and waits for a run() on another thread to return (so an exception
+    // that unwinds past a running server stops it). Never destroy it from a handler.
     ~server() { rb_server_free(s_); }
 
     // Serves until stop(); throws ringbell::error if it cannot serve.

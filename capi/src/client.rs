@@ -30,25 +30,21 @@ fn timeout(us: u64) -> Option<Duration> {
     (us != RB_NO_TIMEOUT).then(|| Duration::from_micros(us))
 }
 
-/// Copies `body` into the caller's buffer and its length to `*len`.
-fn deliver(body: &[u8], buf: *mut u8, cap: usize, len: *mut usize) -> Result<(), Failure> {
+/// Copies as much of `body` as fits into the caller's buffer and writes its whole length to
+/// `*len`; says whether all of it fitted.
+fn deliver(body: &[u8], buf: *mut u8, cap: usize, len: *mut usize) -> Result<bool, Failure> {
     let len = out(len, "response_len is NULL")?;
-    *len = body.len();
-    if body.len() > cap {
-        return Err(Failure::new(
-            crate::error::RB_E_BUFFER_TOO_SMALL,
-            format!("a response of {} bytes, a buffer of {cap}", body.len()),
-        ));
-    }
-    if !body.is_empty() {
+    let n = body.len().min(cap);
+    if n > 0 {
         if buf.is_null() {
             return Err(Failure::invalid("response buffer is NULL"));
         }
-        // SAFETY: `buf` is not NULL and the caller promises `cap` writable bytes there; the
-        // body fits; a Vec's bytes never overlap the caller's buffer.
-        unsafe { std::ptr::copy_nonoverlapping(body.as_ptr(), buf, body.len()) };
+        // SAFETY: `buf` is not NULL and the caller promises `cap` writable bytes there; `n`
+        // is at most `cap`; a Vec's bytes never overlap the caller's buffer.
+        unsafe { std::ptr::copy_nonoverlapping(body.as_ptr(), buf, n) };
     }
-    Ok(())
+    *len = body.len();
+    Ok(n == body.len())
 }
 
 /// Connects to the channel server listening at `path` (a NUL-terminated UTF-8 path) and
@@ -100,11 +96,12 @@ pub unsafe extern "C" fn rb_client_max_response(client: *const rb_client) -> usi
 /// (RB_NO_TIMEOUT: no deadline; a dead server still ends the wait).
 ///
 /// On RB_OK the response body is in `response` and its length in *response_len. A status
-/// other than Ok comes back as its code (RB_E_BUSY, RB_E_FAILED, …), with the body (a
-/// failure's message) delivered the same way. If the body is longer than `response_cap`,
-/// RB_E_BUFFER_TOO_SMALL, *response_len is the length needed and the response is
-/// discarded: a buffer of rb_client_max_response() bytes never is too small. On
-/// RB_E_TIMEOUT the response, if it comes later, is discarded.
+/// other than Ok comes back as its code (RB_E_BUSY, RB_E_FAILED, RB_E_RESPONSE_TOO_LARGE, …),
+/// with the body (a failure's message) delivered the same way. A body longer than
+/// `response_cap` is cut to it and *response_len says its whole length; the status still
+/// decides the code, so RB_E_BUFFER_TOO_SMALL means the request succeeded and its answer was
+/// cut (the rest is lost: a buffer of rb_client_max_response() bytes is never too small). On
+/// RB_E_TIMEOUT the response, if it comes later, is discarded; the request may have run.
 ///
 /// # Safety
 ///
@@ -132,11 +129,19 @@ pub unsafe extern "C" fn rb_client_call(
     })
 }
 
-/// Delivers a response's body and turns its status into the return code.
+/// Delivers a response's body and turns its status into the return code: an error status
+/// first, then a body cut short.
 fn answer(r: Response, buf: *mut u8, cap: usize, len: *mut usize) -> Result<(), Failure> {
-    deliver(&r.body, buf, cap, len)?;
+    let whole = deliver(&r.body, buf, cap, len)?;
     match r.status {
-        Status::Ok => Ok(()),
+        Status::Ok if whole => Ok(()),
+        Status::Ok => Err(Failure::new(
+            crate::error::RB_E_BUFFER_TOO_SMALL,
+            format!(
+                "an answer of {} bytes cut to the buffer's {cap}",
+                r.body.len()
+            ),
+        )),
         s => Err(Failure::new(
             status_code(s),
             match s {

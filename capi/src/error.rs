@@ -5,6 +5,7 @@ use std::ffi::{CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ringbell::channel::{CallError, ChannelError, ServerExit, StatsError, Status};
+use ringbell::region::RegionError;
 use ringbell::{AttachError, RecvError, SendError};
 
 /// Success.
@@ -56,6 +57,9 @@ pub const RB_E_CLOSED: c_int = -19;
 pub const RB_E_PANIC: c_int = -20;
 /// The handle is in the wrong state for this call (a server already running).
 pub const RB_E_STATE: c_int = -21;
+/// The server's handler answered with more than the response cap; the client gets no body.
+/// (RB_E_TOO_LARGE is for what the caller sends.)
+pub const RB_E_RESPONSE_TOO_LARGE: c_int = -22;
 
 /// Every code and its name, for rb_error_name().
 const NAMES: &[(c_int, &str)] = &[
@@ -81,6 +85,7 @@ const NAMES: &[(c_int, &str)] = &[
     (RB_E_CLOSED, "RB_E_CLOSED\0"),
     (RB_E_PANIC, "RB_E_PANIC\0"),
     (RB_E_STATE, "RB_E_STATE\0"),
+    (RB_E_RESPONSE_TOO_LARGE, "RB_E_RESPONSE_TOO_LARGE\0"),
 ];
 
 /// The last failure on this thread: its message and, for a server that ended, how.
@@ -121,7 +126,9 @@ fn cstring(s: &str) -> CString {
 }
 
 fn record(f: &Failure) {
-    LAST.with(|l| {
+    // `try_with`: a call from a thread-local destructor, after this thread's storage is gone,
+    // records nothing rather than panicking.
+    let _ = LAST.try_with(|l| {
         let mut l = l.borrow_mut();
         l.message = Some(cstring(&f.message));
         l.exit_status = f.exit.as_ref().and_then(|e| e.status).and_then(|s| {
@@ -167,12 +174,13 @@ pub extern "C" fn rb_error_name(code: c_int) -> *const c_char {
 /// until the next failing call on this thread; copy it to keep it.
 #[unsafe(no_mangle)]
 pub extern "C" fn rb_last_error_message() -> *const c_char {
-    LAST.with(|l| {
+    LAST.try_with(|l| {
         l.borrow()
             .message
             .as_ref()
             .map_or(c"".as_ptr(), |m| m.as_ptr())
     })
+    .unwrap_or(c"".as_ptr())
 }
 
 /// If the last failure on this thread was RB_E_SERVER_EXITED with a known end, writes the
@@ -185,7 +193,7 @@ pub extern "C" fn rb_last_error_message() -> *const c_char {
 /// `status` is NULL or valid for writing an int.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rb_last_error_exit_status(status: *mut c_int) -> c_int {
-    let code = LAST.with(|l| l.borrow().exit_status);
+    let code = LAST.try_with(|l| l.borrow().exit_status).ok().flatten();
     match (code, status.is_null()) {
         (Some(c), false) => {
             // SAFETY: not NULL, and the caller promises it is valid for writing an int.
@@ -200,12 +208,13 @@ pub unsafe extern "C" fn rb_last_error_exit_status(status: *mut c_int) -> c_int 
 /// server printed; NULL otherwise. Valid until the next failing call on this thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn rb_last_error_log_path() -> *const c_char {
-    LAST.with(|l| {
+    LAST.try_with(|l| {
         l.borrow()
             .log
             .as_ref()
             .map_or(std::ptr::null(), |p| p.as_ptr())
     })
+    .unwrap_or(std::ptr::null())
 }
 
 impl From<CallError> for Failure {
@@ -241,7 +250,7 @@ pub(crate) fn status_code(s: Status) -> c_int {
         Status::Busy => RB_E_BUSY,
         Status::Panicked => RB_E_HANDLER_PANICKED,
         Status::Dropped => RB_E_DROPPED,
-        Status::TooLarge => RB_E_TOO_LARGE,
+        Status::TooLarge => RB_E_RESPONSE_TOO_LARGE,
         Status::Failed => RB_E_FAILED,
         Status::ShuttingDown => RB_E_SHUTTING_DOWN,
         _ => RB_E_PROTOCOL,
@@ -261,7 +270,8 @@ impl From<ChannelError> for Failure {
             ChannelError::Timeout => RB_E_TIMEOUT,
             ChannelError::PathTooLong { .. } | ChannelError::InvalidPath => RB_E_INVALID_ARGUMENT,
             ChannelError::Config(_) => RB_E_INVALID_ARGUMENT,
-            ChannelError::Attach(AttachError::Corrupt(_)) => RB_E_CORRUPT,
+            ChannelError::Attach(AttachError::Corrupt(_) | AttachError::Header(_))
+            | ChannelError::Region(RegionError::Header(_)) => RB_E_CORRUPT,
             _ => RB_E_IO,
         };
         Self::new(code, message)
@@ -315,6 +325,17 @@ impl From<AttachError> for Failure {
         let code = match e {
             AttachError::Corrupt(_) => RB_E_CORRUPT,
             AttachError::RoleTaken { .. } | AttachError::RoleClosed => RB_E_STATE,
+            _ => RB_E_INVALID_ARGUMENT,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<RegionError> for Failure {
+    fn from(e: RegionError) -> Self {
+        let code = match e {
+            RegionError::Io { .. } => RB_E_IO,
+            RegionError::Header(_) | RegionError::MissingSeals { .. } => RB_E_CORRUPT,
             _ => RB_E_INVALID_ARGUMENT,
         };
         Self::new(code, e.to_string())

@@ -58,9 +58,9 @@ pub use client::*;
 pub use error::{
     RB_E_BUFFER_TOO_SMALL, RB_E_BUSY, RB_E_CLOSED, RB_E_CORRUPT, RB_E_DISCONNECTED, RB_E_DROPPED,
     RB_E_EMPTY, RB_E_FAILED, RB_E_FORKED, RB_E_FULL, RB_E_HANDLER_PANICKED, RB_E_INVALID_ARGUMENT,
-    RB_E_IO, RB_E_PANIC, RB_E_PROTOCOL, RB_E_REFUSED, RB_E_SERVER_EXITED, RB_E_SHUTTING_DOWN,
-    RB_E_STATE, RB_E_TIMEOUT, RB_E_TOO_LARGE, RB_OK, rb_error_name, rb_last_error_exit_status,
-    rb_last_error_log_path, rb_last_error_message,
+    RB_E_IO, RB_E_PANIC, RB_E_PROTOCOL, RB_E_REFUSED, RB_E_RESPONSE_TOO_LARGE, RB_E_SERVER_EXITED,
+    RB_E_SHUTTING_DOWN, RB_E_STATE, RB_E_TIMEOUT, RB_E_TOO_LARGE, RB_OK, rb_error_name,
+    rb_last_error_exit_status, rb_last_error_log_path, rb_last_error_message,
 };
 pub use server::*;
 pub use spsc::*;

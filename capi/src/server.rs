@@ -12,6 +12,9 @@ use ringbell::reactor::{
 use crate::error::{Failure, RB_E_STATE, RB_E_TOO_LARGE, guard};
 use crate::{out, path_arg, slice_arg};
 
+/// Most worker threads a server takes.
+const MAX_WORKERS: u32 = 1024;
+
 /// The request has no ordering: it runs whenever (the default).
 pub const RB_ACCESS_UNORDERED: c_int = 0;
 /// The request reads its key: it runs beside other reads of the key, never beside a write.
@@ -49,8 +52,10 @@ pub struct rb_request {
 /// The handler: called once per request, on the thread that runs rb_server_run() or on a
 /// worker thread, several at once when the server has workers. It answers through
 /// `responder` (rb_respond(), rb_respond_failed(), rb_responder_drop()) now or later, from
-/// any thread; exactly one of them must be called for each responder. It must not unwind
-/// (no C++ exception, no longjmp out of it).
+/// any thread; exactly one of them must be called for each responder. A request's key (see
+/// rb_access) is held until its responder is consumed, not until the handler returns:
+/// finish with the key's state before answering. It must not unwind (no C++ exception, no
+/// longjmp out of it) and must not call rb_server_free().
 pub type rb_handler = Option<
     unsafe extern "C" fn(
         context: *mut c_void,
@@ -62,8 +67,12 @@ pub type rb_handler = Option<
 /// The ordering classifier: returns RB_ACCESS_UNORDERED, RB_ACCESS_READ or RB_ACCESS_WRITE
 /// for a request and, for the last two, writes its key to *key. Requests on one key run as
 /// a reader-writer lock would let them, in arrival order; requests on different keys run
-/// concurrently. Called on the thread that runs rb_server_run(), before the handler; it
-/// must be quick, must not unwind, and must not keep `request`. A negative return refuses
+/// concurrently. A key is held from the classification until the request's responder is
+/// consumed (rb_respond() and the others, possibly later and on another thread). Called
+/// before the handler, one call at a time, on the thread that runs rb_server_run() or on
+/// the reactor's watcher thread (which serves while a slow inline handler runs): it may run
+/// beside handlers, so it must not touch their state unguarded. It must be quick, must not
+/// unwind, and must not keep `request`. A negative return refuses
 /// the request: it is not run and the client gets RB_E_HANDLER_PANICKED (what a C++
 /// classifier that threw returns through ringbell.hpp). Any other value is taken as
 /// RB_ACCESS_WRITE (the strictest).
@@ -71,12 +80,15 @@ pub type rb_access = Option<
     unsafe extern "C" fn(context: *mut c_void, request: *const rb_request, key: *mut u64) -> c_int,
 >;
 
-/// How a server is made. Start from rb_server_options_default() and change what you need.
+/// How a server is made. Start from rb_server_options_default() and change what you need:
+/// it sets `size`, which lets a later library tell an older program's shorter struct.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rb_server_options {
-    /// Worker threads for handlers. 0: every request runs inline on the thread of
-    /// rb_server_run(), one at a time.
+    /// sizeof(rb_server_options), as rb_server_options_default() sets it.
+    pub size: usize,
+    /// Worker threads for handlers, at most 1024. 0: every request runs inline on the
+    /// thread of rb_server_run(), one at a time.
     pub workers: u32,
     /// RB_TRANSPORT_SHARED_MEMORY or RB_TRANSPORT_SOCKET.
     pub transport: u32,
@@ -90,6 +102,7 @@ pub struct rb_server_options {
 #[unsafe(no_mangle)]
 pub extern "C" fn rb_server_options_default() -> rb_server_options {
     rb_server_options {
+        size: std::mem::size_of::<rb_server_options>(),
         workers: 2,
         transport: RB_TRANSPORT_SHARED_MEMORY,
         max_clients: 0,
@@ -201,10 +214,25 @@ pub unsafe extern "C" fn rb_server_bind(
         let slot = out(server, "server is NULL")?;
         let path = path_arg(path)?;
         let handle = handler.ok_or_else(|| Failure::invalid("handler is NULL"))?;
-        // SAFETY: the caller promises NULL or valid for reading.
-        let opts = unsafe { options.as_ref() }
-            .copied()
-            .unwrap_or_else(|| rb_server_options_default());
+        let opts = match options.is_null() {
+            true => rb_server_options_default(),
+            false => {
+                // SAFETY: not NULL, and the caller promises a struct from this header: its
+                // first field, `size`, can be read whatever version it is.
+                let size = unsafe { options.cast::<usize>().read() };
+                if size != std::mem::size_of::<rb_server_options>() {
+                    return Err(Failure::invalid(
+                        "options.size is not sizeof(rb_server_options): start from \
+                         rb_server_options_default()",
+                    ));
+                }
+                // SAFETY: as above; its size says it is this version's whole struct.
+                unsafe { options.read() }
+            }
+        };
+        if opts.workers > MAX_WORKERS {
+            return Err(Failure::invalid("more than 1024 workers"));
+        }
         let mut cfg = ServerConfig::new().transport(match opts.transport {
             RB_TRANSPORT_SHARED_MEMORY => TransportKind::SharedMemory,
             RB_TRANSPORT_SOCKET => TransportKind::Socket,
@@ -280,15 +308,29 @@ pub unsafe extern "C" fn rb_server_stop(server: *const rb_server) -> c_int {
     })
 }
 
-/// Frees a server (NULL: nothing): closes every connection and removes the socket file. It
-/// must not be running: stop it and let rb_server_run() return first.
+/// Frees a server (NULL: nothing): stops it, waits for a rb_server_run() running on another
+/// thread to return (it finishes what it has taken first), lets the workers finish their
+/// handlers, closes every connection and removes the socket file. Never call it from a
+/// handler: it would wait for itself.
 ///
 /// # Safety
 ///
-/// `server` is NULL or a live server that no thread is running or will use again.
+/// `server` is NULL or a live server; no thread may start rb_server_run() on it or use it
+/// after this call begins.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rb_server_free(server: *mut rb_server) {
-    // SAFETY: NULL, or a pointer from rb_server_bind()'s Box, freed once (the caller's rule).
+    if server.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: a live server (the caller's rule); only shared access is taken.
+        let s = unsafe { &*server };
+        s.stop.stop();
+        // A run on another thread holds the lock until it returns.
+        drop(s.reactor.lock());
+    }));
+    // SAFETY: a pointer from rb_server_bind()'s Box, freed once (the caller's rule), and no
+    // run holds it any more.
     unsafe { crate::free(server) };
 }
 

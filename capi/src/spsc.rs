@@ -6,7 +6,7 @@ use std::ffi::c_int;
 use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use ringbell::region::{Region, Spsc};
+use ringbell::region::{Region, RegionError, Spsc};
 use ringbell::{RecvError, SendError, spsc};
 
 use crate::error::{Failure, RB_E_BUFFER_TOO_SMALL, guard};
@@ -26,8 +26,11 @@ pub struct rb_consumer {
 
 /// Makes an SPSC ring of `capacity` bytes (a power of two, 16 bytes to 2 GiB; 65536 is a
 /// good start) in a new memfd and writes its descriptor to *fd. The caller owns the
-/// descriptor: pass it to the other process, attach an end with rb_producer_attach() or
-/// rb_consumer_attach(), and close() it when done (attached ends keep their own).
+/// descriptor: pass it to the other process (over a Unix socket with SCM_RIGHTS, or across
+/// fork(); it is close-on-exec, so clear FD_CLOEXEC to pass it across exec()), attach an end
+/// with rb_producer_attach() or rb_consumer_attach(), and close() it when done (attached
+/// ends keep their own). RB_E_INVALID_ARGUMENT for a capacity out of range, RB_E_IO if the
+/// system refuses the memfd or the mapping.
 ///
 /// # Safety
 ///
@@ -36,8 +39,11 @@ pub struct rb_consumer {
 pub unsafe extern "C" fn rb_spsc_create(capacity: usize, fd: *mut c_int) -> c_int {
     guard(|| {
         let slot = out(fd, "fd is NULL")?;
-        let region = Region::<Spsc>::create(&spsc::Config::new(capacity))
-            .map_err(|e| Failure::invalid(&e.to_string()))?;
+        // A header this call would write with bad values is the caller's capacity.
+        let region = Region::<Spsc>::create(&spsc::Config::new(capacity)).map_err(|e| match e {
+            RegionError::Header(h) => Failure::invalid(&h.to_string()),
+            e => e.into(),
+        })?;
         let dup = region.fd().try_clone_to_owned()?;
         *slot = dup.into_raw_fd();
         Ok(())
@@ -45,8 +51,8 @@ pub unsafe extern "C" fn rb_spsc_create(capacity: usize, fd: *mut c_int) -> c_in
 }
 
 /// Maps the ring in `fd` (a duplicate is kept: the caller still owns `fd`) with the region's
-/// header checked: a descriptor that is not a ring gives RB_E_INVALID_ARGUMENT or
-/// RB_E_CORRUPT, never a crash.
+/// header checked: a descriptor that is not a memfd gives RB_E_INVALID_ARGUMENT, a memfd
+/// that does not hold a valid ring RB_E_CORRUPT — never a crash.
 fn open(fd: c_int) -> Result<Region<Spsc>, Failure> {
     if fd < 0 {
         return Err(Failure::invalid("fd is negative"));
@@ -55,7 +61,7 @@ fn open(fd: c_int) -> Result<Region<Spsc>, Failure> {
     // it is only borrowed here, to duplicate it.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let owned: OwnedFd = borrowed.try_clone_to_owned()?;
-    Region::<Spsc>::open(owned).map_err(|e| Failure::invalid(&e.to_string()))
+    Ok(Region::<Spsc>::open(owned)?)
 }
 
 /// Attaches the producing end of the ring in `fd` and writes it to *producer. Fails with

@@ -42,7 +42,7 @@ fn last_message() -> String {
 #[test]
 fn every_code_has_its_own_name_and_unknown_codes_are_named_so() {
     let mut names = std::collections::HashSet::new();
-    for code in -21..=0 {
+    for code in -22..=0 {
         // SAFETY: static NUL-terminated strings.
         let name = unsafe { CStr::from_ptr(rb_error_name(code)) }
             .to_str()
@@ -53,7 +53,7 @@ fn every_code_has_its_own_name_and_unknown_codes_are_named_so() {
         );
         assert!(names.insert(name), "{name} twice");
     }
-    for code in [1, -22, c_int::MIN, c_int::MAX] {
+    for code in [1, -23, c_int::MIN, c_int::MAX] {
         // SAFETY: as above.
         let name = unsafe { CStr::from_ptr(rb_error_name(code)) };
         assert_eq!(name.to_str().unwrap(), "RB_E_UNKNOWN");
@@ -321,6 +321,64 @@ fn a_c_server_serves_the_rust_client() {
     assert!(!std::path::Path::new(path.to_str().unwrap()).exists());
 }
 
+unsafe extern "C" fn echo(_: *mut c_void, req: *const rb_request, res: *mut rb_responder) {
+    // SAFETY: valid during this call; the responder is consumed once.
+    unsafe { rb_respond(res, (*req).body, (*req).len) };
+}
+
+/// Freeing a server that runs on another thread stops it and waits for the run to return
+/// (the C++ wrapper's destructor relies on it); options from another header version and
+/// absurd worker counts are refused.
+#[test]
+fn freeing_a_running_server_stops_it_and_waits_and_bad_options_are_refused() {
+    watchdog();
+    let path = sock("free");
+    let mut opts = rb_server_options_default();
+    let mut server = null_mut();
+    // SAFETY: valid pointers throughout; the server is freed once, after its run started.
+    unsafe {
+        opts.size -= 8;
+        assert_eq!(
+            rb_server_bind(path.as_ptr(), &opts, Some(echo), null_mut(), &mut server),
+            RB_E_INVALID_ARGUMENT
+        );
+        opts = rb_server_options_default();
+        opts.workers = 5000;
+        assert_eq!(
+            rb_server_bind(path.as_ptr(), &opts, Some(echo), null_mut(), &mut server),
+            RB_E_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            rb_server_bind(path.as_ptr(), null(), None, null_mut(), &mut server),
+            RB_E_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            rb_server_bind(path.as_ptr(), null(), Some(echo), null_mut(), &mut server),
+            RB_OK
+        );
+    }
+    let s = ServerPtr(server);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let serving = std::thread::spawn(move || {
+        let s = s;
+        // SAFETY: a live server, run on this thread.
+        let rc = unsafe { rb_server_run(s.0) };
+        tx.send(rc).unwrap();
+    });
+    let mut c = Client::connect(path.to_str().unwrap()).unwrap();
+    assert_eq!(
+        c.call_timeout(b"up", Duration::from_secs(10)).unwrap(),
+        b"up"
+    );
+    // SAFETY: the run has started (it answered); nothing uses the server after this.
+    unsafe { rb_server_free(server) };
+    // The run returned before the free did.
+    assert_eq!(rx.try_recv(), Ok(RB_OK));
+    serving.join().unwrap();
+    assert!(!std::path::Path::new(path.to_str().unwrap()).exists());
+    assert!(c.call_timeout(b"gone?", Duration::from_secs(10)).is_err());
+}
+
 #[test]
 fn the_c_client_calls_a_rust_server_and_sees_statuses_as_codes() {
     watchdog();
@@ -329,7 +387,11 @@ fn the_c_client_calls_a_rust_server_and_sees_statuses_as_codes() {
     let path = sock("client");
     let server = Server::bind(path.to_str().unwrap(), ServerConfig::new()).unwrap();
     let mut reactor = Reactor::new(server, |req: Request, res: Responder| match &req.body[..] {
-        b"fail" => res.fail(b"nope"),
+        b"fail" => res.fail(b"nope, not this key"),
+        b"big" => {
+            let n = res.max_response() + 1;
+            let _ = res.respond(&vec![0; n]);
+        }
         b"slow" => {
             std::thread::sleep(Duration::from_millis(300));
             let _ = res.respond(b"late");
@@ -372,8 +434,49 @@ fn the_c_client_calls_a_rust_server_and_sees_statuses_as_codes() {
             ),
             RB_E_FAILED
         );
-        assert_eq!(&buf[..len], b"nope");
+        assert_eq!(&buf[..len], b"nope, not this key");
         assert!(last_message().contains("nope"), "{}", last_message());
+        // A buffer too short: the status still decides the code; the body is cut and its
+        // whole length said.
+        assert_eq!(
+            rb_client_call(
+                client,
+                b"fail".as_ptr(),
+                4,
+                buf.as_mut_ptr(),
+                4,
+                &mut len,
+                T_US
+            ),
+            RB_E_FAILED
+        );
+        assert_eq!((len, &buf[..4]), (18, &b"nope"[..]));
+        assert_eq!(
+            rb_client_call(
+                client,
+                b"0123456789".as_ptr(),
+                10,
+                buf.as_mut_ptr(),
+                4,
+                &mut len,
+                T_US
+            ),
+            RB_E_BUFFER_TOO_SMALL
+        );
+        assert_eq!((len, &buf[..4]), (10, &b"0123"[..]));
+        // The handler's answer above the cap: its own code, not the caller's TOO_LARGE.
+        assert_eq!(
+            rb_client_call(
+                client,
+                b"big".as_ptr(),
+                3,
+                buf.as_mut_ptr(),
+                cap,
+                &mut len,
+                T_US
+            ),
+            RB_E_RESPONSE_TOO_LARGE
+        );
         // A deadline shorter than the handler: a timeout, and the late answer is discarded.
         assert_eq!(
             rb_client_call(

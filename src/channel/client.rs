@@ -62,8 +62,6 @@ pub struct Client {
     server: ServerWatch,
     link: Link,
     next_id: u32,
-    /// Flags of the next request's tag: [`REQUEST_CONTROL`] while a control request is sent.
-    tag_flags: u32,
     /// Ids of requests whose `call` timed out: their responses are discarded on arrival.
     abandoned: HashSet<RequestId>,
     /// Responses a `call` received for earlier pipelined requests, for `recv_response`.
@@ -143,7 +141,6 @@ impl Client {
             },
             link,
             next_id: 0,
-            tag_flags: 0,
             abandoned: HashSet::new(),
             early: VecDeque::new(),
             welcome,
@@ -343,10 +340,7 @@ impl Client {
     pub fn server_stats(&mut self, timeout: Duration) -> Result<ServerStats, StatsError> {
         // One deadline for the send and the answer together.
         let deadline = Deadline::within(timeout).start();
-        self.tag_flags = REQUEST_CONTROL;
-        let sent = self.send_until(&super::stats::stats_request(), deadline);
-        self.tag_flags = 0;
-        let id = sent?;
+        let id = self.send_until(&super::stats::stats_request(), deadline, REQUEST_CONTROL)?;
         let r = loop {
             match self.next_response(deadline, false) {
                 Ok(r) if r.id == id => break r,
@@ -426,7 +420,7 @@ impl Client {
     fn call_inner(&mut self, req: &[u8], deadline: Deadline) -> Result<Response, CallError> {
         // Started now: one deadline for the send and the response together.
         let deadline = deadline.start();
-        let id = self.send_until(req, deadline)?;
+        let id = self.send_until(req, deadline, 0)?;
         loop {
             // From the ring only: responses kept aside in `early` are not this call's.
             match self.next_response(deadline, false) {
@@ -460,7 +454,7 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_request(&mut self, req: &[u8]) -> Result<RequestId, CallError> {
-        self.send_until(req, Deadline::NEVER)
+        self.send_until(req, Deadline::NEVER, 0)
     }
 
     /// As [`send_request`](Self::send_request), waiting at most `timeout` for room.
@@ -483,7 +477,7 @@ impl Client {
         req: &[u8],
         timeout: Duration,
     ) -> Result<RequestId, CallError> {
-        self.send_until(req, Deadline::within(timeout))
+        self.send_until(req, Deadline::within(timeout), 0)
     }
 
     /// Sends a request if the request ring has room now.
@@ -506,15 +500,19 @@ impl Client {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_send_request(&mut self, req: &[u8]) -> Result<RequestId, CallError> {
+        self.try_send_tagged(req, 0)
+    }
+
+    /// As [`try_send_request`](Self::try_send_request), with `flags` in the tag's top bits
+    /// ([`REQUEST_CONTROL`] for a control request, 0 otherwise).
+    fn try_send_tagged(&mut self, req: &[u8], flags: u32) -> Result<RequestId, CallError> {
         if self.server.child_exited() {
             return Err(self.server.lost());
         }
         let id = RequestId(self.next_id & ID_MASK);
         let sent = match &mut self.link {
-            Link::Rings(r) => (r.requests)
-                .try_send(id.0 | self.tag_flags, req)
-                .map_err(send_error),
-            Link::Socket(s) => s.try_send(&self.server.sock, id.0 | self.tag_flags, req),
+            Link::Rings(r) => r.requests.try_send(id.0 | flags, req).map_err(send_error),
+            Link::Socket(s) => s.try_send(&self.server.sock, id.0 | flags, req),
         };
         match sent {
             Ok(()) => {
@@ -525,13 +523,25 @@ impl Client {
         }
     }
 
-    fn send_until(&mut self, req: &[u8], deadline: Deadline) -> Result<RequestId, CallError> {
-        self.send_inner(req, deadline).map_err(|e| self.lost(e))
+    /// Sends with `flags` in the tag (0, or [`REQUEST_CONTROL`]), until `deadline`.
+    fn send_until(
+        &mut self,
+        req: &[u8],
+        deadline: Deadline,
+        flags: u32,
+    ) -> Result<RequestId, CallError> {
+        self.send_inner(req, deadline, flags)
+            .map_err(|e| self.lost(e))
     }
 
-    fn send_inner(&mut self, req: &[u8], mut deadline: Deadline) -> Result<RequestId, CallError> {
+    fn send_inner(
+        &mut self,
+        req: &[u8],
+        mut deadline: Deadline,
+        flags: u32,
+    ) -> Result<RequestId, CallError> {
         loop {
-            match self.try_send_request(req) {
+            match self.try_send_tagged(req, flags) {
                 Err(CallError::Full) => {}
                 done => return done,
             }
@@ -549,7 +559,7 @@ impl Client {
             let t = self.next_slice(deadline)?;
             let id = RequestId(self.next_id & ID_MASK);
             let r = match &mut self.link {
-                Link::Rings(r) => r.requests.send_timeout(id.0 | self.tag_flags, req, t),
+                Link::Rings(r) => r.requests.send_timeout(id.0 | flags, req, t),
                 // Room on the socket: the next round's `try_send_request` takes it.
                 Link::Socket(_) => {
                     stream::wait(&self.server.sock, true, &self.server.pidfds(), t);

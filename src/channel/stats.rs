@@ -198,6 +198,10 @@ fn depth_words(d: Option<RingDepth>) -> [u64; 2] {
 }
 
 impl ServerStats {
+    /// The shortest answer: its header and server fields (160 bytes). A server whose
+    /// response cap is smaller answers a statistics request `Failed`.
+    pub const MIN_LEN: usize = STATS_HEADER_LEN + 8 * STATS_SERVER_FIELDS.len();
+
     fn server_words(&self) -> [u64; STATS_SERVER_FIELDS.len()] {
         [
             self.pid.into(),

@@ -304,15 +304,22 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
         let (status, body) = match Control::parse(&self.buf[..inc.len]) {
             Control::Stats => {
                 let own = rustix::process::geteuid().as_raw();
-                match self.transport.client(inc.conn) {
-                    Some(c) if c.uid == own => (
-                        Status::Ok,
-                        self.server_stats().encode(self.transport.max_response()),
-                    ),
-                    _ => (
+                let max = self.transport.max_response();
+                // Unknown client: nobody's identity, refused like another user.
+                let uid = self.transport.client(inc.conn).map_or(u32::MAX, |c| c.uid);
+                if uid != own {
+                    (
                         Status::Failed,
                         b"statistics are only for the server's own user".to_vec(),
-                    ),
+                    )
+                } else if ServerStats::MIN_LEN > max {
+                    // The header and server fields alone pass a very small response cap.
+                    (
+                        Status::Failed,
+                        b"statistics do not fit the server's response cap".to_vec(),
+                    )
+                } else {
+                    (Status::Ok, self.server_stats().encode(max))
                 }
             }
             Control::Unknown => (Status::Failed, b"unknown control request".to_vec()),
