@@ -26,8 +26,9 @@ use static_assertions::const_assert_eq;
 /// `b"RINGBELL"` read as a native-endian `u64`: the first word of every region.
 pub const MAGIC: u64 = u64::from_ne_bytes(*b"RINGBELL");
 /// The version of the shared-memory layout: header, records, doorbell words, MPSC registry
-/// and their protocols (the channel's handshake has its own, in [`HELLO_MAGIC`]). Any other
-/// version is refused (see the [module docs](crate::wire), "Versions").
+/// and their protocols (the channel's handshake has its own, in
+/// [`HELLO_MAGIC`](crate::wire::HELLO_MAGIC)). Any other version is refused (see the
+/// [module docs](crate::wire), "Versions").
 pub const LAYOUT_VERSION: u32 = 1;
 /// A marker written in native byte order; read back swapped on a machine of the other order.
 pub const ENDIAN_MARKER: u32 = 0x0102_0304;
