@@ -51,11 +51,15 @@ MUTANTS=(ringer_fence waiter_fence skip_recheck skip_bump bump_load_store relaxe
     async_skip_recheck drain_after_recheck ringer_skips_readiness sleeper_mark_swaps
     more_drains plain_ring_clears_async)
 
-declare -A BIN
+declare -A BIN=()
+build_log=$(cargo test --release -p loom-tests --no-run 2>&1) || {
+    echo "$build_log"
+    echo "the loom models did not build"
+    exit 1
+}
 while read -r name path; do
     BIN[$name]=$path
-done < <(cargo test --release -p loom-tests --no-run 2>&1 |
-    sed -n 's/.*Executable tests\/\(.*\)\.rs (\(.*\))$/\1 \2/p')
+done < <(sed -n 's/.*Executable tests\/\(.*\)\.rs (\(.*\))$/\1 \2/p' <<<"$build_log")
 ((${#BIN[@]})) || { echo "no loom test binaries were built"; exit 1; }
 
 t0=$SECONDS

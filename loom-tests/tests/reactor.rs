@@ -61,6 +61,7 @@ impl Transport for LoomServer {
     fn try_recv_request(&mut self, buf: &mut [u8]) -> Result<Incoming, RecvRequestError> {
         match self.fanin.try_recv_into(buf) {
             Ok((RingId(0), tag, len)) => Ok(Incoming {
+                control: false,
                 conn: CONN,
                 id: RequestId(tag),
                 len,
@@ -372,6 +373,7 @@ impl Transport for Queues {
             Some((c, id, body)) => {
                 buf[..4].copy_from_slice(&body);
                 Ok(Incoming {
+                    control: false,
                     conn: conn(c),
                     id: RequestId(id),
                     len: 4,

@@ -182,6 +182,7 @@ impl Control {
 }
 
 /// The body of a statistics request.
+#[cfg_attr(loom, allow(dead_code))] // the loom build has no client
 pub(crate) fn stats_request() -> [u8; 4] {
     CONTROL_STATS.to_ne_bytes()
 }
