@@ -296,7 +296,10 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
 
     /// Answers a control request here, in its connection's turn: never given to the handler,
     /// not counted as a request, answered even while stopping. Statistics go only to a
-    /// client of the server's own effective user.
+    /// client of the server's own effective user. Cold and out of line: the request path
+    /// pays one test of a flag for it.
+    #[cold]
+    #[inline(never)]
     fn control(&mut self, inc: &Incoming) {
         let st = self.state(inc.conn);
         let seq = st.next_seq;
