@@ -36,6 +36,7 @@
 //! in flight    0
 //! stash        0 bytes
 //! connections  2
+//! waits        1212 spins, 0 yields, 7 sleeps (7 futex waits); 2 wakes rung
 //!
 //!   slot  gen     pid    uid  transport  connected (UTC)          request ring   response ring  in flight  stash  paused
 //!      0    1   17826   1000  shm        2026-12-01 05:38:24.413  0/65536        0/65536                0      0  no
@@ -43,7 +44,8 @@
 //! (* this command's own connection)
 //! ```
 //!
-//! `--json` gives the same as one object: the counters as fields, and `connections` as an
+//! `--json` gives the same as one object: the counters as fields (the server's waits as
+//! `wait_spins` … `wait_wakes`, `null` without a doorbell), and `connections` as an
 //! array of flat objects (`slot`, `generation`, `pid`, `uid`, `gid`, `connected_ms`,
 //! `connected_utc`, `transport`, `request_used`, `request_capacity`, `response_used`,
 //! `response_capacity`, `in_flight`, `stash_bytes`, `paused`, `this_command`); what the
@@ -182,7 +184,7 @@ fn is_own(c: &ConnectionStats, a: &Answer) -> bool {
 fn render_text(path: &Path, a: &Answer) -> String {
     let s = &a.stats;
     let mut out = String::new();
-    let rows: [(&str, String); 19] = [
+    let rows: [(&str, String); 20] = [
         ("server", path.display().to_string()),
         ("pid", s.pid.to_string()),
         ("uid", s.uid.to_string()),
@@ -202,6 +204,7 @@ fn render_text(path: &Path, a: &Answer) -> String {
         ("in flight", s.in_flight.to_string()),
         ("stash", format!("{} bytes", s.stash_bytes)),
         ("connections", connections_text(s)),
+        ("waits", waits_text(s)),
     ];
     for (name, value) in rows {
         out.push_str(&format!("{name:<12} {value}\n"));
@@ -242,6 +245,17 @@ fn render_text(path: &Path, a: &Answer) -> String {
     out
 }
 
+/// How the server's waits for requests went, or that its transport has no doorbell.
+fn waits_text(s: &ServerStats) -> String {
+    match s.wait {
+        Some(w) => format!(
+            "{} spins, {} yields, {} sleeps ({} futex waits); {} wakes rung",
+            w.spins, w.yields, w.sleeps, w.futex_waits, w.wakes
+        ),
+        None => "unknown (no doorbell: the socket transport)".to_owned(),
+    }
+}
+
 /// How many connections there are, and how many the answer lists if fewer.
 fn connections_text(s: &ServerStats) -> String {
     let listed = s.connections.len() as u64;
@@ -278,7 +292,12 @@ fn render_json(path: &Path, a: &Answer) -> String {
         .uint("key_waits", s.key_waits)
         .uint("in_flight", s.in_flight)
         .uint("stash_bytes", s.stash_bytes)
-        .uint("total_connections", s.total_connections);
+        .uint("total_connections", s.total_connections)
+        .opt_uint("wait_spins", s.wait.map(|w| w.spins))
+        .opt_uint("wait_yields", s.wait.map(|w| w.yields))
+        .opt_uint("wait_sleeps", s.wait.map(|w| w.sleeps))
+        .opt_uint("wait_futex_waits", s.wait.map(|w| w.futex_waits))
+        .opt_uint("wait_wakes", s.wait.map(|w| w.wakes));
     let rows = s
         .connections
         .iter()

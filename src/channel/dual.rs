@@ -348,6 +348,10 @@ impl Transport for DualServer {
     fn connections(&self) -> usize {
         Transport::connections(&self.shm).saturating_add(Transport::connections(&self.socket))
     }
+    fn wait_stats(&self) -> Option<crate::doorbell::WaitStats> {
+        // The socket side waits in the same poll; the doorbell's counters are the shm side's.
+        Transport::wait_stats(&self.shm)
+    }
     fn connection_stats(&self) -> Vec<super::ConnectionStats> {
         let shm = Transport::connection_stats(&self.shm)
             .into_iter()

@@ -1068,6 +1068,9 @@ impl Transport for Server {
     fn connections(&self) -> usize {
         self.fanin.ring_count()
     }
+    fn wait_stats(&self) -> Option<WaitStats> {
+        Some(self.stats())
+    }
     fn connection_stats(&self) -> Vec<super::ConnectionStats> {
         let depth = |(used, capacity): (usize, usize)| super::RingDepth {
             used: used as u64,

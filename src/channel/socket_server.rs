@@ -892,6 +892,9 @@ impl Transport for AnyServer {
     fn connection_stats(&self) -> Vec<super::ConnectionStats> {
         self.inner().connection_stats()
     }
+    fn wait_stats(&self) -> Option<crate::doorbell::WaitStats> {
+        self.inner().wait_stats()
+    }
     fn inline_beside_others(&self) -> bool {
         self.inner().inline_beside_others()
     }

@@ -14,6 +14,7 @@ use std::{error, fmt};
 use super::config::TransportKind;
 use super::error::CallError;
 use super::message::ConnId;
+use crate::doorbell::WaitStats;
 use crate::wire::{
     CONTROL_STATS, STATS_CONNECTION_COUNT_OFF, STATS_CONNECTION_FIELDS, STATS_HEADER_LEN,
     STATS_MAGIC, STATS_RECORD_FIELDS_OFF, STATS_SERVER_COUNT_OFF, STATS_SERVER_FIELDS,
@@ -123,6 +124,9 @@ pub struct ServerStats {
     /// Connections attached (there may be more than `connections` lists: the answer stops
     /// at the response frame cap).
     pub total_connections: u64,
+    /// How the server's waits for requests went: spins, yields, sleeps, futex waits, and
+    /// the wakes it rang; `None` if its transport has no doorbell (the socket transport).
+    pub wait: Option<WaitStats>,
     /// The connections, by slot.
     pub connections: Vec<ConnectionStats>,
 }
@@ -199,11 +203,14 @@ fn depth_words(d: Option<RingDepth>) -> [u64; 2] {
 }
 
 impl ServerStats {
-    /// The shortest answer: its header and server fields (160 bytes). A server whose
+    /// The shortest answer: its header and server fields (200 bytes). A server whose
     /// response cap is smaller answers a statistics request `Failed`.
     pub const MIN_LEN: usize = STATS_HEADER_LEN + 8 * STATS_SERVER_FIELDS.len();
 
     fn server_words(&self) -> [u64; STATS_SERVER_FIELDS.len()] {
+        let w = self.wait.map_or([STATS_UNKNOWN; 5], |w| {
+            [w.spins, w.yields, w.sleeps, w.futex_waits, w.wakes]
+        });
         [
             self.pid.into(),
             self.uid.into(),
@@ -223,6 +230,11 @@ impl ServerStats {
             self.in_flight,
             self.stash_bytes,
             self.total_connections,
+            w[0],
+            w[1],
+            w[2],
+            w[3],
+            w[4],
         ]
     }
 
@@ -363,6 +375,14 @@ impl ServerStats {
             in_flight: v[15],
             stash_bytes: v[16],
             total_connections: v[17],
+            wait: (v[18..23] != [STATS_UNKNOWN; 5]).then(|| WaitStats {
+                spins: v[18],
+                yields: v[19],
+                sleeps: v[20],
+                futex_waits: v[21],
+                wakes: v[22],
+                ..WaitStats::default()
+            }),
             connections,
         })
     }
@@ -419,6 +439,14 @@ mod tests {
             in_flight: 14,
             stash_bytes: 15,
             total_connections: n as u64,
+            wait: Some(WaitStats {
+                spins: 16,
+                yields: 17,
+                sleeps: 18,
+                futex_waits: 19,
+                wakes: 20,
+                ..WaitStats::default()
+            }),
             connections,
         }
     }

@@ -382,6 +382,25 @@ pub trait Transport {
         Vec::new()
     }
 
+    /// How the transport's waits for requests went (its doorbell's counters), for the
+    /// statistics; `None` (the default) for a transport without a doorbell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ringbell::channel::{Server, ServerConfig, Transport};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("ringbell-doc-t-wstats-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let server = Server::bind(dir.join("s.sock"), ServerConfig::new())?;
+    /// assert_eq!(Transport::wait_stats(&server).map(|w| w.wakes), Some(0));
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn wait_stats(&self) -> Option<crate::doorbell::WaitStats> {
+        None
+    }
+
     /// Whether the reactor may run a request inline (on its own thread, when nothing is in
     /// flight) while other clients are connected. A transport without a
     /// [`watch_bell`](Self::watch_bell) cannot have a slow inline run handed over, so it can

@@ -316,7 +316,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
                         b"statistics are only for the server's own user".to_vec(),
                     )
                 } else if ServerStats::MIN_LEN > max {
-                    // The header and server fields alone pass a very small response cap.
+                    // The header and server fields (200 bytes) pass a very small response cap.
                     (
                         Status::Failed,
                         b"statistics do not fit the server's response cap".to_vec(),
@@ -375,6 +375,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
             in_flight: self.in_flight as u64,
             stash_bytes,
             total_connections: conns.len() as u64,
+            wait: self.transport.wait_stats(),
             connections: conns,
         }
     }

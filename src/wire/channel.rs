@@ -162,8 +162,10 @@ pub const STATS_RECORD_FIELDS_OFF: usize = 12;
 /// A statistics field the server cannot know.
 pub const STATS_UNKNOWN: u64 = u64::MAX;
 /// The server fields of a statistics answer, in order: the serving process and user, the
-/// reactor's counters since it started, and what is held now.
-pub const STATS_SERVER_FIELDS: [&str; 18] = [
+/// reactor's counters since it started, what is held now, and how the server's waits for
+/// requests went (its doorbell's [`WaitStats`](crate::doorbell::WaitStats); unknown on the
+/// socket transport).
+pub const STATS_SERVER_FIELDS: [&str; 23] = [
     "pid",
     "uid",
     "requests",
@@ -182,6 +184,11 @@ pub const STATS_SERVER_FIELDS: [&str; 18] = [
     "in_flight",
     "stash_bytes",
     "connections",
+    "wait_spins",
+    "wait_yields",
+    "wait_sleeps",
+    "wait_futex_waits",
+    "wait_wakes",
 ];
 /// The fields of a statistics answer's connection record, in order. `transport` is 0 for
 /// shared memory, 1 for the socket transport; `connected_ms` is the Unix time of the
