@@ -452,8 +452,8 @@ int rb_producer_send(rb_producer *producer,
 // # Safety
 //
 // `consumer` is a live consumer no other thread uses now; `buf` is valid for writing
-// `cap` bytes (or NULL with 0); `len` is valid for writing; `tag` is NULL or valid for
-// writing.
+// `cap` bytes, which may be uninitialized (or NULL with 0); `len` is valid for writing;
+// `tag` is NULL or valid for writing.
 int rb_consumer_recv(rb_consumer *consumer,
                      uint32_t *tag,
                      uint8_t *buf,

@@ -22,6 +22,8 @@ pub struct rb_producer {
 /// threads.
 pub struct rb_consumer {
     inner: spsc::Consumer<Region<Spsc>>,
+    /// Where a frame lands before it is copied out (at most the ring's frame cap).
+    scratch: Vec<u8>,
 }
 
 /// Makes an SPSC ring of `capacity` bytes (a power of two, 16 bytes to 2 GiB; 65536 is a
@@ -91,7 +93,10 @@ pub unsafe extern "C" fn rb_consumer_attach(fd: c_int, consumer: *mut *mut rb_co
     guard(|| {
         let slot = out(consumer, "consumer is NULL")?;
         let inner = open(fd)?.consumer()?;
-        *slot = Box::into_raw(Box::new(rb_consumer { inner }));
+        *slot = Box::into_raw(Box::new(rb_consumer {
+            inner,
+            scratch: Vec::new(),
+        }));
         Ok(())
     })
 }
@@ -135,8 +140,8 @@ pub unsafe extern "C" fn rb_producer_send(
 /// # Safety
 ///
 /// `consumer` is a live consumer no other thread uses now; `buf` is valid for writing
-/// `cap` bytes (or NULL with 0); `len` is valid for writing; `tag` is NULL or valid for
-/// writing.
+/// `cap` bytes, which may be uninitialized (or NULL with 0); `len` is valid for writing;
+/// `tag` is NULL or valid for writing.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rb_consumer_recv(
     consumer: *mut rb_consumer,
@@ -150,18 +155,29 @@ pub unsafe extern "C" fn rb_consumer_recv(
         // SAFETY: the caller promises NULL or a live consumer used by this thread only.
         let c = unsafe { consumer.as_mut() }.ok_or_else(|| Failure::invalid("consumer is NULL"))?;
         let len = out(len, "len is NULL")?;
-        let buf: &mut [u8] = match (buf.is_null(), cap) {
-            (_, 0) => &mut [],
-            (true, _) => return Err(Failure::invalid("buf is NULL")),
-            // SAFETY: not NULL, and the caller promises `cap` writable bytes there that
-            // nothing else touches during the call.
-            (false, _) => unsafe { std::slice::from_raw_parts_mut(buf, cap) },
-        };
+        if cap > 0 && buf.is_null() {
+            return Err(Failure::invalid("buf is NULL"));
+        }
+        // The frame lands in our own (initialized) scratch first, cut to the caller's
+        // capacity so that a frame that does not fit stays in the ring; then it is copied to
+        // the caller's buffer, which C may leave uninitialized and so is never made a slice.
+        let fit = cap.min(c.inner.max_frame());
+        if c.scratch.len() < fit {
+            c.scratch.resize(fit, 0);
+        }
+        let scratch = &mut c.scratch[..fit];
         let got = match timeout_us {
-            0 => c.inner.try_recv_into(buf),
-            RB_NO_TIMEOUT => c.inner.recv_into(buf),
-            us => c.inner.recv_into_timeout(buf, Duration::from_micros(us)),
+            0 => c.inner.try_recv_into(scratch),
+            RB_NO_TIMEOUT => c.inner.recv_into(scratch),
+            us => c
+                .inner
+                .recv_into_timeout(scratch, Duration::from_micros(us)),
         };
+        if let Ok((_, n @ 1..)) = got {
+            // SAFETY: `buf` is not NULL when `n` > 0 (then `cap` >= `n` > 0, checked above),
+            // the caller promises `cap` writable bytes there, and the scratch is ours.
+            unsafe { std::ptr::copy_nonoverlapping(c.scratch.as_ptr(), buf, n) };
+        }
         match got {
             Ok((t, n)) => {
                 *len = n;
