@@ -35,6 +35,7 @@
 //! | `drain_after_recheck` | an async waiter drains its readiness descriptor after the re-check instead of before the mark | loom (`async_waiter_vs_ringer`: a ring between the re-check and the drain is eaten → deadlock) |
 //! | `ringer_skips_readiness` | a ringer clears an async waiter's mark without writing its readiness descriptor | loom (`async_waiter_vs_ringer`, `async_and_futex_waiters_one_ring` → deadlock) |
 //! | `sleeper_mark_swaps` | a futex sleeper sets its mark with `swap(1)` instead of `fetch_or(1)`, erasing an async waiter's bit on the same line | loom (`async_and_futex_waiters_one_ring`: the ringer sees only the sleeper → the async waiter's descriptor is never written → deadlock) |
+//! | `control_to_handler` | the reactor takes a control request (a statistics request) as an ordinary one and gives it to the handler | `tests/channel.rs` (`server_stats_list_connections_and_never_reach_the_handler`: the echo handler answers and the client gets no statistics) |
 //! | `back_rings_first` | the reactor thread, back from an overrunning inline handler, rings the doorbell *before* saying it wants the core back | loom (`reactor` hand-over model: the watcher re-checks between ring and store and sleeps holding the core → deadlock) |
 
 use crate::mem::Mem;
@@ -71,6 +72,7 @@ pub(crate) enum Mutant {
     SleeperMarkSwaps,
     MoreDrains,
     PlainRingClearsAsync,
+    ControlToHandler,
 }
 
 #[cfg(any(loom, ringbell_mutants))]
@@ -104,6 +106,7 @@ impl Mutant {
             Self::SleeperMarkSwaps => "sleeper_mark_swaps",
             Self::MoreDrains => "more_drains",
             Self::PlainRingClearsAsync => "plain_ring_clears_async",
+            Self::ControlToHandler => "control_to_handler",
         }
     }
 }

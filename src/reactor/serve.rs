@@ -383,7 +383,7 @@ impl<T: Transport, H: Handler, E: Executor> Core<T, H, E> {
     /// Gives a request its sequence number and either answers it at once (`Busy`,
     /// `ShuttingDown`), dispatches it, or returns it to run inline.
     fn take(&mut self, inc: Incoming, stopping: bool, inline: bool) -> Option<InlineRun> {
-        if inc.control {
+        if inc.control && mutant::keep(Mutant::ControlToHandler) {
             self.control(&inc);
             return None;
         }
